@@ -1,0 +1,307 @@
+//! One function as the emulator runs it: its settings resolved once, its pool of sandboxes, and
+//! the path of one invocation through them (warm, cold, init failures, deadline).
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::clock::log_stream_name;
+use crate::config::{FunctionConfig, Settings};
+use crate::error::{Error, InvokeError};
+use crate::invocation::{Invocation, InvokeResponse, Outcome};
+use crate::logs::LogSink;
+use crate::pool::{Acquire, Grant, Pool, Urgency};
+use crate::sandbox::{InitFailure, Sandbox, command_for};
+use coldstart_protocol::env;
+
+/// How many times an invocation is offered to a new sandbox when the one it got died before it
+/// could take it.
+const DISPATCH_ATTEMPTS: usize = 3;
+
+/// A function and its sandboxes.
+pub(crate) struct Function {
+    pub(crate) name: Arc<str>,
+    pub(crate) config: FunctionConfig,
+    pub(crate) pool: Pool,
+    pub(crate) sink: Arc<dyn LogSink>,
+    argv: Vec<OsString>,
+    task_root: PathBuf,
+    /// The Lambda environment shared by every sandbox of the function.
+    env: Vec<(String, String)>,
+    next_id: AtomicU64,
+    /// Every live sandbox, for shutdown; entries leave when their process is reaped.
+    sandboxes: Mutex<HashMap<u64, Arc<Sandbox>>>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("name", &&*self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Function {
+    /// Resolves a function's paths and environment.
+    pub(crate) fn new(
+        config: FunctionConfig,
+        settings: &Settings,
+        sink: Arc<dyn LogSink>,
+    ) -> Result<Arc<Self>, Error> {
+        config.validate()?;
+        let cwd = std::env::current_dir().map_err(|source| Error::Io {
+            what: "reading the current directory",
+            source,
+        })?;
+        let mut argv = config.command.clone();
+        let program = PathBuf::from(&argv[0]);
+        let is_path = program.components().count() > 1;
+        if is_path && program.is_relative() {
+            argv[0] = cwd.join(&program).into_os_string();
+        }
+        let task_root = match &config.task_root {
+            Some(root) => cwd.join(root),
+            None if is_path => Path::new(&argv[0])
+                .parent()
+                .map_or_else(|| cwd.clone(), Path::to_path_buf),
+            None => cwd.clone(),
+        };
+        let name = config.name.clone();
+        let mut env: Vec<(String, String)> = config
+            .environment
+            .iter()
+            .filter(|(k, _)| !k.starts_with('_'))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let task_root_text = task_root.to_string_lossy().into_owned();
+        let reserved = [
+            (env::FUNCTION_NAME, name.clone()),
+            (env::FUNCTION_VERSION, "$LATEST".into()),
+            (env::FUNCTION_MEMORY_SIZE, config.memory_mb.to_string()),
+            (env::LOG_GROUP_NAME, format!("/aws/lambda/{name}")),
+            (env::INITIALIZATION_TYPE, "on-demand".into()),
+            (env::REGION, settings.region.clone()),
+            (env::DEFAULT_REGION, settings.region.clone()),
+            (env::TASK_ROOT, task_root_text.clone()),
+            (env::RUNTIME_DIR, task_root_text),
+            (env::TZ, ":UTC".into()),
+        ];
+        env.extend(reserved.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        if let Some(handler) = &config.handler {
+            env.push((env::HANDLER.to_owned(), handler.clone()));
+        }
+        Ok(Arc::new(Self {
+            name: name.into(),
+            pool: Pool::new(config.concurrency),
+            config,
+            sink,
+            argv,
+            task_root,
+            env,
+            next_id: AtomicU64::new(1),
+            sandboxes: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The command that starts one sandbox's bootstrap.
+    pub(crate) fn command(&self, runtime_api: &str) -> tokio::process::Command {
+        command_for(
+            &self.argv,
+            &self.env,
+            &self.task_root,
+            runtime_api,
+            &log_stream_name(),
+        )
+    }
+
+    pub(crate) fn next_sandbox_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn register(&self, sandbox: &Arc<Sandbox>) {
+        self.sandboxes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(sandbox.id, sandbox.clone());
+    }
+
+    pub(crate) fn forget(&self, id: u64) {
+        self.sandboxes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
+    /// Process ids of the live sandboxes' bootstraps.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        let sandboxes = self.sandboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        sandboxes.values().map(|s| s.pid()).collect()
+    }
+
+    /// Runs one invocation to its one answer.
+    pub(crate) async fn run(
+        self: &Arc<Self>,
+        invocation: Invocation,
+        urgency: Urgency,
+    ) -> Result<InvokeResponse, InvokeError> {
+        let mut invocation = Arc::new(invocation);
+        for _ in 0..DISPATCH_ATTEMPTS {
+            let grant = match self.pool.acquire(urgency) {
+                Acquire::Now(grant) => grant,
+                Acquire::Wait(rx) => rx.await.map_err(|_| shutting_down())?,
+                Acquire::Throttled => return Err(InvokeError::Throttled),
+                Acquire::Closed => return Err(shutting_down()),
+            };
+            let sandbox = match grant {
+                Grant::Warm(sandbox) => sandbox,
+                Grant::Cold => match self.start(&invocation).await {
+                    Ok(sandbox) => sandbox,
+                    Err(failed) => return Ok(failed),
+                },
+            };
+            match sandbox.dispatch(invocation.clone()) {
+                Ok(answer) => {
+                    return Ok(self
+                        .await_answer(&sandbox, answer, &invocation.request_id)
+                        .await);
+                }
+                // It died between being granted and being given the work: try another.
+                Err(back) => invocation = back,
+            }
+        }
+        Err(InvokeError::Service(
+            "no execution environment could take the invocation".into(),
+        ))
+    }
+
+    async fn await_answer(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        mut answer: oneshot::Receiver<InvokeResponse>,
+        request_id: &str,
+    ) -> InvokeResponse {
+        tokio::select! {
+            // The answer wins a tie with the deadline.
+            biased;
+            response = &mut answer => response.unwrap_or_else(|_| lost()),
+            () = tokio::time::sleep(self.config.timeout) => {
+                sandbox.time_out(request_id);
+                answer.await.unwrap_or_else(|_| lost())
+            }
+        }
+    }
+
+    /// Starts a sandbox with a reserved slot and waits for its init. On failure, answers the
+    /// invocation with the failure.
+    async fn start(self: &Arc<Self>, invocation: &Invocation) -> Result<Arc<Sandbox>, InvokeResponse> {
+        let (sandbox, ready) = self.spawn_or_answer(invocation)?;
+        if invocation.log_tail {
+            sandbox.logs.keep_tail();
+        }
+        let failure = match tokio::time::timeout(self.config.init_timeout, ready).await {
+            Ok(Ok(Ok(()))) => return Ok(sandbox),
+            Ok(Ok(Err(failure))) => failure,
+            Ok(Err(_)) => InitFailure::Exited(crate::process::describe_exit(None)),
+            Err(_elapsed) => {
+                // Lambda retries a timed-out init inside the invocation ("suppressed init"),
+                // bounded by the function's timeout. The new sandbox inherits the slot.
+                sandbox.abandon_init(true);
+                let (retry, ready) = self.spawn_or_answer(invocation)?;
+                if invocation.log_tail {
+                    retry.logs.keep_tail();
+                }
+                match tokio::time::timeout(self.config.timeout, ready).await {
+                    Ok(Ok(Ok(()))) => return Ok(retry),
+                    Ok(Ok(Err(failure))) => return Err(retry.fail_start(invocation, failure.into_outcome(&invocation.request_id), false)),
+                    Ok(Err(_)) => return Err(retry.fail_start(invocation, InitFailure::Exited(crate::process::describe_exit(None)).into_outcome(&invocation.request_id), false)),
+                    Err(_elapsed) => {
+                        retry.abandon_init(false);
+                        let cause = format!(
+                            "Task timed out after {:.2} seconds",
+                            self.config.timeout.as_secs_f64()
+                        );
+                        let outcome = Outcome::platform_error("Sandbox.Timedout", &invocation.request_id, &cause);
+                        return Err(retry.fail_start(invocation, outcome, true));
+                    }
+                }
+            }
+        };
+        Err(sandbox.fail_start(invocation, failure.into_outcome(&invocation.request_id), false))
+    }
+
+    fn spawn_or_answer(
+        self: &Arc<Self>,
+        invocation: &Invocation,
+    ) -> Result<(Arc<Sandbox>, oneshot::Receiver<crate::sandbox::InitResult>), InvokeResponse> {
+        Sandbox::spawn(self).map_err(|err| {
+            self.pool.release_slot();
+            let program = Path::new(&self.argv[0]).display().to_string();
+            let cause = match err.kind() {
+                std::io::ErrorKind::NotFound => {
+                    format!("Couldn't find valid bootstrap(s): [{program}]")
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    format!("fork/exec {program}: permission denied")
+                }
+                _ => format!("fork/exec {program}: {err}"),
+            };
+            tracing::error!(function = &*self.name, "{cause}");
+            InvokeResponse {
+                request_id: invocation.request_id.clone(),
+                outcome: Outcome::platform_error(
+                    "Runtime.InvalidEntrypoint",
+                    &invocation.request_id,
+                    &cause,
+                ),
+                log_tail: None,
+            }
+        })
+    }
+
+    /// Stops every sandbox: SIGTERM, then SIGKILL after `grace`.
+    pub(crate) async fn stop_all(&self, grace: Duration) {
+        self.pool.close();
+        let sandboxes: Vec<Arc<Sandbox>> = self
+            .sandboxes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let mut stops = tokio::task::JoinSet::new();
+        for sandbox in sandboxes {
+            stops.spawn(async move { sandbox.stop(grace).await });
+        }
+        while stops.join_next().await.is_some() {}
+    }
+}
+
+fn shutting_down() -> InvokeError {
+    InvokeError::Service("the emulator is shutting down".into())
+}
+
+/// An answer channel closed without an answer: a bug, but the caller still gets one answer.
+fn lost() -> InvokeResponse {
+    InvokeResponse {
+        request_id: String::new(),
+        outcome: Outcome::error("Sandbox.Failure", "the execution environment failed".into()),
+        log_tail: None,
+    }
+}
+
+impl InitFailure {
+    /// The caller's answer to an invocation whose sandbox failed to start.
+    pub(crate) fn into_outcome(self, request_id: &str) -> Outcome {
+        match self {
+            InitFailure::Exited(cause) => {
+                Outcome::platform_error("Runtime.ExitError", request_id, &cause)
+            }
+            InitFailure::Reported { error_type, body } => Outcome::FunctionError { error_type, body },
+        }
+    }
+}

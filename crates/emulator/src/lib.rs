@@ -1,0 +1,57 @@
+//! A native AWS Lambda emulator: runs any `bootstrap` as Lambda would, without Docker.
+//!
+//! An [`Emulator`] holds functions; [`Emulator::invoke`] is the one way in for every front door
+//! and [`serve_invoke_api`] is the Invoke API front door on a listener. Each invocation goes to an
+//! execution environment (a *sandbox*: the bootstrap in its own process group with its own
+//! Runtime API), started on first use, frozen while idle, killed at its deadline.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use coldstart_emulator::{Emulator, FunctionConfig, Settings, TracingSink, serve_invoke_api};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let echo = FunctionConfig::new("function", vec!["target/release/echo".into()]);
+//! let emulator = Emulator::new(vec![echo], Settings::default(), Arc::new(TracingSink))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
+//! let shutdown = CancellationToken::new();
+//! serve_invoke_api(emulator.clone(), listener, shutdown).await;
+//! emulator.shutdown(std::time::Duration::from_secs(3)).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: function settings and their validation against Lambda's limits.
+//! - `emulator`: the [`Emulator`]: functions by name or ARN, request validation, shutdown.
+//! - `function`: one function's path of an invocation: warm, cold start, init failures, deadline.
+//! - `pool`: the scheduler: idle sandboxes, concurrency slots, throttling.
+//! - `sandbox`: one execution environment: process, state machine, freeze, timeout, crash.
+//! - `runtime_api`: the Runtime API server of a sandbox.
+//! - `invoke_api`: the Invoke API front door.
+//! - [`logs`]: function log capture, `START`/`END`/`REPORT`, the log tail.
+//! - `invocation`: what front doors send in and get back.
+//! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
+//! - [`error`]: set-up errors and the Invoke API's refusals.
+
+mod body;
+mod clock;
+pub mod config;
+mod emulator;
+pub mod error;
+mod function;
+mod invocation;
+mod invoke_api;
+pub mod logs;
+mod pool;
+mod process;
+mod runtime_api;
+mod sandbox;
+mod server;
+
+pub use config::{FunctionConfig, Settings};
+pub use emulator::{Emulator, SHUTDOWN_GRACE};
+pub use error::{Error, InvokeError};
+pub use invocation::{InvokeRequest, InvokeResponse, Outcome};
+pub use invoke_api::serve_invoke_api;
+pub use logs::{LogSink, TracingSink};

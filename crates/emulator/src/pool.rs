@@ -1,0 +1,239 @@
+//! The scheduler of one function: which sandbox takes the next invocation.
+//!
+//! A pool counts every live sandbox against the function's concurrency. An invocation takes an
+//! idle sandbox (warm), or a slot to start one (cold), or — when every slot is taken — waits for
+//! a sandbox that has already answered and only has to call `next` again. Only when all of them
+//! are starting or busy is a synchronous invocation throttled (429), as Lambda does; asynchronous
+//! (`Event`) invocations queue instead.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::oneshot;
+
+use crate::sandbox::Sandbox;
+
+/// What an invocation gets from the pool.
+#[derive(Debug)]
+pub(crate) enum Grant {
+    /// An idle sandbox, already taken out of the pool.
+    Warm(Arc<Sandbox>),
+    /// A reserved slot: start a new sandbox with it.
+    Cold,
+}
+
+/// The answer to [`Pool::acquire`].
+#[derive(Debug)]
+pub(crate) enum Acquire {
+    /// Go ahead.
+    Now(Grant),
+    /// Wait for a sandbox or a slot; the sender is dropped if the pool closes.
+    Wait(oneshot::Receiver<Grant>),
+    /// Every slot is busy: 429.
+    Throttled,
+    /// The emulator is shutting down.
+    Closed,
+}
+
+/// Which waiting line an invocation stands in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Urgency {
+    /// A caller is waiting: never queue behind busy sandboxes.
+    Sync,
+    /// An `Event` invocation: queue until capacity frees up.
+    Async,
+}
+
+/// The state a dead sandbox left, so the pool can fix its counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Vacated {
+    /// It was in the idle list.
+    Idle,
+    /// It had answered and was about to call `next`.
+    Finishing,
+    /// Starting or busy.
+    Other,
+}
+
+/// The sandboxes of one function.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    limit: usize,
+    state: Mutex<PoolState>,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    /// Idle sandboxes, most recently used last (taken first: it is the warmest).
+    idle: Vec<Arc<Sandbox>>,
+    /// Sandboxes counted against the limit: starting, busy, finishing and idle.
+    live: usize,
+    /// Sandboxes that answered and have not called `next` yet.
+    finishing: usize,
+    /// Synchronous invocations waiting for a finishing sandbox; at most `finishing` of them.
+    /// Each receiver is held by an invocation; a dropped one is skipped.
+    sync_waiters: VecDeque<oneshot::Sender<Grant>>,
+    /// Asynchronous invocations waiting for any capacity.
+    async_waiters: VecDeque<oneshot::Sender<Grant>>,
+    closed: bool,
+}
+
+impl Pool {
+    /// A pool that runs at most `limit` sandboxes at once.
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            state: Mutex::new(PoolState::default()),
+        }
+    }
+
+    /// Takes a sandbox or a slot for one invocation.
+    pub(crate) fn acquire(&self, urgency: Urgency) -> Acquire {
+        let mut st = self.lock();
+        if st.closed {
+            return Acquire::Closed;
+        }
+        if let Some(sandbox) = st.idle.pop() {
+            return Acquire::Now(Grant::Warm(sandbox));
+        }
+        if st.live < self.limit {
+            st.live += 1;
+            return Acquire::Now(Grant::Cold);
+        }
+        let (tx, rx) = oneshot::channel();
+        match urgency {
+            Urgency::Sync if st.sync_waiters.len() < st.finishing => st.sync_waiters.push_back(tx),
+            Urgency::Sync => return Acquire::Throttled,
+            Urgency::Async => st.async_waiters.push_back(tx),
+        }
+        Acquire::Wait(rx)
+    }
+
+    /// Gives back a slot reserved by [`Acquire`] but never used for a sandbox.
+    pub(crate) fn release_slot(&self) {
+        let mut st = self.lock();
+        st.live -= 1;
+        Self::offer_slot(&mut st);
+    }
+
+    /// A sandbox answered its invocation and will call `next` soon.
+    pub(crate) fn on_responded(&self) {
+        self.lock().finishing += 1;
+    }
+
+    /// A sandbox that had answered called `next`: hand it to a waiter or park it. Returns true
+    /// when it was parked idle (the caller may freeze it).
+    pub(crate) fn on_ready(&self, sandbox: Arc<Sandbox>) -> bool {
+        let mut st = self.lock();
+        st.finishing -= 1;
+        let mut sandbox = sandbox;
+        loop {
+            let waiter = match st.sync_waiters.pop_front() {
+                Some(w) => w,
+                None => match st.async_waiters.pop_front() {
+                    Some(w) => w,
+                    None => break,
+                },
+            };
+            match waiter.send(Grant::Warm(sandbox)) {
+                Ok(()) => return false,
+                Err(Grant::Warm(back)) => sandbox = back,
+                Err(Grant::Cold) => return false,
+            }
+        }
+        if st.closed {
+            return false;
+        }
+        st.idle.push(sandbox);
+        true
+    }
+
+    /// A sandbox died; `vacated` is the state it was in.
+    pub(crate) fn on_dead(&self, sandbox: &Sandbox, vacated: Vacated) {
+        let mut st = self.lock();
+        st.live -= 1;
+        match vacated {
+            Vacated::Idle => st.idle.retain(|s| !std::ptr::eq(Arc::as_ptr(s), sandbox)),
+            Vacated::Finishing => st.finishing -= 1,
+            Vacated::Other => {}
+        }
+        Self::offer_slot(&mut st);
+    }
+
+    /// Closes the pool: no more invocations; waiting ones are released with nothing.
+    pub(crate) fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        st.idle.clear();
+        // Dropping the senders tells every waiter the pool is closed.
+        st.sync_waiters.clear();
+        st.async_waiters.clear();
+    }
+
+    /// A slot opened: give it to the first waiter still waiting.
+    fn offer_slot(st: &mut PoolState) {
+        if st.closed {
+            return;
+        }
+        while let Some(waiter) = st
+            .sync_waiters
+            .pop_front()
+            .or_else(|| st.async_waiters.pop_front())
+        {
+            st.live += 1;
+            if waiter.send(Grant::Cold).is_ok() {
+                return;
+            }
+            st.live -= 1;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttles_sync_only_when_no_sandbox_is_finishing() {
+        let pool = Pool::new(1);
+        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Now(Grant::Cold)));
+        // The only sandbox is starting or busy: a second caller is throttled.
+        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Throttled));
+        // Once it answered, a caller may wait for its `next`.
+        pool.on_responded();
+        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Wait(_)));
+        // But only one caller per finishing sandbox.
+        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Throttled));
+        // Async invocations always queue.
+        assert!(matches!(pool.acquire(Urgency::Async), Acquire::Wait(_)));
+    }
+
+    #[test]
+    fn a_released_slot_goes_to_a_waiter() {
+        let pool = Pool::new(1);
+        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Now(Grant::Cold)));
+        let Acquire::Wait(mut rx) = pool.acquire(Urgency::Async) else {
+            panic!("async invocations queue");
+        };
+        pool.release_slot();
+        assert!(matches!(rx.try_recv(), Ok(Grant::Cold)));
+        // The slot now belongs to the waiter: nobody else gets one.
+        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Throttled));
+    }
+
+    #[test]
+    fn closing_releases_waiters() {
+        let pool = Pool::new(1);
+        let _ = pool.acquire(Urgency::Sync);
+        let Acquire::Wait(mut rx) = pool.acquire(Urgency::Async) else {
+            panic!("async invocations queue");
+        };
+        pool.close();
+        assert!(rx.try_recv().is_err());
+        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Closed));
+    }
+}

@@ -1,0 +1,88 @@
+//! Process-group plumbing for sandboxes: signals, exit descriptions, peak memory.
+
+use std::process::ExitStatus;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// Sends `signal` to every process of the group led by `pgid`. A group that is already gone is
+/// not an error.
+pub(crate) fn signal_group(pgid: Pid, signal: Signal) {
+    if let Err(err) = killpg(pgid, signal)
+        && err != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!(pgid = pgid.as_raw(), ?signal, %err, "could not signal sandbox");
+    }
+}
+
+/// How rapid words a runtime's exit: `exit status 1`, `signal: killed`.
+pub(crate) fn describe_exit(status: Option<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(status) = status else {
+        return "Runtime exited without providing a reason".into();
+    };
+    if let Some(code) = status.code() {
+        if code == 0 {
+            return "Runtime exited without providing a reason".into();
+        }
+        return format!("Runtime exited with error: exit status {code}");
+    }
+    let signal = status.signal().unwrap_or(0);
+    let name = match signal {
+        1 => "hangup",
+        2 => "interrupt",
+        3 => "quit",
+        4 => "illegal instruction",
+        6 => "aborted",
+        7 => "bus error",
+        8 => "floating point exception",
+        9 => "killed",
+        11 => "segmentation fault",
+        13 => "broken pipe",
+        15 => "terminated",
+        _ => return format!("Runtime exited with error: signal: {signal}"),
+    };
+    format!("Runtime exited with error: signal: {name}")
+}
+
+/// Peak resident memory (`VmHWM`) of process `pid`, in MB rounded up.
+pub(crate) fn peak_rss_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb.div_ceil(1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn exits_are_worded_as_rapid_words_them() {
+        assert_eq!(
+            describe_exit(Some(ExitStatus::from_raw(1 << 8))),
+            "Runtime exited with error: exit status 1"
+        );
+        assert_eq!(
+            describe_exit(Some(ExitStatus::from_raw(9))),
+            "Runtime exited with error: signal: killed"
+        );
+        assert_eq!(
+            describe_exit(Some(ExitStatus::from_raw(0))),
+            "Runtime exited without providing a reason"
+        );
+    }
+
+    #[test]
+    fn reads_our_own_peak_memory() {
+        let mb = peak_rss_mb(std::process::id());
+        assert!(mb.is_some_and(|mb| mb > 0), "{mb:?}");
+    }
+}

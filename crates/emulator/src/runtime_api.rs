@@ -1,0 +1,356 @@
+//! The Runtime API server of one sandbox, at the root of its `AWS_LAMBDA_RUNTIME_API` address.
+//!
+//! `next` is held open until the sandbox has work — never answered early to be polled again.
+//! `/response`, `/error` and `/runtime/init/error` move the sandbox's state machine; misuse is
+//! answered with rapid's status codes and `{"errorMessage","errorType"}` bodies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+
+use coldstart_protocol::runtime::{self as rt, Route};
+use coldstart_protocol::{ErrorBody, limits};
+
+use crate::body::{Body, ReadError, read_limited};
+use crate::invocation::Outcome;
+use crate::sandbox::{Delivery, NextAction, Refusal, Sandbox};
+use crate::server;
+
+/// Serves the Runtime API of `sandbox` until its process is gone.
+pub(crate) async fn serve(listener: TcpListener, sandbox: Arc<Sandbox>) {
+    let gone = sandbox.gone.clone();
+    let handler = move |req: Request<Incoming>| handle(sandbox.clone(), req);
+    server::serve(listener, handler, gone, Duration::ZERO).await;
+}
+
+async fn handle(sandbox: Arc<Sandbox>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    match (req.method(), Route::parse(path)) {
+        (&Method::GET, Some(Route::Next)) => next(&sandbox).await,
+        (&Method::POST, Some(Route::Response(id))) => {
+            let id = id.to_owned();
+            response(&sandbox, &id, req).await
+        }
+        (&Method::POST, Some(Route::Error(id))) => {
+            let id = id.to_owned();
+            error(&sandbox, &id, req).await
+        }
+        (&Method::POST, Some(Route::InitError)) => init_error(&sandbox, req).await,
+        (_, Some(_)) => plain(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed"),
+        (_, None) => plain(StatusCode::NOT_FOUND, "404 page not found"),
+    }
+}
+
+async fn next(sandbox: &Arc<Sandbox>) -> Response<Body> {
+    match sandbox.next() {
+        NextAction::Deliver(delivery) => deliver(delivery),
+        // The request stays open until the sandbox has work; if the sandbox dies instead, the
+        // waiter is dropped and the runtime is told to exit.
+        NextAction::Wait(rx) => match rx.await {
+            Ok(delivery) => deliver(delivery),
+            Err(_) => refuse(Refusal::Gone),
+        },
+        NextAction::Refuse(refusal) => refuse(refusal),
+    }
+}
+
+fn deliver(delivery: Delivery) -> Response<Body> {
+    let inv = &delivery.invocation;
+    let mut response = Response::new(Body::new(inv.payload.clone()));
+    let headers = response.headers_mut();
+    put(headers, rt::REQUEST_ID, &inv.request_id);
+    headers.insert(rt::DEADLINE_MS, HeaderValue::from(delivery.deadline_ms));
+    put(headers, rt::INVOKED_FUNCTION_ARN, &inv.invoked_arn);
+    put(headers, rt::TRACE_ID, &inv.trace_id);
+    if let Some(context) = &inv.client_context {
+        put(headers, rt::CLIENT_CONTEXT, context);
+    }
+    if let Some(tenant) = &inv.tenant_id {
+        put(headers, rt::TENANT_ID, tenant);
+    }
+    put(
+        headers,
+        CONTENT_TYPE,
+        inv.content_type.as_deref().unwrap_or("application/json"),
+    );
+    response
+}
+
+/// Sets a header, omitting it when the value is empty or cannot be a header value (Lambda omits
+/// empty headers rather than sending them empty).
+fn put(headers: &mut HeaderMap, name: http::HeaderName, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+async fn response(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> Response<Body> {
+    if let Err(refusal) = sandbox.check_answer(id) {
+        return refuse(refusal);
+    }
+    let (parts, body) = req.into_parts();
+    if let Some(mode) = parts.headers.get(rt::RESPONSE_MODE)
+        && mode != rt::RESPONSE_MODE_STREAMING
+    {
+        let outcome = Outcome::platform_error(
+            "Runtime.InvalidResponseModeHeader",
+            id,
+            "Invalid function response mode",
+        );
+        let _ = sandbox.answer(id, outcome);
+        return rapid_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidFunctionResponseMode",
+            "Invalid function response mode",
+        );
+    }
+    // A streamed response read through the buffered Invoke path is held to the buffered limit,
+    // as in Lambda.
+    let read = match read_limited(&parts.headers, body, limits::MAX_RUNTIME_RESPONSE).await {
+        Ok(read) => read,
+        Err(ReadError::TooLarge) => {
+            let message = format!(
+                "Response payload size exceeded maximum allowed payload size ({} bytes).",
+                limits::MAX_RUNTIME_RESPONSE
+            );
+            let _ = sandbox.answer(id, Outcome::error("Function.ResponseSizeTooLarge", message));
+            return rapid_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &format!(
+                    "Exceeded maximum allowed payload size ({} bytes).",
+                    limits::MAX_RUNTIME_RESPONSE
+                ),
+            );
+        }
+        Err(ReadError::Truncated) => {
+            let outcome = Outcome::platform_error(
+                "Runtime.TruncatedResponse",
+                id,
+                "HTTP request detected as truncated",
+            );
+            let _ = sandbox.answer(id, outcome);
+            return rapid_error(
+                StatusCode::BAD_REQUEST,
+                "TruncatedHTTPRequest",
+                "HTTP request detected as truncated",
+            );
+        }
+    };
+    let outcome = match read.trailers.as_ref().and_then(trailer_error) {
+        Some(outcome) => outcome,
+        None => Outcome::Response {
+            body: read.bytes,
+            content_type: parts
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        },
+    };
+    match sandbox.answer(id, outcome) {
+        Ok(()) => accepted(),
+        Err(refusal) => refuse(refusal),
+    }
+}
+
+/// An error reported mid-stream in `Lambda-Runtime-Function-Error-Type` /
+/// `Lambda-Runtime-Function-Error-Body` trailers.
+fn trailer_error(trailers: &HeaderMap) -> Option<Outcome> {
+    let error_type = trailers.get(rt::FUNCTION_ERROR_TYPE)?.to_str().ok()?.to_owned();
+    let body = trailers
+        .get(rt::FUNCTION_ERROR_BODY)
+        .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).ok())
+        .map(Bytes::from)
+        .unwrap_or_else(|| Bytes::from(ErrorBody::new(&error_type, "").to_json()));
+    Some(Outcome::FunctionError { error_type, body })
+}
+
+async fn error(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> Response<Body> {
+    if let Err(refusal) = sandbox.check_answer(id) {
+        return refuse(refusal);
+    }
+    let (parts, body) = req.into_parts();
+    let error_type = error_type(&parts.headers);
+    let body = match read_limited(&parts.headers, body, limits::MAX_ERROR_BODY).await {
+        Ok(read) => read.bytes,
+        Err(ReadError::TooLarge) => {
+            let _ = sandbox.answer(
+                id,
+                Outcome::platform_error(&error_type, id, "error body too large"),
+            );
+            return rapid_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &format!(
+                    "Exceeded maximum allowed payload size ({} bytes).",
+                    limits::MAX_ERROR_BODY
+                ),
+            );
+        }
+        Err(ReadError::Truncated) => {
+            let outcome = Outcome::platform_error(
+                "Runtime.TruncatedResponse",
+                id,
+                "HTTP request detected as truncated",
+            );
+            let _ = sandbox.answer(id, outcome);
+            return rapid_error(
+                StatusCode::BAD_REQUEST,
+                "TruncatedHTTPRequest",
+                "HTTP request detected as truncated",
+            );
+        }
+    };
+    let body = strip_error_cause(&parts.headers, body);
+    match sandbox.answer(id, Outcome::FunctionError { error_type, body }) {
+        Ok(()) => accepted(),
+        Err(refusal) => refuse(refusal),
+    }
+}
+
+async fn init_error(sandbox: &Arc<Sandbox>, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let error_type = error_type(&parts.headers);
+    let body = match read_limited(&parts.headers, body, limits::MAX_ERROR_BODY).await {
+        Ok(read) => read.bytes,
+        Err(_) => Bytes::from(ErrorBody::new(&error_type, "").to_json()),
+    };
+    let body = strip_error_cause(&parts.headers, body);
+    match sandbox.init_error(error_type, body) {
+        Ok(()) => accepted(),
+        Err(refusal) => refuse(refusal),
+    }
+}
+
+/// `Lambda-Runtime-Function-Error-Type`, or `Unhandled` when absent.
+fn error_type(headers: &HeaderMap) -> String {
+    headers
+        .get(rt::FUNCTION_ERROR_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .unwrap_or("Unhandled")
+        .to_owned()
+}
+
+/// With the error-cause content type, rapid forwards the error without its X-Ray `errorCause`,
+/// and `"Invalid error body"` when it is not JSON.
+fn strip_error_cause(headers: &HeaderMap, body: Bytes) -> Bytes {
+    let is_cause = headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(rt::ERROR_CAUSE_CONTENT_TYPE.as_bytes()));
+    if !is_cause {
+        return body;
+    }
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body) {
+        Ok(mut map) => {
+            map.remove("errorCause");
+            Bytes::from(serde_json::to_vec(&map).unwrap_or_default())
+        }
+        Err(_) => Bytes::from_static(br#""Invalid error body""#),
+    }
+}
+
+fn accepted() -> Response<Body> {
+    let mut response = Response::new(Body::new(Bytes::from_static(rt::ACCEPTED_BODY.as_bytes())));
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn refuse(refusal: Refusal) -> Response<Body> {
+    match refusal {
+        Refusal::InvalidRequestId => {
+            rapid_error(StatusCode::BAD_REQUEST, "InvalidRequestID", "Invalid request ID")
+        }
+        Refusal::InvalidStateTransition { from, to } => rapid_error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            &format!(
+                "State transition from {from} to {to} failed for runtime. Error: State transition is not allowed"
+            ),
+        ),
+        Refusal::InvokeTimeout => rapid_error(StatusCode::GONE, "InvokeTimeout", "Invoke timeout"),
+        Refusal::Gone => rapid_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "Internal Server Error",
+        ),
+    }
+}
+
+fn rapid_error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> {
+    let mut response = Response::new(Body::new(Bytes::from(
+        ErrorBody::new(error_type, message).to_json(),
+    )));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_cause_is_stripped_or_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(rt::ERROR_CAUSE_CONTENT_TYPE),
+        );
+        let body = Bytes::from_static(br#"{"errorMessage":"m","errorType":"T","errorCause":{"x":1}}"#);
+        let out = strip_error_cause(&headers, body);
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        assert_eq!(value, serde_json::json!({"errorMessage":"m","errorType":"T"}));
+        assert_eq!(
+            strip_error_cause(&headers, Bytes::from_static(b"nope")),
+            Bytes::from_static(br#""Invalid error body""#)
+        );
+        // Any other content type is forwarded unchanged.
+        let plain = Bytes::from_static(b"whatever");
+        assert_eq!(strip_error_cause(&HeaderMap::new(), plain.clone()), plain);
+    }
+
+    #[test]
+    fn trailer_error_decodes_base64_body_and_keeps_type_when_invalid() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert(rt::FUNCTION_ERROR_TYPE, HeaderValue::from_static("Runtime.StreamError"));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(br#"{"errorType":"E"}"#);
+        trailers.insert(
+            rt::FUNCTION_ERROR_BODY,
+            HeaderValue::from_str(&encoded).unwrap_or(HeaderValue::from_static("")),
+        );
+        let Some(Outcome::FunctionError { error_type, body }) = trailer_error(&trailers) else {
+            panic!("a trailer error is a function error");
+        };
+        assert_eq!(error_type, "Runtime.StreamError");
+        assert_eq!(body, Bytes::from_static(br#"{"errorType":"E"}"#));
+        trailers.insert(rt::FUNCTION_ERROR_BODY, HeaderValue::from_static("%%%"));
+        assert_eq!(
+            trailer_error(&trailers).and_then(|o| o.error_type().map(str::to_owned)),
+            Some("Runtime.StreamError".to_owned())
+        );
+    }
+}

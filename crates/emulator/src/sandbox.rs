@@ -1,0 +1,635 @@
+//! One execution environment: a bootstrap process in its own process group, its Runtime API
+//! listener, its log pipe, and the state machine that ties an invocation to the runtime's calls.
+//!
+//! Every transition happens under the sandbox's one lock, and every invocation's reply channel
+//! lives inside [`Phase::Busy`]: whoever moves the sandbox out of `Busy` (a `/response`, an
+//! `/error`, the deadline, the process's death) is the only one who can answer, so each
+//! invocation gets exactly one answer.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{epoch_ms, iso_millis, ms2};
+use crate::function::Function;
+use crate::invocation::{Invocation, InvokeResponse, Outcome};
+use crate::logs::LogCapture;
+use crate::pool::Vacated;
+use crate::process::{describe_exit, peak_rss_mb, signal_group};
+use crate::runtime_api;
+
+/// Why a sandbox never became ready.
+#[derive(Debug)]
+pub(crate) enum InitFailure {
+    /// The bootstrap exited before calling `next`; the description is rapid's wording.
+    Exited(String),
+    /// The runtime posted `/runtime/init/error`.
+    Reported {
+        /// `Lambda-Runtime-Function-Error-Type`, or `Runtime.Unknown`.
+        error_type: String,
+        /// The error document, forwarded to the caller unchanged.
+        body: Bytes,
+    },
+}
+
+/// What the runtime's first `next` (or its death) tells the one who spawned the sandbox.
+pub(crate) type InitResult = Result<(), InitFailure>;
+
+/// An invocation handed to a waiting `next`, with its deadline.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub(crate) invocation: Arc<Invocation>,
+    pub(crate) deadline_ms: u64,
+}
+
+/// What the Runtime API should do with a `next` call.
+pub(crate) enum NextAction {
+    /// Hold the request open until an invocation arrives (or the sandbox dies: `Err`).
+    Wait(oneshot::Receiver<Delivery>),
+    /// Answer at once: an invocation was assigned while no `next` was waiting.
+    Deliver(Delivery),
+    /// Refuse: the runtime called `next` in a state that forbids it.
+    Refuse(Refusal),
+}
+
+/// A Runtime API call that the sandbox's state forbids, answered as rapid answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// 400 `InvalidRequestID`: the id is not the current invocation's.
+    InvalidRequestId,
+    /// 403 `InvalidStateTransition`.
+    InvalidStateTransition {
+        from: &'static str,
+        to: &'static str,
+    },
+    /// 410 `InvokeTimeout`: the invocation already timed out.
+    InvokeTimeout,
+    /// 500: the sandbox is gone.
+    Gone,
+}
+
+/// The lifecycle of a sandbox.
+enum Phase {
+    /// The bootstrap is starting; the runtime has not called `next` yet.
+    Initializing {
+        started: Instant,
+        /// The spawner waits on the other end; dropped once used.
+        ready: Option<oneshot::Sender<InitResult>>,
+    },
+    /// The runtime waits in `next` with no work (frozen when freezing is on).
+    Idle,
+    /// An invocation is assigned; waiting for `/response` or `/error`.
+    Busy(Running),
+    /// The invocation was answered; waiting for the runtime to call `next` again.
+    Finishing,
+    /// The process exited or is being killed; nothing more happens here.
+    Exited,
+}
+
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::Initializing { .. } => "Started",
+            Phase::Idle => "Ready",
+            Phase::Busy(_) => "Running",
+            Phase::Finishing => "RuntimeResponseSentState",
+            Phase::Exited => "Exited",
+        }
+    }
+
+    fn vacated(&self) -> Vacated {
+        match self {
+            Phase::Idle => Vacated::Idle,
+            Phase::Finishing => Vacated::Finishing,
+            _ => Vacated::Other,
+        }
+    }
+}
+
+/// The invocation a sandbox is running.
+struct Running {
+    invocation: Arc<Invocation>,
+    deadline_ms: u64,
+    /// The runtime has received it from `next`.
+    delivered: bool,
+    started: Instant,
+    /// Init duration to report, on a cold start.
+    init: Option<Duration>,
+    /// The caller waits on the other end; dropping it unanswered is a bug.
+    reply: oneshot::Sender<InvokeResponse>,
+}
+
+struct State {
+    phase: Phase,
+    /// The process group is stopped (SIGSTOP).
+    frozen: bool,
+    /// The Runtime API's `next` handler waits on the other end while the runtime is idle.
+    next_waiter: Option<oneshot::Sender<Delivery>>,
+    /// The last invocation answered or timed out, to tell a second answer from a wrong id.
+    last_request_id: Option<String>,
+    /// How long init took; reported on the first invocation's `REPORT`.
+    init_duration: Option<Duration>,
+}
+
+/// One execution environment.
+pub(crate) struct Sandbox {
+    pub(crate) id: u64,
+    pub(crate) function: Arc<Function>,
+    pid: u32,
+    pgid: Pid,
+    pub(crate) logs: Arc<LogCapture>,
+    state: Mutex<State>,
+    /// Last peak RSS read, for reports written after the process is gone.
+    peak_mb: AtomicU64,
+    /// Cancelled by the exit watcher once the process has been reaped; the Runtime API server
+    /// stops with it.
+    pub(crate) gone: CancellationToken,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("function", &&*self.function.name)
+            .field("id", &self.id)
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Starts a bootstrap in a new sandbox. The receiver reports the end of init.
+    pub(crate) fn spawn(
+        function: &Arc<Function>,
+    ) -> io::Result<(Arc<Sandbox>, oneshot::Receiver<InitResult>)> {
+        let id = function.next_sandbox_id();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
+        let runtime_api = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+
+        let (log_read, log_write) = io::pipe()?;
+        let log_write_err = log_write.try_clone()?;
+        let mut command = function.command(&runtime_api.to_string());
+        command
+            .stdin(Stdio::null())
+            .stdout(log_write)
+            .stderr(log_write_err)
+            .process_group(0);
+        let started = Instant::now();
+        let mut child = command.spawn()?;
+        // The command holds our copies of the pipe's write end: drop it so the pipe reaches end
+        // of file when the sandbox's processes are gone.
+        drop(command);
+        let pid = child.id().unwrap_or(0);
+        let logs = Arc::new(LogCapture::new(
+            function.name.clone(),
+            function.sink.clone(),
+            OwnedFd::from(log_read),
+        )?);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let sandbox = Arc::new(Sandbox {
+            id,
+            function: function.clone(),
+            pid,
+            pgid: Pid::from_raw(pid as i32),
+            logs: logs.clone(),
+            state: Mutex::new(State {
+                phase: Phase::Initializing {
+                    started,
+                    ready: Some(ready_tx),
+                },
+                frozen: false,
+                next_waiter: None,
+                last_request_id: None,
+                init_duration: None,
+            }),
+            peak_mb: AtomicU64::new(0),
+            gone: CancellationToken::new(),
+        });
+        function.register(&sandbox);
+        tracing::debug!(function = &*function.name, sandbox = id, pid, %runtime_api, "sandbox started");
+
+        tokio::spawn(logs.run());
+        tokio::spawn(runtime_api::serve(listener, sandbox.clone()));
+        let watcher = sandbox.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await.ok();
+            watcher.on_exit(status);
+        });
+        Ok((sandbox, ready_rx))
+    }
+
+    /// Assigns an invocation to this idle sandbox and returns where its answer will arrive, or
+    /// gives the invocation back when the sandbox is no longer idle (it died meanwhile).
+    pub(crate) fn dispatch(
+        &self,
+        invocation: Arc<Invocation>,
+    ) -> Result<oneshot::Receiver<InvokeResponse>, Arc<Invocation>> {
+        let (reply, answer) = oneshot::channel();
+        let mut st = self.lock();
+        if !matches!(st.phase, Phase::Idle) {
+            return Err(invocation);
+        }
+        if st.frozen {
+            signal_group(self.pgid, Signal::SIGCONT);
+            st.frozen = false;
+        }
+        let deadline_ms = epoch_ms(SystemTime::now() + self.function.config.timeout);
+        // START is written before the runtime can see the event, so the function's own lines
+        // always follow it.
+        self.logs
+            .begin_invocation(&invocation.request_id, invocation.log_tail);
+        let delivered = match st.next_waiter.take() {
+            Some(waiter) => waiter
+                .send(Delivery {
+                    invocation: invocation.clone(),
+                    deadline_ms,
+                })
+                .is_ok(),
+            None => false,
+        };
+        let init = st.init_duration.take();
+        st.phase = Phase::Busy(Running {
+            invocation,
+            deadline_ms,
+            delivered,
+            started: Instant::now(),
+            init,
+            reply,
+        });
+        Ok(answer)
+    }
+
+    /// The runtime called `next`.
+    pub(crate) fn next(self: &Arc<Self>) -> NextAction {
+        let mut st = self.lock();
+        match &mut st.phase {
+            Phase::Initializing { started, ready } => {
+                let init = started.elapsed();
+                let ready = ready.take();
+                st.init_duration = Some(init);
+                st.phase = Phase::Idle;
+                let (tx, rx) = oneshot::channel();
+                st.next_waiter = Some(tx);
+                drop(st);
+                if let Some(ready) = ready {
+                    // The spawner dispatches next; if it gave up, the sandbox is killed anyway.
+                    let _ = ready.send(Ok(()));
+                }
+                NextAction::Wait(rx)
+            }
+            Phase::Finishing => {
+                st.phase = Phase::Idle;
+                let (tx, rx) = oneshot::channel();
+                st.next_waiter = Some(tx);
+                drop(st);
+                if self.function.pool.on_ready(self.clone()) {
+                    self.freeze_if_idle();
+                }
+                NextAction::Wait(rx)
+            }
+            Phase::Idle => {
+                // A second `next` replaces the first (whose connection is gone or will be
+                // answered with an error when its waiter is dropped).
+                let (tx, rx) = oneshot::channel();
+                st.next_waiter = Some(tx);
+                NextAction::Wait(rx)
+            }
+            Phase::Busy(running) if !running.delivered => {
+                running.delivered = true;
+                NextAction::Deliver(Delivery {
+                    invocation: running.invocation.clone(),
+                    deadline_ms: running.deadline_ms,
+                })
+            }
+            Phase::Busy(_) => NextAction::Refuse(Refusal::InvalidStateTransition {
+                from: "Running",
+                to: "Ready",
+            }),
+            Phase::Exited => NextAction::Refuse(Refusal::Gone),
+        }
+    }
+
+    /// May the runtime answer invocation `request_id` now?
+    pub(crate) fn check_answer(&self, request_id: &str) -> Result<(), Refusal> {
+        let st = self.lock();
+        Self::answerable(&st, request_id)
+    }
+
+    fn answerable(st: &State, request_id: &str) -> Result<(), Refusal> {
+        match &st.phase {
+            Phase::Busy(r) if r.invocation.request_id == request_id && r.delivered => Ok(()),
+            Phase::Exited if st.last_request_id.as_deref() == Some(request_id) => {
+                Err(Refusal::InvokeTimeout)
+            }
+            _ if st.last_request_id.as_deref() == Some(request_id) => {
+                Err(Refusal::InvalidStateTransition {
+                    from: "RuntimeResponseSentState",
+                    to: "InvocationResponse",
+                })
+            }
+            _ => Err(Refusal::InvalidRequestId),
+        }
+    }
+
+    /// The runtime answered invocation `request_id` (`/response` or `/error`).
+    pub(crate) fn answer(self: &Arc<Self>, request_id: &str, outcome: Outcome) -> Result<(), Refusal> {
+        let mut st = self.lock();
+        Self::answerable(&st, request_id)?;
+        let Phase::Busy(running) = std::mem::replace(&mut st.phase, Phase::Finishing) else {
+            return Err(Refusal::InvalidRequestId);
+        };
+        st.last_request_id = Some(request_id.to_owned());
+        drop(st);
+        self.function.pool.on_responded();
+        let status = outcome.error_type().map(|t| ReportStatus::Error(t.to_owned()));
+        self.finish(running, outcome, status);
+        Ok(())
+    }
+
+    /// The runtime posted `/runtime/init/error`: fail init, stop the sandbox.
+    pub(crate) fn init_error(self: &Arc<Self>, error_type: String, body: Bytes) -> Result<(), Refusal> {
+        let mut st = self.lock();
+        if !matches!(st.phase, Phase::Initializing { .. }) {
+            return Err(Refusal::InvalidStateTransition {
+                from: st.phase.name(),
+                to: "InitError",
+            });
+        }
+        let Phase::Initializing { started, ready } = std::mem::replace(&mut st.phase, Phase::Exited)
+        else {
+            return Err(Refusal::Gone);
+        };
+        drop(st);
+        self.log_init_report(started.elapsed(), "error", Some(&error_type));
+        signal_group(self.pgid, Signal::SIGKILL);
+        self.function.pool.on_dead(self, Vacated::Other);
+        if let Some(ready) = ready {
+            let _ = ready.send(Err(InitFailure::Reported { error_type, body }));
+        }
+        Ok(())
+    }
+
+    /// The deadline of invocation `request_id` passed: kill the sandbox and answer
+    /// `Sandbox.Timedout`. Does nothing when the invocation was answered meanwhile.
+    pub(crate) fn time_out(self: &Arc<Self>, request_id: &str) {
+        let mut st = self.lock();
+        if !matches!(&st.phase, Phase::Busy(r) if r.invocation.request_id == request_id) {
+            return;
+        }
+        let Phase::Busy(running) = std::mem::replace(&mut st.phase, Phase::Exited) else {
+            return;
+        };
+        st.last_request_id = Some(request_id.to_owned());
+        st.next_waiter = None;
+        drop(st);
+        self.refresh_peak();
+        signal_group(self.pgid, Signal::SIGKILL);
+        self.function.pool.on_dead(self, Vacated::Other);
+        let seconds = format!("{:.2}", self.function.config.timeout.as_secs_f64());
+        let cause = format!("Task timed out after {seconds} seconds");
+        self.logs.drain();
+        self.logs.platform_line(&format!(
+            "{} {request_id} {cause}",
+            iso_millis(SystemTime::now())
+        ));
+        let outcome = Outcome::platform_error("Sandbox.Timedout", request_id, &cause);
+        self.finish(running, outcome, Some(ReportStatus::Timeout));
+    }
+
+    /// Kills a sandbox that has not finished init, keeping its concurrency slot for the caller's
+    /// next attempt when `keep_slot` is set.
+    pub(crate) fn abandon_init(self: &Arc<Self>, keep_slot: bool) {
+        let mut st = self.lock();
+        let Phase::Initializing { started, .. } = std::mem::replace(&mut st.phase, Phase::Exited)
+        else {
+            return;
+        };
+        drop(st);
+        self.log_init_report(started.elapsed(), "timeout", None);
+        signal_group(self.pgid, Signal::SIGKILL);
+        if !keep_slot {
+            self.function.pool.on_dead(self, Vacated::Other);
+        }
+    }
+
+    /// The process exited (it was reaped).
+    fn on_exit(self: &Arc<Self>, status: Option<ExitStatus>) {
+        let mut st = self.lock();
+        let previous = std::mem::replace(&mut st.phase, Phase::Exited);
+        st.next_waiter = None;
+        st.frozen = false;
+        drop(st);
+        // Whatever the bootstrap left behind in its group goes with it.
+        signal_group(self.pgid, Signal::SIGKILL);
+        let cause = describe_exit(status);
+        let vacated = previous.vacated();
+        match previous {
+            Phase::Exited => {}
+            Phase::Initializing { started, ready } => {
+                self.log_init_report(started.elapsed(), "error", Some("Runtime.ExitError"));
+                self.function.pool.on_dead(self, vacated);
+                if let Some(ready) = ready {
+                    let _ = ready.send(Err(InitFailure::Exited(cause)));
+                }
+            }
+            Phase::Busy(running) => {
+                self.function.pool.on_dead(self, vacated);
+                let request_id = running.invocation.request_id.clone();
+                self.logs.drain();
+                self.logs
+                    .platform_line(&format!("RequestId: {request_id} Error: {cause}"));
+                self.logs.platform_line("Runtime.ExitError");
+                let outcome = Outcome::platform_error("Runtime.ExitError", &request_id, &cause);
+                self.finish(
+                    running,
+                    outcome,
+                    Some(ReportStatus::Error("Runtime.ExitError".into())),
+                );
+            }
+            Phase::Idle | Phase::Finishing => {
+                self.function.pool.on_dead(self, vacated);
+                tracing::warn!(function = &*self.function.name, sandbox = self.id, "runtime exited between invocations: {cause}");
+            }
+        }
+        self.function.forget(self.id);
+        self.gone.cancel();
+    }
+
+    /// Stops the sandbox: SIGTERM, then SIGKILL after `grace`; returns once it is reaped.
+    pub(crate) async fn stop(&self, grace: Duration) {
+        {
+            let mut st = self.lock();
+            if !matches!(st.phase, Phase::Exited) || !self.gone.is_cancelled() {
+                signal_group(self.pgid, Signal::SIGTERM);
+                if st.frozen {
+                    // A stopped process only sees SIGTERM once it runs again.
+                    signal_group(self.pgid, Signal::SIGCONT);
+                    st.frozen = false;
+                }
+            }
+        }
+        if tokio::time::timeout(grace, self.gone.cancelled()).await.is_err() {
+            signal_group(self.pgid, Signal::SIGKILL);
+            self.gone.cancelled().await;
+        }
+    }
+
+    /// Answers an invocation whose sandbox never became ready, with the platform's log lines.
+    pub(crate) fn fail_start(
+        &self,
+        invocation: &Invocation,
+        outcome: Outcome,
+        timed_out: bool,
+    ) -> InvokeResponse {
+        let request_id = &invocation.request_id;
+        self.logs.begin_invocation(request_id, invocation.log_tail);
+        let status = if timed_out {
+            ReportStatus::Timeout
+        } else {
+            ReportStatus::Error(outcome.error_type().unwrap_or("Runtime.Unknown").to_owned())
+        };
+        self.logs.drain();
+        self.write_end_report(request_id, Duration::ZERO, None, Some(status));
+        InvokeResponse {
+            request_id: request_id.clone(),
+            outcome,
+            log_tail: self.logs.end_invocation(),
+        }
+    }
+
+    /// The bootstrap's process id (its process group id too).
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Freezes the sandbox if it is still idle: only an idle runtime blocked in `next` stops.
+    pub(crate) fn freeze_if_idle(&self) {
+        if !self.function.config.freeze {
+            return;
+        }
+        let mut st = self.lock();
+        if matches!(st.phase, Phase::Idle) && !st.frozen {
+            signal_group(self.pgid, Signal::SIGSTOP);
+            st.frozen = true;
+        }
+    }
+
+    /// Answers the caller and writes `END` and `REPORT`. With Tail the log is completed before
+    /// the answer so that it carries `REPORT`; without, the caller is answered first.
+    fn finish(&self, running: Running, outcome: Outcome, status: Option<ReportStatus>) {
+        let duration = running.started.elapsed();
+        let request_id = running.invocation.request_id.clone();
+        if running.invocation.log_tail {
+            self.logs.drain();
+            self.write_end_report(&request_id, duration, running.init, status);
+            let log_tail = self.logs.end_invocation();
+            let _ = running.reply.send(InvokeResponse {
+                request_id,
+                outcome,
+                log_tail,
+            });
+        } else {
+            // The caller may be gone; the invocation still ran and is still logged.
+            let _ = running.reply.send(InvokeResponse {
+                request_id: request_id.clone(),
+                outcome,
+                log_tail: None,
+            });
+            self.logs.drain();
+            self.write_end_report(&request_id, duration, running.init, status);
+            self.logs.end_invocation();
+        }
+    }
+
+    fn write_end_report(
+        &self,
+        request_id: &str,
+        duration: Duration,
+        init: Option<Duration>,
+        status: Option<ReportStatus>,
+    ) {
+        let config = &self.function.config;
+        let billed = (duration + init.unwrap_or_default()).as_secs_f64() * 1000.0;
+        let mut report = format!(
+            "REPORT RequestId: {request_id}\tDuration: {} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t",
+            ms2(duration),
+            billed.ceil().max(1.0) as u64,
+            config.memory_mb,
+            self.refresh_peak(),
+        );
+        if let Some(init) = init {
+            report.push_str(&format!("Init Duration: {} ms\t", ms2(init)));
+        }
+        match status {
+            None => {}
+            Some(ReportStatus::Timeout) => report.push_str("Status: timeout\t"),
+            Some(ReportStatus::Error(t)) => {
+                report.push_str(&format!("Status: error\tError Type: {t}\t"));
+            }
+        }
+        self.logs.platform_line(&format!("END RequestId: {request_id}"));
+        self.logs.platform_line(&report);
+    }
+
+    /// Writes an `INIT_REPORT` line for an init that failed or timed out.
+    fn log_init_report(&self, duration: Duration, status: &str, error_type: Option<&str>) {
+        let mut line = format!(
+            "INIT_REPORT Init Duration: {} ms\tPhase: init\tStatus: {status}",
+            ms2(duration)
+        );
+        if let Some(t) = error_type {
+            line.push_str(&format!("\tError Type: {t}"));
+        }
+        self.logs.drain();
+        self.logs.platform_line(&line);
+    }
+
+    fn refresh_peak(&self) -> u64 {
+        match peak_rss_mb(self.pid) {
+            Some(mb) => {
+                self.peak_mb.store(mb, Ordering::Relaxed);
+                mb
+            }
+            None => self.peak_mb.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The `Status` of a `REPORT` line.
+enum ReportStatus {
+    Timeout,
+    Error(String),
+}
+
+/// The bootstrap's argv and environment, for [`Function::command`].
+pub(crate) fn command_for(
+    argv: &[OsString],
+    env: &[(String, String)],
+    task_root: &std::path::Path,
+    runtime_api: &str,
+    log_stream: &str,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(&argv[0]);
+    command.args(&argv[1..]).current_dir(task_root);
+    // A trace id leaking from the host would look like the first invocation's.
+    command.env_remove(coldstart_protocol::env::TRACE_ID);
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command.env(coldstart_protocol::env::RUNTIME_API, runtime_api);
+    command.env(coldstart_protocol::env::LOG_STREAM_NAME, log_stream);
+    command
+}

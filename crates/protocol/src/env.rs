@@ -1,0 +1,30 @@
+//! Names of the environment variables of a Lambda execution environment.
+
+/// `host:port` of the Runtime API, without scheme or path.
+pub const RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// The function's name.
+pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+/// The function's version (`$LATEST`).
+pub const FUNCTION_VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
+/// The function's memory in MB.
+pub const FUNCTION_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+/// CloudWatch log group, `/aws/lambda/{name}`.
+pub const LOG_GROUP_NAME: &str = "AWS_LAMBDA_LOG_GROUP_NAME";
+/// CloudWatch log stream of this execution environment.
+pub const LOG_STREAM_NAME: &str = "AWS_LAMBDA_LOG_STREAM_NAME";
+/// How the environment was initialised (`on-demand`).
+pub const INITIALIZATION_TYPE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
+/// The configured handler string, e.g. `function.handler`.
+pub const HANDLER: &str = "_HANDLER";
+/// The folder of the function's code.
+pub const TASK_ROOT: &str = "LAMBDA_TASK_ROOT";
+/// The folder of the runtime.
+pub const RUNTIME_DIR: &str = "LAMBDA_RUNTIME_DIR";
+/// The region.
+pub const REGION: &str = "AWS_REGION";
+/// The default region.
+pub const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+/// The X-Ray trace header of the current invocation; set by the runtime for each invocation.
+pub const TRACE_ID: &str = "_X_AMZN_TRACE_ID";
+/// Time zone.
+pub const TZ: &str = "TZ";

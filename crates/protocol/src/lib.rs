@@ -1,0 +1,30 @@
+//! The wire vocabulary of AWS Lambda, written down once.
+//!
+//! Every path, header name, limit and error body that the runtime library and the emulator exchange
+//! lives here as a named item, so neither side spells a protocol string by hand.
+//!
+//! ```
+//! use coldstart_protocol::runtime;
+//!
+//! assert_eq!(runtime::NEXT_PATH, "/2018-06-01/runtime/invocation/next");
+//! assert_eq!(
+//!     runtime::response_path("8476a536"),
+//!     "/2018-06-01/runtime/invocation/8476a536/response"
+//! );
+//! ```
+//!
+//! # Layout
+//! - [`runtime`]: the Runtime API (`2018-06-01`): paths, `next` headers, response-mode and error headers.
+//! - [`invoke`]: the Invoke API (`2015-03-31`): path, request and response headers, invocation types.
+//! - [`error`]: the JSON error bodies of the Runtime API and of the Invoke API.
+//! - [`env`]: the environment variable names of the execution environment.
+//! - [`limits`]: payload size limits.
+
+pub mod env;
+pub mod error;
+pub mod invoke;
+pub mod limits;
+pub mod runtime;
+
+pub use error::{ApiErrorBody, ErrorBody};
+pub use invoke::InvocationType;

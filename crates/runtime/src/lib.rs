@@ -1,0 +1,72 @@
+//! A small, fast AWS Lambda runtime client: write your function as a plain async handler and hand
+//! it to [`run`].
+//!
+//! The entry point is [`run`] (JSON events) or [`run_bytes`] (raw bytes); both read
+//! `AWS_LAMBDA_RUNTIME_API`, connect, and loop: fetch the next event, call the handler with the
+//! event and a [`Context`], post the result. A handler error becomes a [`Diagnostic`] posted to
+//! Lambda, a panic is reported as an error of type `Panic`, and the loop carries on; only a
+//! failing Runtime API ends it, with an [`Error`] for `main` to return.
+//!
+//! ```no_run
+//! #[tokio::main]
+//! async fn main() -> Result<(), coldstart_runtime::Error> {
+//!     coldstart_runtime::run(|event: serde_json::Value, _ctx: coldstart_runtime::Context| async move {
+//!         Ok::<_, coldstart_runtime::Error>(event)
+//!     })
+//!     .await
+//! }
+//! ```
+//!
+//! Any `Display` type works as the handler's error (`String`, `std::io::Error`,
+//! `Box<dyn std::error::Error + Send + Sync>`, your own type), and so does [`Diagnostic`] to pick
+//! the reported error type yourself. To report a failed initialisation to Lambda, use [`Runtime`]:
+//! [`Runtime::from_env`], then [`Runtime::init_error`] or [`Runtime::run`].
+//!
+//! Typed events: with the default feature `events`, [`aws_lambda_events`](events) is re-exported
+//! as `coldstart_runtime::events`; enable the event families you need on `aws_lambda_events`
+//! (e.g. its `apigw` feature) and take the event type as the handler's argument:
+//!
+//! ```ignore
+//! use coldstart_runtime::events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+//!
+//! async fn handler(
+//!     request: ApiGatewayV2httpRequest,
+//!     ctx: coldstart_runtime::Context,
+//! ) -> Result<ApiGatewayV2httpResponse, coldstart_runtime::Error> {
+//!     let mut response = ApiGatewayV2httpResponse::default();
+//!     response.status_code = 200;
+//!     response.body = request.body.map(Into::into);
+//!     Ok(response)
+//! }
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), coldstart_runtime::Error> {
+//!     coldstart_runtime::run(handler).await
+//! }
+//! ```
+//!
+//! # Layout
+//! - `error`: [`Error`], why the runtime stopped.
+//! - `diagnostic`: [`Diagnostic`], what a failed invocation reports, and the conversion from any
+//!   `Display` type.
+//! - `context`: [`Context`] of one invocation, parsed from the `next` headers, the function's
+//!   [`Config`], and the [`ClientContext`] / [`CognitoIdentity`] JSON shapes.
+//! - `client`: the keep-alive HTTP/1.1 connection to the Runtime API.
+//! - `runtime`: [`Runtime`] and the invocation loop behind [`run`] and [`run_bytes`].
+//! - `panic`: catching a handler's panic, in the call and while its future is polled.
+
+mod client;
+mod context;
+mod diagnostic;
+mod error;
+mod panic;
+mod runtime;
+
+pub use context::{ClientApplication, ClientContext, CognitoIdentity, Config, Context};
+pub use diagnostic::Diagnostic;
+pub use error::Error;
+pub use runtime::{Runtime, run, run_bytes};
+
+/// The `aws_lambda_events` crate: typed events for the handler's argument and result.
+#[cfg(feature = "events")]
+pub use aws_lambda_events as events;

@@ -1,0 +1,690 @@
+//! The invocation loop: `next`, call the handler, answer, repeat.
+//!
+//! Everything that can go wrong with one invocation (a malformed header, an event the handler's
+//! type cannot represent, a handler error, a panic, a rejected answer) is reported for that
+//! invocation and the loop goes on. Only the Runtime API itself failing (5xx, a broken connection,
+//! an unusable request id) ends the loop with an [`Error`], per Lambda's runtime-client rules.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use coldstart_protocol::{env, runtime};
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::client::Client;
+use crate::panic::{self, CatchUnwind};
+use crate::{Config, Context, Diagnostic, Error};
+
+/// `Content-Type` of JSON responses and of error bodies.
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// `Content-Type` of [`Runtime::run_bytes`] responses.
+const APPLICATION_OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
+/// Error type posted when the event does not deserialize into the handler's event type.
+const INVALID_EVENT_DATA: &str = "Runtime.InvalidEventData";
+/// Error type posted when the handler's output does not serialize.
+const SERIALIZATION_ERROR: &str = "Runtime.SerializationError";
+
+/// A connection to the Runtime API and the function's configuration: the runtime before its loop
+/// starts.
+///
+/// Use it instead of the free [`run`] when initialisation can fail, so the failure reaches
+/// `/runtime/init/error`:
+///
+/// ```no_run
+/// use coldstart_runtime::{Context, Error, Runtime};
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), Error> {
+///     let runtime = Runtime::from_env().await?;
+///     let greeting = match std::env::var("GREETING") {
+///         Ok(greeting) => greeting,
+///         Err(e) => return Err(runtime.init_error(e).await),
+///     };
+///     runtime
+///         .run(move |name: String, _ctx: Context| {
+///             let reply = format!("{greeting}, {name}");
+///             async move { Ok::<_, Error>(reply) }
+///         })
+///         .await
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Runtime {
+    client: Client,
+    config: Arc<Config>,
+}
+
+impl Runtime {
+    /// Connects to the Runtime API named by `AWS_LAMBDA_RUNTIME_API` and reads the function's
+    /// [`Config`] from the environment.
+    pub async fn from_env() -> Result<Self, Error> {
+        let runtime_api = match std::env::var(env::RUNTIME_API) {
+            Ok(value) => Some(value),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(value)) => {
+                Some(value.to_string_lossy().into_owned())
+            }
+        };
+        Self::from_parts(runtime_api, Config::from_env()).await
+    }
+
+    /// Connects to `runtime_api` (`host:port`); `None` or empty is [`Error::MissingRuntimeApi`].
+    pub(crate) async fn from_parts(
+        runtime_api: Option<String>,
+        config: Config,
+    ) -> Result<Self, Error> {
+        let runtime_api = runtime_api
+            .filter(|value| !value.is_empty())
+            .ok_or(Error::MissingRuntimeApi)?;
+        let mut client = Client::new(&runtime_api)?;
+        client.connect().await?;
+        Ok(Self {
+            client,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The function's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Reports an initialisation failure to `/runtime/init/error` and returns the
+    /// [`Error::Init`] for `main` to return, so the process exits non-zero.
+    pub async fn init_error(mut self, error: impl Into<Diagnostic>) -> Error {
+        let diagnostic = error.into();
+        let uri = Uri::from(http::uri::PathAndQuery::from_static(
+            runtime::INIT_ERROR_PATH,
+        ));
+        let mut request = self
+            .client
+            .request(Method::POST, uri, Bytes::from(diagnostic.to_json()));
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, APPLICATION_JSON);
+        headers.insert(
+            &runtime::FUNCTION_ERROR_TYPE,
+            error_type_header(&diagnostic),
+        );
+        match self.client.exchange(request).await {
+            Ok((status, _, _)) if status.is_success() => {}
+            Ok((status, _, body)) => log(format_args!(
+                "runtime api answered {status} to the init error: {}",
+                String::from_utf8_lossy(&body)
+            )),
+            Err(error) => log(format_args!("cannot report the init error: {error:?}")),
+        }
+        Error::Init(diagnostic)
+    }
+
+    /// Runs the invocation loop with a JSON handler: each event is deserialized into `E`, each
+    /// `Ok` result serialized as the JSON response. Returns only when the Runtime API fails.
+    pub async fn run<F, Fut, E, R, Err>(self, handler: F) -> Result<(), Error>
+    where
+        F: FnMut(E, Context) -> Fut,
+        Fut: Future<Output = Result<R, Err>>,
+        E: DeserializeOwned,
+        R: Serialize,
+        Err: Into<Diagnostic>,
+    {
+        self.serve(handler, decode_json, encode_json, APPLICATION_JSON)
+            .await
+    }
+
+    /// Runs the invocation loop with a raw handler: the event's bytes in, the response's bytes
+    /// out (sent as `application/octet-stream`). Returns only when the Runtime API fails.
+    pub async fn run_bytes<F, Fut, R, Err>(self, handler: F) -> Result<(), Error>
+    where
+        F: FnMut(Bytes, Context) -> Fut,
+        Fut: Future<Output = Result<R, Err>>,
+        R: Into<Bytes>,
+        Err: Into<Diagnostic>,
+    {
+        self.serve(handler, Ok, |r: R| Ok(r.into()), APPLICATION_OCTET_STREAM)
+            .await
+    }
+
+    async fn serve<F, Fut, E, R, Err, D, S>(
+        mut self,
+        mut handler: F,
+        decode: D,
+        encode: S,
+        content_type: HeaderValue,
+    ) -> Result<(), Error>
+    where
+        F: FnMut(E, Context) -> Fut,
+        Fut: Future<Output = Result<R, Err>>,
+        Err: Into<Diagnostic>,
+        D: Fn(Bytes) -> Result<E, Diagnostic>,
+        S: Fn(R) -> Result<Bytes, Diagnostic>,
+    {
+        // Whether `_X_AMZN_TRACE_ID` may be set; true at first in case the environment set it.
+        let mut trace_exported = true;
+        loop {
+            let (status, headers, event) = self.client.next().await?;
+            if !status.is_success() {
+                return Err(runtime_api_error(status, &event));
+            }
+            let request_id = request_id(&headers)?;
+            let response_uri = invocation_uri(request_id, runtime::response_path(request_id))?;
+
+            let outcome = match Context::from_headers(request_id, &headers, self.config.clone()) {
+                Err(diagnostic) => Err(diagnostic),
+                Ok(context) => {
+                    let trace_id = context.xray_trace_id.as_deref();
+                    if trace_id.is_some() || trace_exported {
+                        export_trace_id(trace_id);
+                        trace_exported = trace_id.is_some();
+                    }
+                    // One future for decode, call, await and encode, so a panic in any user code
+                    // (a Deserialize impl, the handler call, its future, a Serialize impl) is
+                    // caught in one place.
+                    let invocation = pin!(async {
+                        let event = decode(event)?;
+                        match handler(event, context).await {
+                            Ok(response) => encode(response),
+                            Err(error) => Err(error.into()),
+                        }
+                    });
+                    match CatchUnwind::new(invocation).await {
+                        Ok(outcome) => outcome,
+                        Err(payload) => Err(panic::diagnostic(&payload)),
+                    }
+                }
+            };
+
+            let invocation_id = headers.get(&runtime::INVOCATION_ID);
+            let mut request = match outcome {
+                Ok(body) => {
+                    let mut request = self.client.request(Method::POST, response_uri, body);
+                    request
+                        .headers_mut()
+                        .insert(CONTENT_TYPE, content_type.clone());
+                    request
+                }
+                Err(diagnostic) => {
+                    let uri = invocation_uri(request_id, runtime::error_path(request_id))?;
+                    let body = Bytes::from(diagnostic.to_json());
+                    let mut request = self.client.request(Method::POST, uri, body);
+                    let headers = request.headers_mut();
+                    headers.insert(CONTENT_TYPE, APPLICATION_JSON);
+                    headers.insert(
+                        &runtime::FUNCTION_ERROR_TYPE,
+                        error_type_header(&diagnostic),
+                    );
+                    request
+                }
+            };
+            if let Some(invocation_id) = invocation_id {
+                request
+                    .headers_mut()
+                    .insert(&runtime::INVOCATION_ID, invocation_id.clone());
+            }
+            let (status, _, answer) = self.client.exchange(request).await?;
+            if status.is_server_error() {
+                return Err(runtime_api_error(status, &answer));
+            }
+            if !status.is_success() {
+                // 400, 403, 410 (invoke timed out), 413 (too large): this invocation is lost, the
+                // environment is not.
+                log(format_args!(
+                    "runtime api answered {status} for invocation {request_id}: {}",
+                    String::from_utf8_lossy(&answer)
+                ));
+            }
+        }
+    }
+}
+
+/// Connects with [`Runtime::from_env`] and runs the invocation loop with a JSON handler; see
+/// [`Runtime::run`].
+pub async fn run<F, Fut, E, R, Err>(handler: F) -> Result<(), Error>
+where
+    F: FnMut(E, Context) -> Fut,
+    Fut: Future<Output = Result<R, Err>>,
+    E: DeserializeOwned,
+    R: Serialize,
+    Err: Into<Diagnostic>,
+{
+    Runtime::from_env().await?.run(handler).await
+}
+
+/// Connects with [`Runtime::from_env`] and runs the invocation loop with a raw bytes handler; see
+/// [`Runtime::run_bytes`].
+pub async fn run_bytes<F, Fut, R, Err>(handler: F) -> Result<(), Error>
+where
+    F: FnMut(Bytes, Context) -> Fut,
+    Fut: Future<Output = Result<R, Err>>,
+    R: Into<Bytes>,
+    Err: Into<Diagnostic>,
+{
+    Runtime::from_env().await?.run_bytes(handler).await
+}
+
+fn decode_json<E: DeserializeOwned>(event: Bytes) -> Result<E, Diagnostic> {
+    serde_json::from_slice(&event).map_err(|e| {
+        Diagnostic::new(
+            INVALID_EVENT_DATA,
+            format!("cannot deserialize the event: {e}"),
+        )
+    })
+}
+
+fn encode_json<R: Serialize>(response: R) -> Result<Bytes, Diagnostic> {
+    serde_json::to_vec(&response).map(Bytes::from).map_err(|e| {
+        Diagnostic::new(
+            SERIALIZATION_ERROR,
+            format!("cannot serialize the response: {e}"),
+        )
+    })
+}
+
+/// The request id of a `next` answer, if it can address `/response` and `/error`.
+fn request_id(headers: &HeaderMap) -> Result<&str, Error> {
+    let value = headers.get(&runtime::REQUEST_ID);
+    match value.and_then(|v| v.to_str().ok()) {
+        Some(id) if !id.is_empty() && !id.contains(['/', '?', '#']) => Ok(id),
+        _ => Err(Error::InvalidRequestId {
+            value: value
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default(),
+        }),
+    }
+}
+
+/// `path` (built from `request_id`) as a request URI.
+fn invocation_uri(request_id: &str, path: String) -> Result<Uri, Error> {
+    Uri::try_from(path).map_err(|_| Error::InvalidRequestId {
+        value: request_id.to_owned(),
+    })
+}
+
+/// The `Lambda-Runtime-Function-Error-Type` value; `Unhandled` when the type cannot be a header.
+fn error_type_header(diagnostic: &Diagnostic) -> HeaderValue {
+    HeaderValue::from_str(&diagnostic.error_type).unwrap_or(HeaderValue::from_static("Unhandled"))
+}
+
+fn runtime_api_error(status: StatusCode, body: &[u8]) -> Error {
+    Error::RuntimeApi {
+        status,
+        body: String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+/// Exports the invocation's X-Ray header as `_X_AMZN_TRACE_ID`, or removes it when absent.
+fn export_trace_id(trace_id: Option<&str>) {
+    match trace_id {
+        // SAFETY: the Lambda runtime contract requires exporting the trace id per invocation
+        // (X-Ray SDKs read it from the environment). It is written from the loop, between
+        // invocations, before the handler runs; std's own environment access is serialised by a
+        // lock, so the only possible race is foreign code calling libc `getenv` on another thread
+        // at this moment, the same trade-off every official Lambda runtime makes.
+        Some(id) if !id.contains('\0') => unsafe { std::env::set_var(env::TRACE_ID, id) },
+        // SAFETY: as above.
+        _ => unsafe { std::env::remove_var(env::TRACE_ID) },
+    }
+}
+
+/// One line on stderr, which Lambda sends to the function's log stream.
+fn log(message: fmt::Arguments<'_>) {
+    eprintln!("coldstart-runtime: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Mutex, MutexGuard, PoisonError};
+
+    use http::header::USER_AGENT;
+    use http::{HeaderName, Request, Response};
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A scripted Runtime API: answers `next` from a queue (500 once it is empty) and records
+    /// every other request, answering each from `answers` (202 once that is empty).
+    #[derive(Default)]
+    struct Script {
+        nexts: Mutex<VecDeque<(HeaderMap, &'static str)>>,
+        answers: Mutex<VecDeque<StatusCode>>,
+        posts: Mutex<Vec<Posted>>,
+        connections: AtomicUsize,
+    }
+
+    #[derive(Debug)]
+    struct Posted {
+        path: String,
+        headers: HeaderMap,
+        body: Bytes,
+    }
+
+    fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+        mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn invocation(request_id: &str, extra: &[(&HeaderName, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let mut set = |name: &HeaderName, value: &str| {
+            let value = HeaderValue::from_str(value).unwrap_or_else(|e| panic!("{e}"));
+            headers.insert(name.clone(), value);
+        };
+        set(&runtime::REQUEST_ID, request_id);
+        set(&runtime::DEADLINE_MS, "4102444800000");
+        set(
+            &runtime::INVOKED_FUNCTION_ARN,
+            "arn:aws:lambda:us-east-1:1:function:f",
+        );
+        for (name, value) in extra {
+            set(name, value);
+        }
+        headers
+    }
+
+    impl Script {
+        fn next(self, headers: HeaderMap, body: &'static str) -> Self {
+            lock(&self.nexts).push_back((headers, body));
+            self
+        }
+
+        fn answer(self, status: StatusCode) -> Self {
+            lock(&self.answers).push_back(status);
+            self
+        }
+
+        fn posts(&self) -> Vec<Posted> {
+            std::mem::take(&mut *lock(&self.posts))
+        }
+
+        async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+            let (parts, body) = request.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            if parts.uri.path() == runtime::NEXT_PATH {
+                let next = lock(&self.nexts).pop_front();
+                let Some((headers, event)) = next else {
+                    let mut response = Response::new(Full::from("Internal Server Error"));
+                    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    return response;
+                };
+                let mut response = Response::new(Full::from(event));
+                *response.headers_mut() = headers;
+                return response;
+            }
+            lock(&self.posts).push(Posted {
+                path: parts.uri.path().to_owned(),
+                headers: parts.headers,
+                body,
+            });
+            let status = lock(&self.answers)
+                .pop_front()
+                .unwrap_or(StatusCode::ACCEPTED);
+            let mut response = Response::new(Full::from(runtime::ACCEPTED_BODY));
+            *response.status_mut() = status;
+            response
+        }
+
+        /// Serves the script on `127.0.0.1:0`; `keep_alive: false` closes every connection after
+        /// one exchange.
+        async fn serve(self: Arc<Self>, keep_alive: bool) -> SocketAddr {
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    self.connections.fetch_add(1, Ordering::SeqCst);
+                    let script = self.clone();
+                    let service = service_fn(move |request| {
+                        let script = script.clone();
+                        async move { Ok::<_, Infallible>(script.handle(request).await) }
+                    });
+                    tokio::spawn(
+                        hyper::server::conn::http1::Builder::new()
+                            .keep_alive(keep_alive)
+                            .serve_connection(TokioIo::new(stream), service),
+                    );
+                }
+            });
+            addr
+        }
+    }
+
+    async fn connect(addr: SocketAddr) -> Runtime {
+        Runtime::from_parts(Some(addr.to_string()), Config::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn header<'a>(posted: &'a Posted, name: &HeaderName) -> Option<&'a str> {
+        posted.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn error_body(posted: &Posted) -> coldstart_protocol::ErrorBody {
+        serde_json::from_slice(&posted.body).unwrap_or_else(|e| panic!("{e}: {posted:?}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn loop_answers_each_invocation_and_stops_on_500() {
+        let script = Arc::new(
+            Script::default()
+                .next(
+                    invocation(
+                        "r1",
+                        &[
+                            (&runtime::INVOCATION_ID, "inv-1"),
+                            (&runtime::TRACE_ID, "Root=1-a"),
+                        ],
+                    ),
+                    r#"{"a":1}"#,
+                )
+                .next(invocation("r2", &[]), r#""panic""#)
+                .next(invocation("r3", &[]), "not json")
+                .next(invocation("r4", &[]), r#"{"fail":true}"#)
+                .answer(StatusCode::ACCEPTED)
+                .answer(StatusCode::ACCEPTED)
+                .answer(StatusCode::ACCEPTED)
+                .answer(StatusCode::GONE)
+                .next(invocation("r5", &[]), "{}"),
+        );
+        let addr = script.clone().serve(true).await;
+        let mut broken_deadline = invocation("r6", &[]);
+        broken_deadline.insert(runtime::DEADLINE_MS, HeaderValue::from_static("soon"));
+        lock(&script.nexts).push_back((broken_deadline, "{}"));
+
+        let traces = Arc::new(Mutex::new(Vec::new()));
+        let seen = traces.clone();
+        let result = connect(addr)
+            .await
+            .run(move |event: serde_json::Value, ctx: Context| {
+                lock(&seen).push(std::env::var(env::TRACE_ID).ok());
+                async move {
+                    if event == "panic" {
+                        panic!("handler panicked on {}", ctx.request_id);
+                    }
+                    if event.get("fail").is_some() {
+                        return Err(format!("bad event in {}", ctx.request_id));
+                    }
+                    Ok(event)
+                }
+            })
+            .await;
+
+        assert!(
+            matches!(result, Err(Error::RuntimeApi { status, .. }) if status == 500),
+            "{result:?}"
+        );
+        let posts = script.posts();
+        let paths: Vec<&str> = posts.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                runtime::response_path("r1"),
+                runtime::error_path("r2"),
+                runtime::error_path("r3"),
+                runtime::error_path("r4"),
+                runtime::response_path("r5"),
+                runtime::error_path("r6"),
+            ]
+        );
+
+        let ok = &posts[0];
+        assert_eq!(ok.body, r#"{"a":1}"#);
+        assert_eq!(header(ok, &CONTENT_TYPE), Some("application/json"));
+        assert_eq!(header(ok, &runtime::INVOCATION_ID), Some("inv-1"));
+        assert!(header(ok, &USER_AGENT).is_some_and(|ua| ua.starts_with("coldstart-runtime/")));
+
+        let panicked = &posts[1];
+        assert_eq!(header(panicked, &runtime::INVOCATION_ID), None);
+        assert_eq!(
+            header(panicked, &runtime::FUNCTION_ERROR_TYPE),
+            Some("Panic")
+        );
+        assert_eq!(
+            error_body(panicked),
+            coldstart_protocol::ErrorBody::new("Panic", "handler panicked on r2")
+        );
+
+        assert_eq!(error_body(&posts[2]).error_type, INVALID_EVENT_DATA);
+        assert_eq!(
+            error_body(&posts[3]),
+            coldstart_protocol::ErrorBody::new("String", "bad event in r4")
+        );
+        assert_eq!(
+            header(&posts[3], &runtime::FUNCTION_ERROR_TYPE),
+            Some("String")
+        );
+        assert_eq!(
+            header(&posts[5], &runtime::FUNCTION_ERROR_TYPE),
+            Some(crate::context::INVALID_HEADER)
+        );
+
+        // The 410 on r4's error did not stop the loop, and the trace id was only exported for r1.
+        assert_eq!(
+            *lock(&traces),
+            [Some("Root=1-a".to_owned()), None, None, None]
+        );
+        assert_eq!(script.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn bytes_loop_reconnects_when_the_api_closes_connections() {
+        let script = Arc::new(
+            Script::default()
+                .next(invocation("b1", &[]), "raw in")
+                .next(invocation("b2", &[]), "again"),
+        );
+        let addr = script.clone().serve(false).await;
+        let result = connect(addr)
+            .await
+            .run_bytes(|event: Bytes, _ctx: Context| async move {
+                let mut reply = b"got ".to_vec();
+                reply.extend_from_slice(&event);
+                Ok::<_, std::io::Error>(reply)
+            })
+            .await;
+        assert!(
+            matches!(result, Err(Error::RuntimeApi { .. })),
+            "{result:?}"
+        );
+        let posts = script.posts();
+        assert_eq!(posts.len(), 2);
+        assert_eq!(posts[0].body, "got raw in");
+        assert_eq!(posts[1].body, "got again");
+        assert_eq!(
+            header(&posts[0], &CONTENT_TYPE),
+            Some("application/octet-stream")
+        );
+        assert_eq!(script.connections.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn init_error_is_posted_and_returned() {
+        let script = Arc::new(Script::default());
+        let addr = script.clone().serve(true).await;
+        let error = connect(addr)
+            .await
+            .init_error(Diagnostic::new("Runtime.ConfigInvalid", "no table"))
+            .await;
+        assert!(matches!(&error, Error::Init(d) if d.error_type == "Runtime.ConfigInvalid"));
+        let posts = script.posts();
+        assert_eq!(posts.len(), 1);
+        assert_eq!(posts[0].path, runtime::INIT_ERROR_PATH);
+        assert_eq!(
+            header(&posts[0], &runtime::FUNCTION_ERROR_TYPE),
+            Some("Runtime.ConfigInvalid")
+        );
+        assert_eq!(
+            error_body(&posts[0]),
+            coldstart_protocol::ErrorBody::new("Runtime.ConfigInvalid", "no table")
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_or_bad_runtime_api_is_an_error_not_a_panic() {
+        let missing = Runtime::from_parts(None, Config::default()).await;
+        assert!(
+            matches!(missing, Err(Error::MissingRuntimeApi)),
+            "{missing:?}"
+        );
+        let empty = Runtime::from_parts(Some(String::new()), Config::default()).await;
+        assert!(matches!(empty, Err(Error::MissingRuntimeApi)), "{empty:?}");
+        let bad = Runtime::from_parts(Some("no-port".into()), Config::default()).await;
+        assert!(
+            matches!(bad, Err(Error::InvalidRuntimeApi { .. })),
+            "{bad:?}"
+        );
+
+        // A port nobody listens on any more.
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        drop(listener);
+        let refused = Runtime::from_parts(Some(addr.to_string()), Config::default()).await;
+        assert!(matches!(refused, Err(Error::Connect { .. })), "{refused:?}");
+    }
+
+    #[test]
+    fn request_id_must_address_a_path() {
+        let ok = invocation("8476a536-e9f4-11e8-9739-2dfe598c3fcd", &[]);
+        assert_eq!(
+            request_id(&ok).ok(),
+            Some("8476a536-e9f4-11e8-9739-2dfe598c3fcd")
+        );
+        for bad in ["", "a/b", "a?b", "a#b"] {
+            let headers = invocation(bad, &[]);
+            assert!(
+                matches!(request_id(&headers), Err(Error::InvalidRequestId { .. })),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(request_id(&HeaderMap::new()).is_err());
+    }
+
+    /// The loop's future must be spawnable when the handler is.
+    #[test]
+    fn run_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let future = run(|event: serde_json::Value, _ctx: Context| async move {
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(event)
+        });
+        assert_send(&future);
+        let future = run_bytes(|event: Bytes, _ctx: Context| async move { Ok::<_, String>(event) });
+        assert_send(&future);
+    }
+}
