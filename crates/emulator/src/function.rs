@@ -22,6 +22,10 @@ use coldstart_protocol::env;
 /// How many times an invocation is offered to a new sandbox when the one it got died before it
 /// could take it.
 const DISPATCH_ATTEMPTS: usize = 3;
+/// How long an invocation waits for a sandbox that answered to call `next` again before it
+/// starts a new sandbox instead (when a slot is free). A runtime normally calls `next` within
+/// microseconds (a shell runtime: a few milliseconds); a cold start costs more.
+const FINISHING_PATIENCE: Duration = Duration::from_millis(50);
 
 /// A function and its sandboxes.
 pub(crate) struct Function {
@@ -150,13 +154,36 @@ impl Function {
         urgency: Urgency,
     ) -> Result<InvokeResponse, InvokeError> {
         let mut invocation = Arc::new(invocation);
-        for _ in 0..DISPATCH_ATTEMPTS {
-            let grant = match self.pool.acquire(urgency) {
+        let mut patient = true;
+        let mut attempts = 0;
+        while attempts < DISPATCH_ATTEMPTS {
+            let grant = match self.pool.acquire(urgency, patient) {
                 Acquire::Now(grant) => grant,
-                Acquire::Wait(rx) => rx.await.map_err(|_| shutting_down())?,
+                Acquire::Wait {
+                    mut grant,
+                    slot_free: true,
+                } => {
+                    match tokio::time::timeout(FINISHING_PATIENCE, &mut grant).await {
+                        Ok(granted) => granted.map_err(|_| shutting_down())?,
+                        Err(_) => {
+                            // Closing first means a grant sent at this very moment is received
+                            // here rather than lost with the channel.
+                            grant.close();
+                            match grant.try_recv() {
+                                Ok(granted) => granted,
+                                Err(_) => {
+                                    patient = false;
+                                    continue;
+                                }
+                            }
+                        }
+                    }
+                }
+                Acquire::Wait { grant, .. } => grant.await.map_err(|_| shutting_down())?,
                 Acquire::Throttled => return Err(InvokeError::Throttled),
                 Acquire::Closed => return Err(shutting_down()),
             };
+            attempts += 1;
             let sandbox = match grant {
                 Grant::Warm(sandbox) => sandbox,
                 Grant::Cold => match self.start(&invocation).await {

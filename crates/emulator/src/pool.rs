@@ -1,10 +1,10 @@
 //! The scheduler of one function: which sandbox takes the next invocation.
 //!
 //! A pool counts every live sandbox against the function's concurrency. An invocation takes an
-//! idle sandbox (warm), or a slot to start one (cold), or — when every slot is taken — waits for
-//! a sandbox that has already answered and only has to call `next` again. Only when all of them
-//! are starting or busy is a synchronous invocation throttled (429), as Lambda does; asynchronous
-//! (`Event`) invocations queue instead.
+//! idle sandbox (warm); or waits for a sandbox that has already answered and only has to call
+//! `next` again (microseconds for most runtimes, far less than a cold start); or takes a slot to
+//! start a new sandbox (cold). Only when every slot is starting or busy is a synchronous
+//! invocation throttled (429), as Lambda does; asynchronous (`Event`) invocations queue instead.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -27,8 +27,12 @@ pub(crate) enum Grant {
 pub(crate) enum Acquire {
     /// Go ahead.
     Now(Grant),
-    /// Wait for a sandbox or a slot; the sender is dropped if the pool closes.
-    Wait(oneshot::Receiver<Grant>),
+    /// Wait for a sandbox or a slot; the sender is dropped if the pool closes. With `slot_free`
+    /// a slot was free too: the caller may stop waiting and ask again with `patient` off.
+    Wait {
+        grant: oneshot::Receiver<Grant>,
+        slot_free: bool,
+    },
     /// Every slot is busy: 429.
     Throttled,
     /// The emulator is shutting down.
@@ -87,8 +91,9 @@ impl Pool {
         }
     }
 
-    /// Takes a sandbox or a slot for one invocation.
-    pub(crate) fn acquire(&self, urgency: Urgency) -> Acquire {
+    /// Takes a sandbox or a slot for one invocation. A `patient` caller would rather wait for
+    /// a finishing sandbox than start a new one.
+    pub(crate) fn acquire(&self, urgency: Urgency, patient: bool) -> Acquire {
         let mut st = self.lock();
         if st.closed {
             return Acquire::Closed;
@@ -96,17 +101,19 @@ impl Pool {
         if let Some(sandbox) = st.idle.pop() {
             return Acquire::Now(Grant::Warm(sandbox));
         }
-        if st.live < self.limit {
+        let slot_free = st.live < self.limit;
+        let finishing_free = st.sync_waiters.len() < st.finishing;
+        if slot_free && !(patient && finishing_free) {
             st.live += 1;
             return Acquire::Now(Grant::Cold);
         }
-        let (tx, rx) = oneshot::channel();
+        let (tx, grant) = oneshot::channel();
         match urgency {
-            Urgency::Sync if st.sync_waiters.len() < st.finishing => st.sync_waiters.push_back(tx),
+            Urgency::Sync if finishing_free => st.sync_waiters.push_back(tx),
             Urgency::Sync => return Acquire::Throttled,
             Urgency::Async => st.async_waiters.push_back(tx),
         }
-        Acquire::Wait(rx)
+        Acquire::Wait { grant, slot_free }
     }
 
     /// Gives back a slot reserved by [`Acquire`] but never used for a sandbox.
@@ -200,40 +207,56 @@ mod tests {
     #[test]
     fn throttles_sync_only_when_no_sandbox_is_finishing() {
         let pool = Pool::new(1);
-        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Now(Grant::Cold)));
+        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Now(Grant::Cold)));
         // The only sandbox is starting or busy: a second caller is throttled.
-        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Throttled));
+        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Throttled));
         // Once it answered, a caller may wait for its `next`.
         pool.on_responded();
-        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Wait(_)));
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Wait { slot_free: false, .. }
+        ));
         // But only one caller per finishing sandbox.
-        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Throttled));
+        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Throttled));
         // Async invocations always queue.
-        assert!(matches!(pool.acquire(Urgency::Async), Acquire::Wait(_)));
+        assert!(matches!(pool.acquire(Urgency::Async, true), Acquire::Wait { .. }));
+    }
+
+    #[test]
+    fn a_patient_caller_waits_for_a_finishing_sandbox_before_starting_one() {
+        let pool = Pool::new(2);
+        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Now(Grant::Cold)));
+        pool.on_responded();
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Wait { slot_free: true, .. }
+        ));
+        // An impatient one starts a sandbox with the free slot.
+        assert!(matches!(pool.acquire(Urgency::Sync, false), Acquire::Now(Grant::Cold)));
     }
 
     #[test]
     fn a_released_slot_goes_to_a_waiter() {
         let pool = Pool::new(1);
-        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Now(Grant::Cold)));
-        let Acquire::Wait(mut rx) = pool.acquire(Urgency::Async) else {
+        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Now(Grant::Cold)));
+        let Acquire::Wait { grant: mut rx, .. } = pool.acquire(Urgency::Async, true) else {
             panic!("async invocations queue");
         };
         pool.release_slot();
         assert!(matches!(rx.try_recv(), Ok(Grant::Cold)));
         // The slot now belongs to the waiter: nobody else gets one.
-        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Throttled));
+        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Throttled));
     }
 
     #[test]
     fn closing_releases_waiters() {
         let pool = Pool::new(1);
-        let _ = pool.acquire(Urgency::Sync);
-        let Acquire::Wait(mut rx) = pool.acquire(Urgency::Async) else {
+        let _ = pool.acquire(Urgency::Sync, true);
+        let Acquire::Wait { grant: mut rx, .. } = pool.acquire(Urgency::Async, true) else {
             panic!("async invocations queue");
         };
         pool.close();
         assert!(rx.try_recv().is_err());
-        assert!(matches!(pool.acquire(Urgency::Sync), Acquire::Closed));
+        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Closed));
     }
 }

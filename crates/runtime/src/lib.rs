@@ -22,7 +22,7 @@
 //! the reported error type yourself. To report a failed initialisation to Lambda, use [`Runtime`]:
 //! [`Runtime::from_env`], then [`Runtime::init_error`] or [`Runtime::run`].
 //!
-//! Typed events: with the default feature `events`, [`aws_lambda_events`](events) is re-exported
+//! Typed events: with the default feature `events`, `aws_lambda_events` is re-exported
 //! as `coldstart_runtime::events`; enable the event families you need on `aws_lambda_events`
 //! (e.g. its `apigw` feature) and take the event type as the handler's argument:
 //!
@@ -31,7 +31,7 @@
 //!
 //! async fn handler(
 //!     request: ApiGatewayV2httpRequest,
-//!     ctx: coldstart_runtime::Context,
+//!     _ctx: coldstart_runtime::Context,
 //! ) -> Result<ApiGatewayV2httpResponse, coldstart_runtime::Error> {
 //!     let mut response = ApiGatewayV2httpResponse::default();
 //!     response.status_code = 200;

@@ -1,1 +1,13 @@
-//! placeholder
+//! Fixture functions and end-to-end tests of coldstart. Not published.
+//!
+//! The fixtures are small `bootstrap` programs under `src/bin/`, each showing one behaviour a
+//! Lambda function can have (answering, failing, crashing, hanging in init). The end-to-end tests
+//! in `tests/it/` run them under the emulator and call them with real clients.
+//!
+//! # Layout
+//! - `src/bin/fx-faults.rs`: a function whose behaviour is chosen by its event (`op`).
+//! - `src/bin/fx-echo.rs`: echo on `coldstart-runtime`, the smallest function.
+//! - `src/bin/fx-lr-echo.rs`: echo on the official `lambda_runtime` crate.
+//! - `src/bin/fx-crash-on-start.rs`, `fx-slow-init.rs`, `fx-init-error.rs`, `fx-ignore-sigterm.rs`:
+//!   init and shutdown behaviours.
+//! - `fixtures/`: shell bootstraps (a hand-held runtime that lets a test speak the Runtime API).

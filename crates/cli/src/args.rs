@@ -1,0 +1,107 @@
+//! Command-line arguments (the `coldstart` CLI contract of design.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Build, run and test AWS Lambda custom runtimes locally, natively and fast.
+#[derive(Debug, Parser)]
+#[command(name = "coldstart", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve one bootstrap as the function `function`, like the Runtime Interface Emulator.
+    Run(RunArgs),
+    /// Invoke a function through the Invoke API and print its answer.
+    Invoke(InvokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Address of the Invoke API.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub(crate) listen: SocketAddr,
+    /// Function timeout in seconds (1-900).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) timeout: u64,
+    /// Memory size in MB (128-10240).
+    #[arg(long, default_value_t = 128)]
+    pub(crate) memory: u32,
+    /// Most execution environments at once.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) concurrency: usize,
+    /// The handler, given to the runtime as `_HANDLER` (e.g. `function.handler`).
+    #[arg(long)]
+    pub(crate) handler: Option<String>,
+    /// `LAMBDA_TASK_ROOT` and working directory. Default: the bootstrap's folder.
+    #[arg(long)]
+    pub(crate) task_root: Option<PathBuf>,
+    /// An environment variable for the function, `KEY=VALUE`; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub(crate) env: Vec<(String, String)>,
+    /// Do not stop (SIGSTOP) idle execution environments.
+    #[arg(long)]
+    pub(crate) no_freeze: bool,
+    /// The bootstrap and its arguments.
+    #[arg(last = true, required = true, value_name = "BOOTSTRAP")]
+    pub(crate) command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InvokeArgs {
+    /// The function's name or ARN.
+    pub(crate) function: String,
+    /// The JSON payload; `-` reads it from standard input. Default: `{}`.
+    #[arg(conflicts_with = "file")]
+    pub(crate) payload: Option<String>,
+    /// Read the payload from a file.
+    #[arg(long)]
+    pub(crate) file: Option<PathBuf>,
+    /// The Invoke API endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:9000")]
+    pub(crate) endpoint: String,
+    /// `Tail` prints the last 4 KB of the invocation's log to standard error.
+    #[arg(long, value_parser = ["None", "Tail"])]
+    pub(crate) log_type: Option<String>,
+    /// `RequestResponse` (default), `Event` or `DryRun`.
+    #[arg(long, value_parser = ["RequestResponse", "Event", "DryRun"])]
+    pub(crate) invocation_type: Option<String>,
+}
+
+fn parse_env(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got `{value}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_takes_the_bootstrap_after_the_separator() {
+        let cli = Cli::try_parse_from([
+            "coldstart", "run", "--timeout", "5", "--env", "A=b=c", "--", "./bootstrap", "x",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Run(args) = cli.command else {
+            panic!("run expected");
+        };
+        assert_eq!(args.timeout, 5);
+        assert_eq!(args.env, vec![("A".to_owned(), "b=c".to_owned())]);
+        assert_eq!(args.command, vec!["./bootstrap", "x"]);
+        assert_eq!(args.listen.to_string(), "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn bad_env_and_missing_bootstrap_are_usage_errors() {
+        assert!(Cli::try_parse_from(["coldstart", "run", "--env", "nokey", "--", "b"]).is_err());
+        assert!(Cli::try_parse_from(["coldstart", "run"]).is_err());
+    }
+}

@@ -1,0 +1,55 @@
+//! Terminal output: function logs on standard output through a writer thread (so a slow terminal
+//! never blocks an invocation), diagnostics on standard error through `tracing`.
+
+use std::io::Write;
+use std::sync::mpsc;
+
+use coldstart_emulator::LogSink;
+
+/// Installs the `tracing` subscriber: `COLDSTART_LOG` sets the filter (default: `info` for
+/// coldstart, `warn` for the rest).
+pub(crate) fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COLDSTART_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,coldstart=info,coldstart_emulator=info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Prints each log line as `[function] line` on standard output.
+#[derive(Debug)]
+pub(crate) struct StdoutSink {
+    /// The writer thread holds the receiver; it exits when every sender is dropped.
+    lines: mpsc::Sender<String>,
+}
+
+impl StdoutSink {
+    pub(crate) fn new() -> Self {
+        let (lines, rx) = mpsc::channel::<String>();
+        std::thread::Builder::new()
+            .name("coldstart-logs".into())
+            .spawn(move || {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                while let Ok(line) = rx.recv() {
+                    let _ = out.write_all(line.as_bytes());
+                    // Flush once the burst is written, not per line.
+                    while let Ok(line) = rx.try_recv() {
+                        let _ = out.write_all(line.as_bytes());
+                    }
+                    let _ = out.flush();
+                }
+            })
+            .ok();
+        Self { lines }
+    }
+}
+
+impl LogSink for StdoutSink {
+    fn line(&self, function: &str, line: &str) {
+        let _ = self.lines.send(format!("[{function}] {line}\n"));
+    }
+}

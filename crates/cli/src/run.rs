@@ -1,0 +1,101 @@
+//! `coldstart run`: one bootstrap served as the function `function`, a drop-in for the Runtime
+//! Interface Emulator.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use tokio_util::sync::CancellationToken;
+
+use coldstart_emulator::{Emulator, FunctionConfig, Settings, serve_invoke_api};
+
+use crate::Failure;
+use crate::args::RunArgs;
+use crate::output::StdoutSink;
+
+/// The function name the Runtime Interface Emulator serves.
+const FUNCTION_NAME: &str = "function";
+
+pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
+    let config = function_config(&args)?;
+    check_bootstrap(Path::new(&config.command[0])).map_err(Failure::usage)?;
+    let emulator = Emulator::new(vec![config], settings(), Arc::new(StdoutSink::new()))
+        .map_err(|e| Failure::usage(e.into()))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", args.listen))?;
+    let addr = listener.local_addr().context("reading the listening address")?;
+    eprintln!(
+        "coldstart: serving `{}` at http://{addr}/2015-03-31/functions/{FUNCTION_NAME}/invocations",
+        args.command[0].to_string_lossy()
+    );
+
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    serve_invoke_api(emulator.clone(), listener, shutdown.clone()).await;
+    emulator.shutdown(emulator.longest_timeout()).await;
+    signals.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn function_config(args: &RunArgs) -> Result<FunctionConfig, Failure> {
+    let mut config = FunctionConfig::new(FUNCTION_NAME, args.command.clone());
+    config.timeout = Duration::from_secs(args.timeout);
+    config.memory_mb = args.memory;
+    config.concurrency = args.concurrency;
+    config.handler = args.handler.clone();
+    config.task_root = args.task_root.clone();
+    config.environment = args.env.iter().cloned().collect();
+    config.freeze = !args.no_freeze;
+    config.validate().map_err(|e| Failure::usage(e.into()))?;
+    Ok(config)
+}
+
+/// The Lambda account settings, with the region from `AWS_REGION` when set.
+pub(crate) fn settings() -> Settings {
+    let mut settings = Settings::default();
+    if let Ok(region) = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        && !region.is_empty()
+    {
+        settings.region = region;
+    }
+    settings
+}
+
+/// A bootstrap given as a path must exist and be executable; a bare name is looked up in `PATH`
+/// when the sandbox starts.
+fn check_bootstrap(program: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.components().count() < 2 {
+        return Ok(());
+    }
+    let meta = std::fs::metadata(program)
+        .map_err(|e| anyhow!("bootstrap {}: {e}", program.display()))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(anyhow!(
+            "bootstrap {} is not an executable file",
+            program.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("could not install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

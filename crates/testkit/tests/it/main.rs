@@ -1,0 +1,7 @@
+//! End-to-end tests: real bootstraps under the emulator, called by real clients, on loopback.
+
+mod faults;
+mod runtime_api;
+mod runtimes;
+mod sdk;
+mod support;

@@ -1,0 +1,237 @@
+//! The test harness: an emulator in this process serving the Invoke API on `127.0.0.1:0`, a log
+//! collector to await lines on, and clients (the AWS SDK and a plain HTTP one).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+use bytes::Bytes;
+use coldstart_emulator::{Emulator, FunctionConfig, LogSink, Settings, serve_invoke_api};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// The longest a test waits for anything it expects to happen.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A fixture function's bootstrap.
+pub fn fixture(bin: &str) -> PathBuf {
+    PathBuf::from(match bin {
+        "fx-echo" => env!("CARGO_BIN_EXE_fx-echo"),
+        "fx-faults" => env!("CARGO_BIN_EXE_fx-faults"),
+        "fx-lr-echo" => env!("CARGO_BIN_EXE_fx-lr-echo"),
+        "fx-crash-on-start" => env!("CARGO_BIN_EXE_fx-crash-on-start"),
+        "fx-slow-init" => env!("CARGO_BIN_EXE_fx-slow-init"),
+        "fx-init-error" => env!("CARGO_BIN_EXE_fx-init-error"),
+        "fx-ignore-sigterm" => env!("CARGO_BIN_EXE_fx-ignore-sigterm"),
+        other => panic!("no fixture {other}"),
+    })
+}
+
+/// A shell fixture from `fixtures/`, or a file of the repository (`examples/...`).
+pub fn repo_file(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A function named `name` running `bootstrap`.
+pub fn function(name: &str, bootstrap: PathBuf) -> FunctionConfig {
+    FunctionConfig::new(name, vec![bootstrap.into_os_string()])
+}
+
+/// Collects every log line and lets tests wait for one.
+#[derive(Default)]
+pub struct Logs {
+    lines: Mutex<Vec<String>>,
+    added: Notify,
+}
+
+impl LogSink for Logs {
+    fn line(&self, function: &str, line: &str) {
+        if let Ok(mut lines) = self.lines.lock() {
+            lines.push(format!("{function}: {line}"));
+        }
+        self.added.notify_waiters();
+    }
+}
+
+impl Logs {
+    /// Every line so far.
+    pub fn all(&self) -> Vec<String> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits (at most [`PATIENCE`]) for a line matching `pred`, and returns it.
+    pub async fn wait_for(&self, pred: impl Fn(&str) -> bool) -> String {
+        let found = tokio::time::timeout(PATIENCE, async {
+            loop {
+                let notified = self.added.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(line) = self.all().into_iter().find(|l| pred(l)) {
+                    return line;
+                }
+                notified.await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no such log line; got:\n{}", self.all().join("\n")))
+    }
+}
+
+/// An emulator serving the Invoke API on loopback. Dropping it kills every sandbox it started.
+pub struct Harness {
+    pub emulator: Emulator,
+    pub addr: SocketAddr,
+    pub logs: Arc<Logs>,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    pub async fn start(functions: Vec<FunctionConfig>) -> Harness {
+        let logs = Arc::new(Logs::default());
+        let emulator = Emulator::new(functions, Settings::default(), logs.clone())
+            .unwrap_or_else(|e| panic!("emulator: {e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve_invoke_api(
+            emulator.clone(),
+            listener,
+            shutdown.clone(),
+        ));
+        Harness {
+            emulator,
+            addr,
+            logs,
+            shutdown,
+            server: Some(server),
+        }
+    }
+
+    /// An `aws-sdk-lambda` client pointed at the emulator, without retries (a 429 must show).
+    pub fn sdk(&self) -> aws_sdk_lambda::Client {
+        let config = aws_sdk_lambda::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "coldstart-tests"))
+            .endpoint_url(format!("http://{}", self.addr))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_lambda::Client::from_conf(config)
+    }
+
+    /// A plain HTTP invocation: `POST /2015-03-31/functions/{name}/invocations`.
+    pub async fn invoke_raw(
+        &self,
+        name: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> RawResponse {
+        let mut request = http::Request::post(coldstart_protocol::invoke::invoke_path(name))
+            .header(http::header::HOST, self.addr.to_string());
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let request = request
+            .body(Full::new(body.into()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        send(self.addr, request).await
+    }
+
+    /// Stops the server and the emulator gracefully.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.emulator.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // A failed test must not leave processes behind.
+        for name in self.emulator.function_names() {
+            for pid in self.emulator.sandbox_pids(&name) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Bytes,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Sends one request on a fresh connection to `addr`.
+pub async fn send(addr: SocketAddr, request: http::Request<Full<Bytes>>) -> RawResponse {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap_or_else(|e| panic!("handshake: {e}"));
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(request)
+        .await
+        .unwrap_or_else(|e| panic!("request: {e}"));
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("body: {e}"))
+        .to_bytes();
+    RawResponse {
+        status: parts.status.as_u16(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect(),
+        body,
+    }
+}
+
+/// Decodes `X-Amz-Log-Result`.
+pub fn decode_log(encoded: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap_or_else(|e| panic!("log result is not base64: {e}"));
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The single-letter state of process `pid` from `/proc` (`S`, `T`, `Z`...), if it exists.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the parenthesised command name, which may contain spaces.
+    let after = stat.rsplit_once(')')?.1;
+    after.trim_start().chars().next()
+}
