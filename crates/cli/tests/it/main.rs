@@ -1,0 +1,186 @@
+//! End-to-end tests of the `coldstart` binary: `run` as a drop-in for the Runtime Interface
+//! Emulator, `invoke` as its client, signals and exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// The longest a test waits for a line it expects.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn coldstart() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_coldstart"))
+}
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
+/// A `coldstart run` in its own process group; killed with its group when dropped.
+struct Server {
+    child: Child,
+    endpoint: String,
+    /// Lines of the server's standard output (the functions' logs).
+    stdout: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = coldstart()
+            .arg("run")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn coldstart: {e}"));
+        let stderr = lines(child.stderr.take());
+        let stdout = lines(child.stdout.take());
+        let mut server = Server {
+            child,
+            endpoint: String::new(),
+            stdout,
+        };
+        let banner = wait_line(&stderr, |l| l.contains("serving"));
+        let addr = banner
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {banner}"));
+        server.endpoint = format!("http://{addr}");
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || while stderr.recv().is_ok() {});
+        server
+    }
+
+    fn invoke(&self, args: &[&str]) -> Output {
+        coldstart()
+            .arg("invoke")
+            .args(args)
+            .arg("--endpoint")
+            .arg(&self.endpoint)
+            .output()
+            .unwrap_or_else(|e| panic!("coldstart invoke: {e}"))
+    }
+
+    fn signal(&self, signal: Signal) {
+        let _ = killpg(Pid::from_raw(self.child.id() as i32), signal);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(pipe: Option<impl std::io::Read + Send + 'static>) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(pipe) = pipe {
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+fn wait_line(rx: &mpsc::Receiver<String>, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if pred(&line) => return line,
+            Ok(_) => continue,
+            Err(e) => panic!("no expected line: {e}"),
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn run_serves_the_bash_runtime_and_invoke_prints_its_answer() {
+    let bootstrap = repo("examples/bash/bootstrap");
+    let server = Server::start(&["--handler", "function.handler", "--", bootstrap.to_str().unwrap_or_default()]);
+    let out = server.invoke(&["function", r#"{"payload":"hello world!"}"#]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Echoing request: '{\"payload\":\"hello world!\"}'\n");
+    // The function's logs, prefixed with its name, with the platform's lines around them.
+    wait_line(&server.stdout, |l| l.starts_with("[function] START RequestId: "));
+    wait_line(&server.stdout, |l| l == r#"[function] {"payload":"hello world!"}"#);
+    wait_line(&server.stdout, |l| l.starts_with("[function] REPORT RequestId: "));
+
+    let tail = server.invoke(&["function", "{}", "--log-type", "Tail"]);
+    assert!(tail.status.success());
+    let log = text(&tail.stderr);
+    assert!(log.contains("START RequestId: ") && log.contains("REPORT RequestId: "), "{log}");
+}
+
+#[test]
+fn invoke_exits_1_on_a_function_error_and_on_an_unknown_function() {
+    let bootstrap = repo("crates/cli/tests/fixtures/exit-on-invoke.sh");
+    let server = Server::start(&["--", bootstrap.to_str().unwrap_or_default()]);
+    let out = server.invoke(&["function", "{}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    assert!(err.contains("Runtime.ExitError") && err.contains("exit status 2"), "{err}");
+
+    let missing = server.invoke(&["nope", "{}"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("ResourceNotFoundException"));
+}
+
+#[test]
+fn sigterm_stops_the_server_and_every_sandbox_with_exit_0() {
+    let bootstrap = repo("crates/cli/tests/fixtures/pid-echo.sh");
+    let mut server = Server::start(&["--", bootstrap.to_str().unwrap_or_default()]);
+    let out = server.invoke(&["function", r#"{"x":1}"#]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = wait_line(&server.stdout, |l| l.starts_with("[function] PID="));
+    let pid: i32 = line.trim_start_matches("[function] PID=").parse().unwrap_or(0);
+    assert!(pid > 0);
+    // Signal only the server (not its group): it must stop its sandboxes itself.
+    let _ = nix::sys::signal::kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM);
+    let status = server.child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(0));
+    // The sandbox's group is gone (SIGKILL, if needed, was sent before the server exited).
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while killpg(Pid::from_raw(pid), None).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "sandbox group {pid} survived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let missing = coldstart()
+        .args(["run", "--", "./no/such/bootstrap"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("no/such/bootstrap"));
+    let bad_timeout = coldstart()
+        .args(["run", "--timeout", "0", "--", "/bin/true"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bad_timeout.status.code(), Some(2));
+    assert!(text(&bad_timeout.stderr).contains("timeout"));
+    let no_bootstrap = coldstart().arg("run").output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(no_bootstrap.status.code(), Some(2));
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, unit, end-to-end and doc tests.
+# Everything runs on loopback; no Docker, no network beyond crates.io for the first build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The bash runtime example and the shell fixtures need curl.
+if ! command -v curl >/dev/null 2>&1; then
+  echo "installing curl (needed by the shell runtimes under test)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq curl; else sudo apt-get install -y -qq curl; fi
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
