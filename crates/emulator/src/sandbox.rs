@@ -139,6 +139,8 @@ struct State {
     last_request_id: Option<String>,
     /// How long init took; reported on the first invocation's `REPORT`.
     init_duration: Option<Duration>,
+    /// The emulator asked the sandbox to stop: its exit is expected.
+    stopping: bool,
 }
 
 /// One execution environment.
@@ -212,6 +214,7 @@ impl Sandbox {
                 next_waiter: None,
                 last_request_id: None,
                 init_duration: None,
+                stopping: false,
             }),
             peak_mb: AtomicU64::new(0),
             gone: CancellationToken::new(),
@@ -429,6 +432,7 @@ impl Sandbox {
         let previous = std::mem::replace(&mut st.phase, Phase::Exited);
         st.next_waiter = None;
         st.frozen = false;
+        let expected = st.stopping;
         drop(st);
         // Whatever the bootstrap left behind in its group goes with it.
         signal_group(self.pgid, Signal::SIGKILL);
@@ -459,7 +463,9 @@ impl Sandbox {
             }
             Phase::Idle | Phase::Finishing => {
                 self.function.pool.on_dead(self, vacated);
-                tracing::warn!(function = &*self.function.name, sandbox = self.id, "runtime exited between invocations: {cause}");
+                if !expected {
+                    tracing::warn!(function = &*self.function.name, sandbox = self.id, "runtime exited between invocations: {cause}");
+                }
             }
         }
         self.function.forget(self.id);
@@ -470,6 +476,7 @@ impl Sandbox {
     pub(crate) async fn stop(&self, grace: Duration) {
         {
             let mut st = self.lock();
+            st.stopping = true;
             if !matches!(st.phase, Phase::Exited) || !self.gone.is_cancelled() {
                 signal_group(self.pgid, Signal::SIGTERM);
                 if st.frozen {

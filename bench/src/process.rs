@@ -1,0 +1,222 @@
+//! Child processes the bench starts: a guard that always reaps the whole process group, and the
+//! `coldstart run` emulator with its address read from its start-up banner.
+//!
+//! Separate from the measurements so that no early return or panic in them can leave a process
+//! behind: everything spawned here is killed (by process group) and waited for on `Drop`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// How long `coldstart run` may take to print its banner. Default: 10 seconds.
+const READY_LIMIT: Duration = Duration::from_secs(10);
+/// How long a process gets to exit after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long to wait for the last stderr lines once the emulator has exited.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+/// The prefix of the one line `coldstart run` prints on stderr when it is serving.
+const BANNER: &str = "coldstart: serving ";
+
+/// A child process in its own process group. Dropping it SIGKILLs the group and waits.
+#[derive(Debug)]
+pub struct Process {
+    /// `None` once waited for.
+    child: Option<Child>,
+}
+
+impl Process {
+    /// Spawns `command` as the leader of a new process group, so one signal reaches the tree.
+    pub fn spawn(mut command: Command) -> anyhow::Result<Self> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("could not start {program}"))?;
+        Ok(Self { child: Some(child) })
+    }
+
+    /// Takes the child's piped stderr, if it was piped and not taken yet.
+    fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.child.as_mut()?.stderr.take()
+    }
+
+    /// SIGTERMs the group, waits up to [`STOP_GRACE`], then SIGKILLs it; returns the exit status.
+    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("the process was already reaped")?;
+        let group = group_of(&child);
+        signal_group(group, Signal::SIGTERM);
+        // `wait` blocks without a timeout, so a helper thread waits and reports the exit: the
+        // grace period ends on the exit itself, not on a polling timer.
+        let (exited_tx, exited) = mpsc::channel();
+        let waiter = thread::spawn(move || {
+            let status = child.wait();
+            // The receiver is gone only if we stopped waiting, which never happens before this.
+            let _ = exited_tx.send(());
+            status
+        });
+        if exited.recv_timeout(STOP_GRACE).is_err() {
+            signal_group(group, Signal::SIGKILL);
+        }
+        let status = waiter
+            .join()
+            .map_err(|_| anyhow!("the waiter thread panicked"))??;
+        if status.code().is_none() {
+            bail!("it did not stop within {STOP_GRACE:?} of SIGTERM ({status})");
+        }
+        Ok(status)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal_group(group_of(&child), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The process group a child leads (it was spawned with `process_group(0)`).
+fn group_of(child: &Child) -> Pid {
+    Pid::from_raw(child.id() as i32)
+}
+
+fn signal_group(group: Pid, signal: Signal) {
+    // ESRCH means the group is already gone, which is what we want.
+    let _ = killpg(group, signal);
+}
+
+/// A `coldstart run` process serving one function on an ephemeral loopback port.
+#[derive(Debug)]
+pub struct Emulator {
+    process: Process,
+    /// The Invoke API's address, from the banner.
+    pub addr: SocketAddr,
+    /// Every stderr line after the banner. The drain thread holds the other reference.
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// Disconnects when the drain thread reaches the end of stderr (the emulator has exited).
+    drained: mpsc::Receiver<()>,
+}
+
+impl Emulator {
+    /// Starts `coldstart run --listen 127.0.0.1:0 [--concurrency N] -- bootstrap` and waits for its
+    /// banner. Function logs (stdout) are discarded; only warnings and errors reach stderr.
+    pub fn start(
+        coldstart: &Path,
+        bootstrap: &Path,
+        concurrency: Option<usize>,
+    ) -> anyhow::Result<Self> {
+        let mut command = Command::new(coldstart);
+        command.args(["run", "--listen", "127.0.0.1:0"]);
+        if let Some(n) = concurrency {
+            command.arg("--concurrency").arg(n.to_string());
+        }
+        command
+            .arg("--")
+            .arg(bootstrap)
+            .env("COLDSTART_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut process = Process::spawn(command)?;
+        let stderr = process.take_stderr().context("coldstart's stderr is not piped")?;
+
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        // The drain thread holds `drained_tx`: dropping it at the end of stderr tells `stop` that
+        // every line is in.
+        let (drained_tx, drained) = mpsc::channel::<()>();
+        let sink = Arc::clone(&lines);
+        thread::spawn(move || {
+            let _drained_tx = drained_tx;
+            drain_stderr(stderr, addr_tx, &sink);
+        });
+
+        // A closed channel means stderr ended without a banner: the emulator exited.
+        let addr = match addr_rx.recv_timeout(READY_LIMIT) {
+            Ok(addr) => addr,
+            Err(err) => {
+                let _ = drained.recv_timeout(DRAIN_LIMIT);
+                let said = lines.lock().map(|l| l.join("\n")).unwrap_or_default();
+                bail!("coldstart did not start serving ({err}); its stderr:\n{said}");
+            }
+        };
+        Ok(Self {
+            process,
+            addr,
+            stderr: lines,
+            drained,
+        })
+    }
+
+    /// Stops the emulator with SIGTERM (it stops its sandboxes) and returns what it printed on
+    /// stderr besides the banner: warnings and errors worth reporting.
+    pub fn stop(self) -> anyhow::Result<Vec<String>> {
+        let status = self.process.stop().context("stopping coldstart")?;
+        // Ends at once when the drain thread has already finished (sender dropped).
+        let _ = self.drained.recv_timeout(DRAIN_LIMIT);
+        let mut lines = self.stderr.lock().map(|l| l.clone()).unwrap_or_default();
+        if !status.success() {
+            lines.push(format!("coldstart exited with {status} after SIGTERM"));
+        }
+        Ok(lines)
+    }
+}
+
+/// Reads `stderr` to its end: the banner's address goes to `addr`, every other line to `lines`.
+/// Reading on keeps the pipe from filling up and blocking the emulator.
+fn drain_stderr(stderr: ChildStderr, addr: mpsc::Sender<SocketAddr>, lines: &Mutex<Vec<String>>) {
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if let Some(found) = banner_addr(&line) {
+            let _ = addr.send(found);
+        } else if let Ok(mut lines) = lines.lock() {
+            lines.push(line);
+        }
+    }
+}
+
+/// The address in ``coldstart: serving `BOOTSTRAP` at http://ADDR/2015-03-31/...``.
+fn banner_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.strip_prefix(BANNER)?;
+    let (_, url) = rest.rsplit_once(" at http://")?;
+    let (addr, _) = url.split_once('/')?;
+    addr.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_addr_reads_the_address_of_the_banner() {
+        let line = "coldstart: serving `target/release/echo` at \
+                    http://127.0.0.1:40123/2015-03-31/functions/function/invocations";
+        assert_eq!(
+            banner_addr(line),
+            Some(SocketAddr::from(([127, 0, 0, 1], 40123)))
+        );
+        assert_eq!(banner_addr("WARN something else at http://127.0.0.1:1/"), None);
+    }
+
+    #[test]
+    fn dropping_a_process_kills_its_group() {
+        let mut command = Command::new("sleep");
+        command.arg("30");
+        let process = Process::spawn(command).expect("sleep starts");
+        let pid = process.child.as_ref().map(Child::id).expect("a child");
+        drop(process);
+        // The group is gone: signalling it fails.
+        assert!(killpg(Pid::from_raw(pid as i32), None).is_err());
+    }
+}
