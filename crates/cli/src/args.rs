@@ -87,7 +87,15 @@ mod tests {
     #[test]
     fn run_takes_the_bootstrap_after_the_separator() {
         let cli = Cli::try_parse_from([
-            "coldstart", "run", "--timeout", "5", "--env", "A=b=c", "--", "./bootstrap", "x",
+            "coldstart",
+            "run",
+            "--timeout",
+            "5",
+            "--env",
+            "A=b=c",
+            "--",
+            "./bootstrap",
+            "x",
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         let Command::Run(args) = cli.command else {

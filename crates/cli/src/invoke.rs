@@ -28,8 +28,9 @@ pub(crate) async fn invoke(args: InvokeArgs) -> Result<(), Failure> {
             ))
         })?
         .to_owned();
-    let name = percent_encoding::utf8_percent_encode(&args.function, percent_encoding::NON_ALPHANUMERIC)
-        .to_string();
+    let name =
+        percent_encoding::utf8_percent_encode(&args.function, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
     let mut request = Request::post(invoke::invoke_path(&name))
         .header(http::header::HOST, &authority)
         .header(http::header::CONTENT_TYPE, "application/json");
@@ -51,9 +52,16 @@ pub(crate) async fn invoke(args: InvokeArgs) -> Result<(), Failure> {
         .await
         .context("HTTP handshake")?;
     tokio::spawn(connection);
-    let response = sender.send_request(request).await.context("sending the invocation")?;
+    let response = sender
+        .send_request(request)
+        .await
+        .context("sending the invocation")?;
     let (parts, body) = response.into_parts();
-    let body = body.collect().await.context("reading the answer")?.to_bytes();
+    let body = body
+        .collect()
+        .await
+        .context("reading the answer")?
+        .to_bytes();
 
     if let Some(tail) = parts.headers.get(invoke::LOG_RESULT) {
         let decoded = base64::engine::general_purpose::STANDARD

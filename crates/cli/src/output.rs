@@ -9,9 +9,10 @@ use coldstart_emulator::LogSink;
 /// Installs the `tracing` subscriber: `COLDSTART_LOG` sets the filter (default: `info` for
 /// coldstart, `warn` for the rest).
 pub(crate) fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("COLDSTART_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,coldstart=info,coldstart_emulator=info")
-    });
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("COLDSTART_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,coldstart=info,coldstart_emulator=info")
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -25,7 +25,9 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("could not listen on {}", args.listen))?;
-    let addr = listener.local_addr().context("reading the listening address")?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listening address")?;
     eprintln!(
         "coldstart: serving `{}` at http://{addr}/2015-03-31/functions/{FUNCTION_NAME}/invocations",
         args.command[0].to_string_lossy()
@@ -71,8 +73,8 @@ fn check_bootstrap(program: &Path) -> anyhow::Result<()> {
     if program.components().count() < 2 {
         return Ok(());
     }
-    let meta = std::fs::metadata(program)
-        .map_err(|e| anyhow!("bootstrap {}: {e}", program.display()))?;
+    let meta =
+        std::fs::metadata(program).map_err(|e| anyhow!("bootstrap {}: {e}", program.display()))?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         return Err(anyhow!(
             "bootstrap {} is not an executable file",

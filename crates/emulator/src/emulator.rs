@@ -241,16 +241,16 @@ mod tests {
     fn resolves_names_and_arns() {
         let emu = emulator();
         let arn = "arn:aws:lambda:us-east-1:012345678912:function:echo";
-        for name in [
-            "echo",
-            "echo:$LATEST",
-            arn,
-            "012345678912:function:echo",
-        ] {
-            let (f, _) = emu.resolve(name, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for name in ["echo", "echo:$LATEST", arn, "012345678912:function:echo"] {
+            let (f, _) = emu
+                .resolve(name, None)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&*f.name, "echo");
         }
-        assert_eq!(emu.resolve("echo", None).map(|r| r.1).ok().as_deref(), Some(arn));
+        assert_eq!(
+            emu.resolve("echo", None).map(|r| r.1).ok().as_deref(),
+            Some(arn)
+        );
         let qualified = format!("{arn}:$LATEST");
         assert_eq!(
             emu.resolve(&qualified, None).map(|r| r.1).ok(),

@@ -143,7 +143,10 @@ impl Function {
 
     /// Process ids of the live sandboxes' bootstraps.
     pub(crate) fn pids(&self) -> Vec<u32> {
-        let sandboxes = self.sandboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        let sandboxes = self
+            .sandboxes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         sandboxes.values().map(|s| s.pid()).collect()
     }
 
@@ -225,7 +228,10 @@ impl Function {
 
     /// Starts a sandbox with a reserved slot and waits for its init. On failure, answers the
     /// invocation with the failure.
-    async fn start(self: &Arc<Self>, invocation: &Invocation) -> Result<Arc<Sandbox>, InvokeResponse> {
+    async fn start(
+        self: &Arc<Self>,
+        invocation: &Invocation,
+    ) -> Result<Arc<Sandbox>, InvokeResponse> {
         let (sandbox, ready) = self.spawn_or_answer(invocation)?;
         if invocation.log_tail {
             sandbox.logs.keep_tail();
@@ -244,21 +250,42 @@ impl Function {
                 }
                 match tokio::time::timeout(self.config.timeout, ready).await {
                     Ok(Ok(Ok(()))) => return Ok(retry),
-                    Ok(Ok(Err(failure))) => return Err(retry.fail_start(invocation, failure.into_outcome(&invocation.request_id), false)),
-                    Ok(Err(_)) => return Err(retry.fail_start(invocation, InitFailure::Exited(crate::process::describe_exit(None)).into_outcome(&invocation.request_id), false)),
+                    Ok(Ok(Err(failure))) => {
+                        return Err(retry.fail_start(
+                            invocation,
+                            failure.into_outcome(&invocation.request_id),
+                            false,
+                        ));
+                    }
+                    Ok(Err(_)) => {
+                        return Err(retry.fail_start(
+                            invocation,
+                            InitFailure::Exited(crate::process::describe_exit(None))
+                                .into_outcome(&invocation.request_id),
+                            false,
+                        ));
+                    }
                     Err(_elapsed) => {
                         retry.abandon_init(false);
                         let cause = format!(
                             "Task timed out after {:.2} seconds",
                             self.config.timeout.as_secs_f64()
                         );
-                        let outcome = Outcome::platform_error("Sandbox.Timedout", &invocation.request_id, &cause);
+                        let outcome = Outcome::platform_error(
+                            "Sandbox.Timedout",
+                            &invocation.request_id,
+                            &cause,
+                        );
                         return Err(retry.fail_start(invocation, outcome, true));
                     }
                 }
             }
         };
-        Err(sandbox.fail_start(invocation, failure.into_outcome(&invocation.request_id), false))
+        Err(sandbox.fail_start(
+            invocation,
+            failure.into_outcome(&invocation.request_id),
+            false,
+        ))
     }
 
     fn spawn_or_answer(
@@ -328,7 +355,9 @@ impl InitFailure {
             InitFailure::Exited(cause) => {
                 Outcome::platform_error("Runtime.ExitError", request_id, &cause)
             }
-            InitFailure::Reported { error_type, body } => Outcome::FunctionError { error_type, body },
+            InitFailure::Reported { error_type, body } => {
+                Outcome::FunctionError { error_type, body }
+            }
         }
     }
 }

@@ -74,7 +74,10 @@ impl Outcome {
     /// A platform failure of invocation `request_id`, worded as rapid words it:
     /// `RequestId: <id> Error: <cause>`.
     pub(crate) fn platform_error(error_type: &str, request_id: &str, cause: &str) -> Self {
-        Self::error(error_type, format!("RequestId: {request_id} Error: {cause}"))
+        Self::error(
+            error_type,
+            format!("RequestId: {request_id} Error: {cause}"),
+        )
     }
 
     /// The error type, for a failed invocation.

@@ -40,7 +40,11 @@ async fn handle(emulator: Emulator, req: Request<Incoming>) -> Response<Body> {
         .strip_prefix(invoke::FUNCTIONS_PREFIX)
         .and_then(|rest| rest.strip_suffix(invoke::INVOCATIONS_SUFFIX))
         .filter(|name| !name.is_empty() && !name.contains('/'))
-        .map(|name| percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned());
+        .map(|name| {
+            percent_encoding::percent_decode_str(name)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
     let Some(name) = name else {
         return api_error_response(
             StatusCode::NOT_FOUND,
@@ -102,8 +106,11 @@ async fn parse(req: Request<Incoming>) -> Result<InvokeRequest, InvokeError> {
     let qualifier = parts.uri.query().and_then(|query| {
         query.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=')?;
-            (k == "Qualifier")
-                .then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+            (k == "Qualifier").then(|| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
         })
     });
     let tenant_id = header(headers, &invoke::TENANT_ID).map(str::to_owned);
@@ -137,8 +144,11 @@ async fn parse(req: Request<Incoming>) -> Result<InvokeRequest, InvokeError> {
 
 /// `X-Amz-Client-Context` is base64 JSON; the runtime gets it decoded and compact.
 fn decode_client_context(value: &str) -> Result<String, InvokeError> {
-    let invalid =
-        || InvokeError::InvalidContent("Client context must be a valid Base64-encoded JSON object.".into());
+    let invalid = || {
+        InvokeError::InvalidContent(
+            "Client context must be a valid Base64-encoded JSON object.".into(),
+        )
+    };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value)
         .map_err(|_| invalid())?;

@@ -207,45 +207,75 @@ mod tests {
     #[test]
     fn throttles_sync_only_when_no_sandbox_is_finishing() {
         let pool = Pool::new(1);
-        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Now(Grant::Cold)));
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Now(Grant::Cold)
+        ));
         // The only sandbox is starting or busy: a second caller is throttled.
-        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Throttled));
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Throttled
+        ));
         // Once it answered, a caller may wait for its `next`.
         pool.on_responded();
         assert!(matches!(
             pool.acquire(Urgency::Sync, true),
-            Acquire::Wait { slot_free: false, .. }
+            Acquire::Wait {
+                slot_free: false,
+                ..
+            }
         ));
         // But only one caller per finishing sandbox.
-        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Throttled));
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Throttled
+        ));
         // Async invocations always queue.
-        assert!(matches!(pool.acquire(Urgency::Async, true), Acquire::Wait { .. }));
+        assert!(matches!(
+            pool.acquire(Urgency::Async, true),
+            Acquire::Wait { .. }
+        ));
     }
 
     #[test]
     fn a_patient_caller_waits_for_a_finishing_sandbox_before_starting_one() {
         let pool = Pool::new(2);
-        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Now(Grant::Cold)));
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Now(Grant::Cold)
+        ));
         pool.on_responded();
         assert!(matches!(
             pool.acquire(Urgency::Sync, true),
-            Acquire::Wait { slot_free: true, .. }
+            Acquire::Wait {
+                slot_free: true,
+                ..
+            }
         ));
         // An impatient one starts a sandbox with the free slot.
-        assert!(matches!(pool.acquire(Urgency::Sync, false), Acquire::Now(Grant::Cold)));
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, false),
+            Acquire::Now(Grant::Cold)
+        ));
     }
 
     #[test]
     fn a_released_slot_goes_to_a_waiter() {
         let pool = Pool::new(1);
-        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Now(Grant::Cold)));
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Now(Grant::Cold)
+        ));
         let Acquire::Wait { grant: mut rx, .. } = pool.acquire(Urgency::Async, true) else {
             panic!("async invocations queue");
         };
         pool.release_slot();
         assert!(matches!(rx.try_recv(), Ok(Grant::Cold)));
         // The slot now belongs to the waiter: nobody else gets one.
-        assert!(matches!(pool.acquire(Urgency::Sync, true), Acquire::Throttled));
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Throttled
+        ));
     }
 
     #[test]

@@ -166,10 +166,18 @@ async fn response(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> R
 /// An error reported mid-stream in `Lambda-Runtime-Function-Error-Type` /
 /// `Lambda-Runtime-Function-Error-Body` trailers.
 fn trailer_error(trailers: &HeaderMap) -> Option<Outcome> {
-    let error_type = trailers.get(rt::FUNCTION_ERROR_TYPE)?.to_str().ok()?.to_owned();
+    let error_type = trailers
+        .get(rt::FUNCTION_ERROR_TYPE)?
+        .to_str()
+        .ok()?
+        .to_owned();
     let body = trailers
         .get(rt::FUNCTION_ERROR_BODY)
-        .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).ok())
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_bytes())
+                .ok()
+        })
         .map(Bytes::from)
         .unwrap_or_else(|| Bytes::from(ErrorBody::new(&error_type, "").to_json()));
     Some(Outcome::FunctionError { error_type, body })
@@ -245,9 +253,10 @@ fn error_type(headers: &HeaderMap) -> String {
 /// With the error-cause content type, rapid forwards the error without its X-Ray `errorCause`,
 /// and `"Invalid error body"` when it is not JSON.
 fn strip_error_cause(headers: &HeaderMap, body: Bytes) -> Bytes {
-    let is_cause = headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(rt::ERROR_CAUSE_CONTENT_TYPE.as_bytes()));
+    let is_cause = headers.get(CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .starts_with(rt::ERROR_CAUSE_CONTENT_TYPE.as_bytes())
+    });
     if !is_cause {
         return body;
     }
@@ -263,18 +272,19 @@ fn strip_error_cause(headers: &HeaderMap, body: Bytes) -> Bytes {
 fn accepted() -> Response<Body> {
     let mut response = Response::new(Body::new(Bytes::from_static(rt::ACCEPTED_BODY.as_bytes())));
     *response.status_mut() = StatusCode::ACCEPTED;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
 fn refuse(refusal: Refusal) -> Response<Body> {
     match refusal {
-        Refusal::InvalidRequestId => {
-            rapid_error(StatusCode::BAD_REQUEST, "InvalidRequestID", "Invalid request ID")
-        }
+        Refusal::InvalidRequestId => rapid_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestID",
+            "Invalid request ID",
+        ),
         Refusal::InvalidStateTransition { from, to } => rapid_error(
             StatusCode::FORBIDDEN,
             "InvalidStateTransition",
@@ -296,10 +306,9 @@ fn rapid_error(status: StatusCode, error_type: &str, message: &str) -> Response<
         ErrorBody::new(error_type, message).to_json(),
     )));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -320,10 +329,14 @@ mod tests {
             CONTENT_TYPE,
             HeaderValue::from_static(rt::ERROR_CAUSE_CONTENT_TYPE),
         );
-        let body = Bytes::from_static(br#"{"errorMessage":"m","errorType":"T","errorCause":{"x":1}}"#);
+        let body =
+            Bytes::from_static(br#"{"errorMessage":"m","errorType":"T","errorCause":{"x":1}}"#);
         let out = strip_error_cause(&headers, body);
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
-        assert_eq!(value, serde_json::json!({"errorMessage":"m","errorType":"T"}));
+        assert_eq!(
+            value,
+            serde_json::json!({"errorMessage":"m","errorType":"T"})
+        );
         assert_eq!(
             strip_error_cause(&headers, Bytes::from_static(b"nope")),
             Bytes::from_static(br#""Invalid error body""#)
@@ -336,7 +349,10 @@ mod tests {
     #[test]
     fn trailer_error_decodes_base64_body_and_keeps_type_when_invalid() {
         let mut trailers = HeaderMap::new();
-        trailers.insert(rt::FUNCTION_ERROR_TYPE, HeaderValue::from_static("Runtime.StreamError"));
+        trailers.insert(
+            rt::FUNCTION_ERROR_TYPE,
+            HeaderValue::from_static("Runtime.StreamError"),
+        );
         let encoded = base64::engine::general_purpose::STANDARD.encode(br#"{"errorType":"E"}"#);
         trailers.insert(
             rt::FUNCTION_ERROR_BODY,

@@ -346,7 +346,11 @@ impl Sandbox {
     }
 
     /// The runtime answered invocation `request_id` (`/response` or `/error`).
-    pub(crate) fn answer(self: &Arc<Self>, request_id: &str, outcome: Outcome) -> Result<(), Refusal> {
+    pub(crate) fn answer(
+        self: &Arc<Self>,
+        request_id: &str,
+        outcome: Outcome,
+    ) -> Result<(), Refusal> {
         let mut st = self.lock();
         Self::answerable(&st, request_id)?;
         let Phase::Busy(running) = std::mem::replace(&mut st.phase, Phase::Finishing) else {
@@ -355,13 +359,19 @@ impl Sandbox {
         st.last_request_id = Some(request_id.to_owned());
         drop(st);
         self.function.pool.on_responded();
-        let status = outcome.error_type().map(|t| ReportStatus::Error(t.to_owned()));
+        let status = outcome
+            .error_type()
+            .map(|t| ReportStatus::Error(t.to_owned()));
         self.finish(running, outcome, status);
         Ok(())
     }
 
     /// The runtime posted `/runtime/init/error`: fail init, stop the sandbox.
-    pub(crate) fn init_error(self: &Arc<Self>, error_type: String, body: Bytes) -> Result<(), Refusal> {
+    pub(crate) fn init_error(
+        self: &Arc<Self>,
+        error_type: String,
+        body: Bytes,
+    ) -> Result<(), Refusal> {
         let mut st = self.lock();
         if !matches!(st.phase, Phase::Initializing { .. }) {
             return Err(Refusal::InvalidStateTransition {
@@ -369,7 +379,8 @@ impl Sandbox {
                 to: "InitError",
             });
         }
-        let Phase::Initializing { started, ready } = std::mem::replace(&mut st.phase, Phase::Exited)
+        let Phase::Initializing { started, ready } =
+            std::mem::replace(&mut st.phase, Phase::Exited)
         else {
             return Err(Refusal::Gone);
         };
@@ -464,7 +475,11 @@ impl Sandbox {
             Phase::Idle | Phase::Finishing => {
                 self.function.pool.on_dead(self, vacated);
                 if !expected {
-                    tracing::warn!(function = &*self.function.name, sandbox = self.id, "runtime exited between invocations: {cause}");
+                    tracing::warn!(
+                        function = &*self.function.name,
+                        sandbox = self.id,
+                        "runtime exited between invocations: {cause}"
+                    );
                 }
             }
         }
@@ -486,7 +501,10 @@ impl Sandbox {
                 }
             }
         }
-        if tokio::time::timeout(grace, self.gone.cancelled()).await.is_err() {
+        if tokio::time::timeout(grace, self.gone.cancelled())
+            .await
+            .is_err()
+        {
             signal_group(self.pgid, Signal::SIGKILL);
             self.gone.cancelled().await;
         }
@@ -585,7 +603,8 @@ impl Sandbox {
                 report.push_str(&format!("Status: error\tError Type: {t}\t"));
             }
         }
-        self.logs.platform_line(&format!("END RequestId: {request_id}"));
+        self.logs
+            .platform_line(&format!("END RequestId: {request_id}"));
         self.logs.platform_line(&report);
     }
 

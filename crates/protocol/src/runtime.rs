@@ -89,7 +89,8 @@ pub const FUNCTION_ERROR_BODY: HeaderName =
 pub const XRAY_ERROR_CAUSE: HeaderName =
     HeaderName::from_static("lambda-runtime-function-xray-error-cause");
 /// `Lambda-Runtime-Function-Response-Mode`: `streaming` for a streamed `/response`.
-pub const RESPONSE_MODE: HeaderName = HeaderName::from_static("lambda-runtime-function-response-mode");
+pub const RESPONSE_MODE: HeaderName =
+    HeaderName::from_static("lambda-runtime-function-response-mode");
 
 /// The only accepted value of [`RESPONSE_MODE`].
 pub const RESPONSE_MODE_STREAMING: &str = "streaming";
@@ -108,10 +109,19 @@ mod tests {
     fn parses_every_route_and_rejects_the_rest() {
         assert_eq!(Route::parse(NEXT_PATH), Some(Route::Next));
         assert_eq!(Route::parse(INIT_ERROR_PATH), Some(Route::InitError));
-        assert_eq!(Route::parse(&response_path("abc")), Some(Route::Response("abc")));
+        assert_eq!(
+            Route::parse(&response_path("abc")),
+            Some(Route::Response("abc"))
+        );
         assert_eq!(Route::parse(&error_path("abc")), Some(Route::Error("abc")));
-        assert_eq!(Route::parse("/2018-06-01/runtime/invocation//response"), None);
-        assert_eq!(Route::parse("/2018-06-01/runtime/invocation/a/b/response"), None);
+        assert_eq!(
+            Route::parse("/2018-06-01/runtime/invocation//response"),
+            None
+        );
+        assert_eq!(
+            Route::parse("/2018-06-01/runtime/invocation/a/b/response"),
+            None
+        );
         assert_eq!(Route::parse("/2018-06-01/runtime/invocation/a/other"), None);
         assert_eq!(Route::parse("/runtime/invocation/next"), None);
     }

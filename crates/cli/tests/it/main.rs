@@ -19,7 +19,9 @@ fn coldstart() -> Command {
 }
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 /// A `coldstart run` in its own process group; killed with its group when dropped.
@@ -116,19 +118,36 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn run_serves_the_bash_runtime_and_invoke_prints_its_answer() {
     let bootstrap = repo("examples/bash/bootstrap");
-    let server = Server::start(&["--handler", "function.handler", "--", bootstrap.to_str().unwrap_or_default()]);
+    let server = Server::start(&[
+        "--handler",
+        "function.handler",
+        "--",
+        bootstrap.to_str().unwrap_or_default(),
+    ]);
     let out = server.invoke(&["function", r#"{"payload":"hello world!"}"#]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "Echoing request: '{\"payload\":\"hello world!\"}'\n");
+    assert_eq!(
+        text(&out.stdout),
+        "Echoing request: '{\"payload\":\"hello world!\"}'\n"
+    );
     // The function's logs, prefixed with its name, with the platform's lines around them.
-    wait_line(&server.stdout, |l| l.starts_with("[function] START RequestId: "));
-    wait_line(&server.stdout, |l| l == r#"[function] {"payload":"hello world!"}"#);
-    wait_line(&server.stdout, |l| l.starts_with("[function] REPORT RequestId: "));
+    wait_line(&server.stdout, |l| {
+        l.starts_with("[function] START RequestId: ")
+    });
+    wait_line(&server.stdout, |l| {
+        l == r#"[function] {"payload":"hello world!"}"#
+    });
+    wait_line(&server.stdout, |l| {
+        l.starts_with("[function] REPORT RequestId: ")
+    });
 
     let tail = server.invoke(&["function", "{}", "--log-type", "Tail"]);
     assert!(tail.status.success());
     let log = text(&tail.stderr);
-    assert!(log.contains("START RequestId: ") && log.contains("REPORT RequestId: "), "{log}");
+    assert!(
+        log.contains("START RequestId: ") && log.contains("REPORT RequestId: "),
+        "{log}"
+    );
 }
 
 #[test]
@@ -139,7 +158,10 @@ fn invoke_exits_1_on_a_function_error_and_on_an_unknown_function() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = text(&out.stderr);
-    assert!(err.contains("Runtime.ExitError") && err.contains("exit status 2"), "{err}");
+    assert!(
+        err.contains("Runtime.ExitError") && err.contains("exit status 2"),
+        "{err}"
+    );
 
     let missing = server.invoke(&["nope", "{}"]);
     assert_eq!(missing.status.code(), Some(1));
@@ -153,7 +175,10 @@ fn sigterm_stops_the_server_and_every_sandbox_with_exit_0() {
     let out = server.invoke(&["function", r#"{"x":1}"#]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let line = wait_line(&server.stdout, |l| l.starts_with("[function] PID="));
-    let pid: i32 = line.trim_start_matches("[function] PID=").parse().unwrap_or(0);
+    let pid: i32 = line
+        .trim_start_matches("[function] PID=")
+        .parse()
+        .unwrap_or(0);
     assert!(pid > 0);
     // Signal only the server (not its group): it must stop its sandboxes itself.
     let _ = nix::sys::signal::kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM);
@@ -162,7 +187,10 @@ fn sigterm_stops_the_server_and_every_sandbox_with_exit_0() {
     // The sandbox's group is gone (SIGKILL, if needed, was sent before the server exited).
     let deadline = std::time::Instant::now() + PATIENCE;
     while killpg(Pid::from_raw(pid), None).is_ok() {
-        assert!(std::time::Instant::now() < deadline, "sandbox group {pid} survived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sandbox group {pid} survived"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -181,6 +209,9 @@ fn bad_usage_exits_2() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(bad_timeout.status.code(), Some(2));
     assert!(text(&bad_timeout.stderr).contains("timeout"));
-    let no_bootstrap = coldstart().arg("run").output().unwrap_or_else(|e| panic!("{e}"));
+    let no_bootstrap = coldstart()
+        .arg("run")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(no_bootstrap.status.code(), Some(2));
 }

@@ -72,7 +72,12 @@ async fn handle(event: Value, ctx: coldstart_runtime::Context) -> Result<Value, 
             std::process::exit(code as i32)
         }
         "print" => {
-            for line in event.get("lines").and_then(Value::as_array).into_iter().flatten() {
+            for line in event
+                .get("lines")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 println!("{}", line.as_str().unwrap_or_default());
             }
             Ok(json!({"printed": true}))

@@ -19,7 +19,10 @@ fn now_ms() -> u64 {
 async fn eventually(what: &str, check: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -33,7 +36,9 @@ async fn pid_of(h: &Harness, name: &str) -> u32 {
 async fn a_crash_mid_invoke_is_exit_error_and_the_next_invoke_gets_a_fresh_sandbox() {
     let h = Harness::start(vec![function("faults", fixture("fx-faults"))]).await;
     let first = pid_of(&h, "faults").await;
-    let r = h.invoke_raw("faults", &[], r#"{"op":"exit","code":1}"#).await;
+    let r = h
+        .invoke_raw("faults", &[], r#"{"op":"exit","code":1}"#)
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
     let id = r.header("x-amzn-requestid").unwrap_or_default().to_owned();
@@ -54,13 +59,22 @@ async fn a_crash_on_start_answers_exit_error_quickly() {
         .await;
     assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
     assert_eq!(r.json()["errorType"], "Runtime.ExitError");
-    let message = r.json()["errorMessage"].as_str().unwrap_or_default().to_owned();
-    assert!(message.ends_with("Runtime exited with error: exit status 3"), "{message}");
+    let message = r.json()["errorMessage"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.ends_with("Runtime exited with error: exit status 3"),
+        "{message}"
+    );
     // The init output and the platform's verdict are in the invocation's log.
     let log = crate::support::decode_log(r.header("x-amz-log-result").unwrap_or_default());
     assert!(log.contains("crashing on start"), "{log}");
     assert!(log.contains("INIT_REPORT Init Duration:"), "{log}");
-    assert!(log.contains("Status: error\tError Type: Runtime.ExitError"), "{log}");
+    assert!(
+        log.contains("Status: error\tError Type: Runtime.ExitError"),
+        "{log}"
+    );
     h.stop().await;
 }
 
@@ -81,7 +95,8 @@ async fn an_init_past_the_limit_is_retried_within_the_invocation_then_times_out(
     let mut slow = function("slow", fixture("fx-slow-init"));
     slow.init_timeout = Duration::from_millis(500);
     slow.timeout = Duration::from_secs(1);
-    slow.environment.insert("SLOW_INIT_MS".into(), "60000".into());
+    slow.environment
+        .insert("SLOW_INIT_MS".into(), "60000".into());
     let h = Harness::start(vec![slow]).await;
     let r = h.invoke_raw("slow", &[], "{}").await;
     assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
@@ -136,9 +151,14 @@ async fn a_timeout_kills_the_sandbox_and_answers_sandbox_timedout() {
         .wait_for(|l| l.contains(&format!("{id} Task timed out after 1.00 seconds")))
         .await;
     h.logs
-        .wait_for(|l| l.contains(&format!("REPORT RequestId: {id}")) && l.contains("Status: timeout"))
+        .wait_for(|l| {
+            l.contains(&format!("REPORT RequestId: {id}")) && l.contains("Status: timeout")
+        })
         .await;
-    eventually("the timed-out process to be gone", || process_state(first).is_none()).await;
+    eventually("the timed-out process to be gone", || {
+        process_state(first).is_none()
+    })
+    .await;
     let second = pid_of(&h, "faults").await;
     assert_ne!(first, second);
     h.stop().await;
@@ -196,7 +216,10 @@ async fn two_parallel_invokes_at_concurrency_1_throttle_one() {
     );
     let raw = h.invoke_raw("faults", &[], "{}").await;
     assert_eq!(raw.status, 429);
-    assert_eq!(raw.header("x-amzn-errortype"), Some("TooManyRequestsException"));
+    assert_eq!(
+        raw.header("x-amzn-errortype"),
+        Some("TooManyRequestsException")
+    );
     assert_eq!(raw.header("retry-after"), Some("1"));
     let first = busy.await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(first.json(), json!({"slept_ms": 1000}));
@@ -259,7 +282,13 @@ fn group_members(pgid: u32) -> Vec<u32> {
 async fn shutdown_leaves_no_process_of_any_sandbox() {
     let mut shell = function("shell", repo_file("fixtures/pid-echo.sh"));
     shell.concurrency = 2;
-    let h = std::sync::Arc::new(Harness::start(vec![shell, function("stubborn", fixture("fx-ignore-sigterm"))]).await);
+    let h = std::sync::Arc::new(
+        Harness::start(vec![
+            shell,
+            function("stubborn", fixture("fx-ignore-sigterm")),
+        ])
+        .await,
+    );
     let r = h.invoke_raw("stubborn", &[], r#"{"a":1}"#).await;
     assert_eq!(r.json(), json!({"a":1}));
     let r = h.invoke_raw("shell", &[], r#"{"b":2}"#).await;
@@ -274,7 +303,10 @@ async fn shutdown_leaves_no_process_of_any_sandbox() {
     // Shutdown returns once each bootstrap is reaped and its group was sent SIGKILL; the
     // group's other members are gone as soon as the kernel delivers it.
     for g in groups {
-        eventually(&format!("group {g} to be gone"), || group_members(g).is_empty()).await;
+        eventually(&format!("group {g} to be gone"), || {
+            group_members(g).is_empty()
+        })
+        .await;
     }
 }
 
@@ -282,21 +314,33 @@ async fn shutdown_leaves_no_process_of_any_sandbox() {
 async fn the_handler_gets_every_context_field_and_the_lambda_environment() {
     let mut faults = function("faults", fixture("fx-faults"));
     faults.handler = Some("main.handle".into());
-    faults.environment.insert("USER_SETTING".into(), "on".into());
-    faults.environment.insert("_SECRET".into(), "dropped".into());
-    faults.environment.insert("AWS_LAMBDA_FUNCTION_NAME".into(), "overridden?".into());
+    faults
+        .environment
+        .insert("USER_SETTING".into(), "on".into());
+    faults
+        .environment
+        .insert("_SECRET".into(), "dropped".into());
+    faults
+        .environment
+        .insert("AWS_LAMBDA_FUNCTION_NAME".into(), "overridden?".into());
     let h = Harness::start(vec![faults]).await;
     let before = now_ms();
     let r = h
         .invoke_raw(
             "faults",
-            &[("x-amzn-trace-id", "Root=1-5e7d7595-212f8a6c3b9e4c4d8e2f1a0b;Parent=53995c3f42cd8ad8;Sampled=1")],
+            &[(
+                "x-amzn-trace-id",
+                "Root=1-5e7d7595-212f8a6c3b9e4c4d8e2f1a0b;Parent=53995c3f42cd8ad8;Sampled=1",
+            )],
             r#"{"op":"context"}"#,
         )
         .await;
     let after = now_ms();
     let c = r.json();
-    assert_eq!(c["request_id"], r.header("x-amzn-requestid").unwrap_or_default());
+    assert_eq!(
+        c["request_id"],
+        r.header("x-amzn-requestid").unwrap_or_default()
+    );
     let deadline = c["deadline_ms"].as_u64().unwrap_or_default();
     assert!(
         deadline >= before + 3000 && deadline <= after + 3000,
@@ -304,8 +348,15 @@ async fn the_handler_gets_every_context_field_and_the_lambda_environment() {
         before + 3000,
         after + 3000
     );
-    assert!(c["remaining_ms"].as_u64().is_some_and(|ms| ms > 2000 && ms <= 3000));
-    assert_eq!(c["invoked_function_arn"], "arn:aws:lambda:us-east-1:012345678912:function:faults");
+    assert!(
+        c["remaining_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms > 2000 && ms <= 3000)
+    );
+    assert_eq!(
+        c["invoked_function_arn"],
+        "arn:aws:lambda:us-east-1:012345678912:function:faults"
+    );
     let trace = "Root=1-5e7d7595-212f8a6c3b9e4c4d8e2f1a0b;Parent=53995c3f42cd8ad8;Sampled=1";
     assert_eq!(c["xray_trace_id"], trace);
     assert_eq!(c["env"]["_X_AMZN_TRACE_ID"], trace);
@@ -313,7 +364,11 @@ async fn the_handler_gets_every_context_field_and_the_lambda_environment() {
     assert_eq!(c["config"]["memory_mb"], 128);
     assert_eq!(c["config"]["version"], "$LATEST");
     assert_eq!(c["config"]["log_group"], "/aws/lambda/faults");
-    assert!(c["config"]["log_stream"].as_str().is_some_and(|s| s.contains("/[$LATEST]")));
+    assert!(
+        c["config"]["log_stream"]
+            .as_str()
+            .is_some_and(|s| s.contains("/[$LATEST]"))
+    );
     assert_eq!(c["client_context"], Value::Null);
     assert_eq!(c["tenant_id"], Value::Null);
     let env = &c["env"];
@@ -323,15 +378,23 @@ async fn the_handler_gets_every_context_field_and_the_lambda_environment() {
     assert_eq!(env["AWS_REGION"], "us-east-1");
     assert_eq!(env["AWS_LAMBDA_INITIALIZATION_TYPE"], "on-demand");
     assert_eq!(env["TZ"], ":UTC");
-    let root = fixture("fx-faults").parent().map(|p| p.display().to_string());
+    let root = fixture("fx-faults")
+        .parent()
+        .map(|p| p.display().to_string());
     assert_eq!(env["LAMBDA_TASK_ROOT"].as_str(), root.as_deref());
     assert_eq!(env["cwd"].as_str(), root.as_deref());
     let api = env["AWS_LAMBDA_RUNTIME_API"].as_str().unwrap_or_default();
     assert!(api.starts_with("127.0.0.1:") && !api.contains('/'), "{api}");
 
     // Each invocation gets its own trace id, exported afresh.
-    let again = h.invoke_raw("faults", &[], r#"{"op":"context"}"#).await.json();
-    let fresh = again["xray_trace_id"].as_str().unwrap_or_default().to_owned();
+    let again = h
+        .invoke_raw("faults", &[], r#"{"op":"context"}"#)
+        .await
+        .json();
+    let fresh = again["xray_trace_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(fresh.starts_with("Root=1-") && fresh != trace, "{fresh}");
     assert_eq!(again["env"]["_X_AMZN_TRACE_ID"], fresh);
     h.stop().await;

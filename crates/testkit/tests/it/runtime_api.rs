@@ -15,7 +15,8 @@ use crate::support::{Harness, RawResponse, function, repo_file, send};
 
 /// A harness whose only function is the hand-held runtime, and that runtime's address.
 async fn handheld() -> (Arc<Harness>, SocketAddr) {
-    let h = Arc::new(Harness::start(vec![function("hand", repo_file("fixtures/handheld.sh"))]).await);
+    let h =
+        Arc::new(Harness::start(vec![function("hand", repo_file("fixtures/handheld.sh"))]).await);
     (h, SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
@@ -26,7 +27,10 @@ fn invoke(h: &Arc<Harness>, body: &'static str) -> tokio::task::JoinHandle<RawRe
 }
 
 async fn runtime_api(h: &Harness) -> SocketAddr {
-    let line = h.logs.wait_for(|l| l.starts_with("hand: RUNTIME_API=")).await;
+    let line = h
+        .logs
+        .wait_for(|l| l.starts_with("hand: RUNTIME_API="))
+        .await;
     line.trim_start_matches("hand: RUNTIME_API=")
         .parse()
         .unwrap_or_else(|e| panic!("{line}: {e}"))
@@ -40,12 +44,23 @@ async fn get(api: SocketAddr, path: &str) -> RawResponse {
     send(api, request).await
 }
 
-async fn post(api: SocketAddr, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> RawResponse {
+async fn post(
+    api: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> RawResponse {
     let mut request = http::Request::post(path).header(http::header::HOST, api.to_string());
     for (k, v) in headers {
         request = request.header(*k, *v);
     }
-    send(api, request.body(Full::new(body.into())).unwrap_or_else(|e| panic!("{e}"))).await
+    send(
+        api,
+        request
+            .body(Full::new(body.into()))
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -55,34 +70,63 @@ async fn next_response_and_misuse_answered_as_rapid_answers() {
     let api = runtime_api(&h).await;
 
     // `next` delivers the event with Lambda's headers; optional ones are absent, never empty.
-    let before = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let next = get(api, rt::NEXT_PATH).await;
     assert_eq!(next.status, 200);
     assert_eq!(next.body, Bytes::from_static(br#"{"k":1}"#));
-    let id = next.header("lambda-runtime-aws-request-id").unwrap_or_default().to_owned();
+    let id = next
+        .header("lambda-runtime-aws-request-id")
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(id.len(), 36, "{id}");
-    let deadline: u64 = next.header("lambda-runtime-deadline-ms").unwrap_or_default().parse().unwrap_or(0);
-    assert!(deadline >= before + 2900 && deadline <= before + 4000, "{deadline} vs {before}");
+    let deadline: u64 = next
+        .header("lambda-runtime-deadline-ms")
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        deadline >= before + 2900 && deadline <= before + 4000,
+        "{deadline} vs {before}"
+    );
     assert_eq!(
         next.header("lambda-runtime-invoked-function-arn"),
         Some("arn:aws:lambda:us-east-1:012345678912:function:hand")
     );
-    assert!(next.header("lambda-runtime-trace-id").is_some_and(|t| t.starts_with("Root=1-")));
+    assert!(
+        next.header("lambda-runtime-trace-id")
+            .is_some_and(|t| t.starts_with("Root=1-"))
+    );
     assert_eq!(next.header("content-type"), Some("application/json"));
-    for absent in ["lambda-runtime-client-context", "lambda-runtime-cognito-identity", "lambda-runtime-aws-tenant-id"] {
+    for absent in [
+        "lambda-runtime-client-context",
+        "lambda-runtime-cognito-identity",
+        "lambda-runtime-aws-tenant-id",
+    ] {
         assert_eq!(next.header(absent), None, "{absent}");
     }
 
     // A wrong id is refused; init/error after the first next is a state error.
     let wrong = post(api, &rt::response_path("not-the-id"), &[], "x").await;
     assert_eq!(wrong.status, 400);
-    assert_eq!(wrong.json(), json!({"errorMessage":"Invalid request ID","errorType":"InvalidRequestID"}));
+    assert_eq!(
+        wrong.json(),
+        json!({"errorMessage":"Invalid request ID","errorType":"InvalidRequestID"})
+    );
     let late_init = post(api, rt::INIT_ERROR_PATH, &[], "{}").await;
     assert_eq!(late_init.status, 403);
     assert_eq!(late_init.json()["errorType"], "InvalidStateTransition");
 
     // The answer is accepted once and reaches the caller byte for byte.
-    let ok = post(api, &rt::response_path(&id), &[("content-type", "text/plain")], "the answer\n").await;
+    let ok = post(
+        api,
+        &rt::response_path(&id),
+        &[("content-type", "text/plain")],
+        "the answer\n",
+    )
+    .await;
     assert_eq!(ok.status, 202);
     assert_eq!(ok.body, Bytes::from_static(br#"{"status":"OK"}"#));
     let answer = caller.await.unwrap_or_else(|e| panic!("{e}"));
@@ -103,11 +147,21 @@ async fn next_response_and_misuse_answered_as_rapid_answers() {
     let caller = invoke(&h, r#"{"k":2}"#);
     let next = held.await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(next.body, Bytes::from_static(br#"{"k":2}"#));
-    let id = next.header("lambda-runtime-aws-request-id").unwrap_or_default().to_owned();
+    let id = next
+        .header("lambda-runtime-aws-request-id")
+        .unwrap_or_default()
+        .to_owned();
 
     // An error report: 202 to the runtime, the body verbatim to the caller, marked Unhandled.
-    let body = r#"{"errorMessage":"bad input","errorType":"InvalidEventDataException","stackTrace":[]}"#;
-    let err = post(api, &rt::error_path(&id), &[("lambda-runtime-function-error-type", "Foo")], body).await;
+    let body =
+        r#"{"errorMessage":"bad input","errorType":"InvalidEventDataException","stackTrace":[]}"#;
+    let err = post(
+        api,
+        &rt::error_path(&id),
+        &[("lambda-runtime-function-error-type", "Foo")],
+        body,
+    )
+    .await;
     assert_eq!(err.status, 202);
     let answer = caller.await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(answer.status, 200);
@@ -117,8 +171,19 @@ async fn next_response_and_misuse_answered_as_rapid_answers() {
     // Too large: 413 to the runtime, Function.ResponseSizeTooLarge to the caller.
     let held = tokio::spawn(async move { get(api, rt::NEXT_PATH).await });
     let caller = invoke(&h, r#"{"k":3}"#);
-    let id = held.await.unwrap_or_else(|e| panic!("{e}")).header("lambda-runtime-aws-request-id").unwrap_or_default().to_owned();
-    let big = post(api, &rt::response_path(&id), &[], vec![b'x'; 6 * 1024 * 1024 + 101]).await;
+    let id = held
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .header("lambda-runtime-aws-request-id")
+        .unwrap_or_default()
+        .to_owned();
+    let big = post(
+        api,
+        &rt::response_path(&id),
+        &[],
+        vec![b'x'; 6 * 1024 * 1024 + 101],
+    )
+    .await;
     assert_eq!(big.status, 413);
     assert_eq!(big.json()["errorType"], "RequestEntityTooLarge");
     let answer = caller.await.unwrap_or_else(|e| panic!("{e}"));
@@ -128,12 +193,26 @@ async fn next_response_and_misuse_answered_as_rapid_answers() {
     // A response mode other than `streaming` is refused.
     let held = tokio::spawn(async move { get(api, rt::NEXT_PATH).await });
     let caller = invoke(&h, r#"{"k":4}"#);
-    let id = held.await.unwrap_or_else(|e| panic!("{e}")).header("lambda-runtime-aws-request-id").unwrap_or_default().to_owned();
-    let mode = post(api, &rt::response_path(&id), &[("lambda-runtime-function-response-mode", "foo")], "x").await;
+    let id = held
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .header("lambda-runtime-aws-request-id")
+        .unwrap_or_default()
+        .to_owned();
+    let mode = post(
+        api,
+        &rt::response_path(&id),
+        &[("lambda-runtime-function-response-mode", "foo")],
+        "x",
+    )
+    .await;
     assert_eq!(mode.status, 400);
     assert_eq!(mode.json()["errorType"], "InvalidFunctionResponseMode");
     let answer = caller.await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(answer.json()["errorType"], "Runtime.InvalidResponseModeHeader");
+    assert_eq!(
+        answer.json()["errorType"],
+        "Runtime.InvalidResponseModeHeader"
+    );
 
     if let Ok(h) = Arc::try_unwrap(h) {
         h.stop().await;
@@ -147,8 +226,14 @@ async fn unknown_paths_are_404() {
     let api = runtime_api(&h).await;
     assert_eq!(get(api, "/2018-06-01/runtime/nothing").await.status, 404);
     let next = get(api, rt::NEXT_PATH).await;
-    let id = next.header("lambda-runtime-aws-request-id").unwrap_or_default().to_owned();
-    assert_eq!(post(api, &rt::response_path(&id), &[], "{}").await.status, 202);
+    let id = next
+        .header("lambda-runtime-aws-request-id")
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        post(api, &rt::response_path(&id), &[], "{}").await.status,
+        202
+    );
     assert_eq!(caller.await.map(|r| r.status).ok(), Some(200));
     if let Ok(h) = Arc::try_unwrap(h) {
         h.stop().await;

@@ -12,7 +12,10 @@ async fn echo_three_times(name: &str, bootstrap: std::path::PathBuf) {
         let r = h.invoke_raw(name, &[], payload.clone()).await;
         assert_eq!(r.status, 200, "{r:?}");
         assert_eq!(r.header("x-amz-function-error"), None, "{r:?}");
-        assert_eq!(r.json(), serde_json::from_str::<Value>(&payload).unwrap_or_default());
+        assert_eq!(
+            r.json(),
+            serde_json::from_str::<Value>(&payload).unwrap_or_default()
+        );
     }
     // Three invocations, one sandbox: the later ones were warm.
     assert_eq!(h.emulator.sandbox_pids(name).len(), 1);

@@ -24,8 +24,9 @@ async fn request_response_returns_the_functions_answer_with_aws_headers() {
     assert_eq!(out.status_code(), 200);
     assert_eq!(out.executed_version(), Some("$LATEST"));
     assert_eq!(out.function_error(), None);
-    let payload: Value = serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default())
-        .unwrap_or_default();
+    let payload: Value =
+        serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default())
+            .unwrap_or_default();
     assert_eq!(payload, json!({"op":"echo","n":1}));
     h.stop().await;
 }
@@ -41,8 +42,9 @@ async fn a_full_arn_names_the_function_too() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    let payload: Value = serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default())
-        .unwrap_or_default();
+    let payload: Value =
+        serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default())
+            .unwrap_or_default();
     assert_eq!(
         payload["invoked_function_arn"],
         "arn:aws:lambda:us-east-1:012345678912:function:faults"
@@ -93,20 +95,30 @@ async fn tail_returns_the_invocations_log_ending_with_report() {
         .invoke()
         .function_name("faults")
         .log_type(LogType::Tail)
-        .payload(Blob::new(r#"{"op":"print","lines":["hello from the function"]}"#))
+        .payload(Blob::new(
+            r#"{"op":"print","lines":["hello from the function"]}"#,
+        ))
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
     let log = decode_log(out.log_result().unwrap_or_default());
     assert!(log.len() <= 4096);
     let lines: Vec<&str> = log.lines().collect();
-    let start = lines.iter().position(|l| l.starts_with("START RequestId: "));
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("START RequestId: "));
     let own = lines.iter().position(|l| *l == "hello from the function");
     let end = lines.iter().position(|l| l.starts_with("END RequestId: "));
     assert!(start < own && own < end && start.is_some(), "{log}");
     let report = lines.last().copied().unwrap_or_default();
     assert!(report.starts_with("REPORT RequestId: "), "{log}");
-    for field in ["Duration: ", "Billed Duration: ", "Memory Size: 128 MB", "Max Memory Used: ", "Init Duration: "] {
+    for field in [
+        "Duration: ",
+        "Billed Duration: ",
+        "Memory Size: 128 MB",
+        "Max Memory Used: ",
+        "Init Duration: ",
+    ] {
         assert!(report.contains(field), "{field} missing in {report}");
     }
     h.stop().await;
@@ -127,7 +139,10 @@ async fn a_handler_error_is_unhandled_with_aws_error_shape() {
     assert_eq!(out.function_error(), Some("Unhandled"));
     let body: Value = serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default())
         .unwrap_or_default();
-    assert_eq!(body, json!({"errorType":"FixtureError","errorMessage":"no such order"}));
+    assert_eq!(
+        body,
+        json!({"errorType":"FixtureError","errorMessage":"no such order"})
+    );
     h.stop().await;
 }
 
@@ -145,7 +160,8 @@ async fn unknown_function_is_resource_not_found() {
     let err = err.unwrap_or_else(|| panic!("invoking a missing function must fail"));
     assert!(err.is_resource_not_found_exception(), "{err:?}");
     assert!(
-        format!("{err}").contains("Function not found: arn:aws:lambda:us-east-1:012345678912:function:nope"),
+        format!("{err}")
+            .contains("Function not found: arn:aws:lambda:us-east-1:012345678912:function:nope"),
         "{err}"
     );
     h.stop().await;
@@ -164,7 +180,8 @@ async fn a_payload_that_is_not_json_is_invalid_request_content() {
         .err()
         .map(|e| e.into_service_error());
     assert!(
-        err.as_ref().is_some_and(|e| e.is_invalid_request_content_exception()),
+        err.as_ref()
+            .is_some_and(|e| e.is_invalid_request_content_exception()),
         "{err:?}"
     );
     assert!(h.emulator.sandbox_pids("faults").is_empty());
@@ -186,7 +203,8 @@ async fn a_payload_over_6_mb_is_request_too_large() {
         .err()
         .map(|e| e.into_service_error());
     assert!(
-        err.as_ref().is_some_and(|e| e.is_request_too_large_exception()),
+        err.as_ref()
+            .is_some_and(|e| e.is_request_too_large_exception()),
         "{err:?}"
     );
     h.stop().await;
@@ -208,8 +226,9 @@ async fn client_context_and_tenant_reach_the_function() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    let payload: Value = serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default())
-        .unwrap_or_default();
+    let payload: Value =
+        serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default())
+            .unwrap_or_default();
     assert_eq!(payload["client_context"]["custom"], json!({"plan":"pro"}));
     assert_eq!(payload["client_context"]["env"], json!({"locale":"en"}));
     assert_eq!(payload["tenant_id"], "tenant-42");

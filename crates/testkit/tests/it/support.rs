@@ -120,7 +120,13 @@ impl Harness {
         let config = aws_sdk_lambda::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "coldstart-tests"))
+            .credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "coldstart-tests",
+            ))
             .endpoint_url(format!("http://{}", self.addr))
             .http_client(aws_smithy_http_client::Builder::new().build_http())
             .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
@@ -180,7 +186,9 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -213,7 +221,12 @@ pub async fn send(addr: SocketAddr, request: http::Request<Full<Bytes>>) -> RawR
         headers: parts
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
             .collect(),
         body,
     }
