@@ -1,1 +1,106 @@
-fn main() {}
+//! `coldstart-bench [--quick]`: measures coldstart's invoke path against a bare hyper floor and
+//! against the official `lambda_runtime` crate, prints the table and writes it to
+//! `bench/results/invoke.txt`.
+//!
+//! Run it through `bench/run.sh`, which builds the release binaries first and adds the boto3
+//! figures. See `bench/README.md` for what each figure means.
+//!
+//! # Layout
+//! - `measure`: one function per measurement, and the plan of how much to do.
+//! - `client`: the HTTP/1.1 load generator every invoke measurement shares.
+//! - `floor`: the bare hyper echo server the invoke path is compared with.
+//! - `startup`: the stub Runtime API that times spawn → first `next`.
+//! - `process`: child processes killed by process group on drop; `coldstart run` and its banner.
+//! - `stats`: percentiles and means.
+//! - `report`: the results table.
+
+mod client;
+mod floor;
+mod measure;
+mod process;
+mod report;
+mod startup;
+mod stats;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+
+use crate::measure::{Binaries, Plan};
+use crate::report::{Machine, Results};
+
+/// Where the table is written.
+const RESULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/results/invoke.txt");
+const USAGE: &str = "usage: coldstart-bench [--quick]";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("coldstart-bench: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let mut quick = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "-h" | "--help" => {
+                println!("{USAGE}\n  --quick  cut every count by 10x (a smoke test)");
+                return Ok(());
+            }
+            other => bail!("unknown argument `{other}`\n{USAGE}"),
+        }
+    }
+    let plan = Plan::new(quick);
+    let bins = Binaries::find()?;
+    // The client: one thread that drives its own sockets (see `measure`).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the client's runtime")?;
+    let payload = client::payload();
+
+    eprintln!("floor: bare hyper echo");
+    let floor = measure::floor(&rt, &plan, &payload)?;
+    eprintln!("sequential warm invokes");
+    let warm_ours = measure::warm_invokes(&rt, &plan, &payload, &bins.coldstart, &bins.echo)?;
+    let warm_lr = measure::warm_invokes(&rt, &plan, &payload, &bins.coldstart, &bins.lr_echo)?;
+    eprintln!("throughput");
+    let load_ours = measure::throughput(&rt, &plan, &payload, &bins.coldstart, &bins.echo)?;
+    let load_lr = measure::throughput(&rt, &plan, &payload, &bins.coldstart, &bins.lr_echo)?;
+    let sizes = vec![
+        measure::binary_size(&bins.echo)?,
+        measure::binary_size(&bins.lr_echo)?,
+    ];
+    eprintln!("spawn -> first next");
+    let startup = measure::spawn_to_next(&rt, &plan, &[&bins.echo, &bins.lr_echo])?;
+
+    let results = Results {
+        machine: Machine::detect(),
+        plan,
+        floor,
+        warm_ours,
+        warm_lr,
+        load_ours,
+        load_lr,
+        sizes,
+        startup,
+    };
+    let table = results.to_string();
+    print!("{table}");
+    write_results(Path::new(RESULTS), &table)
+}
+
+fn write_results(path: &Path, table: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, table).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("written to {}", path.display());
+    Ok(())
+}

@@ -64,14 +64,15 @@ impl Process {
             let _ = exited_tx.send(());
             status
         });
-        if exited.recv_timeout(STOP_GRACE).is_err() {
+        let killed = exited.recv_timeout(STOP_GRACE).is_err();
+        if killed {
             signal_group(group, Signal::SIGKILL);
         }
         let status = waiter
             .join()
             .map_err(|_| anyhow!("the waiter thread panicked"))??;
-        if status.code().is_none() {
-            bail!("it did not stop within {STOP_GRACE:?} of SIGTERM ({status})");
+        if killed {
+            bail!("it did not exit within {STOP_GRACE:?} of SIGTERM and was killed");
         }
         Ok(status)
     }

@@ -17,6 +17,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Serve one bootstrap as the function `function`, like the Runtime Interface Emulator.
     Run(RunArgs),
+    /// Build and serve every function, Function URL and HTTP API of a `coldstart.toml`.
+    Up(UpArgs),
     /// Invoke a function through the Invoke API and print its answer.
     Invoke(InvokeArgs),
 }
@@ -50,6 +52,22 @@ pub(crate) struct RunArgs {
     /// The bootstrap and its arguments.
     #[arg(last = true, required = true, value_name = "BOOTSTRAP")]
     pub(crate) command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// The config file. Default: `coldstart.toml` in the current directory.
+    #[arg(long, default_value = "coldstart.toml")]
+    pub(crate) config: PathBuf,
+    /// Address of the Invoke API for every function.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub(crate) listen: SocketAddr,
+    /// Do not stop (SIGSTOP) idle execution environments.
+    #[arg(long)]
+    pub(crate) no_freeze: bool,
+    /// Skip the functions' `build` commands.
+    #[arg(long)]
+    pub(crate) no_build: bool,
 }
 
 #[derive(Debug, Args)]

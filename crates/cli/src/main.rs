@@ -4,9 +4,11 @@
 //! the outcome to an exit code (0 success, 1 failure, 2 bad usage or configuration).
 
 mod args;
+mod config;
 mod invoke;
 mod output;
 mod run;
+mod up;
 
 use std::process::ExitCode;
 
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Up(args) => up::up(args).await,
             Command::Invoke(args) => invoke::invoke(args).await,
         }
     });

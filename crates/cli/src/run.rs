@@ -68,7 +68,7 @@ pub(crate) fn settings() -> Settings {
 
 /// A bootstrap given as a path must exist and be executable; a bare name is looked up in `PATH`
 /// when the sandbox starts.
-fn check_bootstrap(program: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_bootstrap(program: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if program.components().count() < 2 {
         return Ok(());
@@ -85,7 +85,7 @@ fn check_bootstrap(program: &Path) -> anyhow::Result<()> {
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn wait_for_signal(shutdown: CancellationToken) {
+pub(crate) async fn wait_for_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

@@ -44,6 +44,30 @@ pub(crate) fn iso_millis(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// Common Log Format time, as API Gateway's `requestContext.time`: `21/Nov/2026:05:25:00 +0000`.
+pub(crate) fn clf(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // 2026-11-21T05:25:00Z
+    let iso = humantime::format_rfc3339_seconds(t).to_string();
+    let (Some(year), Some(month), Some(day), Some(time)) = (
+        iso.get(0..4),
+        iso.get(5..7),
+        iso.get(8..10),
+        iso.get(11..19),
+    ) else {
+        return iso;
+    };
+    let month = month
+        .parse::<usize>()
+        .ok()
+        .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
+        .copied()
+        .unwrap_or("Jan");
+    format!("{day}/{month}/{year}:{time} +0000")
+}
+
 /// Milliseconds with two decimals, as in `REPORT` lines.
 pub(crate) fn ms2(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
@@ -77,6 +101,12 @@ mod tests {
         assert_eq!(s.len(), "2024/01/31/[$LATEST]".len() + 32, "{s}");
         assert_eq!(&s[4..5], "/");
         assert!(s.contains("/[$LATEST]"));
+    }
+
+    #[test]
+    fn clf_is_api_gateways_time_format() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_674_162_806);
+        assert_eq!(clf(t), "19/Jan/2023:21:13:26 +0000");
     }
 
     #[test]

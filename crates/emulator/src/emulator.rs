@@ -114,7 +114,7 @@ impl Emulator {
             }
             request.payload
         };
-        let request_id = clock::request_id();
+        let request_id = request.request_id.unwrap_or_else(clock::request_id);
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload,

@@ -25,6 +25,9 @@ pub struct InvokeRequest {
     pub content_type: Option<String>,
     /// The version or alias asked for; only `$LATEST` exists. Default: none.
     pub qualifier: Option<String>,
+    /// The request id to use, when the front door already gave one to its caller (Function URLs
+    /// put it in the event). Default: a fresh one.
+    pub request_id: Option<String>,
 }
 
 /// The one answer to an invocation.

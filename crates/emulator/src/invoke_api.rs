@@ -29,7 +29,7 @@ pub async fn serve_invoke_api(
     shutdown: CancellationToken,
 ) {
     let drain = emulator.longest_timeout() + Duration::from_secs(1);
-    let handler = move |req: Request<Incoming>| handle(emulator.clone(), req);
+    let handler = move |req: Request<Incoming>, _| handle(emulator.clone(), req);
     server::serve(listener, handler, shutdown, drain).await;
 }
 
@@ -139,6 +139,7 @@ async fn parse(req: Request<Incoming>) -> Result<InvokeRequest, InvokeError> {
         trace_id,
         content_type,
         qualifier,
+        request_id: None,
     })
 }
 

@@ -29,6 +29,8 @@
 //! - `sandbox`: one execution environment: process, state machine, freeze, timeout, crash.
 //! - `runtime_api`: the Runtime API server of a sandbox.
 //! - `invoke_api`: the Invoke API front door.
+//! - `gateway`: the HTTP front doors: Function URLs and API Gateway HTTP/REST APIs, with their
+//!   events (`aws_lambda_events` types), route matching and response mapping.
 //! - [`logs`]: function log capture, `START`/`END`/`REPORT`, the log tail.
 //! - `invocation`: what front doors send in and get back.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
@@ -40,6 +42,7 @@ pub mod config;
 mod emulator;
 pub mod error;
 mod function;
+mod gateway;
 mod invocation;
 mod invoke_api;
 pub mod logs;
@@ -52,6 +55,7 @@ mod server;
 pub use config::{FunctionConfig, Settings};
 pub use emulator::{Emulator, SHUTDOWN_GRACE};
 pub use error::{Error, InvokeError};
+pub use gateway::{HttpApi, PayloadVersion, RouteKey, Router, serve_function_url, serve_http_api};
 pub use invocation::{InvokeRequest, InvokeResponse, Outcome};
 pub use invoke_api::serve_invoke_api;
 pub use logs::{LogSink, TracingSink};

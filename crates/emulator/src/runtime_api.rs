@@ -25,7 +25,7 @@ use crate::server;
 /// Serves the Runtime API of `sandbox` until its process is gone.
 pub(crate) async fn serve(listener: TcpListener, sandbox: Arc<Sandbox>) {
     let gone = sandbox.gone.clone();
-    let handler = move |req: Request<Incoming>| handle(sandbox.clone(), req);
+    let handler = move |req: Request<Incoming>, _| handle(sandbox.clone(), req);
     server::serve(listener, handler, gone, Duration::ZERO).await;
 }
 

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -19,7 +20,7 @@ use crate::body::Body;
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Serves `handler` on `listener` until `shutdown` is cancelled, then lets in-flight requests
+/// Serves `handler` (given each request and its peer's address) on `listener` until `shutdown` is cancelled, then lets in-flight requests
 /// finish (for at most `drain`) and returns.
 pub(crate) async fn serve<H, F>(
     listener: TcpListener,
@@ -27,15 +28,15 @@ pub(crate) async fn serve<H, F>(
     shutdown: CancellationToken,
     drain: Duration,
 ) where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     tracing::warn!(%err, "accept failed");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -48,7 +49,7 @@ pub(crate) async fn serve<H, F>(
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let service = service_fn(move |req| {
-            let fut = handler(req);
+            let fut = handler(req, peer);
             async move { Ok::<_, Infallible>(fut.await) }
         });
         let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);

@@ -1,0 +1,278 @@
+//! The results table: plain text with a stable layout, meant to be committed as
+//! `bench/results/invoke.txt` and compared in diffs.
+
+use std::fmt;
+use std::process::Command;
+
+use crate::client::PAYLOAD_LEN;
+use crate::measure::{Latency, Plan, Size, Startup, Throughput, ratio};
+use crate::stats::{micros, millis};
+
+/// Warm invoke p50 of coldstart with our runtime: at most this many times the floor's.
+const FLOOR_RATIO_TARGET: f64 = 2.5;
+/// cargo-lambda's `watch` emulator on this machine with 8 clients (the issue author's figure).
+const CARGO_LAMBDA_RATE: f64 = 3_500.0;
+/// Throughput target as a multiple of [`CARGO_LAMBDA_RATE`].
+const RATE_TARGET_FACTOR: f64 = 5.0;
+/// Width of the row labels.
+const LABEL: usize = 40;
+
+/// Where and with what the figures were measured.
+#[derive(Debug)]
+pub struct Machine {
+    date: String,
+    nproc: String,
+    cpu: String,
+    rustc: String,
+}
+
+impl Machine {
+    /// Reads the date, CPU count and model, and the `rustc` on `PATH` (the one that built us when
+    /// run through `bench/run.sh`).
+    pub fn detect() -> Self {
+        Self {
+            date: first_line(&["date", "-u", "+%Y-%m-%d %H:%M:%S UTC"]),
+            nproc: std::thread::available_parallelism()
+                .map_or_else(|_| "unknown".into(), |n| n.to_string()),
+            cpu: cpu_model(),
+            rustc: first_line(&["rustc", "--version"]),
+        }
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug)]
+pub struct Results {
+    pub machine: Machine,
+    pub plan: Plan,
+    pub floor: Latency,
+    /// Sequential warm invokes with coldstart-runtime.
+    pub warm_ours: Latency,
+    /// Sequential warm invokes with lambda_runtime.
+    pub warm_lr: Latency,
+    /// Throughput with coldstart-runtime.
+    pub load_ours: Throughput,
+    /// Throughput with lambda_runtime.
+    pub load_lr: Throughput,
+    pub sizes: Vec<Size>,
+    pub startup: Vec<Startup>,
+}
+
+impl fmt::Display for Results {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.header(f)?;
+        self.sequential(f)?;
+        self.throughput(f)?;
+        self.sizes(f)?;
+        self.startup(f)?;
+        self.notes(f)
+    }
+}
+
+impl Results {
+    fn header(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.machine;
+        writeln!(f, "coldstart invoke benchmark")?;
+        writeln!(f, "==========================")?;
+        writeln!(f, "date     {}", m.date)?;
+        writeln!(f, "nproc    {}", m.nproc)?;
+        writeln!(f, "cpu      {}", m.cpu)?;
+        writeln!(f, "rustc    {}", m.rustc)?;
+        let mode = if self.plan.quick {
+            "--quick (every count cut by 10x: a smoke test, not a result)"
+        } else {
+            "full"
+        };
+        writeln!(f, "mode     {mode}")?;
+        writeln!(
+            f,
+            "payload  {PAYLOAD_LEN}-byte JSON over HTTP/1.1 keep-alive, TCP_NODELAY, loopback"
+        )
+    }
+
+    fn sequential(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plan = &self.plan;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Sequential warm invokes: one connection, {} warm-up + {} measured (us)",
+            plan.warmup, plan.invokes
+        )?;
+        writeln!(
+            f,
+            "{:<LABEL$} {:>8} {:>8} {:>8} {:>8} {:>10}",
+            "", "p50", "p99", "mean", "non-200", "mismatches"
+        )?;
+        for row in [&self.floor, &self.warm_ours, &self.warm_lr] {
+            writeln!(
+                f,
+                "{:<LABEL$} {:>8} {:>8} {:>8} {:>8} {:>10}",
+                row.label,
+                micros(row.summary.p50),
+                micros(row.summary.p99),
+                micros(row.summary.mean),
+                failures(row.failures, row.failure_status.map(|s| s.as_u16())),
+                row.mismatches
+            )?;
+        }
+        let to_floor = ratio(self.warm_ours.summary.p50, self.floor.summary.p50);
+        let to_lr = ratio(self.warm_ours.summary.p50, self.warm_lr.summary.p50);
+        writeln!(
+            f,
+            "  coldstart-runtime p50 / floor p50           {to_floor:5.2}x  \
+             target <= {FLOOR_RATIO_TARGET}x: {}",
+            verdict(to_floor <= FLOOR_RATIO_TARGET)
+        )?;
+        writeln!(
+            f,
+            "  coldstart-runtime p50 / lambda_runtime p50  {to_lr:5.2}x  target <= 1x: {}",
+            verdict(to_lr <= 1.0)
+        )
+    }
+
+    fn throughput(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plan = &self.plan;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Throughput: coldstart run --concurrency {}, {} clients, {} invokes or {} s \
+             (after {} warm-up); only 200s count",
+            plan.load_concurrency,
+            plan.clients,
+            plan.load_total,
+            plan.load_limit.as_secs(),
+            plan.load_warmup
+        )?;
+        writeln!(
+            f,
+            "{:<LABEL$} {:>9} {:>7} {:>7} {:>7} {:>10} {:>6} {:>7}",
+            "", "invokes/s", "200", "429", "other", "mismatches", "broken", "seconds"
+        )?;
+        for row in [&self.load_ours, &self.load_lr] {
+            let load = &row.load;
+            writeln!(
+                f,
+                "{:<LABEL$} {:>9.0} {:>7} {:>7} {:>7} {:>10} {:>6} {:>7.2}",
+                row.label,
+                load.rate(),
+                load.echoed,
+                load.throttled,
+                failures(load.failures, load.failure_status.map(|s| s.as_u16())),
+                load.mismatches,
+                load.broken,
+                load.elapsed.as_secs_f64()
+            )?;
+        }
+        let target = CARGO_LAMBDA_RATE * RATE_TARGET_FACTOR;
+        writeln!(
+            f,
+            "  coldstart-runtime invokes/s  target >= {target:.0} \
+             ({RATE_TARGET_FACTOR}x cargo-lambda's {CARGO_LAMBDA_RATE:.0}): {}",
+            verdict(self.load_ours.load.rate() >= target)
+        )?;
+        for row in [&self.load_ours, &self.load_lr] {
+            let warm = &row.warmup;
+            writeln!(
+                f,
+                "  warm-up, {}: {} x 200, {} x 429, {} other, {} broken",
+                row.label, warm.echoed, warm.throttled, warm.failures, warm.broken
+            )?;
+        }
+        Ok(())
+    }
+
+    fn sizes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f)?;
+        writeln!(f, "Binary size (release profile)")?;
+        writeln!(f, "{:<LABEL$} {:>10} {:>8}", "", "bytes", "MiB")?;
+        for size in &self.sizes {
+            let mib = size.bytes as f64 / (1024.0 * 1024.0);
+            writeln!(f, "{:<LABEL$} {:>10} {mib:>8.2}", size.label, size.bytes)?;
+        }
+        Ok(())
+    }
+
+    fn startup(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Spawn -> first next: {} runs each, interleaved (ms)",
+            self.plan.startup_runs
+        )?;
+        writeln!(f, "{:<LABEL$} {:>8} {:>8}", "", "median", "p90")?;
+        for row in &self.startup {
+            writeln!(
+                f,
+                "{:<LABEL$} {:>8} {:>8}",
+                row.label,
+                millis(row.summary.p50),
+                millis(row.summary.p90)
+            )?;
+        }
+        Ok(())
+    }
+
+    /// What the emulator printed on stderr and why connections broke, if anything.
+    fn notes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut notes = Vec::new();
+        for row in [&self.warm_ours, &self.warm_lr] {
+            notes.extend(row.notes.iter().map(|n| format!("{}: {n}", row.label)));
+        }
+        for row in [&self.load_ours, &self.load_lr] {
+            let broken = row.warmup.broken_reason.iter().chain(&row.load.broken_reason);
+            notes.extend(
+                row.notes
+                    .iter()
+                    .chain(broken)
+                    .map(|n| format!("{} (throughput): {n}", row.label)),
+            );
+        }
+        if notes.is_empty() {
+            return Ok(());
+        }
+        writeln!(f)?;
+        writeln!(f, "Notes (emulator stderr, broken connections)")?;
+        for note in notes {
+            writeln!(f, "  {note}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `3 (502)`: a count with the status of the last one, when there were any.
+fn failures(count: usize, status: Option<u16>) -> String {
+    match status {
+        Some(status) if count > 0 => format!("{count} ({status})"),
+        _ => count.to_string(),
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+/// The first line a command prints, or `unknown`.
+fn first_line(argv: &[&str]) -> String {
+    let Some((program, args)) = argv.split_first() else {
+        return "unknown".into();
+    };
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            stdout.lines().next().map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The `model name` of the first CPU in `/proc/cpuinfo`.
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|line| line.strip_prefix("model name"))
+        .find_map(|rest| rest.split_once(':'))
+        .map_or_else(|| "unknown".into(), |(_, model)| model.trim().to_owned())
+}

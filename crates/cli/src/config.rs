@@ -1,0 +1,463 @@
+//! `coldstart.toml`: the functions, Function URLs and HTTP APIs that `coldstart up` serves.
+//!
+//! Every mistake is reported with the file, line and key it is at, and exits 2.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use coldstart_emulator::{FunctionConfig, config as limits};
+
+/// A loaded, checked configuration.
+#[derive(Debug)]
+pub(crate) struct AppConfig {
+    /// The folder of the config file: builds run here, paths are relative to it.
+    pub(crate) root: PathBuf,
+    pub(crate) functions: Vec<FunctionSpec>,
+    pub(crate) http_apis: Vec<HttpApiSpec>,
+}
+
+/// One function and what `up` does for it besides running it.
+#[derive(Debug)]
+pub(crate) struct FunctionSpec {
+    pub(crate) config: FunctionConfig,
+    /// Shell command run from the config's folder before serving.
+    pub(crate) build: Option<String>,
+    /// Port of the function's URL.
+    pub(crate) url: Option<u16>,
+}
+
+/// An API Gateway HTTP API (payload 2.0) or REST API (payload 1.0).
+#[derive(Debug)]
+pub(crate) struct HttpApiSpec {
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    pub(crate) payload_version: coldstart_emulator::PayloadVersion,
+    /// Route key (`GET /items/{id}`, `$default`) → function.
+    pub(crate) routes: Vec<(String, String)>,
+}
+
+/// A configuration mistake, located.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub(crate) struct ConfigError {
+    file: String,
+    line: usize,
+    column: usize,
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    functions: BTreeMap<String, Spanned<FunctionToml>>,
+    #[serde(default)]
+    http_apis: BTreeMap<String, Spanned<HttpApiToml>>,
+    #[serde(default)]
+    websocket_apis: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FunctionToml {
+    build: Option<String>,
+    bootstrap: Spanned<Bootstrap>,
+    handler: Option<String>,
+    timeout: Option<Spanned<i64>>,
+    memory: Option<Spanned<i64>>,
+    concurrency: Option<Spanned<i64>>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    extensions: Option<Spanned<Vec<String>>>,
+    url: Option<Spanned<UrlToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Bootstrap {
+    Path(String),
+    Argv(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UrlToml {
+    port: Spanned<i64>,
+    invoke_mode: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpApiToml {
+    port: Spanned<i64>,
+    payload_version: Option<Spanned<String>>,
+    #[serde(default)]
+    routes: BTreeMap<String, Spanned<String>>,
+}
+
+/// Reads and checks the config at `path`.
+pub(crate) fn load(path: &Path) -> Result<AppConfig, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the config: {e}"),
+    })?;
+    let root = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let root = std::fs::canonicalize(&root).unwrap_or(root);
+    parse(&file, &text, &root)
+}
+
+fn parse(file: &str, text: &str, root: &Path) -> Result<AppConfig, ConfigError> {
+    let at = |span: Range<usize>, message: String| locate(file, text, span, message);
+    let parsed: FileToml = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_owned();
+        at(e.span().unwrap_or(0..0), message)
+    })?;
+    if let Some(ws) = &parsed.websocket_apis {
+        return Err(at(
+            ws.span(),
+            "websocket_apis: WebSocket APIs are not supported yet".into(),
+        ));
+    }
+
+    let mut ports: HashMap<u16, String> = HashMap::new();
+    let mut claim = |port: &Spanned<i64>, owner: String| -> Result<u16, ConfigError> {
+        let value = *port.get_ref();
+        let Ok(p) = u16::try_from(value) else {
+            return Err(at(
+                port.span(),
+                format!("{owner}.port: {value} is not a TCP port"),
+            ));
+        };
+        if p == 0 {
+            return Err(at(
+                port.span(),
+                format!("{owner}.port: 0 is not a fixed port"),
+            ));
+        }
+        if let Some(other) = ports.insert(p, owner.clone()) {
+            return Err(at(
+                port.span(),
+                format!("{owner}.port: port {p} is already used by {other}"),
+            ));
+        }
+        Ok(p)
+    };
+
+    let mut functions = Vec::new();
+    for (name, entry) in &parsed.functions {
+        let key = format!("functions.{name}");
+        let span = entry.span();
+        let f = entry.get_ref();
+        let command: Vec<OsString> = match f.bootstrap.get_ref() {
+            Bootstrap::Path(p) => vec![root.join(p).into_os_string()],
+            Bootstrap::Argv(argv) if argv.is_empty() => {
+                return Err(at(
+                    f.bootstrap.span(),
+                    format!("{key}.bootstrap: the argv is empty"),
+                ));
+            }
+            Bootstrap::Argv(argv) => {
+                let program = Path::new(&argv[0]);
+                let first = if program.components().count() > 1 {
+                    root.join(program).into_os_string()
+                } else {
+                    OsString::from(&argv[0])
+                };
+                std::iter::once(first)
+                    .chain(argv[1..].iter().map(OsString::from))
+                    .collect()
+            }
+        };
+        let mut config = FunctionConfig::new(name.clone(), command);
+        config.handler = f.handler.clone();
+        config.environment = f.environment.clone();
+        if let Some(t) = &f.timeout {
+            let secs = *t.get_ref();
+            if !(1..=900).contains(&secs) {
+                return Err(at(
+                    t.span(),
+                    format!("{key}.timeout: must be 1 to 900 seconds, not {secs}"),
+                ));
+            }
+            config.timeout = Duration::from_secs(secs as u64);
+        }
+        if let Some(m) = &f.memory {
+            let mb = *m.get_ref();
+            if !(i64::from(limits::MIN_MEMORY_MB)..=i64::from(limits::MAX_MEMORY_MB)).contains(&mb)
+            {
+                return Err(at(
+                    m.span(),
+                    format!("{key}.memory: must be 128 to 10240 MB, not {mb}"),
+                ));
+            }
+            config.memory_mb = mb as u32;
+        }
+        if let Some(c) = &f.concurrency {
+            let n = *c.get_ref();
+            if !(1..=1000).contains(&n) {
+                return Err(at(
+                    c.span(),
+                    format!("{key}.concurrency: must be 1 to 1000, not {n}"),
+                ));
+            }
+            config.concurrency = n as usize;
+        }
+        if let Some(extensions) = f.extensions.as_ref().filter(|e| !e.get_ref().is_empty()) {
+            return Err(at(
+                extensions.span(),
+                format!("{key}.extensions: extensions are not supported yet"),
+            ));
+        }
+        config
+            .validate()
+            .map_err(|e| at(span.clone(), format!("{key}: {e}")))?;
+        let url = match &f.url {
+            None => None,
+            Some(url) => {
+                let u = url.get_ref();
+                if let Some(mode) = &u.invoke_mode {
+                    match mode.get_ref().as_str() {
+                        "BUFFERED" => {}
+                        "RESPONSE_STREAM" => {
+                            return Err(at(
+                                mode.span(),
+                                format!(
+                                    "{key}.url.invoke_mode: RESPONSE_STREAM is not supported yet"
+                                ),
+                            ));
+                        }
+                        other => {
+                            return Err(at(
+                                mode.span(),
+                                format!(
+                                    "{key}.url.invoke_mode: must be BUFFERED or RESPONSE_STREAM, not {other}"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Some(claim(&u.port, format!("{key}.url"))?)
+            }
+        };
+        functions.push(FunctionSpec {
+            config,
+            build: f.build.clone(),
+            url,
+        });
+    }
+
+    let mut http_apis = Vec::new();
+    for (name, entry) in &parsed.http_apis {
+        let key = format!("http_apis.{name}");
+        let api = entry.get_ref();
+        let port = claim(&api.port, key.clone())?;
+        let payload_version = match api.payload_version.as_ref() {
+            None => coldstart_emulator::PayloadVersion::V2,
+            Some(v) => match v.get_ref().as_str() {
+                "2.0" => coldstart_emulator::PayloadVersion::V2,
+                "1.0" => coldstart_emulator::PayloadVersion::V1,
+                other => {
+                    return Err(at(
+                        v.span(),
+                        format!("{key}.payload_version: must be \"1.0\" or \"2.0\", not {other:?}"),
+                    ));
+                }
+            },
+        };
+        let mut routes = Vec::new();
+        for (route, target) in &api.routes {
+            if let Err(why) = coldstart_emulator::RouteKey::parse(route) {
+                return Err(at(target.span(), format!("{key}.routes: {why}")));
+            }
+            if !parsed.functions.contains_key(target.get_ref()) {
+                return Err(at(
+                    target.span(),
+                    format!(
+                        "{key}.routes.{route:?}: no function named {:?}",
+                        target.get_ref()
+                    ),
+                ));
+            }
+            routes.push((route.clone(), target.get_ref().clone()));
+        }
+        http_apis.push(HttpApiSpec {
+            name: name.clone(),
+            port,
+            payload_version,
+            routes,
+        });
+    }
+    Ok(AppConfig {
+        root: root.to_path_buf(),
+        functions,
+        http_apis,
+    })
+}
+
+/// Turns a byte span into a line and column (1-based).
+fn locate(file: &str, text: &str, span: Range<usize>, message: String) -> ConfigError {
+    let start = span.start.min(text.len());
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = start - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    ConfigError {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+impl AppConfig {
+    /// Every port the config claims, with its owner.
+    pub(crate) fn ports(&self) -> Vec<(u16, String)> {
+        let mut ports: Vec<(u16, String)> = self
+            .functions
+            .iter()
+            .filter_map(|f| {
+                f.url
+                    .map(|p| (p, format!("functions.{}.url", f.config.name)))
+            })
+            .collect();
+        ports.extend(
+            self.http_apis
+                .iter()
+                .map(|a| (a.port, format!("http_apis.{}", a.name))),
+        );
+        ports
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<AppConfig, String> {
+        parse("coldstart.toml", text, Path::new("/app")).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+[functions.echo]
+build = "cargo build --release -p echo"
+bootstrap = "target/release/echo"
+timeout = 5
+memory = 256
+concurrency = 2
+environment = { RUST_LOG = "info" }
+url = { port = 9001, invoke_mode = "BUFFERED" }
+
+[functions.bash]
+bootstrap = ["examples/bash/bootstrap", "--flag"]
+handler = "function.handler"
+
+[http_apis.api]
+port = 9100
+payload_version = "2.0"
+routes = { "GET /hello" = "echo", "$default" = "bash" }
+"#;
+
+    #[test]
+    fn reads_every_documented_key() {
+        let config = load_str(GOOD).unwrap_or_else(|e| panic!("{e}"));
+        let echo = &config.functions[1];
+        assert_eq!(echo.config.name, "echo");
+        assert_eq!(
+            echo.config.command,
+            vec![OsString::from("/app/target/release/echo")]
+        );
+        assert_eq!(echo.config.timeout, Duration::from_secs(5));
+        assert_eq!(echo.config.memory_mb, 256);
+        assert_eq!(echo.config.concurrency, 2);
+        assert_eq!(
+            echo.config.environment.get("RUST_LOG").map(String::as_str),
+            Some("info")
+        );
+        assert_eq!(echo.build.as_deref(), Some("cargo build --release -p echo"));
+        assert_eq!(echo.url, Some(9001));
+        let bash = &config.functions[0];
+        assert_eq!(
+            bash.config.command,
+            vec![
+                OsString::from("/app/examples/bash/bootstrap"),
+                OsString::from("--flag")
+            ]
+        );
+        assert_eq!(bash.config.handler.as_deref(), Some("function.handler"));
+        assert_eq!(bash.config.timeout, Duration::from_secs(3));
+        let api = &config.http_apis[0];
+        assert_eq!(api.port, 9100);
+        assert_eq!(api.routes.len(), 2);
+    }
+
+    fn error_of(text: &str) -> String {
+        match load_str(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn every_mistake_names_file_line_and_key() {
+        let unknown = error_of("[functions.a]\nbootstrap = \"b\"\ntimeuot = 3\n");
+        assert!(
+            unknown.starts_with("coldstart.toml:3:1:") && unknown.contains("timeuot"),
+            "{unknown}"
+        );
+
+        let range = error_of("[functions.a]\nbootstrap = \"b\"\ntimeout = 901\n");
+        assert!(
+            range.starts_with("coldstart.toml:3:11:") && range.contains("functions.a.timeout"),
+            "{range}"
+        );
+
+        let memory = error_of("[functions.a]\nbootstrap = \"b\"\nmemory = 64\n");
+        assert!(
+            memory.starts_with("coldstart.toml:3:") && memory.contains("functions.a.memory"),
+            "{memory}"
+        );
+
+        let missing = error_of(
+            "[functions.a]\nbootstrap = \"b\"\n[http_apis.api]\nport = 9100\nroutes = { \"GET /x\" = \"nope\" }\n",
+        );
+        assert!(
+            missing.starts_with("coldstart.toml:5:")
+                && missing.contains("no function named \"nope\""),
+            "{missing}"
+        );
+
+        let clash = error_of(
+            "[functions.a]\nbootstrap = \"b\"\nurl = { port = 9100 }\n[http_apis.api]\nport = 9100\n",
+        );
+        assert!(
+            clash.starts_with("coldstart.toml:5:8:")
+                && clash.contains("already used by functions.a.url"),
+            "{clash}"
+        );
+
+        let invalid = error_of("[functions.a\nbootstrap = \"b\"\n");
+        assert!(invalid.starts_with("coldstart.toml:1:"), "{invalid}");
+
+        let route = error_of(
+            "[functions.a]\nbootstrap = \"b\"\n[http_apis.api]\nport = 9100\nroutes = { \"FETCH /x\" = \"a\" }\n",
+        );
+        assert!(route.contains("http_apis.api.routes"), "{route}");
+
+        let ws = error_of("[websocket_apis.chat]\nport = 9200\n");
+        assert!(ws.contains("not supported yet"), "{ws}");
+
+        let no_bootstrap = error_of("[functions.a]\nhandler = \"x\"\n");
+        assert!(no_bootstrap.contains("bootstrap"), "{no_bootstrap}");
+    }
+}

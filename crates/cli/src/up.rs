@@ -1,0 +1,199 @@
+//! `coldstart up`: build every function of a `coldstart.toml`, then serve them all — the Invoke
+//! API, each Function URL and each HTTP API — and print where.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, anyhow};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use coldstart_emulator::{
+    Emulator, HttpApi, RouteKey, Router, serve_function_url, serve_http_api, serve_invoke_api,
+};
+
+use crate::Failure;
+use crate::args::UpArgs;
+use crate::config::{self, AppConfig};
+use crate::output::StdoutSink;
+use crate::run::{check_bootstrap, settings, wait_for_signal};
+
+pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
+    let app = config::load(&args.config).map_err(|e| Failure::usage(e.into()))?;
+    if let Some((_, owner)) = app
+        .ports()
+        .into_iter()
+        .find(|(p, _)| *p == args.listen.port())
+    {
+        return Err(Failure::usage(anyhow!(
+            "{}: {owner} uses port {}, which --listen {} takes for the Invoke API",
+            args.config.display(),
+            args.listen.port(),
+            args.listen
+        )));
+    }
+    if !args.no_build {
+        build_all(&app).await?;
+    }
+    for f in &app.functions {
+        check_bootstrap(Path::new(&f.config.command[0])).map_err(|e| {
+            Failure::usage(anyhow!(
+                "{}: functions.{}.bootstrap: {e}",
+                args.config.display(),
+                f.config.name
+            ))
+        })?;
+    }
+
+    let started = Instant::now();
+    let configs = app
+        .functions
+        .iter()
+        .map(|f| {
+            let mut config = f.config.clone();
+            config.freeze = !args.no_freeze;
+            config
+        })
+        .collect();
+    let emulator = Emulator::new(configs, settings(), Arc::new(StdoutSink::new()))
+        .map_err(|e| Failure::usage(e.into()))?;
+    let shutdown = CancellationToken::new();
+    let mut servers = tokio::task::JoinSet::new();
+    let mut table: Vec<(String, String, String)> = Vec::new();
+
+    let invoke = bind(args.listen.to_string()).await?;
+    let invoke_addr = invoke
+        .local_addr()
+        .context("reading the Invoke API address")?;
+    servers.spawn(serve_invoke_api(emulator.clone(), invoke, shutdown.clone()));
+    for f in &app.functions {
+        table.push((
+            f.config.name.clone(),
+            "Invoke API".into(),
+            format!(
+                "http://{invoke_addr}/2015-03-31/functions/{}/invocations",
+                f.config.name
+            ),
+        ));
+    }
+    for f in &app.functions {
+        let Some(port) = f.url else { continue };
+        let listener = bind(format!("{}:{port}", args.listen.ip())).await?;
+        let addr = listener
+            .local_addr()
+            .context("reading a Function URL address")?;
+        table.push((
+            f.config.name.clone(),
+            "Function URL".into(),
+            format!("http://{addr}/"),
+        ));
+        servers.spawn(serve_function_url(
+            emulator.clone(),
+            f.config.name.clone(),
+            listener,
+            shutdown.clone(),
+        ));
+    }
+    for api in &app.http_apis {
+        let listener = bind(format!("{}:{}", args.listen.ip(), api.port)).await?;
+        let addr = listener
+            .local_addr()
+            .context("reading an HTTP API address")?;
+        let mut routes = Vec::new();
+        for (key, function) in &api.routes {
+            let route = RouteKey::parse(key).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let shown = match key.split_once(' ') {
+                Some((method, path)) => format!("{method} http://{addr}{path}"),
+                None => format!("ANY http://{addr}/ ($default)"),
+            };
+            table.push((function.clone(), format!("http_apis.{}", api.name), shown));
+            routes.push((route, function.clone()));
+        }
+        let http_api = HttpApi {
+            name: api.name.clone(),
+            payload_version: api.payload_version,
+            router: Router::new(routes),
+            stage: "$default".into(),
+        };
+        servers.spawn(serve_http_api(
+            emulator.clone(),
+            http_api,
+            listener,
+            shutdown.clone(),
+        ));
+    }
+    print_table(&table, app.functions.len(), started.elapsed());
+
+    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    // Every server returns once `shutdown` is cancelled and its requests in flight are done.
+    while servers.join_next().await.is_some() {}
+    emulator.shutdown(emulator.longest_timeout()).await;
+    signals.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(addr: String) -> Result<TcpListener, Failure> {
+    TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("could not listen on {addr}"))
+        .map_err(Failure::runtime)
+}
+
+/// Runs each distinct `build` command once, from the config's folder, in config order.
+async fn build_all(app: &AppConfig) -> Result<(), Failure> {
+    let mut seen = BTreeSet::new();
+    for f in &app.functions {
+        let Some(command) = &f.build else { continue };
+        if !seen.insert(command.clone()) {
+            continue;
+        }
+        eprintln!("coldstart: building {}: {command}", f.config.name);
+        let started = Instant::now();
+        let output = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(&app.root)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("could not run the build of {}", f.config.name))?;
+        if !output.status.success() {
+            eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+            eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+            return Err(Failure::runtime(anyhow!(
+                "the build of {} failed ({}): {command}",
+                f.config.name,
+                output.status
+            )));
+        }
+        eprintln!(
+            "coldstart: built {} in {:.1} s",
+            f.config.name,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[(String, String, String)], functions: usize, took: std::time::Duration) {
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| [&r.0, &r.1, &r.2][i].len())
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1) = (width(0).max(8), width(1).max(4));
+    let mut out = format!(
+        "coldstart: {functions} functions ready in {} ms\n\n  {:w0$}  {:w1$}  ENDPOINT\n",
+        took.as_millis(),
+        "FUNCTION",
+        "DOOR"
+    );
+    for (function, door, endpoint) in rows {
+        out.push_str(&format!("  {function:w0$}  {door:w1$}  {endpoint}\n"));
+    }
+    eprintln!("{out}");
+}

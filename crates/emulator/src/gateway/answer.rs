@@ -1,0 +1,252 @@
+//! Function answers read back the way AWS reads them: a proxy response object (`statusCode`,
+//! `headers`, `multiValueHeaders`, `cookies`, `body`, `isBase64Encoded`), or — for payload 2.0
+//! and Function URLs only — any other JSON as a 200 `application/json` body.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body as AwsBody;
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use serde_json::Value;
+
+use crate::body::Body;
+use crate::error::InvokeError;
+use crate::invocation::Outcome;
+
+use super::{Door, PayloadVersion};
+
+/// The response to the caller for how the invocation ended.
+pub(crate) fn from_outcome(door: Door, outcome: Outcome) -> Response<Body> {
+    let Outcome::Response { body, .. } = outcome else {
+        return failed(door);
+    };
+    let read = match door {
+        Door::HttpApi(PayloadVersion::V1) => read_v1(&body),
+        Door::HttpApi(PayloadVersion::V2) | Door::FunctionUrl => read_v2(&body),
+    };
+    read.unwrap_or_else(|| failed(door))
+}
+
+/// The response to a refusal before the function ran (throttling, shutdown).
+pub(crate) fn from_refusal(door: Door, err: &InvokeError) -> Response<Body> {
+    match err {
+        InvokeError::Throttled => json_message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
+        _ => failed(door),
+    }
+}
+
+/// No route matched: HTTP APIs answer 404, REST APIs 403.
+pub(crate) fn no_route(door: Door) -> Response<Body> {
+    match door {
+        Door::HttpApi(PayloadVersion::V1) => {
+            json_message(StatusCode::FORBIDDEN, "Missing Authentication Token")
+        }
+        _ => json_message(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// What the caller sees when the function failed or answered something unreadable.
+fn failed(door: Door) -> Response<Body> {
+    match door {
+        Door::FunctionUrl => plain(StatusCode::BAD_GATEWAY, "Internal Server Error"),
+        Door::HttpApi(PayloadVersion::V2) => {
+            json_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+        Door::HttpApi(PayloadVersion::V1) => {
+            json_message(StatusCode::BAD_GATEWAY, "Internal server error")
+        }
+    }
+}
+
+fn read_v2(body: &Bytes) -> Option<Response<Body>> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    if !value.get("statusCode").is_some_and(Value::is_number) {
+        // Not a response object: the JSON itself is the body.
+        let mut response = Response::new(Body::new(body.clone()));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Some(response);
+    }
+    let parsed: ApiGatewayV2httpResponse = serde_json::from_value(with_cookies(value)).ok()?;
+    build(
+        parsed.status_code,
+        &parsed.headers,
+        &parsed.multi_value_headers,
+        &parsed.cookies,
+        parsed.body,
+        parsed.is_base64_encoded,
+    )
+}
+
+fn read_v1(body: &Bytes) -> Option<Response<Body>> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    if !value.get("statusCode").is_some_and(Value::is_number) {
+        return None;
+    }
+    let parsed: ApiGatewayProxyResponse = serde_json::from_value(value).ok()?;
+    build(
+        parsed.status_code,
+        &parsed.headers,
+        &parsed.multi_value_headers,
+        &[],
+        parsed.body,
+        parsed.is_base64_encoded,
+    )
+}
+
+/// `cookies` may be absent from a response object; the typed response wants a list.
+fn with_cookies(mut value: Value) -> Value {
+    if let Some(map) = value.as_object_mut() {
+        let cookies = map.entry("cookies").or_insert(Value::Array(Vec::new()));
+        if cookies.is_null() {
+            *cookies = Value::Array(Vec::new());
+        }
+    }
+    value
+}
+
+fn build(
+    status: i64,
+    headers: &HeaderMap,
+    multi_value_headers: &HeaderMap,
+    cookies: &[String],
+    body: Option<AwsBody>,
+    is_base64_encoded: bool,
+) -> Option<Response<Body>> {
+    let status = StatusCode::from_u16(u16::try_from(status).ok()?).ok()?;
+    let bytes = match body {
+        None | Some(AwsBody::Empty) => Bytes::new(),
+        Some(AwsBody::Text(text)) if is_base64_encoded => Bytes::from(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .ok()?,
+        ),
+        Some(AwsBody::Text(text)) => Bytes::from(text),
+        Some(AwsBody::Binary(data)) => Bytes::from(data),
+        Some(_) => Bytes::new(),
+    };
+    let mut response = Response::new(Body::new(bytes));
+    *response.status_mut() = status;
+    let out = response.headers_mut();
+    for (name, value) in headers {
+        out.insert(name.clone(), value.clone());
+    }
+    // Multi-value headers win over single ones of the same name.
+    for name in multi_value_headers.keys() {
+        out.remove(name);
+        for value in multi_value_headers.get_all(name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            out.append(header::SET_COOKIE, value);
+        }
+    }
+    Some(response)
+}
+
+fn json_message(status: StatusCode, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut response = Response::new(Body::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A plain-text response.
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn answer(door: Door, body: &str) -> Response<Body> {
+        from_outcome(
+            door,
+            Outcome::Response {
+                body: Bytes::from(body.to_owned()),
+                content_type: None,
+            },
+        )
+    }
+
+    async fn body_of(r: Response<Body>) -> Bytes {
+        r.into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn any_json_without_status_code_is_a_200_json_body() {
+        let r = answer(Door::FunctionUrl, r#""Hello, world!""#);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(body_of(r).await, Bytes::from_static(br#""Hello, world!""#));
+    }
+
+    #[tokio::test]
+    async fn a_response_object_sets_status_headers_cookies_and_base64_body() {
+        let r = answer(
+            Door::FunctionUrl,
+            r#"{"statusCode":201,"headers":{"x-a":"1"},"cookies":["a=1","b=2"],"body":"AAEC","isBase64Encoded":true}"#,
+        );
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.headers()["x-a"], "1");
+        let cookies: Vec<_> = r.headers().get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(body_of(r).await, Bytes::from_static(&[0, 1, 2]));
+        let no_cookies = answer(Door::HttpApi(PayloadVersion::V2), r#"{"statusCode":204}"#);
+        assert_eq!(no_cookies.status(), 204);
+    }
+
+    #[tokio::test]
+    async fn rest_apis_need_a_response_object_and_merge_multi_value_headers() {
+        let bad = answer(Door::HttpApi(PayloadVersion::V1), r#"{"hello":"world"}"#);
+        assert_eq!(bad.status(), 502);
+        assert_eq!(
+            body_of(bad).await,
+            Bytes::from_static(br#"{"message":"Internal server error"}"#)
+        );
+        let ok = answer(
+            Door::HttpApi(PayloadVersion::V1),
+            r#"{"statusCode":200,"headers":{"x-a":"1","x-b":"single"},"multiValueHeaders":{"x-b":["m1","m2"]},"body":"hi"}"#,
+        );
+        let b: Vec<_> = ok.headers().get_all("x-b").iter().collect();
+        assert_eq!(b, ["m1", "m2"]);
+        assert_eq!(ok.headers()["x-a"], "1");
+    }
+
+    #[tokio::test]
+    async fn failures_answer_as_each_door_does() {
+        let error = Outcome::error("Unhandled", "boom".into());
+        assert_eq!(from_outcome(Door::FunctionUrl, error.clone()).status(), 502);
+        assert_eq!(
+            from_outcome(Door::HttpApi(PayloadVersion::V2), error.clone()).status(),
+            500
+        );
+        assert_eq!(
+            from_outcome(Door::HttpApi(PayloadVersion::V1), error).status(),
+            502
+        );
+        assert_eq!(answer(Door::FunctionUrl, "not json").status(), 502);
+        assert_eq!(
+            from_refusal(Door::FunctionUrl, &InvokeError::Throttled).status(),
+            429
+        );
+        assert_eq!(no_route(Door::HttpApi(PayloadVersion::V2)).status(), 404);
+        assert_eq!(no_route(Door::HttpApi(PayloadVersion::V1)).status(), 403);
+    }
+}

@@ -1,0 +1,196 @@
+//! HTTP front doors that put a function behind a URL: Function URLs (payload 2.0, one function
+//! at the root of its own port) and API Gateway HTTP/REST APIs (routes to functions, payload 2.0
+//! or 1.0). Each turns a request into the event AWS would send (typed with `aws_lambda_events`)
+//! and the function's answer into the response AWS would give.
+//!
+//! Layout: `route` matches route keys; `event` builds events from requests; `answer` reads
+//! function answers back into HTTP responses.
+
+mod answer;
+mod event;
+pub mod route;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use coldstart_protocol::limits;
+
+use crate::body::{Body, read_limited};
+use crate::emulator::Emulator;
+use crate::invocation::InvokeRequest;
+use crate::server;
+
+pub use route::{RouteKey, Router};
+
+/// The event format an HTTP API sends its functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadVersion {
+    /// REST APIs and HTTP APIs with payload 1.0: `resource`, `httpMethod`, `multiValueHeaders`.
+    V1,
+    /// HTTP APIs with payload 2.0 (and Function URLs): `routeKey`, `rawPath`, `cookies`.
+    V2,
+}
+
+/// An API Gateway HTTP API (or REST API) to serve.
+#[derive(Debug, Clone)]
+pub struct HttpApi {
+    /// The API's name, used for its id.
+    pub name: String,
+    /// Which event format its functions get.
+    pub payload_version: PayloadVersion,
+    /// Its routes.
+    pub router: Router,
+    /// The stage: `$default` serves at the root; any other name serves under `/{stage}`.
+    /// Default: `$default`.
+    pub stage: String,
+}
+
+/// Which front door a request came through: it decides the event and the error answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Door {
+    FunctionUrl,
+    HttpApi(PayloadVersion),
+}
+
+/// The parts of an HTTP request an event is made of.
+#[derive(Debug)]
+pub(crate) struct Captured {
+    pub(crate) method: http::Method,
+    pub(crate) path: String,
+    pub(crate) raw_query: String,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) source_ip: String,
+}
+
+/// Serves `function` as a Function URL on `listener`: every path and method, at the root.
+pub async fn serve_function_url(
+    emulator: Emulator,
+    function: String,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
+    let drain = emulator.longest_timeout() + Duration::from_secs(1);
+    let handler = move |req: Request<Incoming>, peer: SocketAddr| {
+        let emulator = emulator.clone();
+        let function = function.clone();
+        async move {
+            let captured = match capture(req, peer).await {
+                Ok(c) => c,
+                Err(response) => return response,
+            };
+            let request_id = crate::clock::request_id();
+            let url_id = url_id(&function);
+            let event = event::function_url(&captured, &request_id, &url_id, emulator.settings());
+            invoke(&emulator, &function, event, request_id, Door::FunctionUrl).await
+        }
+    };
+    server::serve(listener, handler, shutdown, drain).await;
+}
+
+/// Serves an HTTP API on `listener`.
+pub async fn serve_http_api(
+    emulator: Emulator,
+    api: HttpApi,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
+    let drain = emulator.longest_timeout() + Duration::from_secs(1);
+    let api = std::sync::Arc::new(api);
+    let handler = move |req: Request<Incoming>, peer: SocketAddr| {
+        let emulator = emulator.clone();
+        let api = api.clone();
+        async move {
+            let door = Door::HttpApi(api.payload_version);
+            let mut captured = match capture(req, peer).await {
+                Ok(c) => c,
+                Err(response) => return response,
+            };
+            if api.stage != "$default" {
+                let prefix = format!("/{}", api.stage);
+                match captured.path.strip_prefix(&prefix) {
+                    Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                        captured.path = if rest.is_empty() {
+                            "/".into()
+                        } else {
+                            rest.to_owned()
+                        };
+                    }
+                    _ => return answer::no_route(door),
+                }
+            }
+            let Some(matched) = api.router.route(captured.method.as_str(), &captured.path) else {
+                return answer::no_route(door);
+            };
+            let request_id = crate::clock::request_id();
+            let event =
+                event::http_api(&captured, &matched, &api, &request_id, emulator.settings());
+            let function = matched.function.to_owned();
+            invoke(&emulator, &function, event, request_id, door).await
+        }
+    };
+    server::serve(listener, handler, shutdown, drain).await;
+}
+
+async fn capture(req: Request<Incoming>, peer: SocketAddr) -> Result<Captured, Response<Body>> {
+    let (parts, body) = req.into_parts();
+    let body = read_limited(&parts.headers, body, limits::MAX_SYNC_REQUEST)
+        .await
+        .map_err(|_| {
+            answer::plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+            )
+        })?
+        .bytes;
+    Ok(Captured {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        raw_query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts.headers,
+        body,
+        source_ip: peer.ip().to_string(),
+    })
+}
+
+async fn invoke(
+    emulator: &Emulator,
+    function: &str,
+    event: Vec<u8>,
+    request_id: String,
+    door: Door,
+) -> Response<Body> {
+    let request = InvokeRequest {
+        payload: Bytes::from(event),
+        request_id: Some(request_id.clone()),
+        ..InvokeRequest::default()
+    };
+    let mut response = match emulator.invoke(function, request).await {
+        Ok(response) => answer::from_outcome(door, response.outcome),
+        Err(err) => answer::from_refusal(door, &err),
+    };
+    if let Ok(id) = http::HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(coldstart_protocol::invoke::REQUEST_ID, id);
+    }
+    response
+}
+
+/// A stable 32-character id for a Function URL, like AWS's url-id.
+fn url_id(function: &str) -> String {
+    let mut id: String = function
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    id.push_str("coldstartlocalfunctionurl0000000");
+    id.truncate(32);
+    id
+}
