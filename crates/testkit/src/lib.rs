@@ -8,6 +8,7 @@
 //! - `src/bin/fx-faults.rs`: a function whose behaviour is chosen by its event (`op`).
 //! - `src/bin/fx-echo.rs`: echo on `coldstart-runtime`, the smallest function.
 //! - `src/bin/fx-lr-echo.rs`: echo on the official `lambda_runtime` crate.
+//! - `src/bin/fx-http.rs`: an HTTP-event function that answers what its request asks for.
 //! - `src/bin/fx-crash-on-start.rs`, `fx-slow-init.rs`, `fx-init-error.rs`, `fx-ignore-sigterm.rs`:
 //!   init and shutdown behaviours.
 //! - `fixtures/`: shell bootstraps (a hand-held runtime that lets a test speak the Runtime API).

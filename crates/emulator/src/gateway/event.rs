@@ -132,7 +132,15 @@ pub(crate) fn http_api(
             event.request_context = context;
             event.body = body;
             event.is_base64_encoded = is_base64_encoded;
-            serde_json::to_vec(&event)
+            // The typed request also covers authorizer events; an HTTP API's event has none of
+            // their fields.
+            let mut json = serde_json::to_value(&event).unwrap_or(Value::Null);
+            if let Some(map) = json.as_object_mut() {
+                for key in ["type", "methodArn", "httpMethod", "identitySource", "authorizationToken", "resource"] {
+                    map.remove(key);
+                }
+            }
+            serde_json::to_vec(&json)
         }
         PayloadVersion::V1 => {
             let stage_path = if api.stage == "$default" {

@@ -1,6 +1,7 @@
 //! End-to-end tests: real bootstraps under the emulator, called by real clients, on loopback.
 
 mod faults;
+mod gateway;
 mod runtime_api;
 mod runtimes;
 mod sdk;

@@ -1,7 +1,6 @@
 //! The test harness: an emulator in this process serving the Invoke API on `127.0.0.1:0`, a log
 //! collector to await lines on, and clients (the AWS SDK and a plain HTTP one).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -28,6 +27,7 @@ pub fn fixture(bin: &str) -> PathBuf {
         "fx-slow-init" => env!("CARGO_BIN_EXE_fx-slow-init"),
         "fx-init-error" => env!("CARGO_BIN_EXE_fx-init-error"),
         "fx-ignore-sigterm" => env!("CARGO_BIN_EXE_fx-ignore-sigterm"),
+        "fx-http" => env!("CARGO_BIN_EXE_fx-http"),
         other => panic!("no fixture {other}"),
     })
 }
@@ -180,15 +180,25 @@ impl Drop for Harness {
 #[derive(Debug)]
 pub struct RawResponse {
     pub status: u16,
-    pub headers: HashMap<String, String>,
+    /// Every header line, repeats kept, names lower-cased.
+    pub headers: Vec<(String, String)>,
     pub body: Bytes,
 }
 
 impl RawResponse {
+    /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
+        self.all(name).into_iter().next()
+    }
+
+    /// Every value of header `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        let name = name.to_ascii_lowercase();
         self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
+            .iter()
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn json(&self) -> serde_json::Value {
