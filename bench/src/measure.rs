@@ -227,7 +227,11 @@ pub fn throughput(
 pub fn binary_size(function: &Function) -> anyhow::Result<Size> {
     let meta = std::fs::metadata(&function.path)
         .with_context(|| format!("reading {}", function.path.display()))?;
-    let file = function.path.file_name().unwrap_or_default().to_string_lossy();
+    let file = function
+        .path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
     Ok(Size {
         label: format!("{} ({file})", function.label),
         bytes: meta.len(),

@@ -52,7 +52,10 @@ impl Process {
 
     /// SIGTERMs the group, waits up to [`STOP_GRACE`], then SIGKILLs it; returns the exit status.
     pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
-        let mut child = self.child.take().context("the process was already reaped")?;
+        let mut child = self
+            .child
+            .take()
+            .context("the process was already reaped")?;
         let group = group_of(&child);
         signal_group(group, Signal::SIGTERM);
         // `wait` blocks without a timeout, so a helper thread waits and reports the exit: the
@@ -130,7 +133,9 @@ impl Emulator {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut process = Process::spawn(command)?;
-        let stderr = process.take_stderr().context("coldstart's stderr is not piped")?;
+        let stderr = process
+            .take_stderr()
+            .context("coldstart's stderr is not piped")?;
 
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = mpsc::channel();
@@ -207,7 +212,10 @@ mod tests {
             banner_addr(line),
             Some(SocketAddr::from(([127, 0, 0, 1], 40123)))
         );
-        assert_eq!(banner_addr("WARN something else at http://127.0.0.1:1/"), None);
+        assert_eq!(
+            banner_addr("WARN something else at http://127.0.0.1:1/"),
+            None
+        );
     }
 
     #[test]

@@ -219,7 +219,11 @@ impl Results {
             notes.extend(row.notes.iter().map(|n| format!("{}: {n}", row.label)));
         }
         for row in [&self.load_ours, &self.load_lr] {
-            let broken = row.warmup.broken_reason.iter().chain(&row.load.broken_reason);
+            let broken = row
+                .warmup
+                .broken_reason
+                .iter()
+                .chain(&row.load.broken_reason);
             notes.extend(
                 row.notes
                     .iter()

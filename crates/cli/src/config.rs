@@ -28,7 +28,7 @@ pub(crate) struct FunctionSpec {
     pub(crate) config: FunctionConfig,
     /// Shell command run from the config's folder before serving.
     pub(crate) build: Option<String>,
-    /// Port of the function's URL.
+    /// Port of the function's URL; 0 takes any free port.
     pub(crate) url: Option<u16>,
 }
 
@@ -140,11 +140,9 @@ fn parse(file: &str, text: &str, root: &Path) -> Result<AppConfig, ConfigError> 
                 format!("{owner}.port: {value} is not a TCP port"),
             ));
         };
+        // Port 0 takes any free port (the endpoint table shows which).
         if p == 0 {
-            return Err(at(
-                port.span(),
-                format!("{owner}.port: 0 is not a fixed port"),
-            ));
+            return Ok(p);
         }
         if let Some(other) = ports.insert(p, owner.clone()) {
             return Err(at(

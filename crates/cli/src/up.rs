@@ -25,7 +25,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
     if let Some((_, owner)) = app
         .ports()
         .into_iter()
-        .find(|(p, _)| *p == args.listen.port())
+        .find(|(p, _)| *p != 0 && *p == args.listen.port())
     {
         return Err(Failure::usage(anyhow!(
             "{}: {owner} uses port {}, which --listen {} takes for the Invoke API",

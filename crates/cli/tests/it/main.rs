@@ -34,11 +34,59 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = coldstart()
-            .arg("run")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .args(args)
+        Self::spawn(
+            coldstart()
+                .arg("run")
+                .arg("--listen")
+                .arg("127.0.0.1:0")
+                .args(args),
+            "serving",
+        )
+    }
+
+    /// `coldstart up` on `config`; the endpoint is the Invoke API's.
+    fn up(config: &std::path::Path) -> (Server, Vec<String>) {
+        let mut command = coldstart();
+        command
+            .args(["up", "--listen", "127.0.0.1:0", "--config"])
+            .arg(config);
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn coldstart up: {e}"));
+        let stderr = lines(child.stderr.take());
+        let stdout = lines(child.stdout.take());
+        let mut table = Vec::new();
+        wait_line(&stderr, |l| l.contains("functions ready in"));
+        // The table follows: a blank line, a header, then one row per endpoint, then a blank.
+        loop {
+            match stderr.recv_timeout(PATIENCE) {
+                Ok(line) if line.trim().is_empty() && table.len() > 1 => break,
+                Ok(line) if !line.trim().is_empty() => table.push(line),
+                Ok(_) => continue,
+                Err(e) => panic!("no endpoint table: {e}"),
+            }
+        }
+        std::thread::spawn(move || while stderr.recv().is_ok() {});
+        let invoke = table
+            .iter()
+            .find(|l| l.contains("Invoke API"))
+            .and_then(|l| l.split("http://").nth(1))
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no Invoke API in {table:?}"))
+            .to_owned();
+        let server = Server {
+            child,
+            endpoint: format!("http://{invoke}"),
+            stdout,
+        };
+        (server, table)
+    }
+
+    fn spawn(command: &mut Command, ready: &str) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -51,7 +99,7 @@ impl Server {
             endpoint: String::new(),
             stdout,
         };
-        let banner = wait_line(&stderr, |l| l.contains("serving"));
+        let banner = wait_line(&stderr, |l| l.contains(ready));
         let addr = banner
             .split("http://")
             .nth(1)
@@ -214,4 +262,151 @@ fn bad_usage_exits_2() {
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(no_bootstrap.status.code(), Some(2));
+}
+
+/// A config in a fresh folder, with the shell fixtures beside it.
+fn app(config: &str) -> (tempdir::Dir, PathBuf) {
+    let dir = tempdir::Dir::new();
+    for fixture in ["event-echo.sh", "exit-on-invoke.sh"] {
+        let from = repo("crates/cli/tests/fixtures").join(fixture);
+        std::fs::copy(&from, dir.path().join(fixture)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let path = dir.path().join("coldstart.toml");
+    std::fs::write(&path, config).unwrap_or_else(|e| panic!("{e}"));
+    (dir, path)
+}
+
+/// A temporary folder removed on drop (no extra crate needed for one folder).
+mod tempdir {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> Dir {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "coldstart-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("{e}"));
+            Dir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// The URL in the table row whose door is `door`.
+fn endpoint(table: &[String], door: &str) -> String {
+    table
+        .iter()
+        .find(|l| l.contains(door))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+        .unwrap_or_else(|| panic!("no {door} in {table:?}"))
+        .to_owned()
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("curl: {e}"));
+    text(&out.stdout)
+}
+
+#[test]
+fn up_builds_then_serves_every_door_of_the_config() {
+    let (dir, config) = app(r#"
+[functions.web]
+build = "touch built.marker"
+bootstrap = "event-echo.sh"
+url = { port = 0 }
+
+[functions.crash]
+bootstrap = ["./exit-on-invoke.sh"]
+
+[http_apis.api]
+port = 0
+routes = { "GET /items/{id}" = "web" }
+"#);
+    let (server, table) = Server::up(&config);
+    assert!(
+        dir.path().join("built.marker").exists(),
+        "the build ran in the config's folder"
+    );
+    for name in ["web", "crash"] {
+        assert!(
+            table
+                .iter()
+                .any(|l| l.trim_start().starts_with(name) && l.contains("Invoke API")),
+            "{table:?}"
+        );
+    }
+    // The Function URL at its root path.
+    let url = endpoint(&table, "Function URL");
+    let event: serde_json::Value =
+        serde_json::from_str(&curl(&[&format!("{url}some/path?q=1")])).unwrap_or_default();
+    assert_eq!(event["rawPath"], "/some/path");
+    assert_eq!(event["queryStringParameters"]["q"], "1");
+    // The HTTP API route, with its path parameter.
+    let route = endpoint(&table, "http_apis.api").replace("{id}", "42");
+    let event: serde_json::Value = serde_json::from_str(&curl(&[&route])).unwrap_or_default();
+    assert_eq!(event["routeKey"], "GET /items/{id}");
+    assert_eq!(event["pathParameters"]["id"], "42");
+    // The Invoke API, by name and by ARN.
+    let out = server.invoke(&["web", r#"{"k":1}"#]);
+    assert_eq!(text(&out.stdout), "{\"k\":1}\n");
+    let out = server.invoke(&[
+        "arn:aws:lambda:us-east-1:012345678912:function:web",
+        r#"{"k":2}"#,
+    ]);
+    assert_eq!(text(&out.stdout), "{\"k\":2}\n");
+    let out = server.invoke(&["crash", "{}"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn up_rejects_a_bad_config_with_file_line_and_key() {
+    let (_dir, config) = app("[functions.web]\nbootstrap = \"event-echo.sh\"\nmemory = 64\n");
+    let out = coldstart()
+        .args(["up", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("coldstart.toml:3:10:") && err.contains("functions.web.memory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn up_stops_at_a_failed_build_and_shows_its_output() {
+    let (_dir, config) = app(
+        "[functions.web]\nbuild = \"echo compiler says no >&2; exit 3\"\nbootstrap = \"event-echo.sh\"\n",
+    );
+    let out = coldstart()
+        .args(["up", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("compiler says no") && err.contains("the build of web failed"),
+        "{err}"
+    );
 }

@@ -136,7 +136,14 @@ pub(crate) fn http_api(
             // their fields.
             let mut json = serde_json::to_value(&event).unwrap_or(Value::Null);
             if let Some(map) = json.as_object_mut() {
-                for key in ["type", "methodArn", "httpMethod", "identitySource", "authorizationToken", "resource"] {
+                for key in [
+                    "type",
+                    "methodArn",
+                    "httpMethod",
+                    "identitySource",
+                    "authorizationToken",
+                    "resource",
+                ] {
                     map.remove(key);
                 }
             }

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use coldstart_emulator::{HttpApi, PayloadVersion, RouteKey, Router, serve_function_url, serve_http_api};
+use coldstart_emulator::{
+    HttpApi, PayloadVersion, RouteKey, Router, serve_function_url, serve_http_api,
+};
 use http_body_util::Full;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -31,11 +33,21 @@ async fn doors() -> Doors {
     };
     let url_listener = bind().await;
     let url = url_listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(serve_function_url(h.emulator.clone(), "web".into(), url_listener, stop.clone()));
+    tokio::spawn(serve_function_url(
+        h.emulator.clone(),
+        "web".into(),
+        url_listener,
+        stop.clone(),
+    ));
     let routes = |keys: &[&str]| {
         Router::new(
             keys.iter()
-                .map(|k| (RouteKey::parse(k).unwrap_or_else(|e| panic!("{e}")), "web".to_owned()))
+                .map(|k| {
+                    (
+                        RouteKey::parse(k).unwrap_or_else(|e| panic!("{e}")),
+                        "web".to_owned(),
+                    )
+                })
                 .collect(),
         )
     };
@@ -47,7 +59,12 @@ async fn doors() -> Doors {
         router: routes(&["GET /items/{id}", "ANY /files/{proxy+}", "POST /echo"]),
         stage: "$default".into(),
     };
-    tokio::spawn(serve_http_api(h.emulator.clone(), api, v2_listener, stop.clone()));
+    tokio::spawn(serve_http_api(
+        h.emulator.clone(),
+        api,
+        v2_listener,
+        stop.clone(),
+    ));
     let v1_listener = bind().await;
     let v1 = v1_listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let rest = HttpApi {
@@ -56,8 +73,19 @@ async fn doors() -> Doors {
         router: routes(&["GET /items/{id}", "POST /echo"]),
         stage: "prod".into(),
     };
-    tokio::spawn(serve_http_api(h.emulator.clone(), rest, v1_listener, stop.clone()));
-    Doors { h, url, v2, v1, stop }
+    tokio::spawn(serve_http_api(
+        h.emulator.clone(),
+        rest,
+        v1_listener,
+        stop.clone(),
+    ));
+    Doors {
+        h,
+        url,
+        v2,
+        v1,
+        stop,
+    }
 }
 
 impl Doors {
@@ -81,7 +109,13 @@ async fn request(
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    send(addr, builder.body(Full::new(body.into())).unwrap_or_else(|e| panic!("{e}"))).await
+    send(
+        addr,
+        builder
+            .body(Full::new(body.into()))
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await
 }
 
 /// Asks the function (through its request body) to answer `respond`.
@@ -96,7 +130,12 @@ async fn function_url_event_carries_the_request_as_payload_2() {
         d.url,
         "PUT",
         "/some/path?a=1&a=2&b=x%20y",
-        &[("cookie", "s=1; t=2"), ("x-multi", "one"), ("x-multi", "two"), ("content-type", "application/octet-stream")],
+        &[
+            ("cookie", "s=1; t=2"),
+            ("x-multi", "one"),
+            ("x-multi", "two"),
+            ("content-type", "application/octet-stream"),
+        ],
         vec![0u8, 159, 146, 150],
     )
     .await;
@@ -112,7 +151,10 @@ async fn function_url_event_carries_the_request_as_payload_2() {
     assert_eq!(e["isBase64Encoded"], true);
     assert_eq!(e["body"], "AJ+Slg==");
     assert_eq!(e["requestContext"]["http"]["method"], "PUT");
-    assert_eq!(e["requestContext"]["requestId"], r.header("x-amzn-requestid").unwrap_or_default());
+    assert_eq!(
+        e["requestContext"]["requestId"],
+        r.header("x-amzn-requestid").unwrap_or_default()
+    );
     d.stop().await;
 }
 
@@ -121,8 +163,18 @@ async fn function_url_maps_responses_as_aws_does() {
     let d = doors().await;
     let json_header = [("content-type", "application/json")];
     // A bare JSON string is a 200 JSON body, quotes included.
-    let r = request(d.url, "POST", "/", &json_header, respond(json!("Hello, world!"))).await;
-    assert_eq!((r.status, r.body.as_ref()), (200, br#""Hello, world!""#.as_ref()));
+    let r = request(
+        d.url,
+        "POST",
+        "/",
+        &json_header,
+        respond(json!("Hello, world!")),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_ref()),
+        (200, br#""Hello, world!""#.as_ref())
+    );
     // A response object: status, headers, one set-cookie per cookie, base64 body decoded.
     let r = request(
         d.url,
@@ -145,8 +197,18 @@ async fn function_url_maps_responses_as_aws_does() {
     .await;
     assert_eq!(raw.all("set-cookie"), ["a=1", "b=2"]);
     // A function error is a 502.
-    let r = request(d.url, "POST", "/", &json_header, json!({"fail": true}).to_string()).await;
-    assert_eq!((r.status, r.body.as_ref()), (502, b"Internal Server Error".as_ref()));
+    let r = request(
+        d.url,
+        "POST",
+        "/",
+        &json_header,
+        json!({"fail": true}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_ref()),
+        (502, b"Internal Server Error".as_ref())
+    );
     d.stop().await;
 }
 
@@ -163,13 +225,23 @@ async fn http_api_v2_routes_with_path_parameters_and_greedy_proxy() {
     assert_eq!(e["requestContext"]["stage"], "$default");
     assert!(e.get("httpMethod").is_none() && e.get("body").is_none());
     let r = request(d.v2, "DELETE", "/files/a/b/c.txt", &[], "").await;
-    assert_eq!(r.json()["event"]["pathParameters"], json!({"proxy": "a/b/c.txt"}));
+    assert_eq!(
+        r.json()["event"]["pathParameters"],
+        json!({"proxy": "a/b/c.txt"})
+    );
     // No route: API Gateway's 404.
     let r = request(d.v2, "GET", "/nowhere", &[], "").await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json(), json!({"message": "Not Found"}));
     // A function error: 500.
-    let r = request(d.v2, "POST", "/echo", &[("content-type", "application/json")], json!({"fail": 1}).to_string()).await;
+    let r = request(
+        d.v2,
+        "POST",
+        "/echo",
+        &[("content-type", "application/json")],
+        json!({"fail": 1}).to_string(),
+    )
+    .await;
     assert_eq!(r.status, 500);
     assert_eq!(r.json(), json!({"message": "Internal Server Error"}));
     d.stop().await;
@@ -193,7 +265,10 @@ async fn rest_api_v1_event_has_multi_value_maps_and_stage() {
     assert_eq!(e["httpMethod"], "GET");
     assert_eq!(e["pathParameters"], json!({"id": "7"}));
     assert_eq!(e["multiValueHeaders"]["x-h"], json!(["a", "b"]));
-    assert_eq!(e["multiValueQueryStringParameters"], json!({"k": ["1", "2"]}));
+    assert_eq!(
+        e["multiValueQueryStringParameters"],
+        json!({"k": ["1", "2"]})
+    );
     assert!(e["queryStringParameters"]["k"].is_string());
     let ctx = &e["requestContext"];
     assert_eq!(ctx["stage"], "prod");
