@@ -10,6 +10,13 @@ if ! command -v curl >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq curl; else sudo apt-get install -y -qq curl; fi
 fi
 
+# The SAM templates beside the examples must stay deployable: cfn-lint (with the SAM translator)
+# checks them.
+if ! command -v cfn-lint >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check cfn-lint
+fi
+cfn-lint examples/*/template.yaml
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
