@@ -63,7 +63,9 @@ impl From<anyhow::Error> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: an invocation hops between tasks (Invoke API, Runtime API, the sandbox's log
+    // reader) several times, and on one thread a hop is a function call, not a futex wake-up.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -46,6 +46,11 @@ pub struct FunctionConfig {
     pub freeze: bool,
     /// How long a runtime may take to call its first `next`. Default: 10 seconds.
     pub init_timeout: Duration,
+    /// How long a synchronous invocation waits, when every sandbox is busy at the concurrency
+    /// limit, for one to free up before it is throttled (429). Zero throttles at once, as
+    /// Lambda's front end does; a few milliseconds let a saturated local client queue instead of
+    /// spinning on 429s. Default: 10 ms.
+    pub throttle_after: Duration,
 }
 
 impl FunctionConfig {
@@ -62,6 +67,7 @@ impl FunctionConfig {
             environment: BTreeMap::new(),
             freeze: true,
             init_timeout: DEFAULT_INIT_TIMEOUT,
+            throttle_after: Duration::from_millis(10),
         }
     }
 

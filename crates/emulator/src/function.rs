@@ -15,17 +15,13 @@ use crate::config::{FunctionConfig, Settings};
 use crate::error::{Error, InvokeError};
 use crate::invocation::{Invocation, InvokeResponse, Outcome};
 use crate::logs::LogSink;
-use crate::pool::{Acquire, Grant, Pool, Urgency};
+use crate::pool::{Acquire, Fallback, Grant, Pool, Urgency};
 use crate::sandbox::{InitFailure, Sandbox, command_for};
 use coldstart_protocol::env;
 
 /// How many times an invocation is offered to a new sandbox when the one it got died before it
 /// could take it.
 const DISPATCH_ATTEMPTS: usize = 3;
-/// How long an invocation waits for a sandbox that answered to call `next` again before it
-/// starts a new sandbox instead (when a slot is free). A runtime normally calls `next` within
-/// microseconds (a shell runtime: a few milliseconds); a cold start costs more.
-const FINISHING_PATIENCE: Duration = Duration::from_millis(50);
 
 /// A function and its sandboxes.
 pub(crate) struct Function {
@@ -101,7 +97,7 @@ impl Function {
         }
         Ok(Arc::new(Self {
             name: name.into(),
-            pool: Pool::new(config.concurrency),
+            pool: Pool::new(config.concurrency, config.throttle_after),
             config,
             sink,
             argv,
@@ -162,18 +158,22 @@ impl Function {
         while attempts < DISPATCH_ATTEMPTS {
             let grant = match self.pool.acquire(urgency, patient) {
                 Acquire::Now(grant) => grant,
-                Acquire::Wait {
-                    mut grant,
-                    slot_free: true,
-                } => {
-                    match tokio::time::timeout(FINISHING_PATIENCE, &mut grant).await {
-                        Ok(granted) => granted.map_err(|_| shutting_down())?,
-                        Err(_) => {
+                Acquire::Wait { mut grant, then } => {
+                    let waited = match then.patience() {
+                        None => Some((&mut grant).await),
+                        Some(patience) => tokio::time::timeout(patience, &mut grant).await.ok(),
+                    };
+                    match waited {
+                        Some(granted) => granted.map_err(|_| shutting_down())?,
+                        None => {
                             // Closing first means a grant sent at this very moment is received
                             // here rather than lost with the channel.
                             grant.close();
                             match grant.try_recv() {
                                 Ok(granted) => granted,
+                                Err(_) if matches!(then, Fallback::ThrottleAfter(_)) => {
+                                    return Err(InvokeError::Throttled);
+                                }
                                 Err(_) => {
                                     patient = false;
                                     continue;
@@ -182,7 +182,6 @@ impl Function {
                         }
                     }
                 }
-                Acquire::Wait { grant, .. } => grant.await.map_err(|_| shutting_down())?,
                 Acquire::Throttled => return Err(InvokeError::Throttled),
                 Acquire::Closed => return Err(shutting_down()),
             };

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -27,16 +28,37 @@ pub(crate) enum Grant {
 pub(crate) enum Acquire {
     /// Go ahead.
     Now(Grant),
-    /// Wait for a sandbox or a slot; the sender is dropped if the pool closes. With `slot_free`
-    /// a slot was free too: the caller may stop waiting and ask again with `patient` off.
+    /// Wait for a sandbox or a slot (the sender is dropped if the pool closes), then, if none
+    /// came, do as `then` says.
     Wait {
         grant: oneshot::Receiver<Grant>,
-        slot_free: bool,
+        then: Fallback,
     },
     /// Every slot is busy: 429.
     Throttled,
     /// The emulator is shutting down.
     Closed,
+}
+
+/// What a waiting invocation does if nothing is granted in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fallback {
+    /// Wait as long as it takes (a finishing sandbox is about to be free; an `Event` queues).
+    Block,
+    /// A slot was free too: after this long, ask again impatiently and start a sandbox.
+    StartAfter(Duration),
+    /// Every sandbox is busy: after this long, throttle (429).
+    ThrottleAfter(Duration),
+}
+
+impl Fallback {
+    /// How long to wait before falling back; `None`: for as long as it takes.
+    pub(crate) fn patience(self) -> Option<Duration> {
+        match self {
+            Fallback::Block => None,
+            Fallback::StartAfter(d) | Fallback::ThrottleAfter(d) => Some(d),
+        }
+    }
 }
 
 /// Which waiting line an invocation stands in.
@@ -59,10 +81,17 @@ pub(crate) enum Vacated {
     Other,
 }
 
+/// How long an invocation waits for a sandbox that answered to call `next` again before it
+/// starts a new sandbox instead (when a slot is free). A runtime normally calls `next` within
+/// microseconds (a shell runtime: a few milliseconds); a cold start costs more.
+pub(crate) const FINISHING_PATIENCE: Duration = Duration::from_millis(50);
+
 /// The sandboxes of one function.
 #[derive(Debug)]
 pub(crate) struct Pool {
     limit: usize,
+    /// How long a synchronous invocation at the limit waits for a busy sandbox before 429.
+    throttle_after: Duration,
     state: Mutex<PoolState>,
 }
 
@@ -83,10 +112,12 @@ struct PoolState {
 }
 
 impl Pool {
-    /// A pool that runs at most `limit` sandboxes at once.
-    pub(crate) fn new(limit: usize) -> Self {
+    /// A pool that runs at most `limit` sandboxes at once; at the limit a synchronous
+    /// invocation waits up to `throttle_after` for one to free up before it is throttled.
+    pub(crate) fn new(limit: usize, throttle_after: Duration) -> Self {
         Self {
             limit,
+            throttle_after,
             state: Mutex::new(PoolState::default()),
         }
     }
@@ -108,12 +139,22 @@ impl Pool {
             return Acquire::Now(Grant::Cold);
         }
         let (tx, grant) = oneshot::channel();
-        match urgency {
-            Urgency::Sync if finishing_free => st.sync_waiters.push_back(tx),
+        let then = match urgency {
+            Urgency::Sync if finishing_free && slot_free => {
+                Fallback::StartAfter(FINISHING_PATIENCE)
+            }
+            Urgency::Sync if finishing_free => Fallback::Block,
+            Urgency::Sync if !self.throttle_after.is_zero() => {
+                Fallback::ThrottleAfter(self.throttle_after)
+            }
             Urgency::Sync => return Acquire::Throttled,
+            Urgency::Async => Fallback::Block,
+        };
+        match urgency {
+            Urgency::Sync => st.sync_waiters.push_back(tx),
             Urgency::Async => st.async_waiters.push_back(tx),
         }
-        Acquire::Wait { grant, slot_free }
+        Acquire::Wait { grant, then }
     }
 
     /// Gives back a slot reserved by [`Acquire`] but never used for a sandbox.
@@ -206,7 +247,7 @@ mod tests {
 
     #[test]
     fn throttles_sync_only_when_no_sandbox_is_finishing() {
-        let pool = Pool::new(1);
+        let pool = Pool::new(1, Duration::ZERO);
         assert!(matches!(
             pool.acquire(Urgency::Sync, true),
             Acquire::Now(Grant::Cold)
@@ -221,7 +262,7 @@ mod tests {
         assert!(matches!(
             pool.acquire(Urgency::Sync, true),
             Acquire::Wait {
-                slot_free: false,
+                then: Fallback::Block,
                 ..
             }
         ));
@@ -238,8 +279,24 @@ mod tests {
     }
 
     #[test]
+    fn at_the_limit_a_caller_waits_a_little_before_it_is_throttled() {
+        let pool = Pool::new(1, Duration::from_millis(10));
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Now(Grant::Cold)
+        ));
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Wait {
+                then: Fallback::ThrottleAfter(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn a_patient_caller_waits_for_a_finishing_sandbox_before_starting_one() {
-        let pool = Pool::new(2);
+        let pool = Pool::new(2, Duration::ZERO);
         assert!(matches!(
             pool.acquire(Urgency::Sync, true),
             Acquire::Now(Grant::Cold)
@@ -248,7 +305,7 @@ mod tests {
         assert!(matches!(
             pool.acquire(Urgency::Sync, true),
             Acquire::Wait {
-                slot_free: true,
+                then: Fallback::StartAfter(_),
                 ..
             }
         ));
@@ -261,7 +318,7 @@ mod tests {
 
     #[test]
     fn a_released_slot_goes_to_a_waiter() {
-        let pool = Pool::new(1);
+        let pool = Pool::new(1, Duration::ZERO);
         assert!(matches!(
             pool.acquire(Urgency::Sync, true),
             Acquire::Now(Grant::Cold)
@@ -280,7 +337,7 @@ mod tests {
 
     #[test]
     fn closing_releases_waiters() {
-        let pool = Pool::new(1);
+        let pool = Pool::new(1, Duration::ZERO);
         let _ = pool.acquire(Urgency::Sync, true);
         let Acquire::Wait { grant: mut rx, .. } = pool.acquire(Urgency::Async, true) else {
             panic!("async invocations queue");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{epoch_ms, iso_millis, ms2};
@@ -27,6 +27,11 @@ use crate::logs::LogCapture;
 use crate::pool::Vacated;
 use crate::process::{describe_exit, peak_rss_mb, signal_group};
 use crate::runtime_api;
+
+/// How long a sandbox stays idle before it is frozen. Lambda freezes at once; a short grace
+/// spares back-to-back invocations a SIGSTOP/SIGCONT pair each, while an idle sandbox still
+/// stops using CPU almost at once.
+pub(crate) const FREEZE_AFTER: Duration = Duration::from_millis(20);
 
 /// Why a sandbox never became ready.
 #[derive(Debug)]
@@ -141,6 +146,8 @@ struct State {
     init_duration: Option<Duration>,
     /// The emulator asked the sandbox to stop: its exit is expected.
     stopping: bool,
+    /// When the sandbox was last parked idle; the freezer stops it [`FREEZE_AFTER`] later.
+    idle_since: Option<Instant>,
 }
 
 /// One execution environment.
@@ -154,8 +161,10 @@ pub(crate) struct Sandbox {
     /// Last peak RSS read, for reports written after the process is gone.
     peak_mb: AtomicU64,
     /// Cancelled by the exit watcher once the process has been reaped; the Runtime API server
-    /// stops with it.
+    /// and the freezer stop with it.
     pub(crate) gone: CancellationToken,
+    /// Wakes the freezer task when the sandbox is parked idle.
+    parked: Notify,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -215,15 +224,20 @@ impl Sandbox {
                 last_request_id: None,
                 init_duration: None,
                 stopping: false,
+                idle_since: None,
             }),
             peak_mb: AtomicU64::new(0),
             gone: CancellationToken::new(),
+            parked: Notify::new(),
         });
         function.register(&sandbox);
         tracing::debug!(function = &*function.name, sandbox = id, pid, %runtime_api, "sandbox started");
 
         tokio::spawn(logs.run());
         tokio::spawn(runtime_api::serve(listener, sandbox.clone()));
+        if function.config.freeze {
+            tokio::spawn(sandbox.clone().freezer());
+        }
         let watcher = sandbox.clone();
         tokio::spawn(async move {
             let status = child.wait().await.ok();
@@ -247,6 +261,7 @@ impl Sandbox {
             signal_group(self.pgid, Signal::SIGCONT);
             st.frozen = false;
         }
+        st.idle_since = None;
         let deadline_ms = epoch_ms(SystemTime::now() + self.function.config.timeout);
         // START is written before the runtime can see the event, so the function's own lines
         // always follow it.
@@ -297,7 +312,7 @@ impl Sandbox {
                 st.next_waiter = Some(tx);
                 drop(st);
                 if self.function.pool.on_ready(self.clone()) {
-                    self.freeze_if_idle();
+                    self.park();
                 }
                 NextAction::Wait(rx)
             }
@@ -538,13 +553,52 @@ impl Sandbox {
         self.pid
     }
 
-    /// Freezes the sandbox if it is still idle: only an idle runtime blocked in `next` stops.
-    pub(crate) fn freeze_if_idle(&self) {
+    /// Notes that the sandbox was parked idle, for the freezer.
+    fn park(&self) {
         if !self.function.config.freeze {
             return;
         }
         let mut st = self.lock();
-        if matches!(st.phase, Phase::Idle) && !st.frozen {
+        if matches!(st.phase, Phase::Idle) {
+            st.idle_since = Some(Instant::now());
+            drop(st);
+            self.parked.notify_one();
+        }
+    }
+
+    /// Freezes the sandbox once it has been idle for [`FREEZE_AFTER`]; woken by [`Self::park`],
+    /// it sleeps until the idle period is due and lets a newer idle period push the deadline.
+    async fn freezer(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                () = self.gone.cancelled() => return,
+                () = self.parked.notified() => {}
+            }
+            loop {
+                let since = {
+                    let st = self.lock();
+                    st.idle_since
+                        .filter(|_| matches!(st.phase, Phase::Idle) && !st.frozen)
+                };
+                let Some(since) = since else { break };
+                let due = since + FREEZE_AFTER;
+                if Instant::now() >= due {
+                    self.freeze_if_idle_since(since);
+                    break;
+                }
+                tokio::select! {
+                    () = self.gone.cancelled() => return,
+                    () = tokio::time::sleep_until(due.into()) => {}
+                }
+            }
+        }
+    }
+
+    /// Freezes the sandbox if it is still in the idle period that began at `since`: only an idle
+    /// runtime blocked in `next` is stopped.
+    fn freeze_if_idle_since(&self, since: Instant) {
+        let mut st = self.lock();
+        if matches!(st.phase, Phase::Idle) && !st.frozen && st.idle_since == Some(since) {
             signal_group(self.pgid, Signal::SIGSTOP);
             st.frozen = true;
         }
