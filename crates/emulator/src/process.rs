@@ -45,9 +45,33 @@ pub(crate) fn describe_exit(status: Option<ExitStatus>) -> String {
     format!("Runtime exited with error: signal: {name}")
 }
 
+/// The `/proc/{pid}/status` file of a process, kept open to read its peak memory again and
+/// again without a path lookup each time.
+#[derive(Debug)]
+pub(crate) struct StatusFile(Option<std::fs::File>);
+
+impl StatusFile {
+    pub(crate) fn open(pid: u32) -> Self {
+        Self(std::fs::File::open(format!("/proc/{pid}/status")).ok())
+    }
+
+    /// Peak resident memory (`VmHWM`), in MB rounded up; `None` once the process is gone.
+    pub(crate) fn peak_rss_mb(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let file = self.0.as_ref()?;
+        let mut buf = [0u8; 4096];
+        let n = file.read_at(&mut buf, 0).ok()?;
+        parse_peak_mb(std::str::from_utf8(&buf[..n]).ok()?)
+    }
+}
+
 /// Peak resident memory (`VmHWM`) of process `pid`, in MB rounded up.
+#[cfg(test)]
 pub(crate) fn peak_rss_mb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_peak_mb(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+fn parse_peak_mb(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line
         .trim_start_matches("VmHWM:")
@@ -84,5 +108,8 @@ mod tests {
     fn reads_our_own_peak_memory() {
         let mb = peak_rss_mb(std::process::id());
         assert!(mb.is_some_and(|mb| mb > 0), "{mb:?}");
+        let kept = StatusFile::open(std::process::id());
+        assert_eq!(kept.peak_rss_mb(), mb);
+        assert_eq!(kept.peak_rss_mb(), mb, "read again from the start");
     }
 }

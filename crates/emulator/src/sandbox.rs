@@ -25,7 +25,7 @@ use crate::function::Function;
 use crate::invocation::{Invocation, InvokeResponse, Outcome};
 use crate::logs::LogCapture;
 use crate::pool::Vacated;
-use crate::process::{describe_exit, peak_rss_mb, signal_group};
+use crate::process::{StatusFile, describe_exit, signal_group};
 use crate::runtime_api;
 
 /// How long a sandbox stays idle before it is frozen. Lambda freezes at once; a short grace
@@ -158,6 +158,8 @@ pub(crate) struct Sandbox {
     pgid: Pid,
     pub(crate) logs: Arc<LogCapture>,
     state: Mutex<State>,
+    /// The bootstrap's `/proc` status, for its peak memory.
+    status: StatusFile,
     /// Last peak RSS read, for reports written after the process is gone.
     peak_mb: AtomicU64,
     /// Cancelled by the exit watcher once the process has been reaped; the Runtime API server
@@ -226,6 +228,7 @@ impl Sandbox {
                 stopping: false,
                 idle_since: None,
             }),
+            status: StatusFile::open(pid),
             peak_mb: AtomicU64::new(0),
             gone: CancellationToken::new(),
             parked: Notify::new(),
@@ -676,7 +679,7 @@ impl Sandbox {
     }
 
     fn refresh_peak(&self) -> u64 {
-        match peak_rss_mb(self.pid) {
+        match self.status.peak_rss_mb() {
             Some(mb) => {
                 self.peak_mb.store(mb, Ordering::Relaxed);
                 mb
