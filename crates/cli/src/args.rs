@@ -68,6 +68,10 @@ pub(crate) struct UpArgs {
     /// Skip the functions' `build` commands.
     #[arg(long)]
     pub(crate) no_build: bool,
+    /// Rebuild a function when its sources change and replace its sandboxes (in-flight
+    /// invocations finish on the old ones).
+    #[arg(long)]
+    pub(crate) watch: bool,
 }
 
 #[derive(Debug, Args)]

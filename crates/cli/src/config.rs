@@ -30,6 +30,10 @@ pub(crate) struct FunctionSpec {
     pub(crate) build: Option<String>,
     /// Port of the function's URL; 0 takes any free port.
     pub(crate) url: Option<u16>,
+    /// What `up --watch` watches: the build's working folder (the config's) when the function
+    /// has a build, else its task root; or the `watch` list. `target/` and hidden entries are
+    /// ignored.
+    pub(crate) watch: Vec<PathBuf>,
 }
 
 /// An API Gateway HTTP API (payload 2.0) or REST API (payload 1.0).
@@ -75,6 +79,8 @@ struct FunctionToml {
     #[serde(default)]
     environment: BTreeMap<String, String>,
     extensions: Option<Spanned<Vec<String>>>,
+    idle_timeout: Option<Spanned<i64>>,
+    watch: Option<Vec<String>>,
     url: Option<Spanned<UrlToml>>,
 }
 
@@ -212,6 +218,16 @@ fn parse(file: &str, text: &str, root: &Path) -> Result<AppConfig, ConfigError> 
             }
             config.concurrency = n as usize;
         }
+        if let Some(t) = &f.idle_timeout {
+            let secs = *t.get_ref();
+            if secs < 1 {
+                return Err(at(
+                    t.span(),
+                    format!("{key}.idle_timeout: must be at least 1 second, not {secs}"),
+                ));
+            }
+            config.idle_timeout = Duration::from_secs(secs as u64);
+        }
         if let Some(extensions) = f.extensions.as_ref().filter(|e| !e.get_ref().is_empty()) {
             return Err(at(
                 extensions.span(),
@@ -249,10 +265,23 @@ fn parse(file: &str, text: &str, root: &Path) -> Result<AppConfig, ConfigError> 
                 Some(claim(&u.port, format!("{key}.url"))?)
             }
         };
+        let watch = match (&f.watch, &f.build) {
+            (Some(paths), _) => paths.iter().map(|p| root.join(p)).collect(),
+            (None, Some(_)) => vec![root.to_path_buf()],
+            (None, None) => {
+                let bootstrap = Path::new(&config.command[0]);
+                vec![
+                    bootstrap
+                        .parent()
+                        .map_or_else(|| root.to_path_buf(), Path::to_path_buf),
+                ]
+            }
+        };
         functions.push(FunctionSpec {
             config,
             build: f.build.clone(),
             url,
+            watch,
         });
     }
 
@@ -359,6 +388,8 @@ url = { port = 9001, invoke_mode = "BUFFERED" }
 [functions.bash]
 bootstrap = ["examples/bash/bootstrap", "--flag"]
 handler = "function.handler"
+idle_timeout = 60
+watch = ["examples/bash"]
 
 [http_apis.api]
 port = 9100
@@ -393,6 +424,9 @@ routes = { "GET /hello" = "echo", "$default" = "bash" }
             ]
         );
         assert_eq!(bash.config.handler.as_deref(), Some("function.handler"));
+        assert_eq!(bash.config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(bash.watch, vec![PathBuf::from("/app/examples/bash")]);
+        assert_eq!(echo.watch, vec![PathBuf::from("/app")]);
         assert_eq!(bash.config.timeout, Duration::from_secs(3));
         let api = &config.http_apis[0];
         assert_eq!(api.port, 9100);

@@ -9,6 +9,7 @@ mod invoke;
 mod output;
 mod run;
 mod up;
+mod watch;
 
 use std::process::ExitCode;
 

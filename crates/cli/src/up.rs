@@ -127,8 +127,14 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
     print_table(&table, app.functions.len(), started.elapsed());
 
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let watcher = args
+        .watch
+        .then(|| tokio::spawn(crate::watch::watch(app, emulator.clone(), shutdown.clone())));
     // Every server returns once `shutdown` is cancelled and its requests in flight are done.
     while servers.join_next().await.is_some() {}
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     emulator.shutdown(emulator.longest_timeout()).await;
     signals.abort();
     tracing::info!("stopped");
@@ -152,28 +158,32 @@ async fn build_all(app: &AppConfig) -> Result<(), Failure> {
         }
         eprintln!("coldstart: building {}: {command}", f.config.name);
         let started = Instant::now();
-        let output = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .current_dir(&app.root)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .with_context(|| format!("could not run the build of {}", f.config.name))?;
-        if !output.status.success() {
-            eprintln!("{}", String::from_utf8_lossy(&output.stdout));
-            eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-            return Err(Failure::runtime(anyhow!(
-                "the build of {} failed ({}): {command}",
-                f.config.name,
-                output.status
-            )));
-        }
+        run_build(&app.root, command).await.map_err(|e| {
+            Failure::runtime(anyhow!("the build of {} failed: {e:#}", f.config.name))
+        })?;
         eprintln!(
             "coldstart: built {} in {:.1} s",
             f.config.name,
             started.elapsed().as_secs_f64()
         );
+    }
+    Ok(())
+}
+
+/// Runs one build command with `sh -c` from `root`; on failure prints its output.
+pub(crate) async fn run_build(root: &Path, command: &str) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("could not run `{command}`"))?;
+    if !output.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+        return Err(anyhow!("`{command}` exited with {}", output.status));
     }
     Ok(())
 }

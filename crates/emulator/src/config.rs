@@ -51,6 +51,9 @@ pub struct FunctionConfig {
     /// Lambda's front end does; a few milliseconds let a saturated local client queue instead of
     /// spinning on 429s. Default: 10 ms.
     pub throttle_after: Duration,
+    /// How long a sandbox may stay idle before it is stopped (the next invocation starts a
+    /// new one). Default: 10 minutes.
+    pub idle_timeout: Duration,
 }
 
 impl FunctionConfig {
@@ -68,6 +71,7 @@ impl FunctionConfig {
             freeze: true,
             init_timeout: DEFAULT_INIT_TIMEOUT,
             throttle_after: Duration::from_millis(10),
+            idle_timeout: Duration::from_secs(600),
         }
     }
 

@@ -215,6 +215,19 @@ impl Emulator {
         while stops.join_next().await.is_some() {}
     }
 
+    /// Replaces `function`'s sandboxes after its code changed: idle ones stop at once, busy ones
+    /// once their invocation is answered; the next invocations start new sandboxes. Returns false
+    /// for an unknown function.
+    pub fn replace_sandboxes(&self, function: &str) -> bool {
+        match self.inner.functions.get(function) {
+            Some(f) => {
+                f.replace_sandboxes();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The longest timeout of any function: how long an in-flight invocation may still take.
     pub fn longest_timeout(&self) -> Duration {
         self.inner

@@ -34,6 +34,9 @@ pub(crate) struct Function {
     /// The Lambda environment shared by every sandbox of the function.
     env: Vec<(String, String)>,
     next_id: AtomicU64,
+    /// Bumped when the function's code is replaced; sandboxes of an older generation are
+    /// stopped instead of reused.
+    generation: AtomicU64,
     /// Every live sandbox, for shutdown; entries leave when their process is reaped.
     sandboxes: Mutex<HashMap<u64, Arc<Sandbox>>>,
 }
@@ -104,6 +107,7 @@ impl Function {
             task_root,
             env,
             next_id: AtomicU64::new(1),
+            generation: AtomicU64::new(0),
             sandboxes: Mutex::new(HashMap::new()),
         }))
     }
@@ -117,6 +121,20 @@ impl Function {
             runtime_api,
             &log_stream_name(),
         )
+    }
+
+    /// The current code generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The function's code changed: idle sandboxes stop now, busy ones after their invocation;
+    /// new invocations get new sandboxes.
+    pub(crate) fn replace_sandboxes(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for sandbox in self.pool.take_all_idle() {
+            tokio::spawn(async move { sandbox.stop(crate::emulator::SHUTDOWN_GRACE).await });
+        }
     }
 
     pub(crate) fn next_sandbox_id(&self) -> u64 {

@@ -196,6 +196,25 @@ impl Pool {
         true
     }
 
+    /// A sandbox that had answered called `next`, but is to be stopped rather than reused (its
+    /// function was replaced): it no longer counts as finishing.
+    pub(crate) fn on_retired(&self) {
+        self.lock().finishing -= 1;
+    }
+
+    /// Takes `sandbox` out of the idle list (to stop it); false when it was granted meanwhile.
+    pub(crate) fn take_idle(&self, sandbox: &Sandbox) -> bool {
+        let mut st = self.lock();
+        let before = st.idle.len();
+        st.idle.retain(|s| !std::ptr::eq(Arc::as_ptr(s), sandbox));
+        st.idle.len() != before
+    }
+
+    /// Takes every idle sandbox out of the idle list (to stop them).
+    pub(crate) fn take_all_idle(&self) -> Vec<Arc<Sandbox>> {
+        std::mem::take(&mut self.lock().idle)
+    }
+
     /// A sandbox died; `vacated` is the state it was in.
     pub(crate) fn on_dead(&self, sandbox: &Sandbox, vacated: Vacated) {
         let mut st = self.lock();

@@ -154,6 +154,8 @@ struct State {
 pub(crate) struct Sandbox {
     pub(crate) id: u64,
     pub(crate) function: Arc<Function>,
+    /// The function's code generation this sandbox runs.
+    generation: u64,
     pid: u32,
     pgid: Pid,
     pub(crate) logs: Arc<LogCapture>,
@@ -213,6 +215,7 @@ impl Sandbox {
         let sandbox = Arc::new(Sandbox {
             id,
             function: function.clone(),
+            generation: function.generation(),
             pid,
             pgid: Pid::from_raw(pid as i32),
             logs: logs.clone(),
@@ -238,9 +241,7 @@ impl Sandbox {
 
         tokio::spawn(logs.run());
         tokio::spawn(runtime_api::serve(listener, sandbox.clone()));
-        if function.config.freeze {
-            tokio::spawn(sandbox.clone().freezer());
-        }
+        tokio::spawn(sandbox.clone().idler());
         let watcher = sandbox.clone();
         tokio::spawn(async move {
             let status = child.wait().await.ok();
@@ -314,7 +315,14 @@ impl Sandbox {
                 let (tx, rx) = oneshot::channel();
                 st.next_waiter = Some(tx);
                 drop(st);
-                if self.function.pool.on_ready(self.clone()) {
+                if self.generation != self.function.generation() {
+                    // Its code was replaced while it ran: stop it instead of reusing it.
+                    self.function.pool.on_retired();
+                    let retired = self.clone();
+                    tokio::spawn(
+                        async move { retired.stop(crate::emulator::SHUTDOWN_GRACE).await },
+                    );
+                } else if self.function.pool.on_ready(self.clone()) {
                     self.park();
                 }
                 NextAction::Wait(rx)
@@ -556,11 +564,8 @@ impl Sandbox {
         self.pid
     }
 
-    /// Notes that the sandbox was parked idle, for the freezer.
+    /// Notes that the sandbox was parked idle, for the idler.
     fn park(&self) {
-        if !self.function.config.freeze {
-            return;
-        }
         let mut st = self.lock();
         if matches!(st.phase, Phase::Idle) {
             st.idle_since = Some(Instant::now());
@@ -569,25 +574,45 @@ impl Sandbox {
         }
     }
 
-    /// Freezes the sandbox once it has been idle for [`FREEZE_AFTER`]; woken by [`Self::park`],
-    /// it sleeps until the idle period is due and lets a newer idle period push the deadline.
-    async fn freezer(self: Arc<Self>) {
+    /// Watches idle periods: freezes the sandbox once it has been idle for [`FREEZE_AFTER`]
+    /// (when freezing is on) and stops it once it has been idle for the function's idle timeout.
+    /// Woken by [`Self::park`], it sleeps until the next deadline; a newer idle period (after an
+    /// invocation) starts the count again.
+    async fn idler(self: Arc<Self>) {
+        let config = &self.function.config;
         loop {
             tokio::select! {
                 () = self.gone.cancelled() => return,
                 () = self.parked.notified() => {}
             }
             loop {
-                let since = {
+                let (since, frozen) = {
                     let st = self.lock();
-                    st.idle_since
-                        .filter(|_| matches!(st.phase, Phase::Idle) && !st.frozen)
+                    let since = st.idle_since.filter(|_| matches!(st.phase, Phase::Idle));
+                    (since, st.frozen)
                 };
                 let Some(since) = since else { break };
-                let due = since + FREEZE_AFTER;
+                let due = if config.freeze && !frozen {
+                    since + FREEZE_AFTER.min(config.idle_timeout)
+                } else {
+                    since + config.idle_timeout
+                };
                 if Instant::now() >= due {
+                    if since.elapsed() >= config.idle_timeout {
+                        if self.function.pool.take_idle(&self) {
+                            tracing::debug!(
+                                function = &*self.function.name,
+                                sandbox = self.id,
+                                "idle sandbox stopped"
+                            );
+                            self.stop(crate::emulator::SHUTDOWN_GRACE).await;
+                            return;
+                        }
+                        // Granted to an invocation meanwhile: wait for its next idle period.
+                        break;
+                    }
                     self.freeze_if_idle_since(since);
-                    break;
+                    continue;
                 }
                 tokio::select! {
                     () = self.gone.cancelled() => return,

@@ -30,6 +30,8 @@ struct Server {
     endpoint: String,
     /// Lines of the server's standard output (the functions' logs).
     stdout: mpsc::Receiver<String>,
+    /// Lines of its standard error after the banner, for `up` (for `run`, drained and dropped).
+    stderr: Option<mpsc::Receiver<String>>,
 }
 
 impl Server {
@@ -46,9 +48,15 @@ impl Server {
 
     /// `coldstart up` on `config`; the endpoint is the Invoke API's.
     fn up(config: &std::path::Path) -> (Server, Vec<String>) {
+        Self::up_with(config, &[])
+    }
+
+    fn up_with(config: &std::path::Path, extra: &[&str]) -> (Server, Vec<String>) {
         let mut command = coldstart();
         command
-            .args(["up", "--listen", "127.0.0.1:0", "--config"])
+            .args(["up", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .arg("--config")
             .arg(config);
         let mut child = command
             .stdout(Stdio::piped())
@@ -69,7 +77,6 @@ impl Server {
                 Err(e) => panic!("no endpoint table: {e}"),
             }
         }
-        std::thread::spawn(move || while stderr.recv().is_ok() {});
         let invoke = table
             .iter()
             .find(|l| l.contains("Invoke API"))
@@ -81,6 +88,7 @@ impl Server {
             child,
             endpoint: format!("http://{invoke}"),
             stdout,
+            stderr: Some(stderr),
         };
         (server, table)
     }
@@ -98,6 +106,7 @@ impl Server {
             child,
             endpoint: String::new(),
             stdout,
+            stderr: None,
         };
         let banner = wait_line(&stderr, |l| l.contains(ready));
         let addr = banner
@@ -267,7 +276,7 @@ fn bad_usage_exits_2() {
 /// A config in a fresh folder, with the shell fixtures beside it.
 fn app(config: &str) -> (tempdir::Dir, PathBuf) {
     let dir = tempdir::Dir::new();
-    for fixture in ["event-echo.sh", "exit-on-invoke.sh"] {
+    for fixture in ["event-echo.sh", "exit-on-invoke.sh", "answer.sh"] {
         let from = repo("crates/cli/tests/fixtures").join(fixture);
         std::fs::copy(&from, dir.path().join(fixture)).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -409,4 +418,24 @@ fn up_stops_at_a_failed_build_and_shows_its_output() {
         err.contains("compiler says no") && err.contains("the build of web failed"),
         "{err}"
     );
+}
+
+#[test]
+fn up_watch_rebuilds_a_changed_function_and_serves_the_new_code() {
+    let (dir, config) = app(
+        "[functions.web]\nbuild = \"cp src/answer.txt answer.txt\"\nbootstrap = \"answer.sh\"\nwatch = [\"src\"]\n",
+    );
+    std::fs::create_dir_all(dir.path().join("src")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("src/answer.txt"), "v1").unwrap_or_else(|e| panic!("{e}"));
+    let (server, _) = Server::up_with(&config, &["--watch"]);
+    let stderr = server
+        .stderr
+        .as_ref()
+        .unwrap_or_else(|| panic!("up keeps its stderr"));
+    wait_line(stderr, |l| l.starts_with("coldstart: watching"));
+    assert_eq!(text(&server.invoke(&["web", "{}"]).stdout), "\"v1\"\n");
+
+    std::fs::write(dir.path().join("src/answer.txt"), "v2").unwrap_or_else(|e| panic!("{e}"));
+    wait_line(stderr, |l| l.contains("web reloaded"));
+    assert_eq!(text(&server.invoke(&["web", "{}"]).stdout), "\"v2\"\n");
 }

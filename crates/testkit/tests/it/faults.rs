@@ -399,3 +399,54 @@ async fn the_handler_gets_every_context_field_and_the_lambda_environment() {
     assert_eq!(again["env"]["_X_AMZN_TRACE_ID"], fresh);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn an_idle_sandbox_is_stopped_after_the_idle_timeout() {
+    let mut faults = function("faults", fixture("fx-faults"));
+    faults.idle_timeout = Duration::from_millis(300);
+    let h = Harness::start(vec![faults]).await;
+    let first = pid_of(&h, "faults").await;
+    eventually("the idle sandbox to be stopped", || {
+        h.emulator.sandbox_pids("faults").is_empty()
+    })
+    .await;
+    eventually("its process to be gone", || process_state(first).is_none()).await;
+    // The next invocation starts a new one.
+    let second = pid_of(&h, "faults").await;
+    assert_ne!(first, second);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn replaced_sandboxes_finish_their_invocation_then_make_way() {
+    let h =
+        std::sync::Arc::new(Harness::start(vec![function("faults", fixture("fx-faults"))]).await);
+    let idle = pid_of(&h, "faults").await;
+    let busy = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            h.invoke_raw("faults", &[], r#"{"op":"sleep","ms":300}"#)
+                .await
+        })
+    };
+    // The second invocation has started (on the only, warm, sandbox).
+    h.logs
+        .wait_for_nth(2, |l| l.contains("START RequestId:"))
+        .await;
+    assert_eq!(h.emulator.sandbox_pids("faults"), [idle]);
+    assert!(h.emulator.replace_sandboxes("faults"));
+    // The invocation in flight finishes on its old sandbox.
+    let done = busy.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done.json(), json!({"slept_ms": 300}));
+    // Afterwards every invocation runs in a new sandbox, and the old ones are gone.
+    let fresh = pid_of(&h, "faults").await;
+    assert_ne!(fresh, idle);
+    eventually("the replaced sandbox to be gone", || {
+        process_state(idle).is_none()
+    })
+    .await;
+    assert!(!h.emulator.replace_sandboxes("nope"));
+    if let Ok(h) = std::sync::Arc::try_unwrap(h) {
+        h.stop().await;
+    }
+}

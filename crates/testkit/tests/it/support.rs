@@ -66,12 +66,17 @@ impl Logs {
 
     /// Waits (at most [`PATIENCE`]) for a line matching `pred`, and returns it.
     pub async fn wait_for(&self, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_for_nth(1, pred).await
+    }
+
+    /// Waits (at most [`PATIENCE`]) for the `n`th line matching `pred`, and returns it.
+    pub async fn wait_for_nth(&self, n: usize, pred: impl Fn(&str) -> bool) -> String {
         let found = tokio::time::timeout(PATIENCE, async {
             loop {
                 let notified = self.added.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if let Some(line) = self.all().into_iter().find(|l| pred(l)) {
+                if let Some(line) = self.all().into_iter().filter(|l| pred(l)).nth(n - 1) {
                     return line;
                 }
                 notified.await;
