@@ -276,7 +276,12 @@ fn bad_usage_exits_2() {
 /// A config in a fresh folder, with the shell fixtures beside it.
 fn app(config: &str) -> (tempdir::Dir, PathBuf) {
     let dir = tempdir::Dir::new();
-    for fixture in ["event-echo.sh", "exit-on-invoke.sh", "answer.sh"] {
+    for fixture in [
+        "event-echo.sh",
+        "exit-on-invoke.sh",
+        "answer.sh",
+        "pid-echo.sh",
+    ] {
         let from = repo("crates/cli/tests/fixtures").join(fixture);
         std::fs::copy(&from, dir.path().join(fixture)).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -438,4 +443,37 @@ fn up_watch_rebuilds_a_changed_function_and_serves_the_new_code() {
     std::fs::write(dir.path().join("src/answer.txt"), "v2").unwrap_or_else(|e| panic!("{e}"));
     wait_line(stderr, |l| l.contains("web reloaded"));
     assert_eq!(text(&server.invoke(&["web", "{}"]).stdout), "\"v2\"\n");
+}
+
+#[test]
+fn up_stops_every_server_and_sandbox_on_sigterm() {
+    let (_dir, config) = app(
+        "[functions.a]\nbootstrap = \"pid-echo.sh\"\nurl = { port = 0 }\n[functions.b]\nbootstrap = \"pid-echo.sh\"\n",
+    );
+    let (mut server, _) = Server::up(&config);
+    let mut groups = Vec::new();
+    for name in ["a", "b"] {
+        assert!(server.invoke(&[name, "{}"]).status.success());
+        let line = wait_line(&server.stdout, |l| l.starts_with(&format!("[{name}] PID=")));
+        groups.push(
+            line.rsplit('=')
+                .next()
+                .and_then(|p| p.parse::<i32>().ok())
+                .unwrap_or(0),
+        );
+    }
+    let _ = nix::sys::signal::kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM);
+    let status = server.child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(0));
+    let deadline = std::time::Instant::now() + PATIENCE;
+    for pid in groups {
+        assert!(pid > 0);
+        while killpg(Pid::from_raw(pid), None).is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sandbox group {pid} survived"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
