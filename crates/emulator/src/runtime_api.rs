@@ -122,29 +122,10 @@ async fn response(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> R
                 "Response payload size exceeded maximum allowed payload size ({} bytes).",
                 limits::MAX_RUNTIME_RESPONSE
             );
-            let _ = sandbox.answer(id, Outcome::error("Function.ResponseSizeTooLarge", message));
-            return rapid_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLarge",
-                &format!(
-                    "Exceeded maximum allowed payload size ({} bytes).",
-                    limits::MAX_RUNTIME_RESPONSE
-                ),
-            );
+            let outcome = Outcome::error("Function.ResponseSizeTooLarge", message);
+            return too_large(sandbox, id, outcome, limits::MAX_RUNTIME_RESPONSE);
         }
-        Err(ReadError::Truncated) => {
-            let outcome = Outcome::platform_error(
-                "Runtime.TruncatedResponse",
-                id,
-                "HTTP request detected as truncated",
-            );
-            let _ = sandbox.answer(id, outcome);
-            return rapid_error(
-                StatusCode::BAD_REQUEST,
-                "TruncatedHTTPRequest",
-                "HTTP request detected as truncated",
-            );
-        }
+        Err(ReadError::Truncated) => return truncated(sandbox, id),
     };
     let outcome = match read.trailers.as_ref().and_then(trailer_error) {
         Some(outcome) => outcome,
@@ -161,6 +142,31 @@ async fn response(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> R
         Ok(()) => accepted(),
         Err(refusal) => refuse(refusal),
     }
+}
+
+/// A body over `limit`: the invocation fails with `outcome`, the runtime gets 413.
+fn too_large(sandbox: &Arc<Sandbox>, id: &str, outcome: Outcome, limit: usize) -> Response<Body> {
+    let _ = sandbox.answer(id, outcome);
+    rapid_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLarge",
+        &format!("Exceeded maximum allowed payload size ({limit} bytes)."),
+    )
+}
+
+/// A body cut short: the invocation fails with `Runtime.TruncatedResponse`, the runtime gets 400.
+fn truncated(sandbox: &Arc<Sandbox>, id: &str) -> Response<Body> {
+    let outcome = Outcome::platform_error(
+        "Runtime.TruncatedResponse",
+        id,
+        "HTTP request detected as truncated",
+    );
+    let _ = sandbox.answer(id, outcome);
+    rapid_error(
+        StatusCode::BAD_REQUEST,
+        "TruncatedHTTPRequest",
+        "HTTP request detected as truncated",
+    )
 }
 
 /// An error reported mid-stream in `Lambda-Runtime-Function-Error-Type` /
@@ -192,32 +198,10 @@ async fn error(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> Resp
     let body = match read_limited(&parts.headers, body, limits::MAX_ERROR_BODY).await {
         Ok(read) => read.bytes,
         Err(ReadError::TooLarge) => {
-            let _ = sandbox.answer(
-                id,
-                Outcome::platform_error(&error_type, id, "error body too large"),
-            );
-            return rapid_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLarge",
-                &format!(
-                    "Exceeded maximum allowed payload size ({} bytes).",
-                    limits::MAX_ERROR_BODY
-                ),
-            );
+            let outcome = Outcome::platform_error(&error_type, id, "error body too large");
+            return too_large(sandbox, id, outcome, limits::MAX_ERROR_BODY);
         }
-        Err(ReadError::Truncated) => {
-            let outcome = Outcome::platform_error(
-                "Runtime.TruncatedResponse",
-                id,
-                "HTTP request detected as truncated",
-            );
-            let _ = sandbox.answer(id, outcome);
-            return rapid_error(
-                StatusCode::BAD_REQUEST,
-                "TruncatedHTTPRequest",
-                "HTTP request detected as truncated",
-            );
-        }
+        Err(ReadError::Truncated) => return truncated(sandbox, id),
     };
     let body = strip_error_cause(&parts.headers, body);
     match sandbox.answer(id, Outcome::FunctionError { error_type, body }) {

@@ -11,4 +11,6 @@
 //! - `src/bin/fx-http.rs`: an HTTP-event function that answers what its request asks for.
 //! - `src/bin/fx-crash-on-start.rs`, `fx-slow-init.rs`, `fx-init-error.rs`, `fx-ignore-sigterm.rs`:
 //!   init and shutdown behaviours.
-//! - `fixtures/`: shell bootstraps (a hand-held runtime that lets a test speak the Runtime API).
+//! - `fixtures/`: shell bootstraps, shared with the CLI's tests: a hand-held runtime that lets a
+//!   test speak the Runtime API, an event echo that prints its PID, one that dies mid-invoke, one
+//!   that answers with a file read at start-up.

@@ -209,7 +209,7 @@ fn run_serves_the_bash_runtime_and_invoke_prints_its_answer() {
 
 #[test]
 fn invoke_exits_1_on_a_function_error_and_on_an_unknown_function() {
-    let bootstrap = repo("crates/cli/tests/fixtures/exit-on-invoke.sh");
+    let bootstrap = repo("crates/testkit/fixtures/exit-on-invoke.sh");
     let server = Server::start(&["--", bootstrap.to_str().unwrap_or_default()]);
     let out = server.invoke(&["function", "{}"]);
     assert_eq!(out.status.code(), Some(1));
@@ -227,7 +227,7 @@ fn invoke_exits_1_on_a_function_error_and_on_an_unknown_function() {
 
 #[test]
 fn sigterm_stops_the_server_and_every_sandbox_with_exit_0() {
-    let bootstrap = repo("crates/cli/tests/fixtures/pid-echo.sh");
+    let bootstrap = repo("crates/testkit/fixtures/event-echo.sh");
     let mut server = Server::start(&["--", bootstrap.to_str().unwrap_or_default()]);
     let out = server.invoke(&["function", r#"{"x":1}"#]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -276,13 +276,8 @@ fn bad_usage_exits_2() {
 /// A config in a fresh folder, with the shell fixtures beside it.
 fn app(config: &str) -> (tempdir::Dir, PathBuf) {
     let dir = tempdir::Dir::new();
-    for fixture in [
-        "event-echo.sh",
-        "exit-on-invoke.sh",
-        "answer.sh",
-        "pid-echo.sh",
-    ] {
-        let from = repo("crates/cli/tests/fixtures").join(fixture);
+    for fixture in ["event-echo.sh", "exit-on-invoke.sh", "answer.sh"] {
+        let from = repo("crates/testkit/fixtures").join(fixture);
         std::fs::copy(&from, dir.path().join(fixture)).unwrap_or_else(|e| panic!("{e}"));
     }
     let path = dir.path().join("coldstart.toml");
@@ -448,7 +443,7 @@ fn up_watch_rebuilds_a_changed_function_and_serves_the_new_code() {
 #[test]
 fn up_stops_every_server_and_sandbox_on_sigterm() {
     let (_dir, config) = app(
-        "[functions.a]\nbootstrap = \"pid-echo.sh\"\nurl = { port = 0 }\n[functions.b]\nbootstrap = \"pid-echo.sh\"\n",
+        "[functions.a]\nbootstrap = \"event-echo.sh\"\nurl = { port = 0 }\n[functions.b]\nbootstrap = \"event-echo.sh\"\n",
     );
     let (mut server, _) = Server::up(&config);
     let mut groups = Vec::new();

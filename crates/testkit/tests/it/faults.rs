@@ -246,13 +246,19 @@ async fn an_idle_sandbox_is_frozen_and_thawed_for_the_next_invocation() {
 
 #[tokio::test]
 async fn without_freeze_an_idle_sandbox_keeps_running() {
-    let mut faults = function("faults", fixture("fx-faults"));
-    faults.freeze = false;
-    let h = Harness::start(vec![faults]).await;
-    let pid = pid_of(&h, "faults").await;
-    // The runtime has called `next` again once a second invocation is answered.
-    assert_eq!(pid_of(&h, "faults").await, pid);
-    assert_eq!(process_state(pid), Some('S'));
+    let mut thawed = function("thawed", fixture("fx-faults"));
+    thawed.freeze = false;
+    let frozen = function("frozen", fixture("fx-faults"));
+    let h = Harness::start(vec![thawed, frozen]).await;
+    let running = pid_of(&h, "thawed").await;
+    let stopped = pid_of(&h, "frozen").await;
+    // `frozen` went idle after `thawed`: once it is stopped, `thawed` has been idle for longer
+    // than the freeze grace too.
+    eventually("the sandbox with freezing on to stop", || {
+        process_state(stopped) == Some('T')
+    })
+    .await;
+    assert_eq!(process_state(running), Some('S'));
     h.stop().await;
 }
 
@@ -280,7 +286,7 @@ fn group_members(pgid: u32) -> Vec<u32> {
 
 #[tokio::test]
 async fn shutdown_leaves_no_process_of_any_sandbox() {
-    let mut shell = function("shell", repo_file("fixtures/pid-echo.sh"));
+    let mut shell = function("shell", repo_file("fixtures/event-echo.sh"));
     shell.concurrency = 2;
     let h = std::sync::Arc::new(
         Harness::start(vec![
