@@ -1,17 +1,20 @@
-//! The load generator: HTTP/1.1 POSTs over keep-alive hyper connections, one request at a time
+//! The load generator: HTTP/1.1 requests over keep-alive hyper connections, one request at a time
 //! per connection.
 //!
-//! Every measurement of the invoke path (the floor and both runtimes) goes through this one
-//! client, so the figures differ only by the server they hit.
+//! Every HTTP measurement (the floor, both runtimes, `coldstart up`'s endpoints) goes through this
+//! one client, so the figures differ only by the server they hit.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use http::{Request, StatusCode, header};
+use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -32,16 +35,27 @@ pub fn payload() -> Bytes {
     Bytes::from(format!("{HEAD}{filler}{TAIL}"))
 }
 
-/// Where the requests go: a server's address and the request path.
+/// Where the requests go: a server's address, the request path and what is exchanged.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub addr: SocketAddr,
     pub path: String,
+    pub exchange: Exchange,
+}
+
+/// What a request sends and what counts as the right answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// POST the payload as JSON; the answer must be 200 with the payload as its body.
+    Echo,
+    /// GET without a body; any 200 is right (a Function URL answers with the whole event, which
+    /// differs per request).
+    Get,
 }
 
 /// What one request got back.
 enum Outcome {
-    /// 200 with the payload as the body.
+    /// 200 with the expected body.
     Echoed,
     /// 200 with another body.
     Mismatch,
@@ -54,62 +68,178 @@ enum Outcome {
 /// The results of sequential requests on one connection.
 #[derive(Debug, Default)]
 pub struct Sequential {
-    /// Latency of each measured request (warm-up excluded), whatever its outcome.
+    /// Latency of each measured request, whatever its outcome.
     pub latencies: Vec<Duration>,
-    /// Measured requests answered 200 with a body other than the payload.
+    /// Latency of the first request of each block, left out of `latencies` (see [`interleaved`]).
+    pub firsts: Vec<Duration>,
+    /// Requests after the warm-up (the first of each block too) answered 200 with a body other
+    /// than the expected one.
     pub mismatches: usize,
-    /// Measured requests answered with a status other than 200.
+    /// Requests after the warm-up answered with a status other than 200.
     pub failures: usize,
     /// The status of the last such answer.
     pub failure_status: Option<StatusCode>,
 }
 
-/// Sends `warmup` then `count` requests one after the other on one keep-alive connection and
-/// times the measured ones, from sending the request to the end of the response body.
-pub async fn sequential(
-    target: &Target,
-    payload: &Bytes,
-    warmup: usize,
-    count: usize,
-) -> anyhow::Result<Sequential> {
-    let (mut sender, connection) = connect(target.addr).await?;
-    let requests = async move {
-        let mut result = Sequential {
-            latencies: Vec::with_capacity(count),
-            ..Sequential::default()
-        };
-        for i in 0..warmup + count {
-            let request = request(target, payload)?;
-            let started = Instant::now();
-            let outcome = send(&mut sender, request, payload).await?;
-            let elapsed = started.elapsed();
-            if i < warmup {
-                continue;
+impl Sequential {
+    fn tally(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Echoed => {}
+            Outcome::Mismatch => self.mismatches += 1,
+            Outcome::Throttled => {
+                self.failures += 1;
+                self.failure_status = Some(StatusCode::TOO_MANY_REQUESTS);
             }
-            result.latencies.push(elapsed);
-            match outcome {
-                Outcome::Echoed => {}
-                Outcome::Mismatch => result.mismatches += 1,
-                Outcome::Throttled => {
-                    result.failures += 1;
-                    result.failure_status = Some(StatusCode::TOO_MANY_REQUESTS);
-                }
-                Outcome::Other(status) => {
-                    result.failures += 1;
-                    result.failure_status = Some(status);
+            Outcome::Other(status) => {
+                self.failures += 1;
+                self.failure_status = Some(status);
+            }
+        }
+    }
+}
+
+/// How [`interleaved`] sends its requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Rounds {
+    /// Unmeasured requests per target before the first round.
+    pub warmup: usize,
+    /// Rounds; each sends one block to every target.
+    pub rounds: usize,
+    /// Measured requests per block, after its first request.
+    pub block: usize,
+}
+
+/// Sequential requests to several servers, each over its own keep-alive connection, measured in
+/// interleaved rounds so that drift in the machine's speed spreads evenly over the targets.
+///
+/// Every target gets `warmup` requests first. Then each round sends a block of `1 + block`
+/// requests to every target, one after the other; the order of the targets rotates by one every
+/// round. The first request of a block follows a pause of the other targets' blocks: long enough
+/// for coldstart to freeze an idle sandbox, which that request then thaws. It is timed apart, in
+/// [`Sequential::firsts`]; the other `block` go into [`Sequential::latencies`]. Latency runs from
+/// sending the request to the end of the response body.
+pub async fn interleaved(
+    targets: &[Target],
+    payload: &Bytes,
+    rounds: Rounds,
+) -> anyhow::Result<Vec<Sequential>> {
+    let mut senders = Vec::with_capacity(targets.len());
+    let mut connections = Vec::with_capacity(targets.len());
+    for target in targets {
+        let (sender, connection) = connect(target.addr).await?;
+        senders.push(sender);
+        connections.push(connection);
+    }
+    let requests = async move {
+        let mut results: Vec<Sequential> = targets
+            .iter()
+            .map(|_| Sequential {
+                latencies: Vec::with_capacity(rounds.rounds * rounds.block),
+                firsts: Vec::with_capacity(rounds.rounds),
+                ..Sequential::default()
+            })
+            .collect();
+        for (target, sender) in targets.iter().zip(&mut senders) {
+            for _ in 0..rounds.warmup {
+                send(sender, request(target, payload)?, target.exchange, payload).await?;
+            }
+        }
+        for round in 0..rounds.rounds {
+            for step in 0..targets.len() {
+                let i = (round + step) % targets.len();
+                let (target, sender, result) = (&targets[i], &mut senders[i], &mut results[i]);
+                for n in 0..=rounds.block {
+                    let request = request(target, payload)?;
+                    let started = Instant::now();
+                    let outcome = send(sender, request, target.exchange, payload).await?;
+                    let elapsed = started.elapsed();
+                    result.tally(outcome);
+                    if n == 0 {
+                        result.firsts.push(elapsed);
+                    } else {
+                        result.latencies.push(elapsed);
+                    }
                 }
             }
         }
-        // Dropping the sender lets the connection close, so the `join!` below ends.
-        drop(sender);
-        anyhow::Ok(result)
+        // Dropping the senders lets the connections close, so `drive_all` below ends.
+        drop(senders);
+        anyhow::Ok(results)
     };
-    // The connection is driven in the same task as the requests: no cross-thread wake-up per
+    // The connections are driven in the same task as the requests: no cross-thread wake-up per
     // request, the same for every server measured.
-    let (connection, result) = tokio::join!(connection, requests);
-    let result = result?;
-    connection.context("the connection failed")?;
-    Ok(result)
+    let mut connections = pin!(drive_all(connections));
+    let results = tokio::select! {
+        // Polled in this order, so the requests go on as soon as their answer is in.
+        biased;
+        // The requests end first in every good run; an error there (a timeout, a broken
+        // connection) ends the measurement without waiting for the other connections.
+        results = requests => results?,
+        ended = &mut connections => {
+            ended.context("a connection failed")?;
+            bail!("a server closed its connection during the run");
+        }
+    };
+    connections.await.context("a connection failed")?;
+    Ok(results)
+}
+
+/// Sends one request to `target` on a new connection and returns its latency (from sending the
+/// request to the end of the response body; the connection is set up before). Anything but the
+/// right answer is an error.
+pub async fn first_answer(target: &Target, payload: &Bytes) -> anyhow::Result<Duration> {
+    let (mut sender, connection) = connect(target.addr).await?;
+    let request = request(target, payload)?;
+    let exchange = async move {
+        let started = Instant::now();
+        let outcome = send(&mut sender, request, target.exchange, payload).await?;
+        let elapsed = started.elapsed();
+        // Dropping the sender lets the connection close, so the `select!` below ends.
+        drop(sender);
+        match outcome {
+            Outcome::Echoed => Ok(elapsed),
+            Outcome::Mismatch => bail!("200 with an unexpected body"),
+            Outcome::Throttled => bail!("429: every sandbox was busy"),
+            Outcome::Other(status) => bail!("answered {status}"),
+        }
+    };
+    let mut connection = pin!(connection);
+    let elapsed = tokio::select! {
+        // The answer is polled first; the connection ends before it only when it broke.
+        biased;
+        elapsed = exchange => elapsed?,
+        ended = &mut connection => {
+            ended.context("the connection failed")?;
+            bail!("the server closed the connection before answering");
+        }
+    };
+    connection.await.context("the connection failed")?;
+    Ok(elapsed)
+}
+
+/// Drives every connection in the calling task; ends when all have closed or one has failed.
+async fn drive_all<F>(connections: Vec<F>) -> Result<(), hyper::Error>
+where
+    F: Future<Output = Result<(), hyper::Error>>,
+{
+    let mut open: Vec<Pin<Box<F>>> = connections.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(move |cx| {
+        let mut failed = None;
+        open.retain_mut(|connection| match connection.as_mut().poll(cx) {
+            Poll::Pending => true,
+            Poll::Ready(Ok(())) => false,
+            Poll::Ready(Err(err)) => {
+                failed = Some(err);
+                false
+            }
+        });
+        match failed {
+            Some(err) => Poll::Ready(Err(err)),
+            None if open.is_empty() => Poll::Ready(Ok(())),
+            None => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// The results of a closed-loop load run with several connections.
@@ -205,7 +335,8 @@ async fn client(
     };
     let requests = async {
         while tickets.fetch_add(1, Ordering::Relaxed) < total && Instant::now() < deadline {
-            match send(&mut sender, request(target, payload)?, payload).await? {
+            let request = request(target, payload)?;
+            match send(&mut sender, request, target.exchange, payload).await? {
                 Outcome::Echoed => tally.echoed += 1,
                 Outcome::Mismatch => tally.mismatches += 1,
                 Outcome::Throttled => tally.throttled += 1,
@@ -244,30 +375,38 @@ async fn connect(
 }
 
 fn request(target: &Target, payload: &Bytes) -> anyhow::Result<Request<Full<Bytes>>> {
-    Ok(Request::post(target.path.as_str())
-        .header(header::HOST, target.addr.to_string())
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(payload.clone()))?)
+    let builder = Request::builder()
+        .uri(target.path.as_str())
+        .header(header::HOST, target.addr.to_string());
+    Ok(match target.exchange {
+        Exchange::Echo => builder
+            .method(Method::POST)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(payload.clone()))?,
+        Exchange::Get => builder.method(Method::GET).body(Full::new(Bytes::new()))?,
+    })
 }
 
-/// Sends one request and reads the whole answer, within [`REQUEST_LIMIT`].
+/// Sends one request and reads the whole answer, within [`REQUEST_LIMIT`]; `exchange` says
+/// which answer is right.
 async fn send(
     sender: &mut SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
+    exchange: Exchange,
     payload: &Bytes,
 ) -> anyhow::Result<Outcome> {
-    let exchange = async {
+    let answer = async {
         sender.ready().await?;
         let response = sender.send_request(request).await?;
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
         anyhow::Ok((status, body))
     };
-    let (status, body) = tokio::time::timeout(REQUEST_LIMIT, exchange)
+    let (status, body) = tokio::time::timeout(REQUEST_LIMIT, answer)
         .await
         .with_context(|| format!("no answer within {REQUEST_LIMIT:?}"))??;
     Ok(match status {
-        StatusCode::OK if body == *payload => Outcome::Echoed,
+        StatusCode::OK if exchange == Exchange::Get || body == *payload => Outcome::Echoed,
         StatusCode::OK => Outcome::Mismatch,
         StatusCode::TOO_MANY_REQUESTS => Outcome::Throttled,
         other => Outcome::Other(other),

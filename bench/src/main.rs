@@ -1,6 +1,6 @@
 //! `coldstart-bench [--quick]`: measures coldstart's invoke path against a bare hyper floor and
-//! against the official `lambda_runtime` crate, prints the table and writes it to
-//! `bench/results/invoke.txt`.
+//! against the official `lambda_runtime` crate, and `coldstart up` from spawn to ready; prints
+//! the table and writes it to `bench/results/invoke.txt`.
 //!
 //! Run it through `bench/run.sh`, which builds the release binaries first and adds the boto3
 //! figures. See `bench/README.md` for what each figure means.
@@ -10,7 +10,9 @@
 //! - `client`: the HTTP/1.1 load generator every invoke measurement shares.
 //! - `floor`: the bare hyper echo server the invoke path is compared with.
 //! - `startup`: the stub Runtime API that times spawn → first `next`.
-//! - `process`: child processes killed by process group on drop; `coldstart run` and its banner.
+//! - `process`: child processes killed by process group on drop; servers with a start-up banner;
+//!   `coldstart run`.
+//! - `up`: `coldstart up` with a config in a temporary folder, and its endpoint table.
 //! - `stats`: percentiles and means.
 //! - `report`: the results table.
 
@@ -21,6 +23,7 @@ mod process;
 mod report;
 mod startup;
 mod stats;
+mod up;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -29,6 +32,7 @@ use anyhow::{Context as _, bail};
 
 use crate::measure::{Binaries, Plan};
 use crate::report::{Machine, Results};
+use crate::up::ConfigDir;
 
 /// Where the table is written.
 const RESULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/results/invoke.txt");
@@ -65,11 +69,8 @@ fn run() -> anyhow::Result<()> {
         .context("building the client's runtime")?;
     let payload = client::payload();
 
-    eprintln!("floor: bare hyper echo");
-    let floor = measure::floor(&rt, &plan, &payload)?;
-    eprintln!("sequential warm invokes");
-    let warm_ours = measure::warm_invokes(&rt, &plan, &payload, &bins.coldstart, &bins.echo)?;
-    let warm_lr = measure::warm_invokes(&rt, &plan, &payload, &bins.coldstart, &bins.lr_echo)?;
+    eprintln!("sequential warm invokes: floor and both runtimes, interleaved");
+    let warm = measure::warm_invokes(&rt, &plan, &payload, &bins)?;
     eprintln!("throughput");
     let load_ours = measure::throughput(&rt, &plan, &payload, &bins.coldstart, &bins.echo)?;
     let load_lr = measure::throughput(&rt, &plan, &payload, &bins.coldstart, &bins.lr_echo)?;
@@ -79,17 +80,23 @@ fn run() -> anyhow::Result<()> {
     ];
     eprintln!("spawn -> first next");
     let startup = measure::spawn_to_next(&rt, &plan, &[&bins.echo, &bins.lr_echo])?;
+    let config = ConfigDir::echo(&bins.echo.path)?;
+    eprintln!("coldstart up -> ready");
+    let up = measure::up_to_ready(&rt, &plan, &bins.coldstart, &bins.echo, &config)?;
+    eprintln!("warm Function URL: coldstart up and the floor, interleaved");
+    let url = measure::warm_function_url(&rt, &plan, &bins.coldstart, &bins.echo, &config)?;
+    drop(config);
 
     let results = Results {
         machine: Machine::detect(),
         plan,
-        floor,
-        warm_ours,
-        warm_lr,
+        warm,
         load_ours,
         load_lr,
         sizes,
         startup,
+        up,
+        url,
     };
     let table = results.to_string();
     print!("{table}");

@@ -1,25 +1,27 @@
-//! One function per measurement of the table: the floor, sequential warm invokes, throughput,
-//! binary size and spawn → first `next`.
+//! One function per measurement of the table: sequential warm invokes (with the floor),
+//! throughput, binary size, spawn → first `next`, `coldstart up` → ready and the warm Function URL.
 //!
 //! Each starts what it measures, measures it and stops it again before returning, so the
-//! measurements never overlap. Async work runs on the caller's current-thread runtime (the
+//! measurements never overlap; inside one, targets compared with each other run at once and are
+//! measured in interleaved rounds. Async work runs on the caller's current-thread runtime (the
 //! client: one thread, driving its sockets itself); starting and stopping processes happens
 //! outside it.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
 use bytes::Bytes;
 use coldstart_protocol::invoke;
 use http::StatusCode;
 use tokio::runtime::Runtime;
 
-use crate::client::{self, Load, Target};
+use crate::client::{self, Exchange, Load, Rounds, Target};
 use crate::floor::FloorServer;
 use crate::process::Emulator;
 use crate::startup;
 use crate::stats::Summary;
+use crate::up::{self, ConfigDir, Door, Endpoint, Up};
 
 /// The function name `coldstart run` serves (as the Runtime Interface Emulator does).
 const FUNCTION_NAME: &str = "function";
@@ -29,10 +31,14 @@ const FUNCTION_NAME: &str = "function";
 pub struct Plan {
     /// Quick mode: every count cut by 10×.
     pub quick: bool,
-    /// Sequential requests before measuring. Default: 300.
+    /// Sequential requests per target before the interleaved rounds. Default: 300.
     pub warmup: usize,
-    /// Sequential requests measured. Default: 3,000.
-    pub invokes: usize,
+    /// Interleaved rounds of sequential requests; each sends one block to every target.
+    /// Default: 30.
+    pub rounds: usize,
+    /// Measured requests per block, after the block's first (discarded) request. Not cut in quick
+    /// mode: it sets how long each target pauses. Default: 100.
+    pub block: usize,
     /// Concurrent clients of the throughput run. Default: 8.
     pub clients: usize,
     /// Requests of the throughput warm-up, not counted. Default: 2,000.
@@ -45,6 +51,8 @@ pub struct Plan {
     pub load_concurrency: usize,
     /// Spawn → first `next` runs per function. Default: 50.
     pub startup_runs: usize,
+    /// `coldstart up` → ready runs. Default: 20.
+    pub up_runs: usize,
 }
 
 impl Plan {
@@ -53,13 +61,24 @@ impl Plan {
         Self {
             quick,
             warmup: 300 / scale,
-            invokes: 3_000 / scale,
+            rounds: 30 / scale,
+            block: 100,
             clients: 8,
             load_warmup: 2_000 / scale,
             load_total: 40_000 / scale,
             load_limit: Duration::from_secs(30),
             load_concurrency: 2,
             startup_runs: 50 / scale,
+            up_runs: 20 / scale,
+        }
+    }
+
+    /// The interleaved rounds of every sequential measurement.
+    pub fn rounds(&self) -> Rounds {
+        Rounds {
+            warmup: self.warmup,
+            rounds: self.rounds,
+            block: self.block,
         }
     }
 }
@@ -116,8 +135,11 @@ impl Binaries {
 #[derive(Debug)]
 pub struct Latency {
     pub label: String,
+    /// The measured requests.
     pub summary: Summary,
-    /// 200s whose body was not the payload.
+    /// The first request of each block, discarded from `summary` (it may thaw a frozen sandbox).
+    pub firsts: Summary,
+    /// 200s whose body was not the expected one.
     pub mismatches: usize,
     /// Answers other than 200, and the status of the last one.
     pub failures: usize,
@@ -150,43 +172,77 @@ pub struct Startup {
     pub summary: Summary,
 }
 
-/// The floor: the bench's client against a bare hyper echo server.
-pub fn floor(rt: &Runtime, plan: &Plan, payload: &Bytes) -> anyhow::Result<Latency> {
-    let server = FloorServer::start()?;
-    let target = Target {
-        addr: server.addr,
-        path: invoke::invoke_path(FUNCTION_NAME),
-    };
-    let result = rt.block_on(client::sequential(
-        &target,
-        payload,
-        plan.warmup,
-        plan.invokes,
-    ))?;
-    drop(server);
-    latency("floor (bare hyper echo)".into(), result, Vec::new())
+/// Sequential warm invokes, the three targets measured together.
+#[derive(Debug)]
+pub struct WarmInvokes {
+    /// The bare hyper echo.
+    pub floor: Latency,
+    /// coldstart-runtime behind `coldstart run`.
+    pub ours: Latency,
+    /// lambda_runtime behind `coldstart run`.
+    pub lr: Latency,
 }
 
-/// Sequential warm invokes of `function` through `coldstart run`.
+/// `coldstart up` from spawn until every endpoint has answered, over several runs.
+#[derive(Debug)]
+pub struct UpToReady {
+    /// The function served.
+    pub label: String,
+    /// Spawn → the `ready in` line read from `up`'s stderr.
+    pub banner: Summary,
+    /// The `ready in` figure coldstart printed.
+    pub printed: Summary,
+    /// Spawn → every endpoint answered one request.
+    pub ready: Summary,
+    /// The first Invoke API request's round trip: it spawns the sandbox.
+    pub first_invoke: Summary,
+    /// What `up` printed on stderr besides its banner, by run.
+    pub notes: Vec<String>,
+}
+
+/// Sequential GETs to a Function URL of `coldstart up`, with the floor measured together.
+#[derive(Debug)]
+pub struct WarmFunctionUrl {
+    /// The bare hyper echo, answering the same GETs.
+    pub floor: Latency,
+    pub url: Latency,
+}
+
+/// Sequential warm invokes of the floor and of both functions through `coldstart run`, all three
+/// served at once and measured in interleaved rounds ([`client::interleaved`]).
 pub fn warm_invokes(
     rt: &Runtime,
     plan: &Plan,
     payload: &Bytes,
-    coldstart: &Path,
-    function: &Function,
-) -> anyhow::Result<Latency> {
-    let emulator = Emulator::start(coldstart, &function.path, None)?;
-    let target = emulator_target(&emulator);
-    let result = rt.block_on(client::sequential(
-        &target,
-        payload,
-        plan.warmup,
-        plan.invokes,
-    ));
-    // Stopped before `?`, so a failed run still reports what the emulator said.
-    let notes = emulator.stop()?;
-    let result = result.with_context(|| format!("{}: {}", function.label, notes.join("\n")))?;
-    latency(format!("coldstart + {}", function.label), result, notes)
+    bins: &Binaries,
+) -> anyhow::Result<WarmInvokes> {
+    let floor = FloorServer::start()?;
+    let ours = Emulator::start(&bins.coldstart, &bins.echo.path, None)?;
+    let lr = Emulator::start(&bins.coldstart, &bins.lr_echo.path, None)?;
+    let targets = [
+        floor_target(&floor, Exchange::Echo, invoke::invoke_path(FUNCTION_NAME)),
+        emulator_target(&ours),
+        emulator_target(&lr),
+    ];
+    let result = rt.block_on(client::interleaved(&targets, payload, plan.rounds()));
+    // Stopped before `?`, so a failed run still reports what the emulators said.
+    let notes_ours = ours.stop()?;
+    let notes_lr = lr.stop()?;
+    drop(floor);
+    let result = result.with_context(|| {
+        let said = notes_ours.iter().chain(&notes_lr);
+        format!(
+            "sequential warm invokes: {}",
+            said.cloned().collect::<Vec<_>>().join("\n")
+        )
+    })?;
+    let [floor, ours, lr] = <[client::Sequential; 3]>::try_from(result)
+        .map_err(|_| anyhow!("the interleaved run lost a target"))?;
+    Ok(WarmInvokes {
+        floor: latency("floor (bare hyper echo)".into(), floor, Vec::new())?,
+        ours: latency(format!("coldstart + {}", bins.echo.label), ours, notes_ours)?,
+        lr: latency(format!("coldstart + {}", bins.lr_echo.label), lr, notes_lr)?,
+    })
 }
 
 /// Throughput of `function` through `coldstart run --concurrency N` with several clients.
@@ -272,10 +328,134 @@ pub fn spawn_to_next(
         .collect()
 }
 
+/// `coldstart up` → ready: `plan.up_runs` runs, after one unmeasured run that loads the binaries
+/// into the page cache. Each run spawns `up` with `config` and sends one request to every
+/// endpoint of [`up::FUNCTION`], the Invoke API first (its round trip includes the sandbox's
+/// spawn), then the Function URL and the HTTP API.
+pub fn up_to_ready(
+    rt: &Runtime,
+    plan: &Plan,
+    coldstart: &Path,
+    function: &Function,
+    config: &ConfigDir,
+) -> anyhow::Result<UpToReady> {
+    up_once(rt, coldstart, config).context("the unmeasured run of coldstart up")?;
+    let mut runs = Vec::with_capacity(plan.up_runs);
+    let mut notes = Vec::new();
+    for n in 1..=plan.up_runs {
+        let run =
+            up_once(rt, coldstart, config).with_context(|| format!("run {n} of coldstart up"))?;
+        notes.extend(run.notes.iter().map(|note| format!("run {n}: {note}")));
+        runs.push(run);
+    }
+    let summary = |figure: fn(&UpRun) -> Duration| {
+        Summary::of(runs.iter().map(figure).collect()).context("no runs of coldstart up")
+    };
+    Ok(UpToReady {
+        label: function.label.into(),
+        banner: summary(|run| run.banner)?,
+        printed: summary(|run| run.printed)?,
+        ready: summary(|run| run.ready)?,
+        first_invoke: summary(|run| run.first_invoke)?,
+        notes,
+    })
+}
+
+/// One run of [`up_to_ready`].
+#[derive(Debug)]
+struct UpRun {
+    banner: Duration,
+    printed: Duration,
+    ready: Duration,
+    first_invoke: Duration,
+    notes: Vec<String>,
+}
+
+fn up_once(rt: &Runtime, coldstart: &Path, config: &ConfigDir) -> anyhow::Result<UpRun> {
+    let started = Instant::now();
+    let up = Up::start(coldstart, &config.config)?;
+    let answered = rt.block_on(answer_every_door(&up));
+    let ready = started.elapsed();
+    let (banner, printed) = (up.banner.at.duration_since(started), up.banner.ready);
+    // Stopped before `?`, so a failed run still reports what `up` said.
+    let notes = up.stop()?;
+    let first_invoke = answered.with_context(|| notes.join("\n"))?;
+    Ok(UpRun {
+        banner,
+        printed,
+        ready,
+        first_invoke,
+        notes,
+    })
+}
+
+/// One request to each endpoint of [`up::FUNCTION`], in turn: the Invoke API (POST `{}`, which
+/// must come back), the Function URL and the HTTP API (GET `/`, any 200). Returns the Invoke API's
+/// round trip.
+async fn answer_every_door(up: &Up) -> anyhow::Result<Duration> {
+    let object = Bytes::from_static(b"{}");
+    let invoke = up.endpoint(up::FUNCTION, Door::InvokeApi)?;
+    let first = client::first_answer(&endpoint_target(invoke, Exchange::Echo), &object)
+        .await
+        .context("the Invoke API")?;
+    for door in [Door::FunctionUrl, Door::HttpApi] {
+        let endpoint = up.endpoint(up::FUNCTION, door)?;
+        client::first_answer(&endpoint_target(endpoint, Exchange::Get), &object)
+            .await
+            .with_context(|| format!("{door:?} {}{}", endpoint.addr, endpoint.path))?;
+    }
+    Ok(first)
+}
+
+/// Sequential GETs to the Function URL of [`up::FUNCTION`] under one `coldstart up`, and the same
+/// GETs to the floor, measured in interleaved rounds ([`client::interleaved`]).
+pub fn warm_function_url(
+    rt: &Runtime,
+    plan: &Plan,
+    coldstart: &Path,
+    function: &Function,
+    config: &ConfigDir,
+) -> anyhow::Result<WarmFunctionUrl> {
+    let floor = FloorServer::start()?;
+    let up = Up::start(coldstart, &config.config)?;
+    let url = up.endpoint(up::FUNCTION, Door::FunctionUrl)?;
+    let targets = [
+        floor_target(&floor, Exchange::Get, url.path.clone()),
+        endpoint_target(url, Exchange::Get),
+    ];
+    let result = rt.block_on(client::interleaved(&targets, &Bytes::new(), plan.rounds()));
+    let notes = up.stop()?;
+    drop(floor);
+    let result = result.with_context(|| format!("warm Function URL: {}", notes.join("\n")))?;
+    let [floor, url] = <[client::Sequential; 2]>::try_from(result)
+        .map_err(|_| anyhow!("the interleaved run lost a target"))?;
+    Ok(WarmFunctionUrl {
+        floor: latency("floor (bare hyper echo, GET)".into(), floor, Vec::new())?,
+        url: latency(format!("Function URL, {}", function.label), url, notes)?,
+    })
+}
+
+fn floor_target(floor: &FloorServer, exchange: Exchange, path: String) -> Target {
+    Target {
+        addr: floor.addr,
+        path,
+        exchange,
+    }
+}
+
+fn endpoint_target(endpoint: &Endpoint, exchange: Exchange) -> Target {
+    Target {
+        addr: endpoint.addr,
+        path: endpoint.path.clone(),
+        exchange,
+    }
+}
+
 fn emulator_target(emulator: &Emulator) -> Target {
     Target {
         addr: emulator.addr,
         path: invoke::invoke_path(FUNCTION_NAME),
+        exchange: Exchange::Echo,
     }
 }
 
@@ -287,6 +467,7 @@ fn latency(
     Ok(Latency {
         label,
         summary: Summary::of(result.latencies).context("no requests measured")?,
+        firsts: Summary::of(result.firsts).context("no rounds")?,
         mismatches: result.mismatches,
         failures: result.failures,
         failure_status: result.failure_status,

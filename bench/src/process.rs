@@ -1,5 +1,5 @@
-//! Child processes the bench starts: a guard that always reaps the whole process group, and the
-//! `coldstart run` emulator with its address read from its start-up banner.
+//! Child processes the bench starts: a guard that always reaps the whole process group, a server
+//! whose start-up banner is read from its stderr, and the `coldstart run` emulator.
 //!
 //! Separate from the measurements so that no early return or panic in them can leave a process
 //! behind: everything spawned here is killed (by process group) and waited for on `Drop`.
@@ -12,17 +12,17 @@ use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-/// How long `coldstart run` may take to print its banner. Default: 10 seconds.
+/// How long a server may take to print its banner. Default: 10 seconds.
 const READY_LIMIT: Duration = Duration::from_secs(10);
 /// How long a process gets to exit after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-/// How long to wait for the last stderr lines once the emulator has exited.
+/// How long to wait for the last stderr lines once a server has exited.
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 /// The prefix of the one line `coldstart run` prints on stderr when it is serving.
 const BANNER: &str = "coldstart: serving ";
@@ -100,16 +100,125 @@ fn signal_group(group: Pid, signal: Signal) {
     let _ = killpg(group, signal);
 }
 
+/// What a [`Banner`] made of one stderr line.
+#[derive(Debug)]
+pub enum Read<T> {
+    /// Not part of the banner: kept for the report.
+    Other,
+    /// Part of a banner that goes on.
+    Part,
+    /// The banner's last line, and what the banner said.
+    Done(T),
+}
+
+/// Recognises a server's start-up banner in its stderr, one line at a time.
+pub trait Banner: Send + 'static {
+    /// What the banner says: an address, a table of endpoints.
+    type Found: Send + 'static;
+    /// Reads `line`, read from the pipe at `at`.
+    fn read(&mut self, line: &str, at: Instant) -> Read<Self::Found>;
+}
+
+/// A process that serves once it has printed a banner on stderr. A thread reads its stderr to the
+/// end; every line besides the banner is kept to be reported.
+#[derive(Debug)]
+pub struct Server {
+    process: Process,
+    /// Every stderr line outside the banner. The drain thread holds the other reference.
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// Disconnects when the drain thread reaches the end of stderr (the server has exited).
+    drained: mpsc::Receiver<()>,
+}
+
+impl Server {
+    /// Spawns `command` (its stderr piped over whatever it said) and waits up to [`READY_LIMIT`]
+    /// for `banner` to be complete.
+    pub fn start<B: Banner>(mut command: Command, banner: B) -> anyhow::Result<(Self, B::Found)> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        command.stderr(Stdio::piped());
+        let mut process = Process::spawn(command)?;
+        let stderr = process
+            .take_stderr()
+            .with_context(|| format!("{program}'s stderr is not piped"))?;
+
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (found_tx, found_rx) = mpsc::channel();
+        // The drain thread holds `drained_tx`: dropping it at the end of stderr tells `stop` that
+        // every line is in.
+        let (drained_tx, drained) = mpsc::channel::<()>();
+        let sink = Arc::clone(&lines);
+        thread::spawn(move || {
+            let _drained_tx = drained_tx;
+            drain_stderr(stderr, banner, found_tx, &sink);
+        });
+
+        // A closed channel means stderr ended before the banner did: the server exited.
+        let found = match found_rx.recv_timeout(READY_LIMIT) {
+            Ok(found) => found,
+            Err(err) => {
+                let _ = drained.recv_timeout(DRAIN_LIMIT);
+                let said = lines.lock().map(|l| l.join("\n")).unwrap_or_default();
+                bail!("{program} did not start serving ({err}); its stderr:\n{said}");
+            }
+        };
+        let server = Self {
+            process,
+            stderr: lines,
+            drained,
+        };
+        Ok((server, found))
+    }
+
+    /// Stops the server with SIGTERM (coldstart stops its sandboxes) and returns what it printed
+    /// on stderr besides the banner: warnings and errors worth reporting.
+    pub fn stop(self) -> anyhow::Result<Vec<String>> {
+        let status = self.process.stop().context("stopping coldstart")?;
+        // Ends at once when the drain thread has already finished (sender dropped).
+        let _ = self.drained.recv_timeout(DRAIN_LIMIT);
+        let mut lines = self.stderr.lock().map(|l| l.clone()).unwrap_or_default();
+        if !status.success() {
+            lines.push(format!("coldstart exited with {status} after SIGTERM"));
+        }
+        Ok(lines)
+    }
+}
+
+/// Reads `stderr` to its end: `banner` reads each line until its banner is complete, which goes to
+/// `found`; every other line goes to `lines`. Reading on keeps the pipe from filling up and
+/// blocking the server.
+fn drain_stderr<B: Banner>(
+    stderr: ChildStderr,
+    mut banner: B,
+    found: mpsc::Sender<B::Found>,
+    lines: &Mutex<Vec<String>>,
+) {
+    let mut complete = false;
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        let at = Instant::now();
+        if !complete {
+            match banner.read(&line, at) {
+                Read::Other => {}
+                Read::Part => continue,
+                Read::Done(what) => {
+                    complete = true;
+                    let _ = found.send(what);
+                    continue;
+                }
+            }
+        }
+        if let Ok(mut lines) = lines.lock() {
+            lines.push(line);
+        }
+    }
+}
+
 /// A `coldstart run` process serving one function on an ephemeral loopback port.
 #[derive(Debug)]
 pub struct Emulator {
-    process: Process,
+    server: Server,
     /// The Invoke API's address, from the banner.
     pub addr: SocketAddr,
-    /// Every stderr line after the banner. The drain thread holds the other reference.
-    stderr: Arc<Mutex<Vec<String>>>,
-    /// Disconnects when the drain thread reaches the end of stderr (the emulator has exited).
-    drained: mpsc::Receiver<()>,
 }
 
 impl Emulator {
@@ -130,65 +239,26 @@ impl Emulator {
             .arg(bootstrap)
             .env("COLDSTART_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut process = Process::spawn(command)?;
-        let stderr = process
-            .take_stderr()
-            .context("coldstart's stderr is not piped")?;
-
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = mpsc::channel();
-        // The drain thread holds `drained_tx`: dropping it at the end of stderr tells `stop` that
-        // every line is in.
-        let (drained_tx, drained) = mpsc::channel::<()>();
-        let sink = Arc::clone(&lines);
-        thread::spawn(move || {
-            let _drained_tx = drained_tx;
-            drain_stderr(stderr, addr_tx, &sink);
-        });
-
-        // A closed channel means stderr ended without a banner: the emulator exited.
-        let addr = match addr_rx.recv_timeout(READY_LIMIT) {
-            Ok(addr) => addr,
-            Err(err) => {
-                let _ = drained.recv_timeout(DRAIN_LIMIT);
-                let said = lines.lock().map(|l| l.join("\n")).unwrap_or_default();
-                bail!("coldstart did not start serving ({err}); its stderr:\n{said}");
-            }
-        };
-        Ok(Self {
-            process,
-            addr,
-            stderr: lines,
-            drained,
-        })
+            .stdout(Stdio::null());
+        let (server, addr) = Server::start(command, RunBanner)?;
+        Ok(Self { server, addr })
     }
 
-    /// Stops the emulator with SIGTERM (it stops its sandboxes) and returns what it printed on
-    /// stderr besides the banner: warnings and errors worth reporting.
+    /// Stops the emulator; see [`Server::stop`].
     pub fn stop(self) -> anyhow::Result<Vec<String>> {
-        let status = self.process.stop().context("stopping coldstart")?;
-        // Ends at once when the drain thread has already finished (sender dropped).
-        let _ = self.drained.recv_timeout(DRAIN_LIMIT);
-        let mut lines = self.stderr.lock().map(|l| l.clone()).unwrap_or_default();
-        if !status.success() {
-            lines.push(format!("coldstart exited with {status} after SIGTERM"));
-        }
-        Ok(lines)
+        self.server.stop()
     }
 }
 
-/// Reads `stderr` to its end: the banner's address goes to `addr`, every other line to `lines`.
-/// Reading on keeps the pipe from filling up and blocking the emulator.
-fn drain_stderr(stderr: ChildStderr, addr: mpsc::Sender<SocketAddr>, lines: &Mutex<Vec<String>>) {
-    for line in BufReader::new(stderr).lines() {
-        let Ok(line) = line else { break };
-        if let Some(found) = banner_addr(&line) {
-            let _ = addr.send(found);
-        } else if let Ok(mut lines) = lines.lock() {
-            lines.push(line);
-        }
+/// The one-line banner of `coldstart run`.
+#[derive(Debug)]
+struct RunBanner;
+
+impl Banner for RunBanner {
+    type Found = SocketAddr;
+
+    fn read(&mut self, line: &str, _at: Instant) -> Read<SocketAddr> {
+        banner_addr(line).map_or(Read::Other, Read::Done)
     }
 }
 

@@ -3,9 +3,12 @@
 
 use std::fmt;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::client::PAYLOAD_LEN;
-use crate::measure::{Latency, Plan, Size, Startup, Throughput, ratio};
+use crate::measure::{
+    Latency, Plan, Size, Startup, Throughput, UpToReady, WarmFunctionUrl, WarmInvokes, ratio,
+};
 use crate::stats::{micros, millis};
 
 /// Warm invoke p50 of coldstart with our runtime: at most this many times the floor's.
@@ -14,6 +17,12 @@ const FLOOR_RATIO_TARGET: f64 = 2.5;
 const CARGO_LAMBDA_RATE: f64 = 3_500.0;
 /// Throughput target as a multiple of [`CARGO_LAMBDA_RATE`].
 const RATE_TARGET_FACTOR: f64 = 5.0;
+/// `coldstart up` until every endpoint has answered, median (the issue's target; builds excluded).
+const UP_READY_TARGET: Duration = Duration::from_millis(100);
+/// The first invoke after `up` (it spawns the sandbox), median.
+const COLD_START_TARGET: Duration = Duration::from_millis(5);
+/// Warm Function URL p50: at most this many times the floor's.
+const FUNCTION_URL_RATIO_TARGET: f64 = 3.0;
 /// Width of the row labels.
 const LABEL: usize = 40;
 
@@ -45,17 +54,18 @@ impl Machine {
 pub struct Results {
     pub machine: Machine,
     pub plan: Plan,
-    pub floor: Latency,
-    /// Sequential warm invokes with coldstart-runtime.
-    pub warm_ours: Latency,
-    /// Sequential warm invokes with lambda_runtime.
-    pub warm_lr: Latency,
+    /// Sequential warm invokes: the floor and both runtimes.
+    pub warm: WarmInvokes,
     /// Throughput with coldstart-runtime.
     pub load_ours: Throughput,
     /// Throughput with lambda_runtime.
     pub load_lr: Throughput,
     pub sizes: Vec<Size>,
     pub startup: Vec<Startup>,
+    /// `coldstart up` → ready, and its first invoke.
+    pub up: UpToReady,
+    /// Sequential GETs to a Function URL of `coldstart up`, with the floor.
+    pub url: WarmFunctionUrl,
 }
 
 impl fmt::Display for Results {
@@ -65,6 +75,8 @@ impl fmt::Display for Results {
         self.throughput(f)?;
         self.sizes(f)?;
         self.startup(f)?;
+        self.up(f)?;
+        self.function_url(f)?;
         self.notes(f)
     }
 }
@@ -91,32 +103,17 @@ impl Results {
     }
 
     fn sequential(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plan = &self.plan;
+        let warm = &self.warm;
         writeln!(f)?;
         writeln!(
             f,
-            "Sequential warm invokes: one connection, {} warm-up + {} measured (us)",
-            plan.warmup, plan.invokes
+            "Sequential warm invokes: floor and both runtimes served at once, one keep-alive \
+             connection each (us)"
         )?;
-        writeln!(
-            f,
-            "{:<LABEL$} {:>8} {:>8} {:>8} {:>8} {:>10}",
-            "", "p50", "p99", "mean", "non-200", "mismatches"
-        )?;
-        for row in [&self.floor, &self.warm_ours, &self.warm_lr] {
-            writeln!(
-                f,
-                "{:<LABEL$} {:>8} {:>8} {:>8} {:>8} {:>10}",
-                row.label,
-                micros(row.summary.p50),
-                micros(row.summary.p99),
-                micros(row.summary.mean),
-                failures(row.failures, row.failure_status.map(|s| s.as_u16())),
-                row.mismatches
-            )?;
-        }
-        let to_floor = ratio(self.warm_ours.summary.p50, self.floor.summary.p50);
-        let to_lr = ratio(self.warm_ours.summary.p50, self.warm_lr.summary.p50);
+        self.rounds(f)?;
+        latency_table(f, &[&warm.floor, &warm.ours, &warm.lr])?;
+        let to_floor = ratio(warm.ours.summary.p50, warm.floor.summary.p50);
+        let to_lr = ratio(warm.ours.summary.p50, warm.lr.summary.p50);
         writeln!(
             f,
             "  coldstart-runtime p50 / floor p50           {to_floor:5.2}x  \
@@ -128,6 +125,35 @@ impl Results {
             "  coldstart-runtime p50 / lambda_runtime p50  {to_lr:5.2}x  target <= 1x: {}",
             verdict(to_lr <= 1.0)
         )
+    }
+
+    /// How the interleaved sequential measurements send their requests.
+    fn rounds(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plan = &self.plan;
+        writeln!(
+            f,
+            "  {} warm-up requests each, then {} rounds; a round sends a block of 1 + {} \
+             sequential requests",
+            plan.warmup, plan.rounds, plan.block
+        )?;
+        writeln!(
+            f,
+            "  to every target in turn, the order rotated by one every round. The first request \
+             of a block comes"
+        )?;
+        writeln!(
+            f,
+            "  after the other targets' blocks, long enough for coldstart to freeze an idle \
+             sandbox (20 ms), and"
+        )?;
+        writeln!(
+            f,
+            "  thaws it: it is discarded ({} per target; its p50 under `1st p50`). {} measured \
+             per target;",
+            plan.rounds,
+            plan.rounds * plan.block
+        )?;
+        writeln!(f, "  non-200 and mismatches count the discarded ones too.")
     }
 
     fn throughput(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -212,12 +238,74 @@ impl Results {
         Ok(())
     }
 
+    fn up(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let up = &self.up;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "coldstart up -> ready: {} runs after 1 unmeasured, {} with a Function URL and an \
+             HTTP API, ports 0, no build (ms)",
+            self.plan.up_runs, up.label
+        )?;
+        writeln!(f, "{:<LABEL$} {:>8} {:>8}", "", "median", "p90")?;
+        for (label, summary) in [
+            ("spawn -> banner read", &up.banner),
+            ("`ready in` (coldstart's, whole ms)", &up.printed),
+            ("spawn -> every endpoint answered", &up.ready),
+            ("first invoke (sandbox spawn -> answer)", &up.first_invoke),
+        ] {
+            writeln!(
+                f,
+                "{label:<LABEL$} {:>8} {:>8}",
+                millis(summary.p50),
+                millis(summary.p90)
+            )?;
+        }
+        writeln!(
+            f,
+            "  spawn -> every endpoint answered, median  target <= {} ms: {}",
+            UP_READY_TARGET.as_millis(),
+            verdict(up.ready.p50 <= UP_READY_TARGET)
+        )?;
+        writeln!(
+            f,
+            "  first invoke, median                      target <= {} ms: {}",
+            COLD_START_TARGET.as_millis(),
+            verdict(up.first_invoke.p50 <= COLD_START_TARGET)
+        )
+    }
+
+    fn function_url(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = &self.url;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Warm Function URL: one coldstart up; GET / over one keep-alive connection, the floor \
+             answering the same GETs, any 200 right (us)"
+        )?;
+        self.rounds(f)?;
+        latency_table(f, &[&url.floor, &url.url])?;
+        let to_floor = ratio(url.url.summary.p50, url.floor.summary.p50);
+        writeln!(
+            f,
+            "  Function URL p50 / floor p50  {to_floor:5.2}x  \
+             target <= {FUNCTION_URL_RATIO_TARGET}x: {}",
+            verdict(to_floor <= FUNCTION_URL_RATIO_TARGET)
+        )
+    }
+
     /// What the emulator printed on stderr and why connections broke, if anything.
     fn notes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut notes = Vec::new();
-        for row in [&self.warm_ours, &self.warm_lr] {
+        for row in [&self.warm.ours, &self.warm.lr, &self.url.url] {
             notes.extend(row.notes.iter().map(|n| format!("{}: {n}", row.label)));
         }
+        notes.extend(
+            self.up
+                .notes
+                .iter()
+                .map(|n| format!("coldstart up -> ready, {n}")),
+        );
         for row in [&self.load_ours, &self.load_lr] {
             let broken = row
                 .warmup
@@ -241,6 +329,29 @@ impl Results {
         }
         Ok(())
     }
+}
+
+/// The rows of a sequential measurement, with their header.
+fn latency_table(f: &mut fmt::Formatter<'_>, rows: &[&Latency]) -> fmt::Result {
+    writeln!(
+        f,
+        "{:<LABEL$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        "", "p50", "p99", "mean", "1st p50", "non-200", "mismatches"
+    )?;
+    for row in rows {
+        writeln!(
+            f,
+            "{:<LABEL$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
+            row.label,
+            micros(row.summary.p50),
+            micros(row.summary.p99),
+            micros(row.summary.mean),
+            micros(row.firsts.p50),
+            failures(row.failures, row.failure_status.map(|s| s.as_u16())),
+            row.mismatches
+        )?;
+    }
+    Ok(())
 }
 
 /// `3 (502)`: a count with the status of the last one, when there were any.

@@ -1,12 +1,75 @@
-//! Reading request bodies with a size cap, shared by the Runtime API and the Invoke API.
+//! Bodies: reading request bodies with a size cap (shared by the Runtime API and every front
+//! door), and the response body type, which is either whole or fed chunk by chunk from a
+//! channel (streamed responses).
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::HeaderMap;
+use http_body::Frame;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
+use tokio::sync::mpsc;
 
 /// Every response body the emulator sends.
-pub(crate) type Body = Full<Bytes>;
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// All bytes at once, with a `Content-Length`.
+    Full(Full<Bytes>),
+    /// Frames as a producer sends them (chunked); the body ends when the producer drops its
+    /// sender.
+    Channel(mpsc::Receiver<Frame<Bytes>>),
+}
+
+impl Body {
+    /// A whole body.
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        Body::Full(Full::new(bytes.into()))
+    }
+
+    /// An empty body.
+    pub(crate) fn empty() -> Self {
+        Body::Full(Full::default())
+    }
+
+    /// A streamed body and the sender that feeds it. A small buffer keeps memory bounded
+    /// whatever the length: the producer waits while the client is slow.
+    pub(crate) fn channel() -> (mpsc::Sender<Frame<Bytes>>, Self) {
+        let (tx, rx) = mpsc::channel(4);
+        (tx, Body::Channel(rx))
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Body::Full(full) => Pin::new(full).poll_frame(cx),
+            Body::Channel(rx) => rx.poll_recv(cx).map(|frame| frame.map(Ok)),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(full) => full.is_end_stream(),
+            Body::Channel(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Body::Full(full) => full.size_hint(),
+            Body::Channel(_) => http_body::SizeHint::default(),
+        }
+    }
+}
 
 /// Why a body could not be read.
 #[derive(Debug)]

@@ -71,7 +71,10 @@ async fn handle(emulator: Emulator, req: Request<Incoming>) -> Response<Body> {
         Ok(request) => {
             let invocation_type = request.invocation_type;
             match emulator.invoke(&name, request).await {
-                Ok(response) => respond(invocation_type, response),
+                Ok(response) => {
+                    let response = response.buffered(limits::MAX_RUNTIME_RESPONSE).await;
+                    respond(invocation_type, response)
+                }
                 Err(err) => error_response(&err),
             }
         }
@@ -165,7 +168,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<&'a str
 }
 
 fn respond(invocation_type: InvocationType, response: InvokeResponse) -> Response<Body> {
-    let mut http = Response::new(Body::default());
+    let mut http = Response::new(Body::empty());
     let headers = http.headers_mut();
     if let Ok(id) = HeaderValue::from_str(&response.request_id) {
         headers.insert(invoke::REQUEST_ID, id);
@@ -182,7 +185,11 @@ fn respond(invocation_type: InvocationType, response: InvokeResponse) -> Respons
                 .and_then(|c| HeaderValue::from_str(&c).ok())
                 .unwrap_or(HeaderValue::from_static("application/json"));
             headers.insert(CONTENT_TYPE, content_type);
-            *http.body_mut() = Body::new(body);
+            *http.body_mut() = Body::full(body);
+        }
+        Outcome::Stream { .. } => {
+            // `buffered` read every stream whole before this point.
+            return error_response(&InvokeError::Service("unread response stream".into()));
         }
         Outcome::FunctionError { body, .. } => {
             headers.insert(
@@ -194,7 +201,7 @@ fn respond(invocation_type: InvocationType, response: InvokeResponse) -> Respons
                 HeaderValue::from_static(invoke::FUNCTION_ERROR_UNHANDLED),
             );
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            *http.body_mut() = Body::new(body);
+            *http.body_mut() = Body::full(body);
         }
     }
     if invocation_type == InvocationType::RequestResponse
@@ -219,7 +226,7 @@ fn error_response(err: &InvokeError) -> Response<Body> {
 }
 
 fn api_error_response(status: StatusCode, error_type: &str, body: &ApiErrorBody) -> Response<Body> {
-    let mut response = Response::new(Body::new(Bytes::from(body.to_json())));
+    let mut response = Response::new(Body::full(Bytes::from(body.to_json())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     if let Ok(t) = HeaderValue::from_str(error_type) {

@@ -56,6 +56,8 @@ pub use config::{FunctionConfig, Settings};
 pub use emulator::{Emulator, SHUTDOWN_GRACE};
 pub use error::{Error, InvokeError};
 pub use gateway::{HttpApi, PayloadVersion, RouteKey, Router, serve_function_url, serve_http_api};
-pub use invocation::{InvokeRequest, InvokeResponse, Outcome};
+pub use invocation::{
+    InvokeRequest, InvokeResponse, Outcome, ResponseStream, StreamError, StreamItem,
+};
 pub use invoke_api::serve_invoke_api;
 pub use logs::{LogSink, TracingSink};

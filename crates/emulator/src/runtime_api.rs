@@ -18,7 +18,9 @@ use coldstart_protocol::runtime::{self as rt, Route};
 use coldstart_protocol::{ErrorBody, limits};
 
 use crate::body::{Body, ReadError, read_limited};
-use crate::invocation::Outcome;
+use http_body_util::BodyExt;
+
+use crate::invocation::{Outcome, StreamError, StreamItem};
 use crate::sandbox::{Delivery, NextAction, Refusal, Sandbox};
 use crate::server;
 
@@ -62,7 +64,7 @@ async fn next(sandbox: &Arc<Sandbox>) -> Response<Body> {
 
 fn deliver(delivery: Delivery) -> Response<Body> {
     let inv = &delivery.invocation;
-    let mut response = Response::new(Body::new(inv.payload.clone()));
+    let mut response = Response::new(Body::full(inv.payload.clone()));
     let headers = response.headers_mut();
     put(headers, rt::REQUEST_ID, &inv.request_id);
     headers.insert(rt::DEADLINE_MS, HeaderValue::from(delivery.deadline_ms));
@@ -98,23 +100,25 @@ async fn response(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> R
         return refuse(refusal);
     }
     let (parts, body) = req.into_parts();
-    if let Some(mode) = parts.headers.get(rt::RESPONSE_MODE)
-        && mode != rt::RESPONSE_MODE_STREAMING
-    {
-        let outcome = Outcome::platform_error(
-            "Runtime.InvalidResponseModeHeader",
-            id,
-            "Invalid function response mode",
-        );
-        let _ = sandbox.answer(id, outcome);
-        return rapid_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidFunctionResponseMode",
-            "Invalid function response mode",
-        );
+    match parts.headers.get(rt::RESPONSE_MODE) {
+        None => {}
+        Some(mode) if mode == rt::RESPONSE_MODE_STREAMING => {
+            return stream(sandbox, id, &parts.headers, body).await;
+        }
+        Some(_) => {
+            let outcome = Outcome::platform_error(
+                "Runtime.InvalidResponseModeHeader",
+                id,
+                "Invalid function response mode",
+            );
+            let _ = sandbox.answer(id, outcome);
+            return rapid_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidFunctionResponseMode",
+                "Invalid function response mode",
+            );
+        }
     }
-    // A streamed response read through the buffered Invoke path is held to the buffered limit,
-    // as in Lambda.
     let read = match read_limited(&parts.headers, body, limits::MAX_RUNTIME_RESPONSE).await {
         Ok(read) => read,
         Err(ReadError::TooLarge) => {
@@ -128,7 +132,7 @@ async fn response(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> R
         Err(ReadError::Truncated) => return truncated(sandbox, id),
     };
     let outcome = match read.trailers.as_ref().and_then(trailer_error) {
-        Some(outcome) => outcome,
+        Some(StreamError { error_type, body }) => Outcome::FunctionError { error_type, body },
         None => Outcome::Response {
             body: read.bytes,
             content_type: parts
@@ -169,9 +173,129 @@ fn truncated(sandbox: &Arc<Sandbox>, id: &str) -> Response<Body> {
     )
 }
 
+/// Forwards a streamed `/response` to the caller chunk by chunk. Memory stays bounded: each
+/// chunk waits for room in the caller's small buffer. A caller that goes away stops nothing: the
+/// rest is read and dropped so the function finishes and its sandbox is freed.
+async fn stream(
+    sandbox: &Arc<Sandbox>,
+    id: &str,
+    headers: &HeaderMap,
+    mut body: Incoming,
+) -> Response<Body> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (tx, mut forced_end) = match sandbox.start_stream(id, content_type) {
+        Ok(started) => started,
+        Err(refusal) => return refuse(refusal),
+    };
+    let mut caller = Some(tx);
+    let mut total = 0usize;
+    let ended: Result<Option<StreamError>, (StreamError, Response<Body>)> = loop {
+        let frame = tokio::select! {
+            // The deadline passed or the runtime died: the sandbox ended the invocation.
+            forced = &mut forced_end => return forward_forced_end(forced.ok(), caller).await,
+            frame = body.frame() => frame,
+        };
+        let frame = match frame {
+            None => break Ok(None),
+            Some(Err(_)) => break Err(cut(id)),
+            Some(Ok(frame)) => frame,
+        };
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => match frame.into_trailers().ok().as_ref().and_then(trailer_error) {
+                Some(error) => break Ok(Some(error)),
+                None => continue,
+            },
+        };
+        total += data.len();
+        if total > limits::MAX_STREAMED_RESPONSE {
+            break Err(oversized(limits::MAX_STREAMED_RESPONSE));
+        }
+        if let Some(tx) = &caller {
+            let sent = tokio::select! {
+                sent = tx.send(StreamItem::Chunk(data)) => sent.is_ok(),
+                forced = &mut forced_end => return forward_forced_end(forced.ok(), caller).await,
+            };
+            if !sent {
+                caller = None;
+            }
+        }
+    };
+    let (error, to_runtime) = match ended {
+        Ok(error) => (error, accepted()),
+        Err((error, response)) => (Some(error), response),
+    };
+    match sandbox.finish_stream(id, error.as_ref()) {
+        Ok(log_tail) => {
+            if let Some(tx) = caller {
+                let _ = tx.send(StreamItem::End { error, log_tail }).await;
+            }
+            to_runtime
+        }
+        Err(refusal) => refuse(refusal),
+    }
+}
+
+/// Puts the sandbox's forced end (deadline, death) at the end of the caller's stream.
+async fn forward_forced_end(
+    end: Option<StreamItem>,
+    caller: Option<tokio::sync::mpsc::Sender<StreamItem>>,
+) -> Response<Body> {
+    if let (Some(end), Some(tx)) = (end, caller) {
+        let _ = tx.send(end).await;
+    }
+    refuse(Refusal::InvokeTimeout)
+}
+
+/// A streamed body cut short: `Runtime.TruncatedResponse`, and 400 to the runtime.
+fn cut(id: &str) -> (StreamError, Response<Body>) {
+    let error = StreamError {
+        error_type: "Runtime.TruncatedResponse".into(),
+        body: Bytes::from(
+            ErrorBody::new(
+                "Runtime.TruncatedResponse",
+                format!("RequestId: {id} Error: HTTP request detected as truncated"),
+            )
+            .to_json(),
+        ),
+    };
+    let response = rapid_error(
+        StatusCode::BAD_REQUEST,
+        "TruncatedHTTPRequest",
+        "HTTP request detected as truncated",
+    );
+    (error, response)
+}
+
+/// A streamed body over `limit`: `Function.ResponseSizeTooLarge`, and 413 to the runtime.
+fn oversized(limit: usize) -> (StreamError, Response<Body>) {
+    let error = StreamError {
+        error_type: "Function.ResponseSizeTooLarge".into(),
+        body: Bytes::from(
+            ErrorBody::new(
+                "Function.ResponseSizeTooLarge",
+                format!(
+                    "Response payload size exceeded maximum allowed payload size ({limit} bytes)."
+                ),
+            )
+            .to_json(),
+        ),
+    };
+    let response = rapid_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLarge",
+        &format!("Exceeded maximum allowed payload size ({limit} bytes)."),
+    );
+    (error, response)
+}
+
 /// An error reported mid-stream in `Lambda-Runtime-Function-Error-Type` /
-/// `Lambda-Runtime-Function-Error-Body` trailers.
-fn trailer_error(trailers: &HeaderMap) -> Option<Outcome> {
+/// `Lambda-Runtime-Function-Error-Body` trailers (the body is base64 of the error JSON; invalid
+/// base64 keeps the type, as rapid does).
+fn trailer_error(trailers: &HeaderMap) -> Option<StreamError> {
     let error_type = trailers
         .get(rt::FUNCTION_ERROR_TYPE)?
         .to_str()
@@ -186,7 +310,7 @@ fn trailer_error(trailers: &HeaderMap) -> Option<Outcome> {
         })
         .map(Bytes::from)
         .unwrap_or_else(|| Bytes::from(ErrorBody::new(&error_type, "").to_json()));
-    Some(Outcome::FunctionError { error_type, body })
+    Some(StreamError { error_type, body })
 }
 
 async fn error(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> Response<Body> {
@@ -254,7 +378,7 @@ fn strip_error_cause(headers: &HeaderMap, body: Bytes) -> Bytes {
 }
 
 fn accepted() -> Response<Body> {
-    let mut response = Response::new(Body::new(Bytes::from_static(rt::ACCEPTED_BODY.as_bytes())));
+    let mut response = Response::new(Body::full(Bytes::from_static(rt::ACCEPTED_BODY.as_bytes())));
     *response.status_mut() = StatusCode::ACCEPTED;
     response
         .headers_mut()
@@ -286,7 +410,7 @@ fn refuse(refusal: Refusal) -> Response<Body> {
 }
 
 fn rapid_error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> {
-    let mut response = Response::new(Body::new(Bytes::from(
+    let mut response = Response::new(Body::full(Bytes::from(
         ErrorBody::new(error_type, message).to_json(),
     )));
     *response.status_mut() = status;
@@ -297,7 +421,7 @@ fn rapid_error(status: StatusCode, error_type: &str, message: &str) -> Response<
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::new(Bytes::from_static(text.as_bytes())));
+    let mut response = Response::new(Body::full(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response
 }
@@ -342,14 +466,14 @@ mod tests {
             rt::FUNCTION_ERROR_BODY,
             HeaderValue::from_str(&encoded).unwrap_or(HeaderValue::from_static("")),
         );
-        let Some(Outcome::FunctionError { error_type, body }) = trailer_error(&trailers) else {
+        let Some(StreamError { error_type, body }) = trailer_error(&trailers) else {
             panic!("a trailer error is a function error");
         };
         assert_eq!(error_type, "Runtime.StreamError");
         assert_eq!(body, Bytes::from_static(br#"{"errorType":"E"}"#));
         trailers.insert(rt::FUNCTION_ERROR_BODY, HeaderValue::from_static("%%%"));
         assert_eq!(
-            trailer_error(&trailers).and_then(|o| o.error_type().map(str::to_owned)),
+            trailer_error(&trailers).map(|e| e.error_type),
             Some("Runtime.StreamError".to_owned())
         );
     }

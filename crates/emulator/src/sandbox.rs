@@ -17,12 +17,14 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{epoch_ms, iso_millis, ms2};
 use crate::function::Function;
-use crate::invocation::{Invocation, InvokeResponse, Outcome};
+use crate::invocation::{
+    Invocation, InvokeResponse, Outcome, ResponseStream, StreamError, StreamItem,
+};
 use crate::logs::LogCapture;
 use crate::pool::Vacated;
 use crate::process::{StatusFile, describe_exit, signal_group};
@@ -125,13 +127,28 @@ impl Phase {
 struct Running {
     invocation: Arc<Invocation>,
     deadline_ms: u64,
+    /// When the deadline passes, for a streamed answer (the sandbox then keeps the time).
+    deadline: Instant,
     /// The runtime has received it from `next`.
     delivered: bool,
     started: Instant,
     /// Init duration to report, on a cold start.
     init: Option<Duration>,
-    /// The caller waits on the other end; dropping it unanswered is a bug.
-    reply: oneshot::Sender<InvokeResponse>,
+    /// Where the answer goes.
+    answer: Answer,
+}
+
+/// Where an invocation's answer goes.
+enum Answer {
+    /// The caller waits on the other end for the whole answer; dropping it unanswered is a bug.
+    Pending(oneshot::Sender<InvokeResponse>),
+    /// The answer is being streamed to the caller by the Runtime API handler, which waits on
+    /// the other end of `abort` for an end forced by the deadline or the runtime's death.
+    Streaming {
+        abort: oneshot::Sender<StreamItem>,
+        /// The stream's deadline task waits on the other end; dropping this stops it.
+        _deadline: oneshot::Sender<()>,
+    },
 }
 
 struct State {
@@ -284,10 +301,11 @@ impl Sandbox {
         st.phase = Phase::Busy(Running {
             invocation,
             deadline_ms,
+            deadline: Instant::now() + self.function.config.timeout,
             delivered,
             started: Instant::now(),
             init,
-            reply,
+            answer: Answer::Pending(reply),
         });
         Ok(answer)
     }
@@ -633,22 +651,39 @@ impl Sandbox {
     }
 
     /// Answers the caller and writes `END` and `REPORT`. With Tail the log is completed before
-    /// the answer so that it carries `REPORT`; without, the caller is answered first.
+    /// the answer so that it carries `REPORT`; without, the caller is answered first. A streamed
+    /// answer is ended with `outcome`'s error.
     fn finish(&self, running: Running, outcome: Outcome, status: Option<ReportStatus>) {
         let duration = running.started.elapsed();
         let request_id = running.invocation.request_id.clone();
+        let reply = match running.answer {
+            Answer::Pending(reply) => reply,
+            Answer::Streaming { abort, .. } => {
+                self.logs.drain();
+                self.write_end_report(&request_id, duration, running.init, status);
+                let log_tail = self.logs.end_invocation();
+                let error = match outcome {
+                    Outcome::FunctionError { error_type, body } => {
+                        Some(StreamError { error_type, body })
+                    }
+                    _ => None,
+                };
+                let _ = abort.send(StreamItem::End { error, log_tail });
+                return;
+            }
+        };
         if running.invocation.log_tail {
             self.logs.drain();
             self.write_end_report(&request_id, duration, running.init, status);
             let log_tail = self.logs.end_invocation();
-            let _ = running.reply.send(InvokeResponse {
+            let _ = reply.send(InvokeResponse {
                 request_id,
                 outcome,
                 log_tail,
             });
         } else {
             // The caller may be gone; the invocation still ran and is still logged.
-            let _ = running.reply.send(InvokeResponse {
+            let _ = reply.send(InvokeResponse {
                 request_id: request_id.clone(),
                 outcome,
                 log_tail: None,
@@ -657,6 +692,84 @@ impl Sandbox {
             self.write_end_report(&request_id, duration, running.init, status);
             self.logs.end_invocation();
         }
+    }
+
+    /// The runtime began a streamed `/response`: answers the caller with the stream at once and
+    /// returns its sender, and where a forced end (deadline, runtime's death) will arrive. The
+    /// deadline keeps running while the stream does.
+    pub(crate) fn start_stream(
+        self: &Arc<Self>,
+        request_id: &str,
+        content_type: Option<String>,
+    ) -> Result<(mpsc::Sender<StreamItem>, oneshot::Receiver<StreamItem>), Refusal> {
+        let mut st = self.lock();
+        Self::answerable(&st, request_id)?;
+        let Phase::Busy(running) = &mut st.phase else {
+            return Err(Refusal::InvalidRequestId);
+        };
+        if !matches!(running.answer, Answer::Pending(_)) {
+            return Err(Refusal::InvalidStateTransition {
+                from: "Running",
+                to: "InvocationResponse",
+            });
+        }
+        let (abort, forced_end) = oneshot::channel();
+        let (deadline_guard, deadline_dropped) = oneshot::channel::<()>();
+        let Answer::Pending(reply) = std::mem::replace(
+            &mut running.answer,
+            Answer::Streaming {
+                abort,
+                _deadline: deadline_guard,
+            },
+        ) else {
+            return Err(Refusal::InvalidRequestId);
+        };
+        let deadline = running.deadline;
+        drop(st);
+        let (tx, stream) = ResponseStream::channel();
+        let _ = reply.send(InvokeResponse {
+            request_id: request_id.to_owned(),
+            outcome: Outcome::Stream {
+                content_type,
+                stream,
+            },
+            log_tail: None,
+        });
+        let sandbox = self.clone();
+        let id = request_id.to_owned();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline.into()) => sandbox.time_out(&id),
+                // The stream ended first.
+                _ = deadline_dropped => {}
+            }
+        });
+        Ok((tx, forced_end))
+    }
+
+    /// The runtime's streamed `/response` ended (`error` from its trailers, a cut, or the size
+    /// cap). Writes `END`/`REPORT` and returns the log tail for the stream's end.
+    pub(crate) fn finish_stream(
+        &self,
+        request_id: &str,
+        error: Option<&StreamError>,
+    ) -> Result<Option<Vec<u8>>, Refusal> {
+        let mut st = self.lock();
+        let streaming = matches!(&st.phase, Phase::Busy(r)
+            if r.invocation.request_id == request_id && matches!(r.answer, Answer::Streaming { .. }));
+        if !streaming {
+            return Err(Refusal::InvokeTimeout);
+        }
+        let Phase::Busy(running) = std::mem::replace(&mut st.phase, Phase::Finishing) else {
+            return Err(Refusal::InvalidRequestId);
+        };
+        st.last_request_id = Some(request_id.to_owned());
+        drop(st);
+        self.function.pool.on_responded();
+        let status = error.map(|e| ReportStatus::Error(e.error_type.clone()));
+        self.logs.drain();
+        self.write_end_report(request_id, running.started.elapsed(), running.init, status);
+        Ok(self.logs.end_invocation())
     }
 
     fn write_end_report(

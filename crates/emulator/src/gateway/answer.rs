@@ -62,7 +62,7 @@ fn read_v2(body: &Bytes) -> Option<Response<Body>> {
     let value: Value = serde_json::from_slice(body).ok()?;
     if !value.get("statusCode").is_some_and(Value::is_number) {
         // Not a response object: the JSON itself is the body.
-        let mut response = Response::new(Body::new(body.clone()));
+        let mut response = Response::new(Body::full(body.clone()));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -127,7 +127,7 @@ fn build(
         Some(AwsBody::Binary(data)) => Bytes::from(data),
         Some(_) => Bytes::new(),
     };
-    let mut response = Response::new(Body::new(bytes));
+    let mut response = Response::new(Body::full(bytes));
     *response.status_mut() = status;
     let out = response.headers_mut();
     for (name, value) in headers {
@@ -150,7 +150,7 @@ fn build(
 
 fn json_message(status: StatusCode, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "message": message }).to_string();
-    let mut response = Response::new(Body::new(Bytes::from(body)));
+    let mut response = Response::new(Body::full(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -161,7 +161,7 @@ fn json_message(status: StatusCode, message: &str) -> Response<Body> {
 
 /// A plain-text response.
 pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::new(Bytes::from_static(text.as_bytes())));
+    let mut response = Response::new(Body::full(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response
 }
@@ -231,14 +231,14 @@ mod tests {
 
     #[tokio::test]
     async fn failures_answer_as_each_door_does() {
-        let error = Outcome::error("Unhandled", "boom".into());
-        assert_eq!(from_outcome(Door::FunctionUrl, error.clone()).status(), 502);
+        let error = || Outcome::error("Unhandled", "boom".into());
+        assert_eq!(from_outcome(Door::FunctionUrl, error()).status(), 502);
         assert_eq!(
-            from_outcome(Door::HttpApi(PayloadVersion::V2), error.clone()).status(),
+            from_outcome(Door::HttpApi(PayloadVersion::V2), error()).status(),
             500
         );
         assert_eq!(
-            from_outcome(Door::HttpApi(PayloadVersion::V1), error).status(),
+            from_outcome(Door::HttpApi(PayloadVersion::V1), error()).status(),
             502
         );
         assert_eq!(answer(Door::FunctionUrl, "not json").status(), 502);

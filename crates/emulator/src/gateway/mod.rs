@@ -172,7 +172,10 @@ async fn invoke(
         ..InvokeRequest::default()
     };
     let mut response = match emulator.invoke(function, request).await {
-        Ok(response) => answer::from_outcome(door, response.outcome),
+        Ok(response) => {
+            let response = response.buffered(limits::MAX_RUNTIME_RESPONSE).await;
+            answer::from_outcome(door, response.outcome)
+        }
         Err(err) => answer::from_refusal(door, &err),
     };
     if let Ok(id) = http::HeaderValue::from_str(&request_id) {
