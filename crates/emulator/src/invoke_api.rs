@@ -14,11 +14,15 @@ use tokio_util::sync::CancellationToken;
 use coldstart_protocol::invoke::{self, InvocationType};
 use coldstart_protocol::{ApiErrorBody, limits};
 
+use http_body::Frame;
+use tokio::sync::mpsc;
+
 use crate::body::{Body, ReadError, read_limited};
 use crate::clock;
 use crate::emulator::Emulator;
 use crate::error::InvokeError;
-use crate::invocation::{InvokeRequest, InvokeResponse, Outcome};
+use crate::eventstream::{self, InvokeComplete};
+use crate::invocation::{InvokeRequest, InvokeResponse, Outcome, StreamItem};
 use crate::server;
 
 /// Serves the Invoke API for every function of `emulator` on `listener` until `shutdown` is
@@ -34,18 +38,18 @@ pub async fn serve_invoke_api(
 }
 
 async fn handle(emulator: Emulator, req: Request<Incoming>) -> Response<Body> {
-    let name = req
-        .uri()
-        .path()
-        .strip_prefix(invoke::FUNCTIONS_PREFIX)
-        .and_then(|rest| rest.strip_suffix(invoke::INVOCATIONS_SUFFIX))
-        .filter(|name| !name.is_empty() && !name.contains('/'))
-        .map(|name| {
-            percent_encoding::percent_decode_str(name)
-                .decode_utf8_lossy()
-                .into_owned()
+    let path = req.uri().path();
+    let target = function_in(path, invoke::FUNCTIONS_PREFIX, invoke::INVOCATIONS_SUFFIX)
+        .map(|name| (name, false))
+        .or_else(|| {
+            function_in(
+                path,
+                invoke::STREAM_FUNCTIONS_PREFIX,
+                invoke::STREAM_INVOCATIONS_SUFFIX,
+            )
+            .map(|name| (name, true))
         });
-    let Some(name) = name else {
+    let Some((name, streaming)) = target else {
         return api_error_response(
             StatusCode::NOT_FOUND,
             "UnknownOperationException",
@@ -67,19 +71,118 @@ async fn handle(emulator: Emulator, req: Request<Incoming>) -> Response<Body> {
             },
         );
     }
-    match parse(req).await {
-        Ok(request) => {
-            let invocation_type = request.invocation_type;
-            match emulator.invoke(&name, request).await {
-                Ok(response) => {
-                    let response = response.buffered(limits::MAX_RUNTIME_RESPONSE).await;
-                    respond(invocation_type, response)
-                }
-                Err(err) => error_response(&err),
-            }
+    let request = match parse(req).await {
+        Ok(request) => request,
+        Err(err) => return error_response(&err),
+    };
+    let invocation_type = request.invocation_type;
+    if streaming && invocation_type == InvocationType::Event {
+        return error_response(&InvokeError::InvalidParameter(
+            "InvokeWithResponseStream supports the RequestResponse and DryRun invocation types"
+                .into(),
+        ));
+    }
+    match emulator.invoke(&name, request).await {
+        Ok(response) if streaming => respond_stream(response),
+        Ok(response) => {
+            let response = response.buffered(limits::MAX_RUNTIME_RESPONSE).await;
+            respond(invocation_type, response)
         }
         Err(err) => error_response(&err),
     }
+}
+
+/// The function name in `path` between `prefix` and `suffix`, percent-decoded.
+fn function_in(path: &str, prefix: &str, suffix: &str) -> Option<String> {
+    path.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix))
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+        .map(|name| {
+            percent_encoding::percent_decode_str(name)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+}
+
+/// InvokeWithResponseStream's answer: 200 and an event stream of `PayloadChunk`s as the
+/// function writes them, then `InvokeComplete` (with the error, if any: once the 200 is out,
+/// every failure travels inside the stream).
+fn respond_stream(response: InvokeResponse) -> Response<Body> {
+    let request_id = HeaderValue::from_str(&response.request_id).ok();
+    let mut http = if matches!(response.outcome, Outcome::DryRun) {
+        let mut http = Response::new(Body::empty());
+        *http.status_mut() = StatusCode::NO_CONTENT;
+        http
+    } else {
+        let (frames, body) = Body::channel();
+        tokio::spawn(forward_events(response, frames));
+        let mut http = Response::new(body);
+        let headers = http.headers_mut();
+        headers.insert(
+            invoke::EXECUTED_VERSION,
+            HeaderValue::from_static(invoke::LATEST),
+        );
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(invoke::EVENT_STREAM_CONTENT_TYPE),
+        );
+        http
+    };
+    if let Some(id) = request_id {
+        http.headers_mut().insert(invoke::REQUEST_ID, id);
+    }
+    http
+}
+
+/// Turns the function's answer into event-stream frames on `frames`. A client that goes away
+/// drops the receiver: forwarding stops, and the dropped stream lets the function finish.
+async fn forward_events(response: InvokeResponse, frames: mpsc::Sender<Frame<Bytes>>) {
+    let encode =
+        |tail: Option<Vec<u8>>| tail.map(|t| base64::engine::general_purpose::STANDARD.encode(t));
+    let mut complete = InvokeComplete::default();
+    match response.outcome {
+        Outcome::Stream { mut stream, .. } => loop {
+            match stream.next().await {
+                Some(StreamItem::Chunk(chunk)) => {
+                    let frame = Frame::data(eventstream::payload_chunk(chunk));
+                    if frames.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+                Some(StreamItem::End { error, log_tail }) => {
+                    if let Some(error) = error {
+                        complete.error_code = Some(error.error_type);
+                        complete.error_details =
+                            Some(String::from_utf8_lossy(&error.body).into_owned());
+                    }
+                    complete.log_result = encode(log_tail);
+                    break;
+                }
+                None => {
+                    complete.error_code = Some("Sandbox.Failure".into());
+                    break;
+                }
+            }
+        },
+        Outcome::Response { body, .. } => {
+            if !body.is_empty() {
+                let frame = Frame::data(eventstream::payload_chunk(body));
+                if frames.send(frame).await.is_err() {
+                    return;
+                }
+            }
+            complete.log_result = encode(response.log_tail);
+        }
+        Outcome::FunctionError { error_type, body } => {
+            complete.error_code = Some(error_type);
+            complete.error_details = Some(String::from_utf8_lossy(&body).into_owned());
+            complete.log_result = encode(response.log_tail);
+        }
+        Outcome::Accepted | Outcome::DryRun => {}
+    }
+    let _ = frames
+        .send(Frame::data(eventstream::invoke_complete(&complete)))
+        .await;
 }
 
 /// Turns the HTTP request into an [`InvokeRequest`], refusing bad headers as AWS does.

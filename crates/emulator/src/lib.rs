@@ -28,7 +28,8 @@
 //! - `pool`: the scheduler: idle sandboxes, concurrency slots, throttling.
 //! - `sandbox`: one execution environment: process, state machine, freeze, timeout, crash.
 //! - `runtime_api`: the Runtime API server of a sandbox.
-//! - `invoke_api`: the Invoke API front door.
+//! - `invoke_api`: the Invoke API front door, and InvokeWithResponseStream (`eventstream`: its
+//!   framing).
 //! - `gateway`: the HTTP front doors: Function URLs and API Gateway HTTP/REST APIs, with their
 //!   events (`aws_lambda_events` types), route matching and response mapping.
 //! - [`logs`]: function log capture, `START`/`END`/`REPORT`, the log tail.
@@ -41,6 +42,7 @@ mod clock;
 pub mod config;
 mod emulator;
 pub mod error;
+mod eventstream;
 mod function;
 mod gateway;
 mod invocation;

@@ -7,6 +7,24 @@ pub const FUNCTIONS_PREFIX: &str = "/2015-03-31/functions/";
 /// Suffix of the Invoke API path after the function name.
 pub const INVOCATIONS_SUFFIX: &str = "/invocations";
 
+/// Prefix of InvokeWithResponseStream:
+/// `/2021-11-15/functions/{FunctionName}/response-streaming-invocations`.
+pub const STREAM_FUNCTIONS_PREFIX: &str = "/2021-11-15/functions/";
+/// Suffix of the InvokeWithResponseStream path after the function name.
+pub const STREAM_INVOCATIONS_SUFFIX: &str = "/response-streaming-invocations";
+
+/// `POST /2021-11-15/functions/{name}/response-streaming-invocations`.
+pub fn stream_invoke_path(function: &str) -> String {
+    format!("{STREAM_FUNCTIONS_PREFIX}{function}{STREAM_INVOCATIONS_SUFFIX}")
+}
+
+/// Content type of an InvokeWithResponseStream answer.
+pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
+/// Event of InvokeWithResponseStream carrying one chunk of the function's response.
+pub const EVENT_PAYLOAD_CHUNK: &str = "PayloadChunk";
+/// Last event of InvokeWithResponseStream: `{"ErrorCode","ErrorDetails","LogResult"}`.
+pub const EVENT_INVOKE_COMPLETE: &str = "InvokeComplete";
+
 /// `POST /2015-03-31/functions/{name}/invocations`.
 pub fn invoke_path(function: &str) -> String {
     format!("{FUNCTIONS_PREFIX}{function}{INVOCATIONS_SUFFIX}")

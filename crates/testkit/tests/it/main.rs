@@ -5,4 +5,5 @@ mod gateway;
 mod runtime_api;
 mod runtimes;
 mod sdk;
+mod streaming;
 mod support;

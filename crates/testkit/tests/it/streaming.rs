@@ -1,0 +1,370 @@
+//! Response streaming through the emulator, with the test playing the runtime (so it decides
+//! exactly when each chunk leaves) and `aws-sdk-lambda`'s InvokeWithResponseStream as the caller.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvokeWithResponseStreamResponseEvent as Event;
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+
+use coldstart_protocol::runtime as rt;
+
+use crate::support::{Harness, RawResponse, function, repo_file, send};
+
+/// A request body the test feeds frame by frame.
+struct Feed(mpsc::Receiver<Frame<Bytes>>);
+
+impl http_body::Body for Feed {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.get_mut().0.poll_recv(cx).map(|f| f.map(Ok))
+    }
+}
+
+/// The hand-held runtime's side of one invocation.
+struct Runtime {
+    api: SocketAddr,
+}
+
+impl Runtime {
+    async fn start(h: &Harness) -> Runtime {
+        let line = h
+            .logs
+            .wait_for(|l| l.starts_with("hand: RUNTIME_API="))
+            .await;
+        let api = line
+            .trim_start_matches("hand: RUNTIME_API=")
+            .parse()
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        Runtime { api }
+    }
+
+    /// `GET next`: the invocation's request id.
+    async fn next(&self) -> String {
+        let request = http::Request::get(rt::NEXT_PATH)
+            .header(http::header::HOST, self.api.to_string())
+            .body(Full::new(Bytes::new()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let next = send(self.api, request).await;
+        next.header("lambda-runtime-aws-request-id")
+            .unwrap_or_else(|| panic!("no request id: {next:?}"))
+            .to_owned()
+    }
+
+    /// Starts a streamed `/response`; frames go through the returned sender, and the handle
+    /// gives the Runtime API's answer once the body has ended.
+    async fn stream(
+        &self,
+        id: &str,
+        content_type: &str,
+    ) -> (mpsc::Sender<Frame<Bytes>>, tokio::task::JoinHandle<u16>) {
+        let (tx, rx) = mpsc::channel(1);
+        let request = http::Request::post(rt::response_path(id))
+            .header(http::header::HOST, self.api.to_string())
+            .header(rt::RESPONSE_MODE, rt::RESPONSE_MODE_STREAMING)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(
+                http::header::TRAILER,
+                "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body",
+            )
+            .body(Feed(rx))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stream = tokio::net::TcpStream::connect(self.api)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(conn);
+        let answer = tokio::spawn(async move {
+            sender
+                .send_request(request)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        });
+        (tx, answer)
+    }
+}
+
+async fn handheld() -> Arc<Harness> {
+    Arc::new(Harness::start(vec![function("hand", repo_file("fixtures/handheld.sh"))]).await)
+}
+
+/// The SDK's events, forwarded as they arrive.
+fn stream_events(h: &Harness, payload: &'static str) -> mpsc::UnboundedReceiver<Event> {
+    let client = h.sdk();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut out = client
+            .invoke_with_response_stream()
+            .function_name("hand")
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        while let Ok(Some(event)) = out.event_stream.recv().await {
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn chunk_of(event: Option<Event>) -> Bytes {
+    match event {
+        Some(Event::PayloadChunk(update)) => update
+            .payload()
+            .map(|b| Bytes::copy_from_slice(b.as_ref()))
+            .unwrap_or_default(),
+        other => panic!("expected a PayloadChunk, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn invoke_with_response_stream_delivers_each_chunk_as_it_is_written() {
+    let h = handheld().await;
+    let mut events = stream_events(&h, r#"{"k":1}"#);
+    let runtime = Runtime::start(&h).await;
+    let id = runtime.next().await;
+    let (body, answer) = runtime.stream(&id, "text/plain").await;
+    let _ = body.send(Frame::data(Bytes::from_static(b"first "))).await;
+    // The caller has the first chunk while the function has not written the second.
+    assert_eq!(chunk_of(events.recv().await), Bytes::from_static(b"first "));
+    let _ = body.send(Frame::data(Bytes::from_static(b"second"))).await;
+    assert_eq!(chunk_of(events.recv().await), Bytes::from_static(b"second"));
+    drop(body);
+    match events.recv().await {
+        Some(Event::InvokeComplete(done)) => {
+            assert_eq!(done.error_code(), None, "{done:?}");
+        }
+        other => panic!("expected InvokeComplete, got {other:?}"),
+    }
+    assert_eq!(answer.await.unwrap_or(0), 202);
+    if let Ok(h) = Arc::try_unwrap(h) {
+        h.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_error_trailer_ends_the_stream_with_its_error_code() {
+    use base64::Engine;
+    let h = handheld().await;
+    let mut events = stream_events(&h, "{}");
+    let runtime = Runtime::start(&h).await;
+    let id = runtime.next().await;
+    let (body, answer) = runtime.stream(&id, "application/octet-stream").await;
+    let _ = body.send(Frame::data(Bytes::from_static(b"partial"))).await;
+    assert_eq!(
+        chunk_of(events.recv().await),
+        Bytes::from_static(b"partial")
+    );
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert(
+        rt::FUNCTION_ERROR_TYPE,
+        http::HeaderValue::from_static("Runtime.StreamError"),
+    );
+    let details = r#"{"errorType":"Runtime.StreamError","errorMessage":"disk on fire"}"#;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(details);
+    trailers.insert(
+        rt::FUNCTION_ERROR_BODY,
+        http::HeaderValue::from_str(&encoded).unwrap_or(http::HeaderValue::from_static("")),
+    );
+    let _ = body.send(Frame::trailers(trailers)).await;
+    drop(body);
+    match events.recv().await {
+        Some(Event::InvokeComplete(done)) => {
+            assert_eq!(done.error_code(), Some("Runtime.StreamError"));
+            assert_eq!(done.error_details(), Some(details));
+        }
+        other => panic!("expected InvokeComplete, got {other:?}"),
+    }
+    assert_eq!(answer.await.unwrap_or(0), 202);
+    if let Ok(h) = Arc::try_unwrap(h) {
+        h.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_buffered_invoke_of_a_streamed_answer_gets_it_whole() {
+    let h = handheld().await;
+    let caller = {
+        let h = h.clone();
+        tokio::spawn(async move { h.invoke_raw("hand", &[], "{}").await })
+    };
+    let runtime = Runtime::start(&h).await;
+    let id = runtime.next().await;
+    let (body, answer) = runtime.stream(&id, "text/plain").await;
+    for part in ["a", "b", "c"] {
+        let _ = body.send(Frame::data(Bytes::from(part))).await;
+    }
+    drop(body);
+    let r: RawResponse = caller.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, Bytes::from_static(b"abc"));
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(answer.await.unwrap_or(0), 202);
+    if let Ok(h) = Arc::try_unwrap(h) {
+        h.stop().await;
+    }
+}
+
+/// Peak resident memory of this test process, in MB.
+fn peak_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+#[tokio::test]
+async fn a_100_mb_stream_passes_with_bounded_memory() {
+    const CHUNK: usize = 64 * 1024;
+    const TOTAL: usize = 100 * 1024 * 1024;
+    let h = handheld().await;
+    let before = peak_mb();
+    let mut events = stream_events(&h, "{}");
+    let runtime = Runtime::start(&h).await;
+    let id = runtime.next().await;
+    let (body, answer) = runtime.stream(&id, "application/octet-stream").await;
+    let writer = tokio::spawn(async move {
+        let chunk = Bytes::from(vec![b'x'; CHUNK]);
+        for _ in 0..TOTAL / CHUNK {
+            if body.send(Frame::data(chunk.clone())).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut received = 0usize;
+    loop {
+        match events.recv().await {
+            Some(Event::PayloadChunk(update)) => {
+                received += update.payload().map_or(0, |p| p.as_ref().len());
+            }
+            Some(Event::InvokeComplete(done)) => {
+                assert_eq!(done.error_code(), None, "{done:?}");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let _ = writer.await;
+    assert_eq!(received, TOTAL);
+    assert_eq!(answer.await.unwrap_or(0), 202);
+    let grown = peak_mb().saturating_sub(before);
+    // The emulator, the SDK and the test runtime share this process: all of them together held
+    // far less than the 100 MB that went through.
+    assert!(
+        grown < 40,
+        "peak memory grew by {grown} MB while streaming 100 MB"
+    );
+    if let Ok(h) = Arc::try_unwrap(h) {
+        h.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_caller_that_leaves_mid_stream_frees_the_sandbox() {
+    let h = handheld().await;
+    let addr = h.addr;
+    let caller = tokio::spawn(async move {
+        // A raw InvokeWithResponseStream that reads the head and goes away.
+        let request = http::Request::post(coldstart_protocol::invoke::stream_invoke_path("hand"))
+            .header(http::header::HOST, addr.to_string())
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let conn = tokio::spawn(conn);
+        let head = sender
+            .send_request(request)
+            .await
+            .map(|r| r.status().as_u16());
+        conn.abort();
+        head
+    });
+    let runtime = Runtime::start(&h).await;
+    let id = runtime.next().await;
+    let (body, answer) = runtime.stream(&id, "text/plain").await;
+    let _ = body.send(Frame::data(Bytes::from_static(b"hello"))).await;
+    assert_eq!(caller.await.ok().and_then(Result::ok), Some(200));
+    // The function goes on writing to nobody and finishes normally.
+    for _ in 0..100 {
+        let _ = body
+            .send(Frame::data(Bytes::from(vec![b'y'; 16 * 1024])))
+            .await;
+    }
+    drop(body);
+    assert_eq!(answer.await.unwrap_or(0), 202);
+    // The sandbox takes the next invocation.
+    let next = {
+        let h = h.clone();
+        tokio::spawn(async move { h.invoke_raw("hand", &[], r#"{"again":true}"#).await })
+    };
+    let id = runtime.next().await;
+    let request = http::Request::post(rt::response_path(&id))
+        .header(http::header::HOST, runtime.api.to_string())
+        .body(Full::new(Bytes::from_static(b"\"ok\"")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(send(runtime.api, request).await.status, 202);
+    assert_eq!(
+        next.await.map(|r| r.body).ok(),
+        Some(Bytes::from_static(b"\"ok\""))
+    );
+    if let Ok(h) = Arc::try_unwrap(h) {
+        h.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_deadline_mid_stream_ends_it_with_sandbox_timedout() {
+    let mut hand = function("hand", repo_file("fixtures/handheld.sh"));
+    hand.timeout = std::time::Duration::from_secs(1);
+    let h = Arc::new(Harness::start(vec![hand]).await);
+    let mut events = stream_events(&h, "{}");
+    let runtime = Runtime::start(&h).await;
+    let id = runtime.next().await;
+    let (body, _answer) = runtime.stream(&id, "text/plain").await;
+    let _ = body.send(Frame::data(Bytes::from_static(b"started"))).await;
+    assert_eq!(
+        chunk_of(events.recv().await),
+        Bytes::from_static(b"started")
+    );
+    // The function writes nothing more; the deadline ends the stream.
+    match events.recv().await {
+        Some(Event::InvokeComplete(done)) => {
+            assert_eq!(done.error_code(), Some("Sandbox.Timedout"));
+            assert!(
+                done.error_details()
+                    .is_some_and(|d| d.contains("Task timed out after 1.00 seconds")),
+                "{done:?}"
+            );
+        }
+        other => panic!("expected InvokeComplete, got {other:?}"),
+    }
+    drop(body);
+    if let Ok(h) = Arc::try_unwrap(h) {
+        h.stop().await;
+    }
+}
