@@ -93,6 +93,9 @@ pub(crate) struct InvokeArgs {
     /// `RequestResponse` (default), `Event` or `DryRun`.
     #[arg(long, value_parser = ["RequestResponse", "Event", "DryRun"])]
     pub(crate) invocation_type: Option<String>,
+    /// Use InvokeWithResponseStream and print the answer's chunks as they arrive.
+    #[arg(long)]
+    pub(crate) stream: bool,
 }
 
 fn parse_env(value: &str) -> Result<(String, String), String> {

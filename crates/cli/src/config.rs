@@ -28,8 +28,8 @@ pub(crate) struct FunctionSpec {
     pub(crate) config: FunctionConfig,
     /// Shell command run from the config's folder before serving.
     pub(crate) build: Option<String>,
-    /// Port of the function's URL; 0 takes any free port.
-    pub(crate) url: Option<u16>,
+    /// Port of the function's URL (0 takes any free port) and its invoke mode.
+    pub(crate) url: Option<(u16, coldstart_emulator::InvokeMode)>,
     /// What `up --watch` watches: the build's working folder (the config's) when the function
     /// has a build, else its task root; or the `watch` list. `target/` and hidden entries are
     /// ignored.
@@ -241,28 +241,19 @@ fn parse(file: &str, text: &str, root: &Path) -> Result<AppConfig, ConfigError> 
             None => None,
             Some(url) => {
                 let u = url.get_ref();
-                if let Some(mode) = &u.invoke_mode {
-                    match mode.get_ref().as_str() {
-                        "BUFFERED" => {}
-                        "RESPONSE_STREAM" => {
-                            return Err(at(
-                                mode.span(),
-                                format!(
-                                    "{key}.url.invoke_mode: RESPONSE_STREAM is not supported yet"
-                                ),
-                            ));
-                        }
-                        other => {
-                            return Err(at(
-                                mode.span(),
-                                format!(
-                                    "{key}.url.invoke_mode: must be BUFFERED or RESPONSE_STREAM, not {other}"
-                                ),
-                            ));
-                        }
+                let mode = match u.invoke_mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+                    None | Some((_, "BUFFERED")) => coldstart_emulator::InvokeMode::Buffered,
+                    Some((_, "RESPONSE_STREAM")) => coldstart_emulator::InvokeMode::ResponseStream,
+                    Some((m, other)) => {
+                        return Err(at(
+                            m.span(),
+                            format!(
+                                "{key}.url.invoke_mode: must be BUFFERED or RESPONSE_STREAM, not {other}"
+                            ),
+                        ));
                     }
-                }
-                Some(claim(&u.port, format!("{key}.url"))?)
+                };
+                Some((claim(&u.port, format!("{key}.url"))?, mode))
             }
         };
         let watch = match (&f.watch, &f.build) {
@@ -355,7 +346,7 @@ impl AppConfig {
             .iter()
             .filter_map(|f| {
                 f.url
-                    .map(|p| (p, format!("functions.{}.url", f.config.name)))
+                    .map(|(p, _)| (p, format!("functions.{}.url", f.config.name)))
             })
             .collect();
         ports.extend(
@@ -414,7 +405,10 @@ routes = { "GET /hello" = "echo", "$default" = "bash" }
             Some("info")
         );
         assert_eq!(echo.build.as_deref(), Some("cargo build --release -p echo"));
-        assert_eq!(echo.url, Some(9001));
+        assert_eq!(
+            echo.url,
+            Some((9001, coldstart_emulator::InvokeMode::Buffered))
+        );
         let bash = &config.functions[0];
         assert_eq!(
             bash.config.command,

@@ -31,7 +31,12 @@ pub(crate) async fn invoke(args: InvokeArgs) -> Result<(), Failure> {
     let name =
         percent_encoding::utf8_percent_encode(&args.function, percent_encoding::NON_ALPHANUMERIC)
             .to_string();
-    let mut request = Request::post(invoke::invoke_path(&name))
+    let path = if args.stream {
+        invoke::stream_invoke_path(&name)
+    } else {
+        invoke::invoke_path(&name)
+    };
+    let mut request = Request::post(path)
         .header(http::header::HOST, &authority)
         .header(http::header::CONTENT_TYPE, "application/json");
     if let Some(log_type) = &args.log_type {
@@ -57,6 +62,9 @@ pub(crate) async fn invoke(args: InvokeArgs) -> Result<(), Failure> {
         .await
         .context("sending the invocation")?;
     let (parts, body) = response.into_parts();
+    if args.stream && parts.status == StatusCode::OK {
+        return print_stream(body).await;
+    }
     let body = body
         .collect()
         .await
@@ -92,6 +100,64 @@ pub(crate) async fn invoke(args: InvokeArgs) -> Result<(), Failure> {
     } else {
         eprintln!("{}", parts.status);
     }
+    Ok(())
+}
+
+/// Prints InvokeWithResponseStream's `PayloadChunk`s as they arrive, then the `InvokeComplete`
+/// verdict: its log tail and error (exit 1) on standard error.
+async fn print_stream(mut body: hyper::body::Incoming) -> Result<(), Failure> {
+    use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+    let mut decoder = MessageFrameDecoder::new();
+    let mut buffer = bytes::BytesMut::new();
+    let mut out = std::io::stdout();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.context("reading the stream")?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buffer.extend_from_slice(&data);
+        loop {
+            let message = match decoder.decode_frame(&mut buffer) {
+                Ok(DecodedFrame::Complete(message)) => message,
+                Ok(DecodedFrame::Incomplete) => break,
+                Err(err) => return Err(Failure::runtime(anyhow!("bad event stream: {err}"))),
+            };
+            let event = message
+                .headers()
+                .iter()
+                .find(|h| h.name().as_str() == ":event-type")
+                .and_then(|h| h.value().as_string().ok())
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default();
+            if event == invoke::EVENT_PAYLOAD_CHUNK {
+                out.write_all(message.payload())
+                    .context("writing the payload")?;
+                out.flush().context("writing the payload")?;
+            } else if event == invoke::EVENT_INVOKE_COMPLETE {
+                return complete(message.payload());
+            }
+        }
+    }
+    Err(Failure::runtime(anyhow!(
+        "the stream ended without InvokeComplete"
+    )))
+}
+
+/// Reads `InvokeComplete`: prints its log tail, and its error with exit 1.
+fn complete(payload: &[u8]) -> Result<(), Failure> {
+    let verdict: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
+    if let Some(log) = verdict["LogResult"].as_str() {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(log)
+            .unwrap_or_default();
+        eprint!("{}", String::from_utf8_lossy(&decoded));
+    }
+    if let Some(code) = verdict["ErrorCode"].as_str() {
+        let details = verdict["ErrorDetails"].as_str().unwrap_or_default();
+        eprintln!("\nfunction error: {code}: {details}");
+        return Err(Failure::silent());
+    }
+    println!();
     Ok(())
 }
 

@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use coldstart_emulator::{
-    Emulator, HttpApi, RouteKey, Router, serve_function_url, serve_http_api, serve_invoke_api,
+    Emulator, HttpApi, InvokeMode, RouteKey, Router, serve_function_url, serve_http_api,
+    serve_invoke_api,
 };
 
 use crate::Failure;
@@ -79,19 +80,24 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
         ));
     }
     for f in &app.functions {
-        let Some(port) = f.url else { continue };
+        let Some((port, mode)) = f.url else { continue };
         let listener = bind(format!("{}:{port}", args.listen.ip())).await?;
         let addr = listener
             .local_addr()
             .context("reading a Function URL address")?;
+        let door = match mode {
+            InvokeMode::Buffered => "Function URL",
+            InvokeMode::ResponseStream => "Function URL (stream)",
+        };
         table.push((
             f.config.name.clone(),
-            "Function URL".into(),
+            door.into(),
             format!("http://{addr}/"),
         ));
         servers.spawn(serve_function_url(
             emulator.clone(),
             f.config.name.clone(),
+            mode,
             listener,
             shutdown.clone(),
         ));

@@ -19,9 +19,16 @@ pub(crate) enum Body {
     /// All bytes at once, with a `Content-Length`.
     Full(Full<Bytes>),
     /// Frames as a producer sends them (chunked); the body ends when the producer drops its
-    /// sender.
-    Channel(mpsc::Receiver<Frame<Bytes>>),
+    /// sender, and is aborted (the connection closes without the final chunk) when it sends
+    /// [`Aborted`].
+    Channel(mpsc::Receiver<Result<Frame<Bytes>, Aborted>>),
 }
+
+/// Ends a streamed body abruptly: the client sees the connection close mid-body, as AWS
+/// signals a failure after the status line has gone out.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the response stream failed")]
+pub(crate) struct Aborted;
 
 impl Body {
     /// A whole body.
@@ -36,7 +43,7 @@ impl Body {
 
     /// A streamed body and the sender that feeds it. A small buffer keeps memory bounded
     /// whatever the length: the producer waits while the client is slow.
-    pub(crate) fn channel() -> (mpsc::Sender<Frame<Bytes>>, Self) {
+    pub(crate) fn channel() -> (mpsc::Sender<Result<Frame<Bytes>, Aborted>>, Self) {
         let (tx, rx) = mpsc::channel(4);
         (tx, Body::Channel(rx))
     }
@@ -44,15 +51,17 @@ impl Body {
 
 impl http_body::Body for Body {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = Aborted;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
         match self.get_mut() {
-            Body::Full(full) => Pin::new(full).poll_frame(cx),
-            Body::Channel(rx) => rx.poll_recv(cx).map(|frame| frame.map(Ok)),
+            Body::Full(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(|never: Infallible| match never {}))),
+            Body::Channel(rx) => rx.poll_recv(cx),
         }
     }
 

@@ -17,7 +17,7 @@ use coldstart_protocol::{ApiErrorBody, limits};
 use http_body::Frame;
 use tokio::sync::mpsc;
 
-use crate::body::{Body, ReadError, read_limited};
+use crate::body::{Aborted, Body, ReadError, read_limited};
 use crate::clock;
 use crate::emulator::Emulator;
 use crate::error::InvokeError;
@@ -136,7 +136,10 @@ fn respond_stream(response: InvokeResponse) -> Response<Body> {
 
 /// Turns the function's answer into event-stream frames on `frames`. A client that goes away
 /// drops the receiver: forwarding stops, and the dropped stream lets the function finish.
-async fn forward_events(response: InvokeResponse, frames: mpsc::Sender<Frame<Bytes>>) {
+async fn forward_events(
+    response: InvokeResponse,
+    frames: mpsc::Sender<Result<Frame<Bytes>, Aborted>>,
+) {
     let encode =
         |tail: Option<Vec<u8>>| tail.map(|t| base64::engine::general_purpose::STANDARD.encode(t));
     let mut complete = InvokeComplete::default();
@@ -144,7 +147,7 @@ async fn forward_events(response: InvokeResponse, frames: mpsc::Sender<Frame<Byt
         Outcome::Stream { mut stream, .. } => loop {
             match stream.next().await {
                 Some(StreamItem::Chunk(chunk)) => {
-                    let frame = Frame::data(eventstream::payload_chunk(chunk));
+                    let frame = Ok(Frame::data(eventstream::payload_chunk(chunk)));
                     if frames.send(frame).await.is_err() {
                         return;
                     }
@@ -166,7 +169,7 @@ async fn forward_events(response: InvokeResponse, frames: mpsc::Sender<Frame<Byt
         },
         Outcome::Response { body, .. } => {
             if !body.is_empty() {
-                let frame = Frame::data(eventstream::payload_chunk(body));
+                let frame = Ok(Frame::data(eventstream::payload_chunk(body)));
                 if frames.send(frame).await.is_err() {
                     return;
                 }
@@ -181,7 +184,7 @@ async fn forward_events(response: InvokeResponse, frames: mpsc::Sender<Frame<Byt
         Outcome::Accepted | Outcome::DryRun => {}
     }
     let _ = frames
-        .send(Frame::data(eventstream::invoke_complete(&complete)))
+        .send(Ok(Frame::data(eventstream::invoke_complete(&complete))))
         .await;
 }
 

@@ -57,7 +57,9 @@ mod server;
 pub use config::{FunctionConfig, Settings};
 pub use emulator::{Emulator, SHUTDOWN_GRACE};
 pub use error::{Error, InvokeError};
-pub use gateway::{HttpApi, PayloadVersion, RouteKey, Router, serve_function_url, serve_http_api};
+pub use gateway::{
+    HttpApi, InvokeMode, PayloadVersion, RouteKey, Router, serve_function_url, serve_http_api,
+};
 pub use invocation::{
     InvokeRequest, InvokeResponse, Outcome, ResponseStream, StreamError, StreamItem,
 };

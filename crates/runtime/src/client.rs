@@ -4,6 +4,14 @@
 //! `/error`; if the Runtime API closed it, the next exchange reconnects once before failing. What the
 //! answers mean is decided by the caller ([`crate::Runtime`]); this module only moves bytes. There
 //! is deliberately no timeout: `next` blocks for as long as the environment is idle or frozen.
+//!
+//! Request bodies are one [`Body`] type for both shapes of `/response`: complete in memory (every
+//! call but a streamed response; no boxing, hyper sends a `Content-Length`) or a
+//! [`StreamBody`] (chunked, fed by a [`crate::ResponseStream`]).
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use coldstart_protocol::runtime;
@@ -11,15 +19,58 @@ use http::header::{HOST, USER_AGENT};
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::Error;
+use crate::stream::StreamBody;
 
-/// Request bodies: always complete in memory, so hyper sends a `Content-Length`.
-pub(crate) type Body = Full<Bytes>;
+/// A request body.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// Complete in memory, so hyper sends a `Content-Length`.
+    Full(Full<Bytes>),
+    /// A streamed response: size unknown, so hyper sends it chunked.
+    Stream(StreamBody),
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Self::Full(Full::new(bytes))
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        // Both variants are `Unpin`, so no pin projection is needed.
+        match self.get_mut() {
+            Self::Full(full) => Pin::new(full).poll_frame(cx),
+            Self::Stream(stream) => stream.poll_next_frame(cx).map(|frame| frame.map(Ok)),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Full(full) => full.is_end_stream(),
+            Self::Stream(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Full(full) => full.size_hint(),
+            Self::Stream(_) => SizeHint::default(),
+        }
+    }
+}
 
 /// `User-Agent` of every request; Lambda records its first token as the runtime's release.
 const USER_AGENT_VALUE: HeaderValue =
@@ -89,8 +140,8 @@ impl Client {
     }
 
     /// A request with the headers every Runtime API call carries.
-    pub(crate) fn request(&self, method: Method, uri: Uri, body: Bytes) -> Request<Body> {
-        let mut request = Request::new(Full::new(body));
+    pub(crate) fn request(&self, method: Method, uri: Uri, body: impl Into<Body>) -> Request<Body> {
+        let mut request = Request::new(body.into());
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         let headers = request.headers_mut();

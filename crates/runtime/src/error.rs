@@ -69,6 +69,27 @@ pub enum Error {
         value: String,
     },
 
+    /// [`ResponseStream::set_content_type`](crate::ResponseStream::set_content_type) or
+    /// [`ResponseStream::http`](crate::ResponseStream::http) came after the first write.
+    #[error(
+        "the response stream has already started: set its content type or http prelude before the first write"
+    )]
+    StreamStarted,
+
+    /// A [`ResponseStream`](crate::ResponseStream) write found the stream closed: the Runtime API
+    /// stopped reading the response, or the invocation is already over.
+    #[error("the response stream is closed")]
+    StreamClosed,
+
+    /// The value given to
+    /// [`ResponseStream::set_content_type`](crate::ResponseStream::set_content_type) cannot be an
+    /// HTTP header value.
+    #[error("{value:?} is not a valid content type")]
+    InvalidContentType {
+        /// The rejected value.
+        value: String,
+    },
+
     /// Initialisation failed; the diagnostic has been reported to `/runtime/init/error`.
     #[error("initialisation failed: {}: {}", .0.error_type, .0.error_message)]
     Init(Diagnostic),

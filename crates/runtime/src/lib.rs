@@ -17,6 +17,30 @@
 //! }
 //! ```
 //!
+//! To stream a response (functions with invoke mode `RESPONSE_STREAM`, Function URLs), use
+//! [`run_streaming`]: the handler also gets a [`ResponseStream`] and each
+//! [`write`](ResponseStream::write) leaves at once; [`ResponseStream::http`] first sends a Function
+//! URL's status, headers and cookies ([`HttpPrelude`]):
+//!
+//! ```no_run
+//! use coldstart_runtime::{Context, Error, HttpPrelude, ResponseStream};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Error> {
+//!     coldstart_runtime::run_streaming(
+//!         |name: String, _ctx: Context, mut stream: ResponseStream| async move {
+//!             stream
+//!                 .http(HttpPrelude::new(200).header("content-type", "text/plain"))
+//!                 .await?;
+//!             stream.write("hello, ").await?;
+//!             stream.write(name).await?;
+//!             Ok::<_, Error>(())
+//!         },
+//!     )
+//!     .await
+//! }
+//! ```
+//!
 //! Any `Display` type works as the handler's error (`String`, `std::io::Error`,
 //! `Box<dyn std::error::Error + Send + Sync>`, your own type), and so does [`Diagnostic`] to pick
 //! the reported error type yourself. To report a failed initialisation to Lambda, use [`Runtime`]:
@@ -51,8 +75,11 @@
 //!   `Display` type.
 //! - `context`: [`Context`] of one invocation, parsed from the `next` headers, the function's
 //!   [`Config`], and the [`ClientContext`] / [`CognitoIdentity`] JSON shapes.
-//! - `client`: the keep-alive HTTP/1.1 connection to the Runtime API.
-//! - `runtime`: [`Runtime`] and the invocation loop behind [`run`] and [`run_bytes`].
+//! - `client`: the keep-alive HTTP/1.1 connection to the Runtime API and its request body type.
+//! - `runtime`: [`Runtime`] and the invocation loops behind [`run`], [`run_bytes`] and
+//!   [`run_streaming`].
+//! - `stream`: [`ResponseStream`] and [`HttpPrelude`], the channel from a streaming handler to the
+//!   request body, and the streaming wire shapes (prelude, error trailers).
 //! - `panic`: catching a handler's panic, in the call and while its future is polled.
 
 mod client;
@@ -61,11 +88,13 @@ mod diagnostic;
 mod error;
 mod panic;
 mod runtime;
+mod stream;
 
 pub use context::{ClientApplication, ClientContext, CognitoIdentity, Config, Context};
 pub use diagnostic::Diagnostic;
 pub use error::Error;
-pub use runtime::{Runtime, run, run_bytes};
+pub use runtime::{Runtime, run, run_bytes, run_streaming};
+pub use stream::{HttpPrelude, ResponseStream};
 
 /// The `aws_lambda_events` crate: typed events for the handler's argument and result.
 #[cfg(feature = "events")]

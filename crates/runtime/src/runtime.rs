@@ -4,22 +4,31 @@
 //! type cannot represent, a handler error, a panic, a rejected answer) is reported for that
 //! invocation and the loop goes on. Only the Runtime API itself failing (5xx, a broken connection,
 //! an unusable request id) ends the loop with an [`Error`], per Lambda's runtime-client rules.
+//!
+//! Two loops share these rules: the buffered one ([`Runtime::run`], [`Runtime::run_bytes`]), which
+//! posts the handler's result once it is complete, and the streaming one
+//! ([`Runtime::run_streaming`]), which posts while the handler writes.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use coldstart_protocol::{env, runtime};
-use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use http::header::{CONTENT_TYPE, TRAILER};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use hyper::body::Frame;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::client::Client;
+use crate::client::{Body, Client};
 use crate::panic::{self, CatchUnwind};
-use crate::{Config, Context, Diagnostic, Error};
+use crate::stream::{
+    DEFAULT_CONTENT_TYPE, Ends, Head, STREAMING, StreamBody, TRAILER_VALUE, error_trailers,
+};
+use crate::{Config, Context, Diagnostic, Error, ResponseStream};
 
 /// `Content-Type` of JSON responses and of error bodies.
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -176,11 +185,7 @@ impl Runtime {
             let outcome = match Context::from_headers(request_id, &headers, self.config.clone()) {
                 Err(diagnostic) => Err(diagnostic),
                 Ok(context) => {
-                    let trace_id = context.xray_trace_id.as_deref();
-                    if trace_id.is_some() || trace_exported {
-                        export_trace_id(trace_id);
-                        trace_exported = trace_id.is_some();
-                    }
+                    export_trace_id(&mut trace_exported, context.xray_trace_id.as_deref());
                     // One future for decode, call, await and encode, so a panic in any user code
                     // (a Deserialize impl, the handler call, its future, a Serialize impl) is
                     // caught in one place.
@@ -199,46 +204,239 @@ impl Runtime {
             };
 
             let invocation_id = headers.get(&runtime::INVOCATION_ID);
-            let mut request = match outcome {
+            let request = match outcome {
                 Ok(body) => {
                     let mut request = self.client.request(Method::POST, response_uri, body);
-                    request
-                        .headers_mut()
-                        .insert(CONTENT_TYPE, content_type.clone());
-                    request
-                }
-                Err(diagnostic) => {
-                    let uri = invocation_uri(request_id, runtime::error_path(request_id))?;
-                    let body = Bytes::from(diagnostic.to_json());
-                    let mut request = self.client.request(Method::POST, uri, body);
                     let headers = request.headers_mut();
-                    headers.insert(CONTENT_TYPE, APPLICATION_JSON);
-                    headers.insert(
-                        &runtime::FUNCTION_ERROR_TYPE,
-                        error_type_header(&diagnostic),
-                    );
+                    headers.insert(CONTENT_TYPE, content_type.clone());
+                    if let Some(invocation_id) = invocation_id {
+                        headers.insert(&runtime::INVOCATION_ID, invocation_id.clone());
+                    }
                     request
                 }
+                Err(diagnostic) => self.error_request(request_id, invocation_id, &diagnostic)?,
             };
-            if let Some(invocation_id) = invocation_id {
-                request
-                    .headers_mut()
-                    .insert(&runtime::INVOCATION_ID, invocation_id.clone());
-            }
-            let (status, _, answer) = self.client.exchange(request).await?;
-            if status.is_server_error() {
-                return Err(runtime_api_error(status, &answer));
-            }
-            if !status.is_success() {
-                // 400, 403, 410 (invoke timed out), 413 (too large): this invocation is lost, the
-                // environment is not.
-                log(format_args!(
-                    "runtime api answered {status} for invocation {request_id}: {}",
-                    String::from_utf8_lossy(&answer)
-                ));
-            }
+            let answer = self.client.exchange(request).await;
+            check_answer(request_id, answer)?;
         }
     }
+
+    /// Runs the invocation loop with a streaming handler: each event is deserialized into `E`
+    /// and the handler writes its response to a [`ResponseStream`], each write sent as it is
+    /// made. Returns only when the Runtime API fails.
+    ///
+    /// The response starts on the first write, so a handler that fails before writing is
+    /// reported as usual (`/error`); one that fails (or panics) after it ends the stream with
+    /// Lambda's error trailers. Meant for functions whose invoke mode is `RESPONSE_STREAM`.
+    ///
+    /// ```no_run
+    /// use coldstart_runtime::{Context, Error, HttpPrelude, ResponseStream, Runtime};
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> Result<(), Error> {
+    ///     let runtime = Runtime::from_env().await?;
+    ///     runtime
+    ///         .run_streaming(|lines: u32, _ctx: Context, mut stream: ResponseStream| async move {
+    ///             stream
+    ///                 .http(HttpPrelude::new(200).header("content-type", "text/plain"))
+    ///                 .await?;
+    ///             for n in 0..lines {
+    ///                 stream.write(format!("line {n}\n")).await?;
+    ///             }
+    ///             Ok::<_, Error>(())
+    ///         })
+    ///         .await
+    /// }
+    /// ```
+    pub async fn run_streaming<F, Fut, E, Err>(mut self, mut handler: F) -> Result<(), Error>
+    where
+        F: FnMut(E, Context, ResponseStream) -> Fut,
+        Fut: Future<Output = Result<(), Err>>,
+        E: DeserializeOwned,
+        Err: Into<Diagnostic>,
+    {
+        // Whether `_X_AMZN_TRACE_ID` may be set; true at first in case the environment set it.
+        let mut trace_exported = true;
+        loop {
+            let (status, headers, event) = self.client.next().await?;
+            if !status.is_success() {
+                return Err(runtime_api_error(status, &event));
+            }
+            let request_id = request_id(&headers)?;
+            let invocation_id = headers.get(&runtime::INVOCATION_ID);
+
+            let context = match Context::from_headers(request_id, &headers, self.config.clone()) {
+                Ok(context) => context,
+                Err(diagnostic) => {
+                    let request = self.error_request(request_id, invocation_id, &diagnostic)?;
+                    let answer = self.client.exchange(request).await;
+                    check_answer(request_id, answer)?;
+                    continue;
+                }
+            };
+            export_trace_id(&mut trace_exported, context.xray_trace_id.as_deref());
+            let (stream, ends) = ResponseStream::new();
+            // As in `serve`: one future, so a panic anywhere in user code is caught in one place.
+            let invocation = pin!(async {
+                let event = decode_json(event)?;
+                handler(event, context, stream).await.map_err(Into::into)
+            });
+            let invocation = CatchUnwind::new(invocation);
+            let answer = self
+                .stream(request_id, invocation_id, invocation, ends)
+                .await;
+            check_answer(request_id, answer)?;
+        }
+    }
+
+    /// Drives one streaming invocation and returns the Runtime API's answer: runs the handler
+    /// alone until its first write (or its end), then posts `/response` while it goes on writing,
+    /// or `/error` when it failed before writing anything.
+    async fn stream<I>(
+        &mut self,
+        request_id: &str,
+        invocation_id: Option<&HeaderValue>,
+        mut invocation: I,
+        ends: Ends,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Error>
+    where
+        I: Future<Output = Result<Result<(), Diagnostic>, panic::Payload>> + Unpin,
+    {
+        // Before the handler runs, as in `serve`: an unusable id must not cut a stream short.
+        let uri = invocation_uri(request_id, runtime::response_path(request_id))?;
+        let Ends { head, frames, body } = ends;
+        let mut head = Some(head);
+        // The content type of a stream dropped before any write.
+        let mut unwritten = None;
+        let begun = poll_fn(|cx| {
+            // The handler first: if it wrote and finished in one poll, its head is still read below.
+            if let Poll::Ready(outcome) = Pin::new(&mut invocation).poll(cx) {
+                return Poll::Ready(Begun::Finished(settle(outcome)));
+            }
+            // Polled only until it resolves (a oneshot must not be polled again after that).
+            if let Some(Poll::Ready(received)) = head.as_mut().map(|h| Pin::new(h).poll(cx)) {
+                head = None;
+                match received {
+                    Ok(Head {
+                        content_type,
+                        written: true,
+                    }) => return Poll::Ready(Begun::Written(content_type)),
+                    Ok(Head { content_type, .. }) => unwritten = Some(content_type),
+                    // Unreachable: the stream sends its head before it is dropped.
+                    Err(_) => {}
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+
+        let (content_type, outcome, body) = match begun {
+            Begun::Written(content_type) => (content_type, None, body),
+            Begun::Finished(outcome) => {
+                // The stream went with the handler's future, so its head is waiting (unless the
+                // handler leaked the stream, e.g. into a task; then it cannot start any more).
+                let received = head.as_mut().and_then(|h| h.try_recv().ok());
+                match (received, outcome) {
+                    (Some(received), outcome) if received.written => {
+                        (received.content_type, Some(outcome), body)
+                    }
+                    (received, Ok(())) => {
+                        let content_type = received
+                            .map(|h| h.content_type)
+                            .or(unwritten)
+                            .unwrap_or(DEFAULT_CONTENT_TYPE);
+                        // Nothing was written: an empty stream, and writes of a leaked stream
+                        // fail at once rather than wait on a channel nobody reads.
+                        drop(body);
+                        (content_type, Some(Ok(())), StreamBody::empty())
+                    }
+                    (_, Err(diagnostic)) => {
+                        let request = self.error_request(request_id, invocation_id, &diagnostic)?;
+                        return self.client.exchange(request).await;
+                    }
+                }
+            }
+        };
+
+        let mut request = self.client.request(Method::POST, uri, Body::Stream(body));
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, content_type);
+        headers.insert(&runtime::RESPONSE_MODE, STREAMING);
+        headers.insert(TRAILER, TRAILER_VALUE);
+        if let Some(invocation_id) = invocation_id {
+            headers.insert(&runtime::INVOCATION_ID, invocation_id.clone());
+        }
+        let finish = async move {
+            let outcome = match outcome {
+                Some(outcome) => outcome,
+                None => settle(invocation.await),
+            };
+            if let Err(diagnostic) = outcome {
+                let trailers = error_trailers(&diagnostic, error_type_header(&diagnostic));
+                // Fails only when hyper dropped the body (the request failed): the answer says so.
+                let _ = frames.send(Frame::trailers(trailers)).await;
+            }
+            // `frames` is dropped here; the stream went with the handler's future, so the body
+            // ends (after the trailers, if any).
+        };
+        // The request and the rest of the handler run together: hyper sends each chunk as the
+        // handler writes it, and the answer (202) comes once the body has ended.
+        let (answer, ()) = tokio::join!(self.client.exchange(request), finish);
+        answer
+    }
+
+    /// `POST /error` for `diagnostic`.
+    fn error_request(
+        &self,
+        request_id: &str,
+        invocation_id: Option<&HeaderValue>,
+        diagnostic: &Diagnostic,
+    ) -> Result<Request<Body>, Error> {
+        let uri = invocation_uri(request_id, runtime::error_path(request_id))?;
+        let body = Bytes::from(diagnostic.to_json());
+        let mut request = self.client.request(Method::POST, uri, body);
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, APPLICATION_JSON);
+        headers.insert(&runtime::FUNCTION_ERROR_TYPE, error_type_header(diagnostic));
+        if let Some(invocation_id) = invocation_id {
+            headers.insert(&runtime::INVOCATION_ID, invocation_id.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// How a streaming invocation got past its silent start.
+enum Begun {
+    /// The handler wrote: the response starts now, with this `Content-Type`.
+    Written(HeaderValue),
+    /// The handler finished without writing (or wrote and finished in one poll).
+    Finished(Result<(), Diagnostic>),
+}
+
+/// A handler's outcome with a panic turned into its diagnostic.
+fn settle(outcome: Result<Result<(), Diagnostic>, panic::Payload>) -> Result<(), Diagnostic> {
+    outcome.unwrap_or_else(|payload| Err(panic::diagnostic(&payload)))
+}
+
+/// Applies Lambda's rules to the answer to a `/response` or `/error`: a 5xx ends the loop, any
+/// other failure loses only this invocation.
+fn check_answer(
+    request_id: &str,
+    answer: Result<(StatusCode, HeaderMap, Bytes), Error>,
+) -> Result<(), Error> {
+    let (status, _, answer) = answer?;
+    if status.is_server_error() {
+        return Err(runtime_api_error(status, &answer));
+    }
+    if !status.is_success() {
+        // 400, 403, 410 (invoke timed out), 413 (too large): this invocation is lost, the
+        // environment is not.
+        log(format_args!(
+            "runtime api answered {status} for invocation {request_id}: {}",
+            String::from_utf8_lossy(&answer)
+        ));
+    }
+    Ok(())
 }
 
 /// Connects with [`Runtime::from_env`] and runs the invocation loop with a JSON handler; see
@@ -252,6 +450,18 @@ where
     Err: Into<Diagnostic>,
 {
     Runtime::from_env().await?.run(handler).await
+}
+
+/// Connects with [`Runtime::from_env`] and runs the invocation loop with a streaming handler; see
+/// [`Runtime::run_streaming`].
+pub async fn run_streaming<F, Fut, E, Err>(handler: F) -> Result<(), Error>
+where
+    F: FnMut(E, Context, ResponseStream) -> Fut,
+    Fut: Future<Output = Result<(), Err>>,
+    E: DeserializeOwned,
+    Err: Into<Diagnostic>,
+{
+    Runtime::from_env().await?.run_streaming(handler).await
 }
 
 /// Connects with [`Runtime::from_env`] and runs the invocation loop with a raw bytes handler; see
@@ -316,8 +526,14 @@ fn runtime_api_error(status: StatusCode, body: &[u8]) -> Error {
     }
 }
 
-/// Exports the invocation's X-Ray header as `_X_AMZN_TRACE_ID`, or removes it when absent.
-fn export_trace_id(trace_id: Option<&str>) {
+/// Exports the invocation's X-Ray header as `_X_AMZN_TRACE_ID`, or removes it when absent;
+/// `exported` remembers whether the variable may be set, so invocations without a trace id do not
+/// touch the environment again and again.
+fn export_trace_id(exported: &mut bool, trace_id: Option<&str>) {
+    if trace_id.is_none() && !*exported {
+        return;
+    }
+    *exported = trace_id.is_some();
     match trace_id {
         // SAFETY: the Lambda runtime contract requires exporting the trace id per invocation
         // (X-Ray SDKs read it from the environment). It is written from the loop, between
@@ -343,24 +559,31 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Mutex, MutexGuard, PoisonError};
 
-    use http::header::USER_AGENT;
-    use http::{HeaderName, Request, Response};
+    use std::time::Duration;
+
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING, USER_AGENT};
+    use http::{HeaderName, Response};
     use http_body_util::{BodyExt, Full};
     use hyper::body::Incoming;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
     use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
 
     use super::*;
+    use crate::HttpPrelude;
 
     /// A scripted Runtime API: answers `next` from a queue (500 once it is empty) and records
-    /// every other request, answering each from `answers` (202 once that is empty).
+    /// every other request, answering each from `answers` (202 once that is empty) after reading
+    /// its whole body.
     #[derive(Default)]
     struct Script {
         nexts: Mutex<VecDeque<(HeaderMap, &'static str)>>,
         answers: Mutex<VecDeque<StatusCode>>,
         posts: Mutex<Vec<Posted>>,
         connections: AtomicUsize,
+        /// Receives each data frame of a body as it arrives; the test holds the receiver.
+        arrivals: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
     }
 
     #[derive(Debug)]
@@ -368,6 +591,7 @@ mod tests {
         path: String,
         headers: HeaderMap,
         body: Bytes,
+        trailers: Option<HeaderMap>,
     }
 
     fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -403,17 +627,33 @@ mod tests {
             self
         }
 
+        /// Reports each data frame of every body to the returned receiver as it arrives.
+        fn observe(&self) -> mpsc::UnboundedReceiver<Bytes> {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            *lock(&self.arrivals) = Some(sender);
+            receiver
+        }
+
         fn posts(&self) -> Vec<Posted> {
             std::mem::take(&mut *lock(&self.posts))
         }
 
         async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-            let (parts, body) = request.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
+            let (parts, mut incoming) = request.into_parts();
+            let mut body = Vec::new();
+            let mut trailers = None;
+            while let Some(Ok(frame)) = incoming.frame().await {
+                match frame.into_data() {
+                    Ok(data) => {
+                        if let Some(arrivals) = lock(&self.arrivals).as_ref() {
+                            let _ = arrivals.send(data.clone());
+                        }
+                        body.extend_from_slice(&data);
+                    }
+                    Err(frame) => trailers = frame.into_trailers().ok(),
+                }
+            }
+            let body = Bytes::from(body);
             if parts.uri.path() == runtime::NEXT_PATH {
                 let next = lock(&self.nexts).pop_front();
                 let Some((headers, event)) = next else {
@@ -429,6 +669,7 @@ mod tests {
                 path: parts.uri.path().to_owned(),
                 headers: parts.headers,
                 body,
+                trailers,
             });
             let status = lock(&self.answers)
                 .pop_front()
@@ -612,6 +853,249 @@ mod tests {
         assert_eq!(script.connections.load(Ordering::SeqCst), 5);
     }
 
+    /// Bounds a test whose failure mode is a hang (a chunk held back until the end): it fails
+    /// instead. Not a readiness wait: every step inside is awaited on a signal.
+    async fn bounded<F: Future>(future: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(30), future)
+            .await
+            .unwrap_or_else(|_| panic!("timed out"))
+    }
+
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streaming_sends_each_chunk_before_the_next_write() {
+        let script = Arc::new(Script::default().next(
+            invocation("s1", &[(&runtime::INVOCATION_ID, "inv-s1")]),
+            r#""second""#,
+        ));
+        let mut arrivals = Some(script.observe());
+        let addr = script.clone().serve(true).await;
+        let runtime = connect(addr).await;
+        let result = bounded(runtime.run_streaming(
+            move |event: String, _ctx: Context, mut stream: ResponseStream| {
+                let arrivals = arrivals.take();
+                async move {
+                    let mut arrivals = arrivals.ok_or("called twice")?;
+                    stream.set_content_type("text/plain")?;
+                    stream.write("first,").await?;
+                    // The server must hold the first chunk before the second is written: a
+                    // runtime that buffers until the end never gets past this loop.
+                    let mut arrived = Vec::new();
+                    while arrived.len() < b"first,".len() {
+                        let chunk = arrivals.recv().await.ok_or("server gone")?;
+                        arrived.extend_from_slice(&chunk);
+                    }
+                    if arrived != b"first," {
+                        return Err(format!("arrived first: {arrived:?}").into());
+                    }
+                    stream.write(event).await?;
+                    Ok::<_, BoxError>(())
+                }
+            },
+        ))
+        .await;
+
+        assert!(
+            matches!(&result, Err(Error::RuntimeApi { status, .. }) if *status == 500),
+            "{result:?}"
+        );
+        let posts = script.posts();
+        assert_eq!(posts.len(), 1, "{posts:?}");
+        let streamed = &posts[0];
+        assert_eq!(streamed.path, runtime::response_path("s1"));
+        assert_eq!(streamed.body, "first,second");
+        assert_eq!(streamed.trailers, None);
+        assert_eq!(
+            header(streamed, &runtime::RESPONSE_MODE),
+            Some(runtime::RESPONSE_MODE_STREAMING)
+        );
+        assert_eq!(header(streamed, &TRANSFER_ENCODING), Some("chunked"));
+        assert_eq!(header(streamed, &CONTENT_LENGTH), None);
+        assert_eq!(header(streamed, &CONTENT_TYPE), Some("text/plain"));
+        assert_eq!(
+            header(streamed, &TRAILER),
+            Some("Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body")
+        );
+        assert_eq!(header(streamed, &runtime::INVOCATION_ID), Some("inv-s1"));
+    }
+
+    #[tokio::test]
+    async fn http_integration_stream_starts_with_the_prelude() {
+        let script = Arc::new(Script::default().next(invocation("h1", &[]), "{}"));
+        let addr = script.clone().serve(true).await;
+        let runtime = connect(addr).await;
+        let result = bounded(runtime.run_streaming(
+            |_event: serde_json::Value, _ctx: Context, mut stream: ResponseStream| async move {
+                let prelude = HttpPrelude::new(201)
+                    .header("content-type", "text/plain")
+                    .cookie("a=b; Path=/");
+                stream.http(prelude).await?;
+                if !matches!(
+                    stream.set_content_type("text/html"),
+                    Err(Error::StreamStarted)
+                ) {
+                    return Err("content type changed after the prelude".into());
+                }
+                stream.write(&b"body"[..]).await?;
+                Ok::<_, BoxError>(())
+            },
+        ))
+        .await;
+
+        assert!(
+            matches!(result, Err(Error::RuntimeApi { .. })),
+            "{result:?}"
+        );
+        let posts = script.posts();
+        assert_eq!(posts.len(), 1, "{posts:?}");
+        assert_eq!(posts[0].path, runtime::response_path("h1"));
+        assert_eq!(
+            header(&posts[0], &CONTENT_TYPE),
+            Some("application/vnd.awslambda.http-integration-response")
+        );
+        let mut expected =
+            br#"{"statusCode":201,"headers":{"content-type":"text/plain"},"cookies":["a=b; Path=/"]}"#
+                .to_vec();
+        expected.extend_from_slice(&[0; 8]);
+        expected.extend_from_slice(b"body");
+        assert_eq!(posts[0].body, expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streaming_failures_end_in_trailers_or_go_to_error() {
+        let script = Arc::new(
+            Script::default()
+                .next(invocation("e1", &[]), r#""fail-mid""#)
+                .next(invocation("e2", &[]), r#""panic-mid""#)
+                .next(
+                    invocation("e3", &[(&runtime::INVOCATION_ID, "inv-e3")]),
+                    r#""fail-early""#,
+                )
+                .next(invocation("e4", &[]), r#""panic-early""#)
+                .next(invocation("e5", &[]), r#""empty""#)
+                .next(invocation("e6", &[]), "42")
+                .next(invocation("e7", &[]), r#""ok""#)
+                .answer(StatusCode::ACCEPTED)
+                .answer(StatusCode::ACCEPTED)
+                .answer(StatusCode::ACCEPTED)
+                .answer(StatusCode::ACCEPTED)
+                // A 4xx loses the invocation, not the loop; a 5xx ends the loop.
+                .answer(StatusCode::GONE)
+                .answer(StatusCode::ACCEPTED)
+                .answer(StatusCode::INTERNAL_SERVER_ERROR),
+        );
+        let addr = script.clone().serve(true).await;
+        let runtime = connect(addr).await;
+        let result = bounded(runtime.run_streaming(
+            |event: String, _ctx: Context, mut stream: ResponseStream| async move {
+                match event.as_str() {
+                    "fail-mid" => {
+                        stream.write("partial").await?;
+                        Err(Diagnostic::new("Function.Broken", "went wrong"))
+                    }
+                    "panic-mid" => {
+                        stream.write("half").await?;
+                        panic!("stream panicked");
+                    }
+                    "fail-early" => Err(Diagnostic::new("Function.Early", "before any byte")),
+                    "panic-early" => panic!("early panic"),
+                    "empty" => {
+                        stream.set_content_type("text/csv")?;
+                        Ok(())
+                    }
+                    _ => stream.write(event).await.map_err(Diagnostic::from),
+                }
+            },
+        ))
+        .await;
+
+        // The 500 is the answer to e7's stream (`next` would have answered with another body).
+        assert!(
+            matches!(&result, Err(Error::RuntimeApi { status, body })
+                if *status == 500 && body == runtime::ACCEPTED_BODY),
+            "{result:?}"
+        );
+        let posts = script.posts();
+        let paths: Vec<&str> = posts.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                runtime::response_path("e1"),
+                runtime::response_path("e2"),
+                runtime::error_path("e3"),
+                runtime::error_path("e4"),
+                runtime::response_path("e5"),
+                runtime::error_path("e6"),
+                runtime::response_path("e7"),
+            ]
+        );
+
+        let trailer = |posted: &Posted, name: &HeaderName| {
+            let trailers = posted.trailers.as_ref();
+            let value = trailers.and_then(|t| t.get(name)).map(HeaderValue::to_str);
+            value.and_then(Result::ok).map(str::to_owned)
+        };
+        let failed = &posts[0];
+        assert_eq!(failed.body, "partial");
+        assert_eq!(
+            trailer(failed, &runtime::FUNCTION_ERROR_TYPE).as_deref(),
+            Some("Function.Broken")
+        );
+        // base64 of {"errorType":"Function.Broken","errorMessage":"went wrong"}
+        assert_eq!(
+            trailer(failed, &runtime::FUNCTION_ERROR_BODY).as_deref(),
+            Some(
+                "eyJlcnJvclR5cGUiOiJGdW5jdGlvbi5Ccm9rZW4iLCJlcnJvck1lc3NhZ2UiOiJ3ZW50IHdyb25nIn0="
+            )
+        );
+
+        let panicked = &posts[1];
+        assert_eq!(panicked.body, "half");
+        assert_eq!(
+            trailer(panicked, &runtime::FUNCTION_ERROR_TYPE).as_deref(),
+            Some("Panic")
+        );
+        // base64 of {"errorType":"Panic","errorMessage":"stream panicked"}
+        assert_eq!(
+            trailer(panicked, &runtime::FUNCTION_ERROR_BODY).as_deref(),
+            Some("eyJlcnJvclR5cGUiOiJQYW5pYyIsImVycm9yTWVzc2FnZSI6InN0cmVhbSBwYW5pY2tlZCJ9")
+        );
+
+        let early = &posts[2];
+        assert_eq!(
+            error_body(early),
+            coldstart_protocol::ErrorBody::new("Function.Early", "before any byte")
+        );
+        assert_eq!(
+            header(early, &runtime::FUNCTION_ERROR_TYPE),
+            Some("Function.Early")
+        );
+        assert_eq!(header(early, &runtime::INVOCATION_ID), Some("inv-e3"));
+        assert_eq!(header(early, &runtime::RESPONSE_MODE), None);
+        assert_eq!(
+            error_body(&posts[3]),
+            coldstart_protocol::ErrorBody::new("Panic", "early panic")
+        );
+
+        let empty = &posts[4];
+        assert_eq!(empty.body, "");
+        assert_eq!(empty.trailers, None);
+        assert_eq!(header(empty, &CONTENT_TYPE), Some("text/csv"));
+        assert_eq!(header(empty, &TRANSFER_ENCODING), Some("chunked"));
+        assert_eq!(
+            header(empty, &runtime::RESPONSE_MODE),
+            Some(runtime::RESPONSE_MODE_STREAMING)
+        );
+
+        assert_eq!(error_body(&posts[5]).error_type, INVALID_EVENT_DATA);
+        assert_eq!(posts[6].body, "ok");
+        assert_eq!(
+            header(&posts[6], &CONTENT_TYPE),
+            Some("application/octet-stream")
+        );
+    }
+
     #[tokio::test]
     async fn init_error_is_posted_and_returned() {
         let script = Arc::new(Script::default());
@@ -685,6 +1169,12 @@ mod tests {
         });
         assert_send(&future);
         let future = run_bytes(|event: Bytes, _ctx: Context| async move { Ok::<_, String>(event) });
+        assert_send(&future);
+        let future = run_streaming(
+            |event: String, _ctx: Context, mut stream: ResponseStream| async move {
+                stream.write(event).await
+            },
+        );
         assert_send(&future);
     }
 }

@@ -9,6 +9,7 @@
 mod answer;
 mod event;
 pub mod route;
+mod stream;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -51,6 +52,16 @@ pub struct HttpApi {
     pub stage: String,
 }
 
+/// How a Function URL answers (`InvokeMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InvokeMode {
+    /// The function's answer is read whole (up to 6 MB), then sent.
+    #[default]
+    Buffered,
+    /// The function's streamed answer goes to the client as it is written (up to 200 MB).
+    ResponseStream,
+}
+
 /// Which front door a request came through: it decides the event and the error answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Door {
@@ -73,6 +84,7 @@ pub(crate) struct Captured {
 pub async fn serve_function_url(
     emulator: Emulator,
     function: String,
+    mode: InvokeMode,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) {
@@ -88,7 +100,14 @@ pub async fn serve_function_url(
             let request_id = crate::clock::request_id();
             let url_id = url_id(&function);
             let event = event::function_url(&captured, &request_id, &url_id, emulator.settings());
-            invoke(&emulator, &function, event, request_id, Door::FunctionUrl).await
+            match mode {
+                InvokeMode::Buffered => {
+                    invoke(&emulator, &function, event, request_id, Door::FunctionUrl).await
+                }
+                InvokeMode::ResponseStream => {
+                    invoke_streaming(&emulator, &function, event, request_id).await
+                }
+            }
         }
     };
     server::serve(listener, handler, shutdown, drain).await;
@@ -177,6 +196,29 @@ async fn invoke(
             answer::from_outcome(door, response.outcome)
         }
         Err(err) => answer::from_refusal(door, &err),
+    };
+    if let Ok(id) = http::HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(coldstart_protocol::invoke::REQUEST_ID, id);
+    }
+    response
+}
+
+async fn invoke_streaming(
+    emulator: &Emulator,
+    function: &str,
+    event: Vec<u8>,
+    request_id: String,
+) -> Response<Body> {
+    let request = InvokeRequest {
+        payload: Bytes::from(event),
+        request_id: Some(request_id.clone()),
+        ..InvokeRequest::default()
+    };
+    let mut response = match emulator.invoke(function, request).await {
+        Ok(response) => stream::respond(response.outcome).await,
+        Err(err) => answer::from_refusal(Door::FunctionUrl, &err),
     };
     if let Ok(id) = http::HeaderValue::from_str(&request_id) {
         response

@@ -368,3 +368,136 @@ async fn the_deadline_mid_stream_ends_it_with_sandbox_timedout() {
         h.stop().await;
     }
 }
+
+/// A hand-held function behind a `RESPONSE_STREAM` Function URL; returns the URL's address.
+async fn streaming_url(h: &Harness) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(coldstart_emulator::serve_function_url(
+        h.emulator.clone(),
+        "hand".into(),
+        coldstart_emulator::InvokeMode::ResponseStream,
+        listener,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    addr
+}
+
+/// Sends a GET to `addr` and returns the response with its body unread.
+async fn get_streaming(addr: SocketAddr) -> http::Response<hyper::body::Incoming> {
+    let request = http::Request::get("/report")
+        .header(http::header::HOST, addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(conn);
+    sender
+        .send_request(request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn next_data(body: &mut hyper::body::Incoming) -> Option<Result<Bytes, String>> {
+    use http_body_util::BodyExt;
+    loop {
+        match body.frame().await? {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => return Some(Ok(data)),
+                Err(_) => continue,
+            },
+            Err(e) => return Some(Err(e.to_string())),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_streaming_function_url_sends_the_prelude_as_the_head_then_each_chunk() {
+    let h = handheld().await;
+    let url = streaming_url(&h).await;
+    let client = tokio::spawn(get_streaming(url));
+    let runtime = Runtime::start(&h).await;
+    let id = runtime.next().await;
+    let (body, answer) = runtime
+        .stream(&id, "application/vnd.awslambda.http-integration-response")
+        .await;
+    // The prelude, split across chunks, the delimiter split too.
+    let prelude = br#"{"statusCode":201,"headers":{"content-type":"text/plain","x-a":"1"},"multiValueHeaders":{"x-multi":["one","two"]},"cookies":["a=1; Path=/","b=2"]}"#;
+    let _ = body
+        .send(Frame::data(Bytes::from_static(&prelude[..20])))
+        .await;
+    let _ = body
+        .send(Frame::data(Bytes::from_static(&prelude[20..])))
+        .await;
+    let _ = body.send(Frame::data(Bytes::from_static(&[0, 0, 0]))).await;
+    let _ = body
+        .send(Frame::data(Bytes::from_static(b"\0\0\0\0\0line 1\n")))
+        .await;
+    let response = client.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    assert_eq!(response.headers()["x-a"], "1");
+    let multi: Vec<_> = response.headers().get_all("x-multi").iter().collect();
+    assert_eq!(multi, ["one", "two"]);
+    let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1; Path=/", "b=2"]);
+    let mut client_body = response.into_body();
+    assert_eq!(
+        next_data(&mut client_body).await,
+        Some(Ok(Bytes::from_static(b"line 1\n")))
+    );
+    // The client has line 1 before the function writes line 2.
+    let _ = body
+        .send(Frame::data(Bytes::from_static(b"line 2\n")))
+        .await;
+    assert_eq!(
+        next_data(&mut client_body).await,
+        Some(Ok(Bytes::from_static(b"line 2\n")))
+    );
+    drop(body);
+    assert_eq!(next_data(&mut client_body).await, None);
+    assert_eq!(answer.await.unwrap_or(0), 202);
+    if let Ok(h) = Arc::try_unwrap(h) {
+        h.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_streaming_function_url_aborts_the_connection_on_a_mid_stream_error() {
+    let h = handheld().await;
+    let url = streaming_url(&h).await;
+    let client = tokio::spawn(get_streaming(url));
+    let runtime = Runtime::start(&h).await;
+    let id = runtime.next().await;
+    let (body, answer) = runtime.stream(&id, "text/plain").await;
+    let _ = body.send(Frame::data(Bytes::from_static(b"partial"))).await;
+    let response = client.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    let mut client_body = response.into_body();
+    assert_eq!(
+        next_data(&mut client_body).await,
+        Some(Ok(Bytes::from_static(b"partial")))
+    );
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert(
+        rt::FUNCTION_ERROR_TYPE,
+        http::HeaderValue::from_static("Runtime.StreamError"),
+    );
+    let _ = body.send(Frame::trailers(trailers)).await;
+    drop(body);
+    assert!(
+        matches!(next_data(&mut client_body).await, Some(Err(_))),
+        "the body must end in an error, not cleanly"
+    );
+    assert_eq!(answer.await.unwrap_or(0), 202);
+    if let Ok(h) = Arc::try_unwrap(h) {
+        h.stop().await;
+    }
+}
