@@ -9,6 +9,8 @@
 //! - `src/bin/fx-echo.rs`: echo on `coldstart-runtime`, the smallest function.
 //! - `src/bin/fx-lr-echo.rs`: echo on the official `lambda_runtime` crate.
 //! - `src/bin/fx-http.rs`: an HTTP-event function that answers what its request asks for.
+//! - `src/bin/fx-stream.rs`, `fx-lr-stream.rs`: streaming functions on coldstart-runtime and on
+//!   `lambda_runtime`.
 //! - `src/bin/fx-crash-on-start.rs`, `fx-slow-init.rs`, `fx-init-error.rs`, `fx-ignore-sigterm.rs`:
 //!   init and shutdown behaviours.
 //! - `fixtures/`: shell bootstraps, shared with the CLI's tests: a hand-held runtime that lets a

@@ -240,7 +240,29 @@ async fn a_100_mb_stream_passes_with_bounded_memory() {
     const TOTAL: usize = 100 * 1024 * 1024;
     let h = handheld().await;
     let before = peak_mb();
-    let mut events = stream_events(&h, "{}");
+    // Read the SDK's stream right where it arrives: a buffer here would be the test's own.
+    let client = h.sdk();
+    let reader = tokio::spawn(async move {
+        let mut out = client
+            .invoke_with_response_stream()
+            .function_name("hand")
+            .payload(Blob::new("{}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut received = 0usize;
+        loop {
+            match out.event_stream.recv().await {
+                Ok(Some(Event::PayloadChunk(update))) => {
+                    received += update.payload().map_or(0, |p| p.as_ref().len());
+                }
+                Ok(Some(Event::InvokeComplete(done))) => {
+                    return (received, done.error_code().map(str::to_owned));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    });
     let runtime = Runtime::start(&h).await;
     let id = runtime.next().await;
     let (body, answer) = runtime.stream(&id, "application/octet-stream").await;
@@ -252,19 +274,8 @@ async fn a_100_mb_stream_passes_with_bounded_memory() {
             }
         }
     });
-    let mut received = 0usize;
-    loop {
-        match events.recv().await {
-            Some(Event::PayloadChunk(update)) => {
-                received += update.payload().map_or(0, |p| p.as_ref().len());
-            }
-            Some(Event::InvokeComplete(done)) => {
-                assert_eq!(done.error_code(), None, "{done:?}");
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let (received, error_code) = reader.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(error_code, None);
     let _ = writer.await;
     assert_eq!(received, TOTAL);
     assert_eq!(answer.await.unwrap_or(0), 202);
@@ -387,7 +398,11 @@ async fn streaming_url(h: &Harness) -> SocketAddr {
 
 /// Sends a GET to `addr` and returns the response with its body unread.
 async fn get_streaming(addr: SocketAddr) -> http::Response<hyper::body::Incoming> {
-    let request = http::Request::get("/report")
+    get_streaming_path(addr, "/report").await
+}
+
+async fn get_streaming_path(addr: SocketAddr, path: &str) -> http::Response<hyper::body::Incoming> {
+    let request = http::Request::get(path)
         .header(http::header::HOST, addr.to_string())
         .body(Full::new(Bytes::new()))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -500,4 +515,176 @@ async fn a_streaming_function_url_aborts_the_connection_on_a_mid_stream_error() 
     if let Ok(h) = Arc::try_unwrap(h) {
         h.stop().await;
     }
+}
+
+/// A FIFO in a fresh folder: the streaming fixture waits on it after its first chunk.
+struct Gate {
+    dir: std::path::PathBuf,
+}
+
+impl Gate {
+    fn new(name: &str) -> Gate {
+        let dir =
+            std::env::temp_dir().join(format!("coldstart-gate-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        nix::unistd::mkfifo(&dir.join("gate"), nix::sys::stat::Mode::S_IRWXU)
+            .unwrap_or_else(|e| panic!("mkfifo: {e}"));
+        Gate { dir }
+    }
+
+    fn path(&self) -> String {
+        self.dir.join("gate").display().to_string()
+    }
+
+    /// Lets the function go on (opening the FIFO for writing waits for its reader).
+    async fn open(&self) {
+        let path = self.dir.join("gate");
+        let _ = tokio::task::spawn_blocking(move || std::fs::write(path, b"go")).await;
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn events_of(
+    h: &Harness,
+    function: &'static str,
+    payload: String,
+) -> mpsc::UnboundedReceiver<Event> {
+    let client = h.sdk();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut out = client
+            .invoke_with_response_stream()
+            .function_name(function)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        while let Ok(Some(event)) = out.event_stream.recv().await {
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn coldstart_runtime_streams_to_the_sdk_while_the_function_still_writes() {
+    let h = Harness::start(vec![function(
+        "stream",
+        crate::support::fixture("fx-stream"),
+    )])
+    .await;
+    let gate = Gate::new("sdk");
+    let payload = serde_json::json!({"op": "lines", "n": 3, "gate": gate.path()}).to_string();
+    let mut events = events_of(&h, "stream", payload);
+    // Line 1 arrives while the function is held at the gate, before it writes line 2.
+    assert_eq!(
+        chunk_of(events.recv().await),
+        Bytes::from_static(b"line 1\n")
+    );
+    gate.open().await;
+    let mut rest = Vec::new();
+    loop {
+        match events.recv().await {
+            Some(Event::PayloadChunk(update)) => {
+                rest.extend_from_slice(update.payload().map(|p| p.as_ref()).unwrap_or_default());
+            }
+            Some(Event::InvokeComplete(done)) => {
+                assert_eq!(done.error_code(), None, "{done:?}");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(rest, b"line 2\nline 3\n");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn coldstart_runtime_errors_mid_stream_reach_invoke_complete() {
+    let h = Harness::start(vec![function(
+        "stream",
+        crate::support::fixture("fx-stream"),
+    )])
+    .await;
+    let mut events = events_of(&h, "stream", r#"{"op":"fail_mid"}"#.into());
+    assert_eq!(
+        chunk_of(events.recv().await),
+        Bytes::from_static(b"partial")
+    );
+    match events.recv().await {
+        Some(Event::InvokeComplete(done)) => {
+            assert_eq!(done.error_code(), Some("StreamFailed"), "{done:?}");
+            let details: serde_json::Value =
+                serde_json::from_str(done.error_details().unwrap_or_default()).unwrap_or_default();
+            assert_eq!(details["errorMessage"], "the report generator broke");
+        }
+        other => panic!("expected InvokeComplete, got {other:?}"),
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn coldstart_runtime_http_prelude_drives_a_streaming_function_url() {
+    let h = Harness::start(vec![function("hand", crate::support::fixture("fx-stream"))]).await;
+    let url = streaming_url(&h).await;
+    let response = get_streaming_path(url, "/report?op=http").await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    assert_eq!(response.headers()["x-report"], "monthly");
+    let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["session=abc; Path=/", "theme=dark"]);
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = next_data(&mut body).await {
+        text.extend_from_slice(&chunk.unwrap_or_else(|e| panic!("{e}")));
+    }
+    assert_eq!(text, b"header line\nbody line\n");
+    // Without the prelude, the runtime's own content type and status 200.
+    let plain = get_streaming_path(url, "/report").await;
+    assert_eq!(plain.status(), 200);
+    assert_eq!(plain.headers()["content-type"], "text/plain");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn official_lambda_runtime_streaming_runs_unmodified() {
+    let h = Harness::start(vec![function(
+        "lr",
+        crate::support::fixture("fx-lr-stream"),
+    )])
+    .await;
+    let mut events = events_of(&h, "lr", r#"{"n":4}"#.into());
+    let mut text = Vec::new();
+    loop {
+        match events.recv().await {
+            Some(Event::PayloadChunk(update)) => {
+                text.extend_from_slice(update.payload().map(|p| p.as_ref()).unwrap_or_default());
+            }
+            Some(Event::InvokeComplete(done)) => {
+                assert_eq!(done.error_code(), None, "{done:?}");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // lambda_runtime always sends an HTTP-integration prelude; InvokeWithResponseStream passes
+    // it through verbatim (callers that are not Function URLs see it, as on AWS).
+    let delimiter = text.windows(8).position(|w| w == [0u8; 8]);
+    let Some(at) = delimiter else {
+        panic!(
+            "no prelude delimiter in {:?}",
+            String::from_utf8_lossy(&text)
+        );
+    };
+    assert!(text.starts_with(br#"{"statusCode":200"#));
+    assert_eq!(&text[at + 8..], b"line 1\nline 2\nline 3\nline 4\n");
+    h.stop().await;
 }

@@ -28,6 +28,8 @@ pub fn fixture(bin: &str) -> PathBuf {
         "fx-init-error" => env!("CARGO_BIN_EXE_fx-init-error"),
         "fx-ignore-sigterm" => env!("CARGO_BIN_EXE_fx-ignore-sigterm"),
         "fx-http" => env!("CARGO_BIN_EXE_fx-http"),
+        "fx-stream" => env!("CARGO_BIN_EXE_fx-stream"),
+        "fx-lr-stream" => env!("CARGO_BIN_EXE_fx-lr-stream"),
         other => panic!("no fixture {other}"),
     })
 }

@@ -1,0 +1,63 @@
+//! A streaming function on coldstart-runtime, its behaviour chosen by the event's `op` (or a
+//! Function URL request's `?op=`):
+//! `lines` (`n` lines; with `gate`, it waits after line 1 until something is written to that
+//! FIFO), `http` (an HTTP prelude: status 201, headers, cookies, then a body), `fail_mid` (one
+//! chunk, then an error).
+
+use coldstart_runtime::{Context, HttpPrelude, ResponseStream};
+use serde_json::Value;
+
+#[derive(Debug)]
+struct StreamFailed;
+
+impl std::fmt::Display for StreamFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the report generator broke")
+    }
+}
+
+async fn handle(event: Value, _ctx: Context, mut out: ResponseStream) -> Result<(), StreamFailed> {
+    // `op` in the event, or in the query string of a Function URL request.
+    let op = event
+        .get("op")
+        .or_else(|| event.pointer("/queryStringParameters/op"))
+        .and_then(Value::as_str)
+        .unwrap_or("lines");
+    let fail = |_| StreamFailed;
+    match op {
+        "http" => {
+            let prelude = HttpPrelude::new(201)
+                .header("content-type", "text/plain")
+                .header("x-report", "monthly")
+                .cookie("session=abc; Path=/")
+                .cookie("theme=dark");
+            out.http(prelude).await.map_err(fail)?;
+            out.write("header line\n").await.map_err(fail)?;
+            out.write("body line\n").await.map_err(fail)?;
+        }
+        "fail_mid" => {
+            out.write("partial").await.map_err(fail)?;
+            return Err(StreamFailed);
+        }
+        _ => {
+            let n = event.get("n").and_then(Value::as_u64).unwrap_or(3);
+            out.set_content_type("text/plain").map_err(fail)?;
+            for i in 1..=n {
+                out.write(format!("line {i}\n")).await.map_err(fail)?;
+                if i == 1
+                    && let Some(gate) = event.get("gate").and_then(Value::as_str)
+                {
+                    let gate = gate.to_owned();
+                    // Reading a FIFO blocks until a writer opens and closes it.
+                    let _ = tokio::task::spawn_blocking(move || std::fs::read(gate)).await;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), coldstart_runtime::Error> {
+    coldstart_runtime::run_streaming(handle).await
+}
