@@ -2,7 +2,8 @@
 //! Function URL request's `?op=`):
 //! `lines` (`n` lines; with `gate`, it waits after line 1 until something is written to that
 //! FIFO), `http` (an HTTP prelude: status 201, headers, cookies, then a body), `fail_mid` (one
-//! chunk, then an error).
+//! chunk, then an error), `ttfb` (one chunk holding the epoch nanoseconds it was written at),
+//! `bytes` (`total` bytes in `chunk`-byte writes).
 
 use coldstart_runtime::{Context, HttpPrelude, ResponseStream};
 use serde_json::Value;
@@ -34,6 +35,27 @@ async fn handle(event: Value, _ctx: Context, mut out: ResponseStream) -> Result<
             out.http(prelude).await.map_err(fail)?;
             out.write("header line\n").await.map_err(fail)?;
             out.write("body line\n").await.map_err(fail)?;
+        }
+        "ttfb" => {
+            // The chunk carries the instant it was written (Unix epoch nanoseconds), so a reader
+            // on the same machine can tell how long it took to arrive.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            out.write(now.to_string()).await.map_err(fail)?;
+        }
+        "bytes" => {
+            // `total` bytes in `chunk`-byte writes (defaults: 100 MB in 64 KB).
+            let total = event.get("total").and_then(Value::as_u64).unwrap_or(100 << 20) as usize;
+            let size = event.get("chunk").and_then(Value::as_u64).unwrap_or(64 << 10) as usize;
+            let chunk = bytes::Bytes::from(vec![b'x'; size.max(1)]);
+            let mut sent = 0;
+            while sent < total {
+                let n = chunk.len().min(total - sent);
+                out.write(chunk.slice(..n)).await.map_err(fail)?;
+                sent += n;
+            }
         }
         "fail_mid" => {
             out.write("partial").await.map_err(fail)?;
