@@ -472,3 +472,20 @@ fn up_stops_every_server_and_sandbox_on_sigterm() {
         }
     }
 }
+
+#[test]
+fn invoke_stream_prints_the_streamed_answer_and_the_tail() {
+    let bootstrap = repo("crates/testkit/fixtures/stream-echo.sh");
+    let server = Server::start(&["--", bootstrap.to_str().unwrap_or_default()]);
+    let out = server.invoke(&["function", "{}", "--stream", "--log-type", "Tail"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "chunk 1\nchunk 2\n\n");
+    let log = text(&out.stderr);
+    assert!(
+        log.contains("START RequestId: ") && log.contains("REPORT RequestId: "),
+        "{log}"
+    );
+    // A buffered invoke of the same function gets the whole answer.
+    let whole = server.invoke(&["function", "{}"]);
+    assert_eq!(text(&whole.stdout), "chunk 1\nchunk 2\n\n");
+}

@@ -47,8 +47,14 @@ async fn handle(event: Value, _ctx: Context, mut out: ResponseStream) -> Result<
         }
         "bytes" => {
             // `total` bytes in `chunk`-byte writes (defaults: 100 MB in 64 KB).
-            let total = event.get("total").and_then(Value::as_u64).unwrap_or(100 << 20) as usize;
-            let size = event.get("chunk").and_then(Value::as_u64).unwrap_or(64 << 10) as usize;
+            let total = event
+                .get("total")
+                .and_then(Value::as_u64)
+                .unwrap_or(100 << 20) as usize;
+            let size = event
+                .get("chunk")
+                .and_then(Value::as_u64)
+                .unwrap_or(64 << 10) as usize;
             let chunk = bytes::Bytes::from(vec![b'x'; size.max(1)]);
             let mut sent = 0;
             while sent < total {
