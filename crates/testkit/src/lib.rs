@@ -2,7 +2,8 @@
 //!
 //! The fixtures are small `bootstrap` programs under `src/bin/`, each showing one behaviour a
 //! Lambda function can have (answering, failing, crashing, hanging in init). The end-to-end tests
-//! in `tests/it/` run them under the emulator and call them with real clients.
+//! in `tests/it/` run them under the emulator and call them with real clients; `tests/memory.rs`
+//! is the one test that measures this process's peak memory, so it has a binary to itself.
 //!
 //! # Layout
 //! - `src/bin/fx-faults.rs`: a function whose behaviour is chosen by its event (`op`).

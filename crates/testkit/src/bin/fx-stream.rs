@@ -2,7 +2,7 @@
 //! Function URL request's `?op=`):
 //! `lines` (`n` lines; with `gate`, it waits after line 1 until something is written to that
 //! FIFO), `http` (an HTTP prelude: status 201, headers, cookies, then a body), `fail_mid` (one
-//! chunk, then an error), `ttfb` (one chunk holding the epoch nanoseconds it was written at),
+//! chunk, then an error), `crash_mid` (one chunk, then the process exits 7), `ttfb` (one chunk holding the epoch nanoseconds it was written at),
 //! `bytes` (`total` bytes in `chunk`-byte writes).
 
 use coldstart_runtime::{Context, HttpPrelude, ResponseStream};
@@ -62,6 +62,11 @@ async fn handle(event: Value, _ctx: Context, mut out: ResponseStream) -> Result<
                 out.write(chunk.slice(..n)).await.map_err(fail)?;
                 sent += n;
             }
+        }
+        "crash_mid" => {
+            out.write("partial").await.map_err(fail)?;
+            // The chunk is on the wire; now the process dies mid-stream.
+            std::process::exit(7);
         }
         "fail_mid" => {
             out.write("partial").await.map_err(fail)?;
