@@ -679,3 +679,22 @@ async fn a_buffered_function_answers_invoke_with_response_stream_too() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_streaming_function_url_passes_a_buffered_answer_through_as_is() {
+    let h = Harness::start(vec![function("hand", crate::support::fixture("fx-faults"))]).await;
+    let url = streaming_url(&h).await;
+    let response = get_streaming(url).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = next_data(&mut body).await {
+        text.extend_from_slice(&chunk.unwrap_or_else(|e| panic!("{e}")));
+    }
+    // fx-faults echoes the Function URL event: in RESPONSE_STREAM mode it is not reinterpreted.
+    let event: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+    assert_eq!(event["rawPath"], "/report");
+    assert_eq!(event["requestContext"]["http"]["method"], "GET");
+    h.stop().await;
+}
