@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 /// Size of the JSON payload of every request.
 pub const PAYLOAD_LEN: usize = 100;
 /// The longest one request may take before the run is declared broken.
-const REQUEST_LIMIT: Duration = Duration::from_secs(10);
+pub const REQUEST_LIMIT: Duration = Duration::from_secs(10);
 
 /// A JSON object of exactly [`PAYLOAD_LEN`] bytes that an echo function returns byte for byte
 /// (one key, no whitespace: serde_json writes it back unchanged).
@@ -218,7 +218,7 @@ pub async fn first_answer(target: &Target, payload: &Bytes) -> anyhow::Result<Du
 }
 
 /// Drives every connection in the calling task; ends when all have closed or one has failed.
-async fn drive_all<F>(connections: Vec<F>) -> Result<(), hyper::Error>
+pub async fn drive_all<F>(connections: Vec<F>) -> Result<(), hyper::Error>
 where
     F: Future<Output = Result<(), hyper::Error>>,
 {
@@ -359,7 +359,7 @@ async fn client(
 
 /// Opens a keep-alive HTTP/1.1 connection with TCP_NODELAY; the caller drives the returned
 /// connection future.
-async fn connect(
+pub async fn connect(
     addr: SocketAddr,
 ) -> anyhow::Result<(
     SendRequest<Full<Bytes>>,

@@ -1,6 +1,6 @@
 //! `coldstart-bench [--quick]`: measures coldstart's invoke path against a bare hyper floor and
-//! against the official `lambda_runtime` crate, and `coldstart up` from spawn to ready; prints
-//! the table and writes it to `bench/results/invoke.txt`.
+//! against the official `lambda_runtime` crate, `coldstart up` from spawn to ready, and response
+//! streaming; prints the table and writes it to `bench/results/invoke.txt`.
 //!
 //! Run it through `bench/run.sh`, which builds the release binaries first and adds the boto3
 //! figures. See `bench/README.md` for what each figure means.
@@ -13,6 +13,7 @@
 //! - `process`: child processes killed by process group on drop; servers with a start-up banner;
 //!   `coldstart run`.
 //! - `up`: `coldstart up` with a config in a temporary folder, and its endpoint table.
+//! - `stream`: streamed answers read chunk by chunk (event stream or chunked body).
 //! - `stats`: percentiles and means.
 //! - `report`: the results table.
 
@@ -23,6 +24,7 @@ mod process;
 mod report;
 mod startup;
 mod stats;
+mod stream;
 mod up;
 
 use std::path::Path;
@@ -86,6 +88,10 @@ fn run() -> anyhow::Result<()> {
     eprintln!("warm Function URL: coldstart up and the floor, interleaved");
     let url = measure::warm_function_url(&rt, &plan, &bins.coldstart, &bins.echo, &config)?;
     drop(config);
+    let config = ConfigDir::stream(&bins.stream.path)?;
+    eprintln!("response streaming: time to first byte and 100 MiB, both doors");
+    let stream = measure::streaming(&rt, &plan, &bins.coldstart, &bins.stream, &config)?;
+    drop(config);
 
     let results = Results {
         machine: Machine::detect(),
@@ -97,6 +103,7 @@ fn run() -> anyhow::Result<()> {
         startup,
         up,
         url,
+        stream,
     };
     let table = results.to_string();
     print!("{table}");

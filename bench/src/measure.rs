@@ -1,5 +1,6 @@
 //! One function per measurement of the table: sequential warm invokes (with the floor),
-//! throughput, binary size, spawn → first `next`, `coldstart up` → ready and the warm Function URL.
+//! throughput, binary size, spawn → first `next`, `coldstart up` → ready, the warm Function URL
+//! and response streaming.
 //!
 //! Each starts what it measures, measures it and stops it again before returning, so the
 //! measurements never overlap; inside one, targets compared with each other run at once and are
@@ -18,9 +19,10 @@ use tokio::runtime::Runtime;
 
 use crate::client::{self, Exchange, Load, Rounds, Target};
 use crate::floor::FloorServer;
-use crate::process::Emulator;
+use crate::process::{self, Emulator};
 use crate::startup;
 use crate::stats::Summary;
+use crate::stream::{self, StreamDoor, StreamTarget};
 use crate::up::{self, ConfigDir, Door, Endpoint, Up};
 
 /// The function name `coldstart run` serves (as the Runtime Interface Emulator does).
@@ -53,6 +55,14 @@ pub struct Plan {
     pub startup_runs: usize,
     /// `coldstart up` → ready runs. Default: 20.
     pub up_runs: usize,
+    /// Unmeasured time-to-first-byte requests per streaming door. Default: 20.
+    pub ttfb_warmup: usize,
+    /// Measured time-to-first-byte requests per streaming door. Default: 200.
+    pub ttfb_runs: usize,
+    /// Unmeasured 100 MiB transfers per streaming door. Not cut in quick mode. Default: 1.
+    pub transfer_warmup: usize,
+    /// Measured 100 MiB transfers per streaming door. Default: 5 (1 in quick mode).
+    pub transfer_runs: usize,
 }
 
 impl Plan {
@@ -70,6 +80,10 @@ impl Plan {
             load_concurrency: 2,
             startup_runs: 50 / scale,
             up_runs: 20 / scale,
+            ttfb_warmup: 20 / scale,
+            ttfb_runs: 200 / scale,
+            transfer_warmup: 1,
+            transfer_runs: if quick { 1 } else { 5 },
         }
     }
 
@@ -99,6 +113,8 @@ pub struct Binaries {
     pub echo: Function,
     /// The same echo on the official `lambda_runtime`.
     pub lr_echo: Function,
+    /// The test kit's streaming function on coldstart-runtime (`ttfb` and `bytes` ops).
+    pub stream: Function,
 }
 
 impl Binaries {
@@ -126,6 +142,10 @@ impl Binaries {
             lr_echo: Function {
                 label: "lambda_runtime echo",
                 path: binary("fx-lr-echo")?,
+            },
+            stream: Function {
+                label: "coldstart-runtime fx-stream",
+                path: binary("fx-stream")?,
             },
         })
     }
@@ -433,6 +453,144 @@ pub fn warm_function_url(
         floor: latency("floor (bare hyper echo, GET)".into(), floor, Vec::new())?,
         url: latency(format!("Function URL, {}", function.label), url, notes)?,
     })
+}
+
+/// Response streaming through both doors of one `coldstart up`.
+#[derive(Debug)]
+pub struct Streaming {
+    /// The function served.
+    pub label: String,
+    /// InvokeWithResponseStream, then the streaming Function URL.
+    pub doors: Vec<StreamFigures>,
+    /// coldstart's memory around the transfers.
+    pub memory: Memory,
+    /// What `up` printed on stderr besides its banner.
+    pub notes: Vec<String>,
+}
+
+/// The resident memory of the `coldstart` process (not its sandboxes) around the transfers.
+#[derive(Debug)]
+pub struct Memory {
+    /// `VmRSS` just before the transfers, in bytes.
+    pub before: u64,
+    /// `VmHWM` after the transfers, in bytes: the peak during them, or since coldstart started
+    /// when `peak_since_start` is set.
+    pub peak: u64,
+    /// Why the peak could not be reset before the transfers, if it could not.
+    pub peak_since_start: Option<String>,
+}
+
+/// The streaming figures of one door.
+#[derive(Debug)]
+pub struct StreamFigures {
+    pub label: &'static str,
+    /// The function's write of its one chunk → that chunk decoded by the client.
+    pub ttfb: Summary,
+    /// Request sent → end of a [`stream::STREAM_BYTES`] answer.
+    pub transfer: Summary,
+}
+
+impl StreamFigures {
+    /// Throughput of the median transfer, in MB/s (1 MB = 10^6 bytes). Every transfer has the
+    /// same size, so this is also the median of the runs' rates.
+    pub fn median_rate(&self) -> f64 {
+        mb_per_s(self.transfer.p50)
+    }
+
+    /// Throughput of the slowest transfer, in MB/s.
+    pub fn slowest_rate(&self) -> f64 {
+        mb_per_s(self.transfer.max)
+    }
+}
+
+fn mb_per_s(elapsed: Duration) -> f64 {
+    stream::STREAM_BYTES as f64 / 1e6 / elapsed.as_secs_f64()
+}
+
+/// Response streaming through `coldstart up` serving `function` (the test kit's `fx-stream`) with
+/// `config` ([`ConfigDir::stream`]): time to first byte through InvokeWithResponseStream and the
+/// streaming Function URL, measured together, then 100 MiB transfers through both, and
+/// coldstart's peak memory during the transfers.
+pub fn streaming(
+    rt: &Runtime,
+    plan: &Plan,
+    coldstart: &Path,
+    function: &Function,
+    config: &ConfigDir,
+) -> anyhow::Result<Streaming> {
+    let up = Up::start(coldstart, &config.config)?;
+    let measured = stream_through(rt, plan, &up);
+    // Stopped before `?`, so a failed run still reports what `up` said.
+    let notes = up.stop()?;
+    let (doors, memory) =
+        measured.with_context(|| format!("response streaming: {}", notes.join("\n")))?;
+    Ok(Streaming {
+        label: function.label.into(),
+        doors,
+        memory,
+        notes,
+    })
+}
+
+/// The measurements of [`streaming`] on a running `up`.
+fn stream_through(
+    rt: &Runtime,
+    plan: &Plan,
+    up: &Up,
+) -> anyhow::Result<(Vec<StreamFigures>, Memory)> {
+    let door = |door, stream_door| -> anyhow::Result<StreamTarget> {
+        Ok(StreamTarget {
+            addr: up.endpoint(up::STREAM_FUNCTION, door)?.addr,
+            door: stream_door,
+            function: up::STREAM_FUNCTION.into(),
+        })
+    };
+    let targets = [
+        door(Door::InvokeApi, StreamDoor::InvokeApi)?,
+        door(Door::StreamingFunctionUrl, StreamDoor::FunctionUrl)?,
+    ];
+    let ttfb = rt
+        .block_on(stream::time_to_first_byte(
+            &targets,
+            plan.ttfb_warmup,
+            plan.ttfb_runs,
+        ))
+        .context("time to first byte")?;
+
+    let pid = up.pid()?;
+    let before = process::resident_bytes(pid, "VmRSS")?;
+    // Without the reset, `VmHWM` would be the peak since start-up, which may hide the transfers'.
+    let peak_since_start = process::reset_peak_resident(pid)
+        .err()
+        .map(|err| format!("{err:#}"));
+    let transfers = rt
+        .block_on(stream::transfers(
+            &targets,
+            plan.transfer_warmup,
+            plan.transfer_runs,
+        ))
+        .context("100 MiB transfers")?;
+    let peak = process::resident_bytes(pid, "VmHWM")?;
+
+    let labels = ["InvokeWithResponseStream", "Function URL (stream)"];
+    let doors = labels
+        .into_iter()
+        .zip(ttfb)
+        .zip(transfers)
+        .map(|((label, ttfb), transfer)| {
+            Ok(StreamFigures {
+                label,
+                ttfb: Summary::of(ttfb).context("no time-to-first-byte requests")?,
+                transfer: Summary::of(transfer).context("no transfers")?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let memory = Memory {
+        before,
+        peak,
+        peak_since_start,
+    };
+    Ok((doors, memory))
 }
 
 fn floor_target(floor: &FloorServer, exchange: Exchange, path: String) -> Target {

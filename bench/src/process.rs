@@ -45,6 +45,11 @@ impl Process {
         Ok(Self { child: Some(child) })
     }
 
+    /// The child's process id (the leader of its group), while it has not been reaped.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Takes the child's piped stderr, if it was piped and not taken yet.
     fn take_stderr(&mut self) -> Option<ChildStderr> {
         self.child.as_mut()?.stderr.take()
@@ -169,6 +174,11 @@ impl Server {
         Ok((server, found))
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        self.process.id().context("the server was already reaped")
+    }
+
     /// Stops the server with SIGTERM (coldstart stops its sandboxes) and returns what it printed
     /// on stderr besides the banner: warnings and errors worth reporting.
     pub fn stop(self) -> anyhow::Result<Vec<String>> {
@@ -211,6 +221,26 @@ fn drain_stderr<B: Banner>(
             lines.push(line);
         }
     }
+}
+
+/// `field` (`VmRSS`: resident now; `VmHWM`: the peak resident) of `/proc/PID/status`, in bytes.
+pub fn resident_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let kib = status
+        .lines()
+        .filter_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .find_map(|rest| rest.trim().strip_suffix(" kB")?.trim().parse::<u64>().ok())
+        .with_context(|| format!("no {field} in {path}"))?;
+    // The kernel's "kB" is 1024 bytes.
+    Ok(kib * 1024)
+}
+
+/// Resets the peak resident set size (`VmHWM`) of `pid` to its current size, by writing `5` to
+/// `/proc/PID/clear_refs` (Linux 4.0 and later), so that a later `VmHWM` is the peak since now.
+pub fn reset_peak_resident(pid: u32) -> anyhow::Result<()> {
+    let path = format!("/proc/{pid}/clear_refs");
+    std::fs::write(&path, "5").with_context(|| format!("writing 5 to {path}"))
 }
 
 /// A `coldstart run` process serving one function on an ephemeral loopback port.
@@ -286,6 +316,15 @@ mod tests {
             banner_addr("WARN something else at http://127.0.0.1:1/"),
             None
         );
+    }
+
+    #[test]
+    fn resident_bytes_reads_proc_status() {
+        let pid = std::process::id();
+        let now = resident_bytes(pid, "VmRSS").expect("VmRSS");
+        let peak = resident_bytes(pid, "VmHWM").expect("VmHWM");
+        assert!(now > 0 && peak >= now, "VmRSS {now}, VmHWM {peak}");
+        assert!(resident_bytes(pid, "VmNothing").is_err());
     }
 
     #[test]

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use crate::client::PAYLOAD_LEN;
 use crate::measure::{
-    Latency, Plan, Size, Startup, Throughput, UpToReady, WarmFunctionUrl, WarmInvokes, ratio,
+    Latency, Plan, Size, Startup, Streaming, Throughput, UpToReady, WarmFunctionUrl, WarmInvokes,
+    ratio,
 };
 use crate::stats::{micros, millis};
+use crate::stream::STREAM_BYTES;
 
 /// Warm invoke p50 of coldstart with our runtime: at most this many times the floor's.
 const FLOOR_RATIO_TARGET: f64 = 2.5;
@@ -23,6 +25,13 @@ const UP_READY_TARGET: Duration = Duration::from_millis(100);
 const COLD_START_TARGET: Duration = Duration::from_millis(5);
 /// Warm Function URL p50: at most this many times the floor's.
 const FUNCTION_URL_RATIO_TARGET: f64 = 3.0;
+/// Time to first byte after the function's write, p50, through either streaming door.
+const TTFB_TARGET: Duration = Duration::from_millis(1);
+/// Median throughput of a 100 MiB stream through either door, in MB/s (10^6 bytes): 1 GB/s.
+const STREAM_RATE_TARGET: f64 = 1_000.0;
+/// How far coldstart's peak resident memory may rise during the 100 MiB transfers, in MB: a tenth
+/// of the stream, so that buffering the whole answer cannot pass.
+const PEAK_RISE_TARGET: f64 = 10.0;
 /// Width of the row labels.
 const LABEL: usize = 40;
 
@@ -66,6 +75,8 @@ pub struct Results {
     pub up: UpToReady,
     /// Sequential GETs to a Function URL of `coldstart up`, with the floor.
     pub url: WarmFunctionUrl,
+    /// Response streaming through both doors of `coldstart up`.
+    pub stream: Streaming,
 }
 
 impl fmt::Display for Results {
@@ -77,6 +88,7 @@ impl fmt::Display for Results {
         self.startup(f)?;
         self.up(f)?;
         self.function_url(f)?;
+        self.streaming(f)?;
         self.notes(f)
     }
 }
@@ -294,6 +306,102 @@ impl Results {
         )
     }
 
+    fn streaming(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (stream, plan) = (&self.stream, &self.plan);
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Response streaming: time to first byte, one coldstart up serving {} through both \
+             doors (us)",
+            stream.label
+        )?;
+        writeln!(
+            f,
+            "  from the function's write of one chunk (the epoch ns it carries) to this client \
+             decoding it; {} warm-up",
+            plan.ttfb_warmup
+        )?;
+        writeln!(
+            f,
+            "  then {} requests each, alternating doors, one keep-alive connection per door",
+            plan.ttfb_runs
+        )?;
+        writeln!(
+            f,
+            "{:<LABEL$} {:>8} {:>8} {:>8} {:>8}",
+            "", "p50", "p99", "mean", "max"
+        )?;
+        for door in &stream.doors {
+            let s = &door.ttfb;
+            writeln!(
+                f,
+                "{:<LABEL$} {:>8} {:>8} {:>8} {:>8}",
+                door.label,
+                micros(s.p50),
+                micros(s.p99),
+                micros(s.mean),
+                micros(s.max)
+            )?;
+        }
+        for door in &stream.doors {
+            writeln!(
+                f,
+                "  {:<26} p50  target <= {} us: {}",
+                door.label,
+                TTFB_TARGET.as_micros(),
+                verdict(door.ttfb.p50 <= TTFB_TARGET)
+            )?;
+        }
+
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Response streaming: a {STREAM_BYTES}-byte (100 MiB) stream in 64 KiB chunks, {} \
+             warm-up then {} each, alternating doors",
+            plan.transfer_warmup, plan.transfer_runs
+        )?;
+        writeln!(
+            f,
+            "  from sending the request to the end of the answer (event stream decoded, payload \
+             counted); MB/s, 1 MB = 10^6 bytes"
+        )?;
+        writeln!(f, "{:<LABEL$} {:>8} {:>8}", "", "median", "slowest")?;
+        for door in &stream.doors {
+            writeln!(
+                f,
+                "{:<LABEL$} {:>8.0} {:>8.0}",
+                door.label,
+                door.median_rate(),
+                door.slowest_rate()
+            )?;
+        }
+        for door in &stream.doors {
+            writeln!(
+                f,
+                "  {:<26} median  target >= {STREAM_RATE_TARGET:.0} MB/s: {}",
+                door.label,
+                verdict(door.median_rate() >= STREAM_RATE_TARGET)
+            )?;
+        }
+        let memory = &stream.memory;
+        let (before, peak) = (mb(memory.before), mb(memory.peak));
+        let during = match memory.peak_since_start {
+            None => "during the transfers",
+            Some(_) => "since start-up (the reset failed, see Notes)",
+        };
+        writeln!(
+            f,
+            "  coldstart's memory (MB): VmRSS {before:.1} before the transfers, peak (VmHWM) \
+             {peak:.1} {during}"
+        )?;
+        writeln!(
+            f,
+            "  peak - VmRSS before  {:.1} MB  target <= {PEAK_RISE_TARGET:.0} MB: {}",
+            peak - before,
+            verdict(peak - before <= PEAK_RISE_TARGET)
+        )
+    }
+
     /// What the emulator printed on stderr and why connections broke, if anything.
     fn notes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut notes = Vec::new();
@@ -305,6 +413,13 @@ impl Results {
                 .notes
                 .iter()
                 .map(|n| format!("coldstart up -> ready, {n}")),
+        );
+        notes.extend(
+            self.stream
+                .notes
+                .iter()
+                .chain(&self.stream.memory.peak_since_start)
+                .map(|n| format!("response streaming: {n}")),
         );
         for row in [&self.load_ours, &self.load_lr] {
             let broken = row
@@ -360,6 +475,11 @@ fn failures(count: usize, status: Option<u16>) -> String {
         Some(status) if count > 0 => format!("{count} ({status})"),
         _ => count.to_string(),
     }
+}
+
+/// Bytes in MB (10^6 bytes).
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
 }
 
 fn verdict(met: bool) -> &'static str {

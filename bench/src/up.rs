@@ -13,8 +13,10 @@ use anyhow::{Context as _, bail};
 
 use crate::process::{Banner, Read, Server};
 
-/// The function the config serves.
+/// The function the config of [`ConfigDir::echo`] serves.
 pub const FUNCTION: &str = "echo";
+/// The function the config of [`ConfigDir::stream`] serves.
+pub const STREAM_FUNCTION: &str = "stream";
 /// The start of the banner's first line, `coldstart: N functions ready in X ms`.
 const READY_PREFIX: &str = "coldstart: ";
 const READY_IN: &str = " ready in ";
@@ -32,16 +34,6 @@ impl ConfigDir {
     /// whose `$default` route is the function. Every port is 0 (any free port) and there is no
     /// `build` key, so `up` builds nothing.
     pub fn echo(bootstrap: &Path) -> anyhow::Result<Self> {
-        let bootstrap = bootstrap
-            .to_str()
-            .with_context(|| format!("{} is not UTF-8", bootstrap.display()))?;
-        let dir = std::env::temp_dir().join(format!("coldstart-bench-up-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        // Owned from here, so an error below still removes the folder.
-        let made = Self {
-            config: dir.join("coldstart.toml"),
-            dir,
-        };
         let toml = format!(
             "[functions.{FUNCTION}]\n\
              bootstrap = {}\n\
@@ -50,8 +42,35 @@ impl ConfigDir {
              [http_apis.api]\n\
              port = 0\n\
              routes = {{ \"$default\" = \"{FUNCTION}\" }}\n",
-            toml_string(bootstrap)
+            toml_string(utf8(bootstrap)?)
         );
+        Self::write("up", &toml)
+    }
+
+    /// Writes a config that serves `bootstrap` as [`STREAM_FUNCTION`] with a `RESPONSE_STREAM`
+    /// Function URL on port 0 and a 60-second timeout (a 100 MiB stream must never hit the
+    /// default 3 s).
+    pub fn stream(bootstrap: &Path) -> anyhow::Result<Self> {
+        let toml = format!(
+            "[functions.{STREAM_FUNCTION}]\n\
+             bootstrap = {}\n\
+             timeout = 60\n\
+             url = {{ port = 0, invoke_mode = \"RESPONSE_STREAM\" }}\n",
+            toml_string(utf8(bootstrap)?)
+        );
+        Self::write("stream", &toml)
+    }
+
+    /// Writes `toml` as `coldstart.toml` in a new folder `coldstart-bench-NAME-PID`.
+    fn write(name: &str, toml: &str) -> anyhow::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("coldstart-bench-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Owned from here, so an error below still removes the folder.
+        let made = Self {
+            config: dir.join("coldstart.toml"),
+            dir,
+        };
         std::fs::write(&made.config, toml)
             .with_context(|| format!("writing {}", made.config.display()))?;
         Ok(made)
@@ -64,6 +83,11 @@ impl Drop for ConfigDir {
     }
 }
 
+fn utf8(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
 /// `s` as a TOML basic string.
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -74,8 +98,10 @@ fn toml_string(s: &str) -> String {
 pub enum Door {
     /// `Invoke API`: the function's `/2015-03-31/functions/NAME/invocations`.
     InvokeApi,
-    /// `Function URL`.
+    /// `Function URL`: a buffered Function URL.
     FunctionUrl,
+    /// `Function URL (stream)`: a Function URL with `invoke_mode = "RESPONSE_STREAM"`.
+    StreamingFunctionUrl,
     /// `http_apis.NAME`: a route of an HTTP API.
     HttpApi,
 }
@@ -133,6 +159,11 @@ impl Up {
             Some(endpoint) => Ok(endpoint),
             None => bail!("coldstart up listed no {door:?} endpoint for {function}"),
         }
+    }
+
+    /// The process id of `coldstart up`, to read its memory use from `/proc`.
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        self.server.pid()
     }
 
     /// Stops `up`; see [`Server::stop`].
@@ -197,6 +228,7 @@ fn endpoint(line: &str) -> Option<Endpoint> {
     let door = match door.as_str() {
         "Invoke API" => Door::InvokeApi,
         "Function URL" => Door::FunctionUrl,
+        "Function URL (stream)" => Door::StreamingFunctionUrl,
         other if other.starts_with("http_apis.") => Door::HttpApi,
         _ => return None,
     };
@@ -266,6 +298,15 @@ mod tests {
                 row(Door::HttpApi, 35835, "/hello/{name}"),
             ]
         );
+    }
+
+    #[test]
+    fn a_streaming_function_url_is_a_door_of_its_own() {
+        let row =
+            endpoint("  stream    Function URL (stream)  http://127.0.0.1:41927/").expect("a row");
+        assert_eq!(row.door, Door::StreamingFunctionUrl);
+        assert_eq!(row.addr, SocketAddr::from(([127, 0, 0, 1], 41927)));
+        assert_eq!(row.path, "/");
     }
 
     #[test]
