@@ -100,14 +100,15 @@ pub async fn serve_function_url(
             let request_id = crate::clock::request_id();
             let url_id = url_id(&function);
             let event = event::function_url(&captured, &request_id, &url_id, emulator.settings());
-            match mode {
-                InvokeMode::Buffered => {
-                    invoke(&emulator, &function, event, request_id, Door::FunctionUrl).await
-                }
-                InvokeMode::ResponseStream => {
-                    invoke_streaming(&emulator, &function, event, request_id).await
-                }
-            }
+            invoke(
+                &emulator,
+                &function,
+                event,
+                request_id,
+                Door::FunctionUrl,
+                mode,
+            )
+            .await
         }
     };
     server::serve(listener, handler, shutdown, drain).await;
@@ -151,7 +152,15 @@ pub async fn serve_http_api(
             let event =
                 event::http_api(&captured, &matched, &api, &request_id, emulator.settings());
             let function = matched.function.to_owned();
-            invoke(&emulator, &function, event, request_id, door).await
+            invoke(
+                &emulator,
+                &function,
+                event,
+                request_id,
+                door,
+                InvokeMode::Buffered,
+            )
+            .await
         }
     };
     server::serve(listener, handler, shutdown, drain).await;
@@ -178,12 +187,15 @@ async fn capture(req: Request<Incoming>, peer: SocketAddr) -> Result<Captured, R
     })
 }
 
+/// Invokes `function` with `event` and answers as `door` does, reading the function's answer
+/// whole or, for a `RESPONSE_STREAM` Function URL, streaming it.
 async fn invoke(
     emulator: &Emulator,
     function: &str,
     event: Vec<u8>,
     request_id: String,
     door: Door,
+    mode: InvokeMode,
 ) -> Response<Body> {
     let request = InvokeRequest {
         payload: Bytes::from(event),
@@ -191,34 +203,14 @@ async fn invoke(
         ..InvokeRequest::default()
     };
     let mut response = match emulator.invoke(function, request).await {
+        Ok(response) if mode == InvokeMode::ResponseStream => {
+            stream::respond(response.outcome).await
+        }
         Ok(response) => {
             let response = response.buffered(limits::MAX_RUNTIME_RESPONSE).await;
             answer::from_outcome(door, response.outcome)
         }
         Err(err) => answer::from_refusal(door, &err),
-    };
-    if let Ok(id) = http::HeaderValue::from_str(&request_id) {
-        response
-            .headers_mut()
-            .insert(coldstart_protocol::invoke::REQUEST_ID, id);
-    }
-    response
-}
-
-async fn invoke_streaming(
-    emulator: &Emulator,
-    function: &str,
-    event: Vec<u8>,
-    request_id: String,
-) -> Response<Body> {
-    let request = InvokeRequest {
-        payload: Bytes::from(event),
-        request_id: Some(request_id.clone()),
-        ..InvokeRequest::default()
-    };
-    let mut response = match emulator.invoke(function, request).await {
-        Ok(response) => stream::respond(response.outcome).await,
-        Err(err) => answer::from_refusal(Door::FunctionUrl, &err),
     };
     if let Ok(id) = http::HeaderValue::from_str(&request_id) {
         response

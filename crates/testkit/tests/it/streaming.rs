@@ -124,6 +124,23 @@ fn stream_events(h: &Harness, payload: &'static str) -> mpsc::UnboundedReceiver<
     rx
 }
 
+/// Every payload byte until `InvokeComplete`, which must carry no error.
+async fn rest_of(events: &mut mpsc::UnboundedReceiver<Event>) -> Vec<u8> {
+    let mut text = Vec::new();
+    loop {
+        match events.recv().await {
+            Some(Event::PayloadChunk(update)) => {
+                text.extend_from_slice(update.payload().map(|p| p.as_ref()).unwrap_or_default());
+            }
+            Some(Event::InvokeComplete(done)) => {
+                assert_eq!(done.error_code(), None, "{done:?}");
+                return text;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 fn chunk_of(event: Option<Event>) -> Bytes {
     match event {
         Some(Event::PayloadChunk(update)) => update
@@ -521,19 +538,7 @@ async fn coldstart_runtime_streams_to_the_sdk_while_the_function_still_writes() 
         Bytes::from_static(b"line 1\n")
     );
     gate.open().await;
-    let mut rest = Vec::new();
-    loop {
-        match events.recv().await {
-            Some(Event::PayloadChunk(update)) => {
-                rest.extend_from_slice(update.payload().map(|p| p.as_ref()).unwrap_or_default());
-            }
-            Some(Event::InvokeComplete(done)) => {
-                assert_eq!(done.error_code(), None, "{done:?}");
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let rest = rest_of(&mut events).await;
     assert_eq!(rest, b"line 2\nline 3\n");
     h.stop().await;
 }
@@ -593,19 +598,7 @@ async fn official_lambda_runtime_streaming_runs_unmodified() {
     )])
     .await;
     let mut events = events_of(&h, "lr", r#"{"n":4}"#.into());
-    let mut text = Vec::new();
-    loop {
-        match events.recv().await {
-            Some(Event::PayloadChunk(update)) => {
-                text.extend_from_slice(update.payload().map(|p| p.as_ref()).unwrap_or_default());
-            }
-            Some(Event::InvokeComplete(done)) => {
-                assert_eq!(done.error_code(), None, "{done:?}");
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let text = rest_of(&mut events).await;
     // lambda_runtime always sends an HTTP-integration prelude; InvokeWithResponseStream passes
     // it through verbatim (callers that are not Function URLs see it, as on AWS).
     let delimiter = text.windows(8).position(|w| w == [0u8; 8]);
