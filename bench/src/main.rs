@@ -1,6 +1,7 @@
-//! `coldstart-bench [--quick]`: measures coldstart's invoke path against a bare hyper floor and
-//! against the official `lambda_runtime` crate, `coldstart up` from spawn to ready, and response
-//! streaming; prints the table and writes it to `bench/results/invoke.txt`.
+//! `coldstart-bench [--quick]`: measures coldstart's invoke path against a bare hyper floor,
+//! against the official `lambda_runtime` crate and against cargo-lambda's `watch` emulator (when
+//! `cargo lambda` is installed), `coldstart up` from spawn to ready, and response streaming;
+//! prints the table and writes it to `bench/results/invoke.txt`.
 //!
 //! Run it through `bench/run.sh`, which builds the release binaries first and adds the boto3
 //! figures. See `bench/README.md` for what each figure means.
@@ -12,6 +13,7 @@
 //! - `startup`: the stub Runtime API that times spawn → first `next`.
 //! - `process`: child processes killed by process group on drop; servers with a start-up banner;
 //!   `coldstart run`.
+//! - `peer`: `cargo lambda watch`, the optional peer, and why it was skipped.
 //! - `up`: `coldstart up` with a config in a temporary folder, and its endpoint table.
 //! - `stream`: streamed answers read chunk by chunk (event stream or chunked body).
 //! - `stats`: percentiles and means.
@@ -20,6 +22,7 @@
 mod client;
 mod floor;
 mod measure;
+mod peer;
 mod process;
 mod report;
 mod startup;
@@ -33,6 +36,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 
 use crate::measure::{Binaries, Plan};
+use crate::peer::{CargoLambda, Peer};
 use crate::report::{Machine, Results};
 use crate::up::ConfigDir;
 
@@ -70,12 +74,24 @@ fn run() -> anyhow::Result<()> {
         .build()
         .context("building the client's runtime")?;
     let payload = client::payload();
+    // Optional: without it the bench goes on, and the table says why the peer is missing.
+    let cargo_lambda = match CargoLambda::detect() {
+        Ok(found) => {
+            eprintln!("peer: {}", found.version);
+            Peer::Measured(found)
+        }
+        Err(why) => {
+            eprintln!("peer skipped: cargo-lambda is not available ({why})");
+            Peer::Skipped(format!("cargo-lambda is not available ({why})"))
+        }
+    };
 
-    eprintln!("sequential warm invokes: floor and both runtimes, interleaved");
-    let warm = measure::warm_invokes(&rt, &plan, &payload, &bins)?;
+    eprintln!("sequential warm invokes: floor, both runtimes and the peer, interleaved");
+    let warm = measure::warm_invokes(&rt, &plan, &payload, &bins, &cargo_lambda)?;
     eprintln!("throughput");
     let load_ours = measure::throughput(&rt, &plan, &payload, &bins.coldstart, &bins.echo)?;
     let load_lr = measure::throughput(&rt, &plan, &payload, &bins.coldstart, &bins.lr_echo)?;
+    let load_peer = measure::peer_throughput(&rt, &plan, &payload, &cargo_lambda)?;
     let sizes = vec![
         measure::binary_size(&bins.echo)?,
         measure::binary_size(&bins.lr_echo)?,
@@ -99,6 +115,8 @@ fn run() -> anyhow::Result<()> {
         warm,
         load_ours,
         load_lr,
+        load_peer,
+        cargo_lambda,
         sizes,
         startup,
         up,

@@ -19,6 +19,7 @@ use tokio::runtime::Runtime;
 
 use crate::client::{self, Exchange, Load, Rounds, Target};
 use crate::floor::FloorServer;
+use crate::peer::{CargoLambda, Peer, Watch};
 use crate::process::{self, Emulator};
 use crate::startup;
 use crate::stats::Summary;
@@ -27,6 +28,8 @@ use crate::up::{self, ConfigDir, Door, Endpoint, Up};
 
 /// The function name `coldstart run` serves (as the Runtime Interface Emulator does).
 const FUNCTION_NAME: &str = "function";
+/// The row label of the peer.
+const PEER_LABEL: &str = "cargo-lambda watch + lambda_runtime echo";
 
 /// How much of everything to do.
 #[derive(Debug, Clone, Copy)]
@@ -192,7 +195,7 @@ pub struct Startup {
     pub summary: Summary,
 }
 
-/// Sequential warm invokes, the three targets measured together.
+/// Sequential warm invokes, the three or four targets measured together.
 #[derive(Debug)]
 pub struct WarmInvokes {
     /// The bare hyper echo.
@@ -201,6 +204,8 @@ pub struct WarmInvokes {
     pub ours: Latency,
     /// lambda_runtime behind `coldstart run`.
     pub lr: Latency,
+    /// lambda_runtime behind `cargo lambda watch`.
+    pub peer: Peer<Latency>,
 }
 
 /// `coldstart up` from spawn until every endpoint has answered, over several runs.
@@ -228,41 +233,83 @@ pub struct WarmFunctionUrl {
     pub url: Latency,
 }
 
-/// Sequential warm invokes of the floor and of both functions through `coldstart run`, all three
-/// served at once and measured in interleaved rounds ([`client::interleaved`]).
+/// Sequential warm invokes of the floor, of both functions through `coldstart run` and, when
+/// `cargo_lambda` is there, of `fx-lr-echo` through `cargo lambda watch`: all served at once and
+/// measured in interleaved rounds ([`client::interleaved`]).
 pub fn warm_invokes(
     rt: &Runtime,
     plan: &Plan,
     payload: &Bytes,
     bins: &Binaries,
+    cargo_lambda: &Peer<CargoLambda>,
 ) -> anyhow::Result<WarmInvokes> {
+    // First, so that its compilation is over before anything else runs.
+    let watch = start_peer(rt, payload, cargo_lambda, None);
     let floor = FloorServer::start()?;
     let ours = Emulator::start(&bins.coldstart, &bins.echo.path, None)?;
     let lr = Emulator::start(&bins.coldstart, &bins.lr_echo.path, None)?;
-    let targets = [
+    let mut targets = vec![
         floor_target(&floor, Exchange::Echo, invoke::invoke_path(FUNCTION_NAME)),
         emulator_target(&ours),
         emulator_target(&lr),
     ];
+    if let Peer::Measured(watch) = &watch {
+        targets.push(watch.target());
+    }
     let result = rt.block_on(client::interleaved(&targets, payload, plan.rounds()));
     // Stopped before `?`, so a failed run still reports what the emulators said.
     let notes_ours = ours.stop()?;
     let notes_lr = lr.stop()?;
+    let watch = match watch {
+        Peer::Measured(watch) => Peer::Measured(watch.stop()?),
+        Peer::Skipped(why) => Peer::Skipped(why),
+    };
     drop(floor);
     let result = result.with_context(|| {
-        let said = notes_ours.iter().chain(&notes_lr);
-        format!(
-            "sequential warm invokes: {}",
-            said.cloned().collect::<Vec<_>>().join("\n")
-        )
+        let mut said = notes_ours
+            .iter()
+            .chain(&notes_lr)
+            .cloned()
+            .collect::<Vec<_>>();
+        if let Peer::Measured(notes) = &watch {
+            said.extend(notes.iter().cloned());
+        }
+        format!("sequential warm invokes: {}", said.join("\n"))
     })?;
-    let [floor, ours, lr] = <[client::Sequential; 3]>::try_from(result)
-        .map_err(|_| anyhow!("the interleaved run lost a target"))?;
+    let mut result = result.into_iter();
+    let mut next = || result.next().context("the interleaved run lost a target");
+    let (floor, ours, lr) = (next()?, next()?, next()?);
+    let peer = match watch {
+        Peer::Measured(notes) => Peer::Measured(latency(PEER_LABEL.into(), next()?, notes)?),
+        Peer::Skipped(why) => Peer::Skipped(why),
+    };
     Ok(WarmInvokes {
         floor: latency("floor (bare hyper echo)".into(), floor, Vec::new())?,
         ours: latency(format!("coldstart + {}", bins.echo.label), ours, notes_ours)?,
         lr: latency(format!("coldstart + {}", bins.lr_echo.label), lr, notes_lr)?,
+        peer,
     })
+}
+
+/// Starts `cargo lambda watch` if `cargo_lambda` is there; a failure to start skips the peer
+/// (with its reason) rather than the bench.
+fn start_peer(
+    rt: &Runtime,
+    payload: &Bytes,
+    cargo_lambda: &Peer<CargoLambda>,
+    concurrency: Option<usize>,
+) -> Peer<Watch> {
+    match cargo_lambda {
+        Peer::Measured(_) => match Watch::start(rt, payload, concurrency) {
+            Ok(watch) => Peer::Measured(watch),
+            Err(err) => {
+                let why = format!("cargo lambda watch did not start: {err:#}");
+                eprintln!("  peer skipped: {why}");
+                Peer::Skipped(why)
+            }
+        },
+        Peer::Skipped(why) => Peer::Skipped(why.clone()),
+    }
 }
 
 /// Throughput of `function` through `coldstart run --concurrency N` with several clients.
@@ -274,22 +321,7 @@ pub fn throughput(
     function: &Function,
 ) -> anyhow::Result<Throughput> {
     let emulator = Emulator::start(coldstart, &function.path, Some(plan.load_concurrency))?;
-    let target = emulator_target(&emulator);
-    // The warm-up starts the sandboxes, so cold starts stay out of the measured run.
-    let warmup = rt.block_on(client::load(
-        &target,
-        payload,
-        plan.clients,
-        plan.load_warmup,
-        plan.load_limit,
-    ));
-    let load = rt.block_on(client::load(
-        &target,
-        payload,
-        plan.clients,
-        plan.load_total,
-        plan.load_limit,
-    ));
+    let (warmup, load) = load_with_warmup(rt, plan, payload, &emulator_target(&emulator));
     let notes = emulator.stop()?;
     Ok(Throughput {
         label: format!("coldstart + {}", function.label),
@@ -297,6 +329,48 @@ pub fn throughput(
         warmup,
         notes,
     })
+}
+
+/// Throughput of `fx-lr-echo` through `cargo lambda watch --concurrency N`, as [`throughput`]
+/// measures coldstart's.
+pub fn peer_throughput(
+    rt: &Runtime,
+    plan: &Plan,
+    payload: &Bytes,
+    cargo_lambda: &Peer<CargoLambda>,
+) -> anyhow::Result<Peer<Throughput>> {
+    let watch = match start_peer(rt, payload, cargo_lambda, Some(plan.load_concurrency)) {
+        Peer::Measured(watch) => watch,
+        Peer::Skipped(why) => return Ok(Peer::Skipped(why)),
+    };
+    let (warmup, load) = load_with_warmup(rt, plan, payload, &watch.target());
+    let notes = watch.stop()?;
+    Ok(Peer::Measured(Throughput {
+        label: PEER_LABEL.into(),
+        load,
+        warmup,
+        notes,
+    }))
+}
+
+/// The warm-up load run, then the measured one.
+fn load_with_warmup(rt: &Runtime, plan: &Plan, payload: &Bytes, target: &Target) -> (Load, Load) {
+    // The warm-up starts the sandboxes, so cold starts stay out of the measured run.
+    let warmup = rt.block_on(client::load(
+        target,
+        payload,
+        plan.clients,
+        plan.load_warmup,
+        plan.load_limit,
+    ));
+    let load = rt.block_on(client::load(
+        target,
+        payload,
+        plan.clients,
+        plan.load_total,
+        plan.load_limit,
+    ));
+    (warmup, load)
 }
 
 /// The size of `function`'s binary.

@@ -50,6 +50,15 @@ impl Process {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Whether the child has exited; reaps it if so.
+    pub fn exited(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => false,
+            // Exited, or its status cannot be read: either way it will not serve.
+            Some(_) | None => true,
+        }
+    }
+
     /// Takes the child's piped stderr, if it was piped and not taken yet.
     fn take_stderr(&mut self) -> Option<ChildStderr> {
         self.child.as_mut()?.stderr.take()
@@ -128,6 +137,8 @@ pub trait Banner: Send + 'static {
 /// end; every line besides the banner is kept to be reported.
 #[derive(Debug)]
 pub struct Server {
+    /// The program's name, for messages.
+    program: String,
     process: Process,
     /// Every stderr line outside the banner. The drain thread holds the other reference.
     stderr: Arc<Mutex<Vec<String>>>,
@@ -138,7 +149,28 @@ pub struct Server {
 impl Server {
     /// Spawns `command` (its stderr piped over whatever it said) and waits up to [`READY_LIMIT`]
     /// for `banner` to be complete.
-    pub fn start<B: Banner>(mut command: Command, banner: B) -> anyhow::Result<(Self, B::Found)> {
+    pub fn start<B: Banner>(command: Command, banner: B) -> anyhow::Result<(Self, B::Found)> {
+        let (server, found_rx) = Self::spawn(command, banner)?;
+        // A closed channel means stderr ended before the banner did: the server exited.
+        let found = match found_rx.recv_timeout(READY_LIMIT) {
+            Ok(found) => found,
+            Err(err) => {
+                let said = server.said();
+                bail!(
+                    "{} did not start serving ({err}); its stderr:\n{said}",
+                    server.program
+                );
+            }
+        };
+        Ok((server, found))
+    }
+
+    /// Spawns `command` (its stderr piped over whatever it said) without waiting: the receiver
+    /// gets what `banner` found once it is complete, and disconnects if stderr ends first.
+    pub fn spawn<B: Banner>(
+        mut command: Command,
+        banner: B,
+    ) -> anyhow::Result<(Self, mpsc::Receiver<B::Found>)> {
         let program = command.get_program().to_string_lossy().into_owned();
         command.stderr(Stdio::piped());
         let mut process = Process::spawn(command)?;
@@ -156,22 +188,25 @@ impl Server {
             let _drained_tx = drained_tx;
             drain_stderr(stderr, banner, found_tx, &sink);
         });
-
-        // A closed channel means stderr ended before the banner did: the server exited.
-        let found = match found_rx.recv_timeout(READY_LIMIT) {
-            Ok(found) => found,
-            Err(err) => {
-                let _ = drained.recv_timeout(DRAIN_LIMIT);
-                let said = lines.lock().map(|l| l.join("\n")).unwrap_or_default();
-                bail!("{program} did not start serving ({err}); its stderr:\n{said}");
-            }
-        };
         let server = Self {
+            program,
             process,
             stderr: lines,
             drained,
         };
-        Ok((server, found))
+        Ok((server, found_rx))
+    }
+
+    /// Whether the server has exited (it is reaped if so).
+    pub fn exited(&mut self) -> bool {
+        self.process.exited()
+    }
+
+    /// Every stderr line outside the banner so far, once the server has exited: waits up to
+    /// [`DRAIN_LIMIT`] for the last of them.
+    pub fn said(&self) -> String {
+        let _ = self.drained.recv_timeout(DRAIN_LIMIT);
+        self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
     /// The server's process id.
@@ -182,12 +217,16 @@ impl Server {
     /// Stops the server with SIGTERM (coldstart stops its sandboxes) and returns what it printed
     /// on stderr besides the banner: warnings and errors worth reporting.
     pub fn stop(self) -> anyhow::Result<Vec<String>> {
-        let status = self.process.stop().context("stopping coldstart")?;
+        let program = self.program;
+        let status = self
+            .process
+            .stop()
+            .with_context(|| format!("stopping {program}"))?;
         // Ends at once when the drain thread has already finished (sender dropped).
         let _ = self.drained.recv_timeout(DRAIN_LIMIT);
         let mut lines = self.stderr.lock().map(|l| l.clone()).unwrap_or_default();
         if !status.success() {
-            lines.push(format!("coldstart exited with {status} after SIGTERM"));
+            lines.push(format!("{program} exited with {status} after SIGTERM"));
         }
         Ok(lines)
     }

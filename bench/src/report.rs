@@ -10,6 +10,7 @@ use crate::measure::{
     Latency, Plan, Size, Startup, Streaming, Throughput, UpToReady, WarmFunctionUrl, WarmInvokes,
     ratio,
 };
+use crate::peer::{CargoLambda, Peer};
 use crate::stats::{micros, millis};
 use crate::stream::STREAM_BYTES;
 
@@ -17,7 +18,8 @@ use crate::stream::STREAM_BYTES;
 const FLOOR_RATIO_TARGET: f64 = 2.5;
 /// cargo-lambda's `watch` emulator on this machine with 8 clients (the issue author's figure).
 const CARGO_LAMBDA_RATE: f64 = 3_500.0;
-/// Throughput target as a multiple of [`CARGO_LAMBDA_RATE`].
+/// Throughput target as a multiple of cargo-lambda's: [`CARGO_LAMBDA_RATE`], and the rate
+/// measured in the same run.
 const RATE_TARGET_FACTOR: f64 = 5.0;
 /// `coldstart up` until every endpoint has answered, median (the issue's target; builds excluded).
 const UP_READY_TARGET: Duration = Duration::from_millis(100);
@@ -69,6 +71,10 @@ pub struct Results {
     pub load_ours: Throughput,
     /// Throughput with lambda_runtime.
     pub load_lr: Throughput,
+    /// Throughput of lambda_runtime behind `cargo lambda watch`.
+    pub load_peer: Peer<Throughput>,
+    /// The `cargo lambda` the peer ran on, or why there is none.
+    pub cargo_lambda: Peer<CargoLambda>,
     pub sizes: Vec<Size>,
     pub startup: Vec<Startup>,
     /// `coldstart up` → ready, and its first invoke.
@@ -108,6 +114,12 @@ impl Results {
             "full"
         };
         writeln!(f, "mode     {mode}")?;
+        match &self.cargo_lambda {
+            Peer::Measured(found) => {
+                writeln!(f, "peer     {} (cargo lambda watch)", found.version)?
+            }
+            Peer::Skipped(why) => writeln!(f, "peer     skipped: {why}")?,
+        }
         writeln!(
             f,
             "payload  {PAYLOAD_LEN}-byte JSON over HTTP/1.1 keep-alive, TCP_NODELAY, loopback"
@@ -117,13 +129,21 @@ impl Results {
     fn sequential(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let warm = &self.warm;
         writeln!(f)?;
+        let peer = match warm.peer {
+            Peer::Measured(_) => " and cargo-lambda",
+            Peer::Skipped(_) => "",
+        };
         writeln!(
             f,
-            "Sequential warm invokes: floor and both runtimes served at once, one keep-alive \
+            "Sequential warm invokes: floor, both runtimes{peer} served at once, one keep-alive \
              connection each (us)"
         )?;
         self.rounds(f)?;
-        latency_table(f, &[&warm.floor, &warm.ours, &warm.lr])?;
+        let mut rows = vec![&warm.floor, &warm.ours, &warm.lr];
+        if let Peer::Measured(peer) = &warm.peer {
+            rows.push(peer);
+        }
+        latency_table(f, &rows)?;
         let to_floor = ratio(warm.ours.summary.p50, warm.floor.summary.p50);
         let to_lr = ratio(warm.ours.summary.p50, warm.lr.summary.p50);
         writeln!(
@@ -136,7 +156,17 @@ impl Results {
             f,
             "  coldstart-runtime p50 / lambda_runtime p50  {to_lr:5.2}x  target <= 1x: {}",
             verdict(to_lr <= 1.0)
-        )
+        )?;
+        match &warm.peer {
+            Peer::Measured(peer) => {
+                let to_peer = ratio(warm.ours.summary.p50, peer.summary.p50);
+                writeln!(
+                    f,
+                    "  coldstart-runtime p50 / cargo-lambda p50    {to_peer:5.2}x"
+                )
+            }
+            Peer::Skipped(why) => writeln!(f, "  cargo-lambda skipped: {why}"),
+        }
     }
 
     /// How the interleaved sequential measurements send their requests.
@@ -173,8 +203,9 @@ impl Results {
         writeln!(f)?;
         writeln!(
             f,
-            "Throughput: coldstart run --concurrency {}, {} clients, {} invokes or {} s \
-             (after {} warm-up); only 200s count",
+            "Throughput: coldstart run --concurrency {} (cargo lambda watch --concurrency {}), {} \
+             clients, {} invokes or {} s (after {} warm-up); only 200s count",
+            plan.load_concurrency,
             plan.load_concurrency,
             plan.clients,
             plan.load_total,
@@ -186,7 +217,7 @@ impl Results {
             "{:<LABEL$} {:>9} {:>7} {:>7} {:>7} {:>10} {:>6} {:>7}",
             "", "invokes/s", "200", "429", "other", "mismatches", "broken", "seconds"
         )?;
-        for row in [&self.load_ours, &self.load_lr] {
+        for row in self.load_rows() {
             let load = &row.load;
             writeln!(
                 f,
@@ -208,7 +239,19 @@ impl Results {
              ({RATE_TARGET_FACTOR}x cargo-lambda's {CARGO_LAMBDA_RATE:.0}): {}",
             verdict(self.load_ours.load.rate() >= target)
         )?;
-        for row in [&self.load_ours, &self.load_lr] {
+        match &self.load_peer {
+            Peer::Measured(peer) => {
+                let times = self.load_ours.load.rate() / peer.load.rate();
+                writeln!(
+                    f,
+                    "  coldstart-runtime invokes/s / cargo-lambda invokes/s  {times:5.2}x  \
+                     target >= {RATE_TARGET_FACTOR}x: {}",
+                    verdict(times >= RATE_TARGET_FACTOR)
+                )?;
+            }
+            Peer::Skipped(why) => writeln!(f, "  cargo-lambda skipped: {why}")?,
+        }
+        for row in self.load_rows() {
             let warm = &row.warmup;
             writeln!(
                 f,
@@ -217,6 +260,15 @@ impl Results {
             )?;
         }
         Ok(())
+    }
+
+    /// The rows of the throughput table: both runtimes, then the peer if it was measured.
+    fn load_rows(&self) -> Vec<&Throughput> {
+        let mut rows = vec![&self.load_ours, &self.load_lr];
+        if let Peer::Measured(peer) = &self.load_peer {
+            rows.push(peer);
+        }
+        rows
     }
 
     fn sizes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -405,7 +457,11 @@ impl Results {
     /// What the emulator printed on stderr and why connections broke, if anything.
     fn notes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut notes = Vec::new();
-        for row in [&self.warm.ours, &self.warm.lr, &self.url.url] {
+        let mut rows = vec![&self.warm.ours, &self.warm.lr, &self.url.url];
+        if let Peer::Measured(peer) = &self.warm.peer {
+            rows.push(peer);
+        }
+        for row in rows {
             notes.extend(row.notes.iter().map(|n| format!("{}: {n}", row.label)));
         }
         notes.extend(
@@ -421,7 +477,7 @@ impl Results {
                 .chain(&self.stream.memory.peak_since_start)
                 .map(|n| format!("response streaming: {n}")),
         );
-        for row in [&self.load_ours, &self.load_lr] {
+        for row in self.load_rows() {
             let broken = row
                 .warmup
                 .broken_reason
