@@ -111,7 +111,7 @@ async fn response(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> R
                 id,
                 "Invalid function response mode",
             );
-            let _ = sandbox.answer(id, outcome);
+            let _ = sandbox.answer_now(id, outcome);
             return rapid_error(
                 StatusCode::BAD_REQUEST,
                 "InvalidFunctionResponseMode",
@@ -142,15 +142,31 @@ async fn response(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> R
                 .map(str::to_owned),
         },
     };
-    match sandbox.answer(id, outcome) {
-        Ok(()) => accepted(),
+    answered(sandbox, sandbox.answer(id, outcome)).await
+}
+
+/// The runtime's answer to an accepted `/response` or `/error`. On the emulator's one thread the
+/// caller's task is woken but has not run yet: yielding first lets it write the caller's answer
+/// before this task writes the runtime's 202 and the invocation's `END`/`REPORT`.
+async fn answered(
+    sandbox: &Arc<Sandbox>,
+    result: Result<Option<crate::sandbox::Report>, Refusal>,
+) -> Response<Body> {
+    match result {
+        Ok(report) => {
+            if let Some(report) = report {
+                tokio::task::yield_now().await;
+                sandbox.write_report(report);
+            }
+            accepted()
+        }
         Err(refusal) => refuse(refusal),
     }
 }
 
 /// A body over `limit`: the invocation fails with `outcome`, the runtime gets 413.
 fn too_large(sandbox: &Arc<Sandbox>, id: &str, outcome: Outcome, limit: usize) -> Response<Body> {
-    let _ = sandbox.answer(id, outcome);
+    let _ = sandbox.answer_now(id, outcome);
     rapid_error(
         StatusCode::PAYLOAD_TOO_LARGE,
         "RequestEntityTooLarge",
@@ -165,7 +181,7 @@ fn truncated(sandbox: &Arc<Sandbox>, id: &str) -> Response<Body> {
         id,
         "HTTP request detected as truncated",
     );
-    let _ = sandbox.answer(id, outcome);
+    let _ = sandbox.answer_now(id, outcome);
     rapid_error(
         StatusCode::BAD_REQUEST,
         "TruncatedHTTPRequest",
@@ -328,10 +344,11 @@ async fn error(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> Resp
         Err(ReadError::Truncated) => return truncated(sandbox, id),
     };
     let body = strip_error_cause(&parts.headers, body);
-    match sandbox.answer(id, Outcome::FunctionError { error_type, body }) {
-        Ok(()) => accepted(),
-        Err(refusal) => refuse(refusal),
-    }
+    answered(
+        sandbox,
+        sandbox.answer(id, Outcome::FunctionError { error_type, body }),
+    )
+    .await
 }
 
 async fn init_error(sandbox: &Arc<Sandbox>, req: Request<Incoming>) -> Response<Body> {

@@ -394,7 +394,7 @@ impl Sandbox {
         self: &Arc<Self>,
         request_id: &str,
         outcome: Outcome,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<Report>, Refusal> {
         let mut st = self.lock();
         Self::answerable(&st, request_id)?;
         let Phase::Busy(running) = std::mem::replace(&mut st.phase, Phase::Finishing) else {
@@ -406,7 +406,18 @@ impl Sandbox {
         let status = outcome
             .error_type()
             .map(|t| ReportStatus::Error(t.to_owned()));
-        self.finish(running, outcome, status);
+        Ok(self.finish(running, outcome, status))
+    }
+
+    /// [`Self::answer`], writing `END`/`REPORT` at once.
+    pub(crate) fn answer_now(
+        self: &Arc<Self>,
+        request_id: &str,
+        outcome: Outcome,
+    ) -> Result<(), Refusal> {
+        if let Some(report) = self.answer(request_id, outcome)? {
+            self.write_report(report);
+        }
         Ok(())
     }
 
@@ -462,7 +473,9 @@ impl Sandbox {
             iso_millis(SystemTime::now())
         ));
         let outcome = Outcome::platform_error("Sandbox.Timedout", request_id, &cause);
-        self.finish(running, outcome, Some(ReportStatus::Timeout));
+        if let Some(report) = self.finish(running, outcome, Some(ReportStatus::Timeout)) {
+            self.write_report(report);
+        }
     }
 
     /// Kills a sandbox that has not finished init, keeping its concurrency slot for the caller's
@@ -510,11 +523,10 @@ impl Sandbox {
                     .platform_line(&format!("RequestId: {request_id} Error: {cause}"));
                 self.logs.platform_line("Runtime.ExitError");
                 let outcome = Outcome::platform_error("Runtime.ExitError", &request_id, &cause);
-                self.finish(
-                    running,
-                    outcome,
-                    Some(ReportStatus::Error("Runtime.ExitError".into())),
-                );
+                let status = Some(ReportStatus::Error("Runtime.ExitError".into()));
+                if let Some(report) = self.finish(running, outcome, status) {
+                    self.write_report(report);
+                }
             }
             Phase::Idle | Phase::Finishing => {
                 self.function.pool.on_dead(self, vacated);
@@ -653,7 +665,13 @@ impl Sandbox {
     /// Answers the caller and writes `END` and `REPORT`. With Tail the log is completed before
     /// the answer so that it carries `REPORT`; without, the caller is answered first. A streamed
     /// answer is ended with `outcome`'s error.
-    fn finish(&self, running: Running, outcome: Outcome, status: Option<ReportStatus>) {
+    #[must_use = "the END and REPORT lines of a returned report are still to be written"]
+    fn finish(
+        &self,
+        running: Running,
+        outcome: Outcome,
+        status: Option<ReportStatus>,
+    ) -> Option<Report> {
         let duration = running.started.elapsed();
         let request_id = running.invocation.request_id.clone();
         let reply = match running.answer {
@@ -669,7 +687,7 @@ impl Sandbox {
                     _ => None,
                 };
                 let _ = abort.send(StreamItem::End { error, log_tail });
-                return;
+                return None;
             }
         };
         if running.invocation.log_tail {
@@ -681,6 +699,7 @@ impl Sandbox {
                 outcome,
                 log_tail,
             });
+            None
         } else {
             // The caller may be gone; the invocation still ran and is still logged.
             let _ = reply.send(InvokeResponse {
@@ -688,10 +707,25 @@ impl Sandbox {
                 outcome,
                 log_tail: None,
             });
-            self.logs.drain();
-            self.write_end_report(&request_id, duration, running.init, status);
-            self.logs.end_invocation();
+            Some(Report {
+                request_id,
+                duration,
+                init: running.init,
+                status,
+            })
         }
+    }
+
+    /// Writes an answered invocation's `END` and `REPORT` (after whatever it printed).
+    pub(crate) fn write_report(&self, report: Report) {
+        self.logs.drain();
+        self.write_end_report(
+            &report.request_id,
+            report.duration,
+            report.init,
+            report.status,
+        );
+        self.logs.end_invocation();
     }
 
     /// The runtime began a streamed `/response`: answers the caller with the stream at once and
@@ -829,6 +863,15 @@ impl Sandbox {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The `END` and `REPORT` lines of an answered invocation, still to be written: the Runtime API
+/// writes them once the caller's answer is on its way.
+pub(crate) struct Report {
+    request_id: String,
+    duration: Duration,
+    init: Option<Duration>,
+    status: Option<ReportStatus>,
 }
 
 /// The `Status` of a `REPORT` line.
