@@ -6,6 +6,11 @@ use serde_json::{Value, json};
 
 use crate::support::{Harness, decode_log, fixture, function};
 
+/// The invocation's payload as JSON (`null` when it is not JSON).
+fn json_of(out: &aws_sdk_lambda::operation::invoke::InvokeOutput) -> Value {
+    serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default()).unwrap_or_default()
+}
+
 async fn faults() -> Harness {
     Harness::start(vec![function("faults", fixture("fx-faults"))]).await
 }
@@ -24,9 +29,7 @@ async fn request_response_returns_the_functions_answer_with_aws_headers() {
     assert_eq!(out.status_code(), 200);
     assert_eq!(out.executed_version(), Some("$LATEST"));
     assert_eq!(out.function_error(), None);
-    let payload: Value =
-        serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default())
-            .unwrap_or_default();
+    let payload = json_of(&out);
     assert_eq!(payload, json!({"op":"echo","n":1}));
     h.stop().await;
 }
@@ -42,9 +45,7 @@ async fn a_full_arn_names_the_function_too() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    let payload: Value =
-        serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default())
-            .unwrap_or_default();
+    let payload = json_of(&out);
     assert_eq!(
         payload["invoked_function_arn"],
         "arn:aws:lambda:us-east-1:012345678912:function:faults"
@@ -137,8 +138,7 @@ async fn a_handler_error_is_unhandled_with_aws_error_shape() {
         .unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(out.status_code(), 200);
     assert_eq!(out.function_error(), Some("Unhandled"));
-    let body: Value = serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default())
-        .unwrap_or_default();
+    let body = json_of(&out);
     assert_eq!(
         body,
         json!({"errorType":"FixtureError","errorMessage":"no such order"})
@@ -226,9 +226,7 @@ async fn client_context_and_tenant_reach_the_function() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    let payload: Value =
-        serde_json::from_slice(out.payload().map(Blob::as_ref).unwrap_or_default())
-            .unwrap_or_default();
+    let payload = json_of(&out);
     assert_eq!(payload["client_context"]["custom"], json!({"plan":"pro"}));
     assert_eq!(payload["client_context"]["env"], json!({"locale":"en"}));
     assert_eq!(payload["tenant_id"], "tenant-42");
