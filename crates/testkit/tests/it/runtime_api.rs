@@ -26,6 +26,23 @@ fn invoke(h: &Arc<Harness>, body: &'static str) -> tokio::task::JoinHandle<RawRe
     tokio::spawn(async move { h.invoke_raw("hand", &[], body).await })
 }
 
+/// Holds a `next` open, then starts an invocation with `body`: the `next` answers with it.
+/// Returns the invocation's request id and its caller's eventual answer.
+async fn next_invocation(
+    h: &Arc<Harness>,
+    api: SocketAddr,
+    body: &'static str,
+) -> (String, tokio::task::JoinHandle<RawResponse>) {
+    let held = tokio::spawn(async move { get(api, rt::NEXT_PATH).await });
+    let caller = invoke(h, body);
+    let next = held.await.unwrap_or_else(|e| panic!("{e}"));
+    let id = next
+        .header("lambda-runtime-aws-request-id")
+        .unwrap_or_default()
+        .to_owned();
+    (id, caller)
+}
+
 async fn runtime_api(h: &Harness) -> SocketAddr {
     let line = h
         .logs
@@ -169,14 +186,7 @@ async fn next_response_and_misuse_answered_as_rapid_answers() {
     assert_eq!(answer.body, Bytes::from(body));
 
     // Too large: 413 to the runtime, Function.ResponseSizeTooLarge to the caller.
-    let held = tokio::spawn(async move { get(api, rt::NEXT_PATH).await });
-    let caller = invoke(&h, r#"{"k":3}"#);
-    let id = held
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .header("lambda-runtime-aws-request-id")
-        .unwrap_or_default()
-        .to_owned();
+    let (id, caller) = next_invocation(&h, api, r#"{"k":3}"#).await;
     let big = post(
         api,
         &rt::response_path(&id),
@@ -191,14 +201,7 @@ async fn next_response_and_misuse_answered_as_rapid_answers() {
     assert_eq!(answer.json()["errorType"], "Function.ResponseSizeTooLarge");
 
     // A response mode other than `streaming` is refused.
-    let held = tokio::spawn(async move { get(api, rt::NEXT_PATH).await });
-    let caller = invoke(&h, r#"{"k":4}"#);
-    let id = held
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .header("lambda-runtime-aws-request-id")
-        .unwrap_or_default()
-        .to_owned();
+    let (id, caller) = next_invocation(&h, api, r#"{"k":4}"#).await;
     let mode = post(
         api,
         &rt::response_path(&id),
