@@ -1,0 +1,2 @@
+//! coldstart-adapter (work in progress).
+fn main() {}

@@ -1,0 +1,1 @@
+//! API Gateway WebSocket API emulation for coldstart (work in progress).

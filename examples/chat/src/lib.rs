@@ -1,0 +1,1 @@
+//! The chat app library (work in progress).

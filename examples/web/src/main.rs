@@ -1,0 +1,2 @@
+//! An axum web app (work in progress).
+fn main() {}
