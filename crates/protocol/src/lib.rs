@@ -15,6 +15,7 @@
 //!
 //! # Layout
 //! - [`runtime`]: the Runtime API (`2018-06-01`): paths, `next` headers, response-mode and error headers.
+//! - [`extension`]: the Extensions API (`2020-01-01`): paths, headers, register and event bodies.
 //! - [`invoke`]: the Invoke API (`2015-03-31`): path, request and response headers, invocation types.
 //! - [`error`]: the JSON error bodies of the Runtime API and of the Invoke API.
 //! - [`env`]: the environment variable names of the execution environment.
@@ -22,6 +23,7 @@
 
 pub mod env;
 pub mod error;
+pub mod extension;
 pub mod invoke;
 pub mod limits;
 pub mod runtime;
