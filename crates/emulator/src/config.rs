@@ -8,6 +8,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use coldstart_protocol::extension::MAX_EXTENSIONS;
+
 use crate::error::Error;
 
 /// Shortest function timeout Lambda accepts: 1 second.
@@ -54,6 +56,15 @@ pub struct FunctionConfig {
     /// How long a sandbox may stay idle before it is stopped (the next invocation starts a
     /// new one). Default: 10 minutes.
     pub idle_timeout: Duration,
+    /// External extensions started in each sandbox before the bootstrap, as `/opt/extensions/*`
+    /// are in Lambda: each registers with the Extensions API, and init completes only when the
+    /// runtime and every extension wait for work. At most 10. Default: none.
+    pub extensions: Vec<PathBuf>,
+    /// Give each sandbox a free loopback port of its own in `PORT` and `AWS_LWA_PORT` (and in
+    /// `AWS_LWA_READINESS_CHECK_PORT` when that names the configured port), so that several
+    /// sandboxes of one web app can listen at once, as each has its own network in Lambda.
+    /// Default: false.
+    pub sandbox_port: bool,
 }
 
 impl FunctionConfig {
@@ -72,6 +83,8 @@ impl FunctionConfig {
             init_timeout: DEFAULT_INIT_TIMEOUT,
             throttle_after: Duration::from_millis(10),
             idle_timeout: Duration::from_secs(600),
+            extensions: Vec::new(),
+            sandbox_port: false,
         }
     }
 
@@ -109,6 +122,12 @@ impl FunctionConfig {
         }
         if self.concurrency == 0 {
             return bad("concurrency must be at least 1".into());
+        }
+        if self.extensions.len() > MAX_EXTENSIONS {
+            return bad(format!(
+                "at most {MAX_EXTENSIONS} extensions, not {}",
+                self.extensions.len()
+            ));
         }
         Ok(())
     }

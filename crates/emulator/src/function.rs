@@ -30,6 +30,10 @@ pub(crate) struct Function {
     pub(crate) pool: Pool,
     pub(crate) sink: Arc<dyn LogSink>,
     argv: Vec<OsString>,
+    /// External extensions' executables, absolute.
+    extensions: Vec<PathBuf>,
+    /// The account the emulator presents.
+    account_id: String,
     task_root: PathBuf,
     /// The Lambda environment shared by every sandbox of the function.
     env: Vec<(String, String)>,
@@ -98,7 +102,10 @@ impl Function {
         if let Some(handler) = &config.handler {
             env.push((env::HANDLER.to_owned(), handler.clone()));
         }
+        let extensions = config.extensions.iter().map(|p| cwd.join(p)).collect();
         Ok(Arc::new(Self {
+            extensions,
+            account_id: settings.account_id.clone(),
             name: name.into(),
             pool: Pool::new(config.concurrency, config.throttle_after),
             config,
@@ -112,15 +119,70 @@ impl Function {
         }))
     }
 
-    /// The command that starts one sandbox's bootstrap.
-    pub(crate) fn command(&self, runtime_api: &str) -> tokio::process::Command {
-        command_for(
+    /// The command that starts one sandbox's bootstrap; `port` is the sandbox's own port.
+    pub(crate) fn command(&self, runtime_api: &str, port: Option<u16>) -> tokio::process::Command {
+        let mut command = command_for(
             &self.argv,
             &self.env,
             &self.task_root,
             runtime_api,
             &log_stream_name(),
-        )
+        );
+        self.give_port(&mut command, port);
+        command
+    }
+
+    /// The account id the emulator presents.
+    pub(crate) fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// The external extensions' executables, resolved.
+    pub(crate) fn extensions(&self) -> &[PathBuf] {
+        &self.extensions
+    }
+
+    /// The command that starts one of a sandbox's external extensions: the function's
+    /// environment without the runtime-only variables, as in Lambda.
+    pub(crate) fn extension_command(
+        &self,
+        path: &Path,
+        runtime_api: &str,
+        port: Option<u16>,
+    ) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(path);
+        command.current_dir(&self.task_root);
+        command.env_remove(env::TRACE_ID);
+        for name in env::RUNTIME_ONLY {
+            command.env_remove(name);
+        }
+        command.envs(
+            self.env
+                .iter()
+                .filter(|(k, _)| !env::RUNTIME_ONLY.contains(&k.as_str()))
+                .map(|(k, v)| (k, v)),
+        );
+        command.env(env::RUNTIME_API, runtime_api);
+        self.give_port(&mut command, port);
+        command
+    }
+
+    /// Puts the sandbox's own port in `PORT` and `AWS_LWA_PORT`, and in
+    /// `AWS_LWA_READINESS_CHECK_PORT` when that named the configured port.
+    fn give_port(&self, command: &mut tokio::process::Command, port: Option<u16>) {
+        let Some(port) = port else { return };
+        let port = port.to_string();
+        let configured = self
+            .config
+            .environment
+            .get(env::LWA_PORT)
+            .or_else(|| self.config.environment.get(env::PORT));
+        if let Some(check) = self.config.environment.get(env::LWA_READINESS_CHECK_PORT)
+            && Some(check) == configured
+        {
+            command.env(env::LWA_READINESS_CHECK_PORT, &port);
+        }
+        command.env(env::PORT, &port).env(env::LWA_PORT, &port);
     }
 
     /// The current code generation.

@@ -27,7 +27,8 @@
 //! - `function`: one function's path of an invocation: warm, cold start, init failures, deadline.
 //! - `pool`: the scheduler: idle sandboxes, concurrency slots, throttling.
 //! - `sandbox`: one execution environment: process, state machine, freeze, timeout, crash.
-//! - `runtime_api`: the Runtime API server of a sandbox.
+//! - `runtime_api`: the Runtime API server of a sandbox; `extension_api` beside it: the
+//!   Extensions API, over `extensions`, the registry of a sandbox's extensions.
 //! - `invoke_api`: the Invoke API front door, and InvokeWithResponseStream (`eventstream`: its
 //!   framing).
 //! - `gateway`: the HTTP front doors: Function URLs and API Gateway HTTP/REST APIs, with their
@@ -43,6 +44,8 @@ pub mod config;
 mod emulator;
 pub mod error;
 mod eventstream;
+mod extension_api;
+mod extensions;
 mod function;
 mod gateway;
 mod invocation;

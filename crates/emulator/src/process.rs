@@ -15,17 +15,22 @@ pub(crate) fn signal_group(pgid: Pid, signal: Signal) {
     }
 }
 
-/// How rapid words a runtime's exit: `exit status 1`, `signal: killed`.
+/// How rapid words a runtime's exit: `Runtime exited with error: exit status 1`, `… signal:
+/// killed`.
 pub(crate) fn describe_exit(status: Option<ExitStatus>) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    let Some(status) = status else {
-        return "Runtime exited without providing a reason".into();
-    };
-    if let Some(code) = status.code() {
-        if code == 0 {
-            return "Runtime exited without providing a reason".into();
+    match status {
+        Some(status) if status.code() != Some(0) => {
+            format!("Runtime exited with error: {}", describe_status(status))
         }
-        return format!("Runtime exited with error: exit status {code}");
+        _ => "Runtime exited without providing a reason".into(),
+    }
+}
+
+/// A process's exit status in Go's words, as rapid prints it: `exit status 1`, `signal: killed`.
+pub(crate) fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exit status {code}");
     }
     let signal = status.signal().unwrap_or(0);
     let name = match signal {
@@ -40,9 +45,9 @@ pub(crate) fn describe_exit(status: Option<ExitStatus>) -> String {
         11 => "segmentation fault",
         13 => "broken pipe",
         15 => "terminated",
-        _ => return format!("Runtime exited with error: signal: {signal}"),
+        _ => return format!("signal: {signal}"),
     };
-    format!("Runtime exited with error: signal: {name}")
+    format!("signal: {name}")
 }
 
 /// The `/proc/{pid}/status` file of a process, kept open to read its peak memory again and

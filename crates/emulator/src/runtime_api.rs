@@ -20,11 +20,15 @@ use coldstart_protocol::{ErrorBody, limits};
 use crate::body::{Body, ReadError, read_limited};
 use http_body_util::BodyExt;
 
+use crate::extension_api;
 use crate::invocation::{Outcome, StreamError, StreamItem};
 use crate::sandbox::{Delivery, NextAction, Refusal, Sandbox};
 use crate::server;
 
-/// Serves the Runtime API of `sandbox` until its process is gone.
+/// Where the Extensions API's paths begin.
+const EXTENSION_API: &str = "/2020-01-01/";
+
+/// Serves the Runtime and Extensions APIs of `sandbox` until its processes are gone.
 pub(crate) async fn serve(listener: TcpListener, sandbox: Arc<Sandbox>) {
     let gone = sandbox.gone.clone();
     let handler = move |req: Request<Incoming>, _| handle(sandbox.clone(), req);
@@ -33,6 +37,12 @@ pub(crate) async fn serve(listener: TcpListener, sandbox: Arc<Sandbox>) {
 
 async fn handle(sandbox: Arc<Sandbox>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
+    if path.starts_with(EXTENSION_API) {
+        if let Some(response) = extension_api::handle(&sandbox, req).await {
+            return response;
+        }
+        return plain(StatusCode::NOT_FOUND, "404 page not found");
+    }
     match (req.method(), Route::parse(path)) {
         (&Method::GET, Some(Route::Next)) => next(&sandbox).await,
         (&Method::POST, Some(Route::Response(id))) => {

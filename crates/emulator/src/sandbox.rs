@@ -1,5 +1,11 @@
-//! One execution environment: a bootstrap process in its own process group, its Runtime API
-//! listener, its log pipe, and the state machine that ties an invocation to the runtime's calls.
+//! One execution environment: a bootstrap process in its own process group, its external
+//! extensions (in a group of their own), its Runtime and Extensions API listener, its log pipe,
+//! and the state machine that ties an invocation to the runtime's and extensions' calls.
+//!
+//! With extensions, the sandbox follows Lambda's order: the extensions start first, the
+//! bootstrap once every one of them has registered; init (and each invocation) completes when
+//! the runtime and every extension wait in `next`; shutdown sends the runtime SIGTERM first, then
+//! `SHUTDOWN` events to the extensions that asked for them.
 //!
 //! Every transition happens under the sandbox's one lock, and every invocation's reply channel
 //! lives inside [`Phase::Busy`]: whoever moves the sandbox out of `Busy` (a `/response`, an
@@ -9,31 +15,42 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use nix::sys::signal::Signal;
+use coldstart_protocol::ErrorBody;
+use coldstart_protocol::extension::{Event, EventType, ShutdownReason, Tracing};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{epoch_ms, iso_millis, ms2};
+use crate::extensions::{ExtensionNext, ExtensionRefusal, Extensions};
 use crate::function::Function;
 use crate::invocation::{
     Invocation, InvokeResponse, Outcome, ResponseStream, StreamError, StreamItem,
 };
 use crate::logs::LogCapture;
 use crate::pool::Vacated;
-use crate::process::{StatusFile, describe_exit, signal_group};
+use crate::process::{StatusFile, describe_exit, describe_status, signal_group};
 use crate::runtime_api;
 
 /// How long a sandbox stays idle before it is frozen. Lambda freezes at once; a short grace
 /// spares back-to-back invocations a SIGSTOP/SIGCONT pair each, while an idle sandbox still
 /// stops using CPU almost at once.
 pub(crate) const FREEZE_AFTER: Duration = Duration::from_millis(20);
+
+/// How long a sandbox with external extensions takes to shut down at most, as in Lambda: the
+/// runtime's SIGTERM and the extensions' `SHUTDOWN` share it; laggards are killed.
+pub(crate) const EXTENSIONS_SHUTDOWN_LIMIT: Duration = Duration::from_millis(2000);
+
+/// The runtime's share of [`EXTENSIONS_SHUTDOWN_LIMIT`] before the extensions get `SHUTDOWN`.
+pub(crate) const RUNTIME_SHUTDOWN_SHARE: Duration = Duration::from_millis(300);
 
 /// Why a sandbox never became ready.
 #[derive(Debug)]
@@ -165,6 +182,19 @@ struct State {
     stopping: bool,
     /// When the sandbox was last parked idle; the freezer stops it [`FREEZE_AFTER`] later.
     idle_since: Option<Instant>,
+    /// The extensions registered with the Extensions API.
+    extensions: Extensions,
+    /// The bootstrap has been started (at once without extensions; once every external
+    /// extension registered otherwise).
+    bootstrap_started: bool,
+    /// The log pipe's write end, kept for a bootstrap not started yet.
+    log_pipe: Option<io::PipeWriter>,
+    /// Processes of the sandbox not reaped yet (bootstrap and extensions); at zero the sandbox
+    /// is gone.
+    alive: usize,
+    /// Why the sandbox failed, when an extension ended it: `(errorType, message)`, reported
+    /// instead of the bootstrap's own exit.
+    failure: Option<(String, String)>,
 }
 
 /// One execution environment.
@@ -173,17 +203,27 @@ pub(crate) struct Sandbox {
     pub(crate) function: Arc<Function>,
     /// The function's code generation this sandbox runs.
     generation: u64,
-    pid: u32,
-    pgid: Pid,
+    /// The bootstrap's pid, which leads its process group; 0 until it is started.
+    pid: AtomicU32,
+    /// The process group of the external extensions, when there are any.
+    extension_group: Option<Pid>,
+    /// The external extensions' executable file names and pids.
+    extension_pids: Vec<(String, u32)>,
+    /// `AWS_LAMBDA_RUNTIME_API` of this sandbox.
+    runtime_api: String,
+    /// The sandbox's own port (`PORT`, `AWS_LWA_PORT`), when the function asks for one.
+    port: Option<u16>,
     pub(crate) logs: Arc<LogCapture>,
     state: Mutex<State>,
-    /// The bootstrap's `/proc` status, for its peak memory.
-    status: StatusFile,
+    /// The bootstrap's `/proc` status, for its peak memory; set when it starts.
+    status: OnceLock<StatusFile>,
     /// Last peak RSS read, for reports written after the process is gone.
     peak_mb: AtomicU64,
-    /// Cancelled by the exit watcher once the process has been reaped; the Runtime API server
-    /// and the freezer stop with it.
+    /// Cancelled once every process of the sandbox has been reaped; the Runtime API server and
+    /// the freezer stop with it.
     pub(crate) gone: CancellationToken,
+    /// Cancelled once the bootstrap has been reaped.
+    runtime_gone: CancellationToken,
     /// Wakes the freezer task when the sandbox is parked idle.
     parked: Notify,
 }
@@ -193,48 +233,83 @@ impl std::fmt::Debug for Sandbox {
         f.debug_struct("Sandbox")
             .field("function", &&*self.function.name)
             .field("id", &self.id)
-            .field("pid", &self.pid)
+            .field("pid", &self.pid())
             .finish_non_exhaustive()
     }
 }
 
 impl Sandbox {
-    /// Starts a bootstrap in a new sandbox. The receiver reports the end of init.
+    /// Starts a new sandbox: its extensions, or its bootstrap when it has none. The receiver
+    /// reports the end of init.
     pub(crate) fn spawn(
         function: &Arc<Function>,
     ) -> io::Result<(Arc<Sandbox>, oneshot::Receiver<InitResult>)> {
         let id = function.next_sandbox_id();
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         listener.set_nonblocking(true)?;
-        let runtime_api = listener.local_addr()?;
+        let runtime_api = listener.local_addr()?.to_string();
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        let port = if function.config.sandbox_port {
+            Some(free_port()?)
+        } else {
+            None
+        };
 
         let (log_read, log_write) = io::pipe()?;
-        let log_write_err = log_write.try_clone()?;
-        let mut command = function.command(&runtime_api.to_string());
-        command
-            .stdin(Stdio::null())
-            .stdout(log_write)
-            .stderr(log_write_err)
-            .process_group(0);
         let started = Instant::now();
-        let mut child = command.spawn()?;
-        // The command holds our copies of the pipe's write end: drop it so the pipe reaches end
-        // of file when the sandbox's processes are gone.
-        drop(command);
-        let pid = child.id().unwrap_or(0);
+        let mut extension_children = Vec::new();
+        let mut extension_group: Option<Pid> = None;
+        for path in function.extensions() {
+            let mut command = function.extension_command(path, &runtime_api, port);
+            command
+                .stdin(Stdio::null())
+                .stdout(log_write.try_clone()?)
+                .stderr(log_write.try_clone()?)
+                .process_group(extension_group.map_or(0, Pid::as_raw));
+            let child = match command.spawn() {
+                Ok(child) => child,
+                Err(err) => {
+                    if let Some(group) = extension_group {
+                        signal_group(group, Signal::SIGKILL);
+                    }
+                    return Err(io::Error::new(
+                        err.kind(),
+                        format!("starting extension {}: {err}", path.display()),
+                    ));
+                }
+            };
+            let pid = child.id().unwrap_or(0);
+            extension_group.get_or_insert(Pid::from_raw(pid as i32));
+            extension_children.push((file_name(path), child));
+        }
+        let (bootstrap, log_pipe) = if extension_children.is_empty() {
+            (
+                Some(start_bootstrap(function, &runtime_api, port, log_write)?),
+                None,
+            )
+        } else {
+            (None, Some(log_write))
+        };
+        let pid = bootstrap.as_ref().and_then(|c| c.id()).unwrap_or(0);
         let logs = Arc::new(LogCapture::new(
             function.name.clone(),
             function.sink.clone(),
             OwnedFd::from(log_read),
         )?);
         let (ready_tx, ready_rx) = oneshot::channel();
+        let names: Vec<String> = extension_children.iter().map(|(n, _)| n.clone()).collect();
         let sandbox = Arc::new(Sandbox {
             id,
             function: function.clone(),
             generation: function.generation(),
-            pid,
-            pgid: Pid::from_raw(pid as i32),
+            pid: AtomicU32::new(pid),
+            extension_group,
+            extension_pids: extension_children
+                .iter()
+                .map(|(n, c)| (n.clone(), c.id().unwrap_or(0)))
+                .collect(),
+            runtime_api,
+            port,
             logs: logs.clone(),
             state: Mutex::new(State {
                 phase: Phase::Initializing {
@@ -247,24 +322,174 @@ impl Sandbox {
                 init_duration: None,
                 stopping: false,
                 idle_since: None,
+                extensions: Extensions::expecting(names),
+                bootstrap_started: bootstrap.is_some(),
+                log_pipe,
+                alive: extension_children.len() + usize::from(bootstrap.is_some()),
+                failure: None,
             }),
-            status: StatusFile::open(pid),
+            status: OnceLock::new(),
             peak_mb: AtomicU64::new(0),
             gone: CancellationToken::new(),
+            runtime_gone: CancellationToken::new(),
             parked: Notify::new(),
         });
         function.register(&sandbox);
-        tracing::debug!(function = &*function.name, sandbox = id, pid, %runtime_api, "sandbox started");
+        tracing::debug!(function = &*function.name, sandbox = id, pid, runtime_api = %sandbox.runtime_api, ?port, "sandbox started");
 
         tokio::spawn(logs.run());
         tokio::spawn(runtime_api::serve(listener, sandbox.clone()));
         tokio::spawn(sandbox.clone().idler());
-        let watcher = sandbox.clone();
+        for (name, mut child) in extension_children {
+            let watcher = sandbox.clone();
+            tokio::spawn(async move {
+                let status = child.wait().await.ok();
+                watcher.on_extension_exit(&name, status);
+            });
+        }
+        if let Some(child) = bootstrap {
+            sandbox.watch_bootstrap(child);
+        }
+        Ok((sandbox, ready_rx))
+    }
+
+    /// Records the bootstrap's pid and reaps it when it exits.
+    fn watch_bootstrap(self: &Arc<Self>, mut child: tokio::process::Child) {
+        let pid = child.id().unwrap_or(0);
+        self.pid.store(pid, Ordering::Release);
+        let _ = self.status.set(StatusFile::open(pid));
+        let watcher = self.clone();
         tokio::spawn(async move {
             let status = child.wait().await.ok();
             watcher.on_exit(status);
         });
-        Ok((sandbox, ready_rx))
+    }
+
+    /// Every external extension registered: start the bootstrap.
+    fn start_deferred_bootstrap(self: &Arc<Self>, pipe: Option<io::PipeWriter>) {
+        let started = pipe
+            .ok_or_else(|| io::Error::other("the log pipe is gone"))
+            .and_then(|pipe| start_bootstrap(&self.function, &self.runtime_api, self.port, pipe));
+        match started {
+            Ok(child) => {
+                self.watch_bootstrap(child);
+                if matches!(self.lock().phase, Phase::Exited) {
+                    // Init was abandoned while it started.
+                    self.signal_all(Signal::SIGKILL);
+                }
+            }
+            Err(err) => {
+                let message = format!("Couldn't start the bootstrap: {err}");
+                let body =
+                    Bytes::from(ErrorBody::new("Runtime.InvalidEntrypoint", &message).to_json());
+                self.fail_init("Runtime.InvalidEntrypoint".into(), body);
+                self.process_reaped();
+            }
+        }
+    }
+
+    /// Sends `signal` to every process of the sandbox.
+    fn signal_all(&self, signal: Signal) {
+        let pid = self.pid.load(Ordering::Acquire);
+        if pid != 0 {
+            signal_group(Pid::from_raw(pid as i32), signal);
+        }
+        if let Some(group) = self.extension_group {
+            signal_group(group, signal);
+        }
+    }
+
+    /// Extension `name` registered for `events`: returns its identifier, and starts the
+    /// bootstrap when it was the last one expected.
+    pub(crate) fn register_extension(
+        self: &Arc<Self>,
+        name: &str,
+        events: &[EventType],
+    ) -> Result<String, ExtensionRefusal> {
+        let mut st = self.lock();
+        if !matches!(st.phase, Phase::Initializing { .. }) {
+            return Err(ExtensionRefusal::new(
+                "Extension.RegistrationClosed",
+                "Extension registration closed already",
+            ));
+        }
+        let id = st.extensions.register(name, events)?;
+        if !st.bootstrap_started && st.extensions.all_registered() {
+            st.bootstrap_started = true;
+            st.alive += 1;
+            let pipe = st.log_pipe.take();
+            drop(st);
+            self.start_deferred_bootstrap(pipe);
+        }
+        Ok(id)
+    }
+
+    /// Extension `id` called `event/next`.
+    pub(crate) fn extension_next(
+        self: &Arc<Self>,
+        id: &str,
+    ) -> Result<ExtensionNext, ExtensionRefusal> {
+        let mut st = self.lock();
+        let next = st.extensions.next(id)?;
+        if matches!(next, ExtensionNext::Wait(_)) {
+            match st.phase {
+                Phase::Initializing { .. } => {
+                    if let Some(ready) = Self::complete_init(&mut st) {
+                        drop(st);
+                        let _ = ready.send(Ok(()));
+                    }
+                }
+                Phase::Finishing if st.next_waiter.is_some() && st.extensions.all_ready() => {
+                    self.leave_finishing(st);
+                }
+                _ => {}
+            }
+        }
+        Ok(next)
+    }
+
+    /// Extension `id` reported `init/error`: init fails with `error_type`.
+    pub(crate) fn extension_init_error(
+        self: &Arc<Self>,
+        id: &str,
+        error_type: String,
+        body: Bytes,
+    ) -> Result<(), ExtensionRefusal> {
+        let mut st = self.lock();
+        st.extensions.check(id)?;
+        if !matches!(st.phase, Phase::Initializing { .. }) {
+            return Err(ExtensionRefusal::new(
+                "Extension.InvalidExtensionState",
+                "init/error is only allowed during init",
+            ));
+        }
+        drop(st);
+        self.fail_init(error_type, body);
+        Ok(())
+    }
+
+    /// Extension `id` reported `exit/error`; its exit will carry `error_type`.
+    pub(crate) fn extension_exit_error(
+        &self,
+        id: &str,
+        error_type: String,
+    ) -> Result<(), ExtensionRefusal> {
+        self.lock().extensions.exit_error(id, error_type)
+    }
+
+    /// Init is complete when the bootstrap runs, the runtime waits in `next` and every extension
+    /// waits in `event/next`: the sandbox becomes idle and the spawner's channel is returned.
+    fn complete_init(st: &mut State) -> Option<oneshot::Sender<InitResult>> {
+        if !st.bootstrap_started || st.next_waiter.is_none() || !st.extensions.all_ready() {
+            return None;
+        }
+        let Phase::Initializing { started, ready } = &mut st.phase else {
+            return None;
+        };
+        let ready = ready.take();
+        st.init_duration = Some(started.elapsed());
+        st.phase = Phase::Idle;
+        ready
     }
 
     /// Assigns an invocation to this idle sandbox and returns where its answer will arrive, or
@@ -279,7 +504,7 @@ impl Sandbox {
             return Err(invocation);
         }
         if st.frozen {
-            signal_group(self.pgid, Signal::SIGCONT);
+            self.signal_all(Signal::SIGCONT);
             st.frozen = false;
         }
         st.idle_since = None;
@@ -297,6 +522,18 @@ impl Sandbox {
                 .is_ok(),
             None => false,
         };
+        if !st.extensions.is_empty() {
+            st.extensions.invoke(&Event::Invoke {
+                deadline_ms,
+                request_id: invocation.request_id.clone(),
+                invoked_function_arn: invocation.invoked_arn.clone(),
+                tracing: Some(Tracing {
+                    kind: "X-Amzn-Trace-Id".into(),
+                    value: invocation.trace_id.clone(),
+                })
+                .filter(|t| !t.value.is_empty()),
+            });
+        }
         let init = st.init_duration.take();
         st.phase = Phase::Busy(Running {
             invocation,
@@ -314,34 +551,23 @@ impl Sandbox {
     pub(crate) fn next(self: &Arc<Self>) -> NextAction {
         let mut st = self.lock();
         match &mut st.phase {
-            Phase::Initializing { started, ready } => {
-                let init = started.elapsed();
-                let ready = ready.take();
-                st.init_duration = Some(init);
-                st.phase = Phase::Idle;
+            Phase::Initializing { .. } => {
                 let (tx, rx) = oneshot::channel();
                 st.next_waiter = Some(tx);
-                drop(st);
-                if let Some(ready) = ready {
+                if let Some(ready) = Self::complete_init(&mut st) {
+                    drop(st);
                     // The spawner dispatches next; if it gave up, the sandbox is killed anyway.
                     let _ = ready.send(Ok(()));
                 }
                 NextAction::Wait(rx)
             }
             Phase::Finishing => {
-                st.phase = Phase::Idle;
                 let (tx, rx) = oneshot::channel();
                 st.next_waiter = Some(tx);
-                drop(st);
-                if self.generation != self.function.generation() {
-                    // Its code was replaced while it ran: stop it instead of reusing it.
-                    self.function.pool.on_retired();
-                    let retired = self.clone();
-                    tokio::spawn(
-                        async move { retired.stop(crate::emulator::SHUTDOWN_GRACE).await },
-                    );
-                } else if self.function.pool.on_ready(self.clone()) {
-                    self.park();
+                // With extensions still at work on the invocation, the last of them to call
+                // `next` makes the sandbox idle.
+                if st.extensions.all_ready() {
+                    self.leave_finishing(st);
                 }
                 NextAction::Wait(rx)
             }
@@ -364,6 +590,21 @@ impl Sandbox {
                 to: "Ready",
             }),
             Phase::Exited => NextAction::Refuse(Refusal::Gone),
+        }
+    }
+
+    /// The invocation is over for the runtime and every extension: the sandbox is idle again
+    /// (or retired, when its code was replaced meanwhile).
+    fn leave_finishing(self: &Arc<Self>, mut st: MutexGuard<'_, State>) {
+        st.phase = Phase::Idle;
+        drop(st);
+        if self.generation != self.function.generation() {
+            // Its code was replaced while it ran: stop it instead of reusing it.
+            self.function.pool.on_retired();
+            let retired = self.clone();
+            tokio::spawn(async move { retired.stop(crate::emulator::SHUTDOWN_GRACE).await });
+        } else if self.function.pool.on_ready(self.clone()) {
+            self.park();
         }
     }
 
@@ -427,26 +668,38 @@ impl Sandbox {
         error_type: String,
         body: Bytes,
     ) -> Result<(), Refusal> {
+        let from = self.lock().phase.name();
+        if self.fail_init(error_type, body) {
+            Ok(())
+        } else {
+            Err(Refusal::InvalidStateTransition {
+                from,
+                to: "InitError",
+            })
+        }
+    }
+
+    /// Fails init with `error_type` and `body` (the document the caller gets) and kills the
+    /// sandbox; false when init was already over.
+    fn fail_init(self: &Arc<Self>, error_type: String, body: Bytes) -> bool {
         let mut st = self.lock();
         if !matches!(st.phase, Phase::Initializing { .. }) {
-            return Err(Refusal::InvalidStateTransition {
-                from: st.phase.name(),
-                to: "InitError",
-            });
+            return false;
         }
         let Phase::Initializing { started, ready } =
             std::mem::replace(&mut st.phase, Phase::Exited)
         else {
-            return Err(Refusal::Gone);
+            return false;
         };
+        st.log_pipe = None;
         drop(st);
         self.log_init_report(started.elapsed(), "error", Some(&error_type));
-        signal_group(self.pgid, Signal::SIGKILL);
+        self.signal_all(Signal::SIGKILL);
         self.function.pool.on_dead(self, Vacated::Other);
         if let Some(ready) = ready {
             let _ = ready.send(Err(InitFailure::Reported { error_type, body }));
         }
-        Ok(())
+        true
     }
 
     /// The deadline of invocation `request_id` passed: kill the sandbox and answer
@@ -463,7 +716,7 @@ impl Sandbox {
         st.next_waiter = None;
         drop(st);
         self.refresh_peak();
-        signal_group(self.pgid, Signal::SIGKILL);
+        self.signal_all(Signal::SIGKILL);
         self.function.pool.on_dead(self, Vacated::Other);
         let seconds = format!("{:.2}", self.function.config.timeout.as_secs_f64());
         let cause = format!("Task timed out after {seconds} seconds");
@@ -486,33 +739,50 @@ impl Sandbox {
         else {
             return;
         };
+        st.log_pipe = None;
         drop(st);
         self.log_init_report(started.elapsed(), "timeout", None);
-        signal_group(self.pgid, Signal::SIGKILL);
+        self.signal_all(Signal::SIGKILL);
         if !keep_slot {
             self.function.pool.on_dead(self, Vacated::Other);
         }
     }
 
-    /// The process exited (it was reaped).
+    /// The bootstrap exited (it was reaped).
     fn on_exit(self: &Arc<Self>, status: Option<ExitStatus>) {
         let mut st = self.lock();
         let previous = std::mem::replace(&mut st.phase, Phase::Exited);
         st.next_waiter = None;
         st.frozen = false;
         let expected = st.stopping;
+        let failure = st.failure.take();
+        // On a graceful stop the extensions outlive the runtime to get their SHUTDOWN event.
+        let keep_extensions = expected && self.extension_group.is_some();
         drop(st);
-        // Whatever the bootstrap left behind in its group goes with it.
-        signal_group(self.pgid, Signal::SIGKILL);
-        let cause = describe_exit(status);
+        self.runtime_gone.cancel();
+        // Whatever the bootstrap left behind in its group goes with it; after a crash, the
+        // extensions too: the whole environment is reset.
+        let pid = self.pid.load(Ordering::Acquire);
+        signal_group(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        if !keep_extensions && let Some(group) = self.extension_group {
+            signal_group(group, Signal::SIGKILL);
+        }
+        let (error_type, cause) =
+            failure.unwrap_or_else(|| ("Runtime.ExitError".to_owned(), describe_exit(status)));
         let vacated = previous.vacated();
         match previous {
             Phase::Exited => {}
             Phase::Initializing { started, ready } => {
-                self.log_init_report(started.elapsed(), "error", Some("Runtime.ExitError"));
+                self.log_init_report(started.elapsed(), "error", Some(&error_type));
                 self.function.pool.on_dead(self, vacated);
                 if let Some(ready) = ready {
-                    let _ = ready.send(Err(InitFailure::Exited(cause)));
+                    let failure = if error_type == "Runtime.ExitError" {
+                        InitFailure::Exited(cause)
+                    } else {
+                        let body = Bytes::from(ErrorBody::new(&error_type, cause).to_json());
+                        InitFailure::Reported { error_type, body }
+                    };
+                    let _ = ready.send(Err(failure));
                 }
             }
             Phase::Busy(running) => {
@@ -521,9 +791,9 @@ impl Sandbox {
                 self.logs.drain();
                 self.logs
                     .platform_line(&format!("RequestId: {request_id} Error: {cause}"));
-                self.logs.platform_line("Runtime.ExitError");
-                let outcome = Outcome::platform_error("Runtime.ExitError", &request_id, &cause);
-                let status = Some(ReportStatus::Error("Runtime.ExitError".into()));
+                self.logs.platform_line(&error_type);
+                let outcome = Outcome::platform_error(&error_type, &request_id, &cause);
+                let status = Some(ReportStatus::Error(error_type));
                 if let Some(report) = self.finish(running, outcome, status) {
                     self.write_report(report);
                 }
@@ -539,29 +809,114 @@ impl Sandbox {
                 }
             }
         }
+        self.process_reaped();
+    }
+
+    /// External extension `name` exited. Unless the sandbox is stopping, that is a crash: the
+    /// sandbox fails with `Extension.Crash` (or the error type the extension reported on
+    /// `exit/error`) and is reset.
+    fn on_extension_exit(self: &Arc<Self>, name: &str, status: Option<ExitStatus>) {
+        let mut st = self.lock();
+        let crashed = !st.stopping && !matches!(st.phase, Phase::Exited);
+        if crashed {
+            let error_type = st
+                .extensions
+                .exit_error_of(name)
+                .unwrap_or_else(|| "Extension.Crash".to_owned());
+            let how = status.map_or_else(|| "exit status unknown".to_owned(), describe_status);
+            let cause = format!("Extension {name} exited: {how}");
+            tracing::warn!(
+                function = &*self.function.name,
+                sandbox = self.id,
+                "{cause}"
+            );
+            if st.bootstrap_started {
+                // The bootstrap's exit answers for the sandbox, with this failure.
+                st.failure = Some((error_type, cause));
+                drop(st);
+                self.signal_all(Signal::SIGKILL);
+            } else {
+                drop(st);
+                let body = Bytes::from(ErrorBody::new(&error_type, cause).to_json());
+                self.fail_init(error_type, body);
+            }
+        } else {
+            drop(st);
+        }
+        self.process_reaped();
+    }
+
+    /// One more process of the sandbox was reaped; after the last, the sandbox is gone.
+    fn process_reaped(&self) {
+        let mut st = self.lock();
+        st.alive = st.alive.saturating_sub(1);
+        if st.alive > 0 {
+            return;
+        }
+        st.extensions.close();
+        st.log_pipe = None;
+        drop(st);
         self.function.forget(self.id);
         self.gone.cancel();
     }
 
-    /// Stops the sandbox: SIGTERM, then SIGKILL after `grace`; returns once it is reaped.
+    /// Stops the sandbox and returns once every process is reaped. Without extensions: SIGTERM,
+    /// then SIGKILL after `grace`. With extensions, as Lambda: the runtime gets SIGTERM and
+    /// [`RUNTIME_SHUTDOWN_SHARE`], then the extensions that subscribed get `SHUTDOWN` and the
+    /// rest of [`EXTENSIONS_SHUTDOWN_LIMIT`]; the others are killed at once.
     pub(crate) async fn stop(&self, grace: Duration) {
+        let began = Instant::now();
         {
             let mut st = self.lock();
             st.stopping = true;
-            if !matches!(st.phase, Phase::Exited) || !self.gone.is_cancelled() {
-                signal_group(self.pgid, Signal::SIGTERM);
-                if st.frozen {
-                    // A stopped process only sees SIGTERM once it runs again.
-                    signal_group(self.pgid, Signal::SIGCONT);
-                    st.frozen = false;
-                }
+            if st.frozen {
+                // A stopped process only sees SIGTERM once it runs again.
+                self.signal_all(Signal::SIGCONT);
+                st.frozen = false;
             }
         }
-        if tokio::time::timeout(grace, self.gone.cancelled())
+        if self.extension_group.is_none() {
+            if !self.gone.is_cancelled() {
+                self.signal_all(Signal::SIGTERM);
+            }
+            if tokio::time::timeout(grace, self.gone.cancelled())
+                .await
+                .is_err()
+            {
+                self.signal_all(Signal::SIGKILL);
+                self.gone.cancelled().await;
+            }
+            return;
+        }
+        let pid = self.pid.load(Ordering::Acquire);
+        if pid != 0 && !self.runtime_gone.is_cancelled() {
+            let group = Pid::from_raw(pid as i32);
+            signal_group(group, Signal::SIGTERM);
+            if tokio::time::timeout(RUNTIME_SHUTDOWN_SHARE, self.runtime_gone.cancelled())
+                .await
+                .is_err()
+            {
+                signal_group(group, Signal::SIGKILL);
+            }
+        }
+        let deadline = began + EXTENSIONS_SHUTDOWN_LIMIT;
+        let event = Event::Shutdown {
+            shutdown_reason: ShutdownReason::Spindown,
+            deadline_ms: epoch_ms(
+                SystemTime::now() + deadline.saturating_duration_since(Instant::now()),
+            ),
+        };
+        let unsubscribed = self.lock().extensions.shutdown(&event);
+        for (name, pid) in &self.extension_pids {
+            if unsubscribed.contains(name) {
+                let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+            }
+        }
+        if tokio::time::timeout_at(deadline.into(), self.gone.cancelled())
             .await
             .is_err()
         {
-            signal_group(self.pgid, Signal::SIGKILL);
+            self.signal_all(Signal::SIGKILL);
             self.gone.cancelled().await;
         }
     }
@@ -589,9 +944,13 @@ impl Sandbox {
         }
     }
 
-    /// The bootstrap's process id (its process group id too).
+    /// The bootstrap's process id (its process group id too), or the extensions' group before
+    /// the bootstrap starts.
     pub(crate) fn pid(&self) -> u32 {
-        self.pid
+        match self.pid.load(Ordering::Acquire) {
+            0 => self.extension_group.map_or(0, |g| g.as_raw() as u32),
+            pid => pid,
+        }
     }
 
     /// Notes that the sandbox was parked idle, for the idler.
@@ -657,7 +1016,7 @@ impl Sandbox {
     fn freeze_if_idle_since(&self, since: Instant) {
         let mut st = self.lock();
         if matches!(st.phase, Phase::Idle) && !st.frozen && st.idle_since == Some(since) {
-            signal_group(self.pgid, Signal::SIGSTOP);
+            self.signal_all(Signal::SIGSTOP);
             st.frozen = true;
         }
     }
@@ -851,7 +1210,7 @@ impl Sandbox {
     }
 
     fn refresh_peak(&self) -> u64 {
-        match self.status.peak_rss_mb() {
+        match self.status.get().and_then(StatusFile::peak_rss_mb) {
             Some(mb) => {
                 self.peak_mb.store(mb, Ordering::Relaxed);
                 mb
@@ -878,6 +1237,38 @@ pub(crate) struct Report {
 enum ReportStatus {
     Timeout,
     Error(String),
+}
+
+/// Starts a sandbox's bootstrap in a process group of its own, writing to the log pipe.
+fn start_bootstrap(
+    function: &Function,
+    runtime_api: &str,
+    port: Option<u16>,
+    log_pipe: io::PipeWriter,
+) -> io::Result<tokio::process::Child> {
+    let log_pipe_err = log_pipe.try_clone()?;
+    let mut command = function.command(runtime_api, port);
+    command
+        .stdin(Stdio::null())
+        .stdout(log_pipe)
+        .stderr(log_pipe_err)
+        .process_group(0);
+    command.spawn()
+    // The command, dropped here, held our copies of the pipe's write end: the pipe reaches end
+    // of file once the sandbox's processes are gone.
+}
+
+/// A free loopback port for a sandbox's web app.
+fn free_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+/// An extension's name: its executable's file name.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
 }
 
 /// The bootstrap's argv and environment, for [`Function::command`].

@@ -28,3 +28,25 @@ pub const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 pub const TRACE_ID: &str = "_X_AMZN_TRACE_ID";
 /// Time zone.
 pub const TZ: &str = "TZ";
+
+/// `AWS_EXECUTION_ENV`: the runtime's identifier (runtime-only: not given to extensions).
+pub const EXECUTION_ENV: &str = "AWS_EXECUTION_ENV";
+
+/// Variables Lambda gives the runtime but not external extensions.
+pub const RUNTIME_ONLY: &[&str] = &[
+    EXECUTION_ENV,
+    LOG_GROUP_NAME,
+    LOG_STREAM_NAME,
+    "AWS_XRAY_CONTEXT_MISSING",
+    "AWS_XRAY_DAEMON_ADDRESS",
+    RUNTIME_DIR,
+    TASK_ROOT,
+    HANDLER,
+];
+
+/// `PORT`: the port a web app listens on (a convention of web frameworks and of the web adapter).
+pub const PORT: &str = "PORT";
+/// `AWS_LWA_PORT`: the port the web adapter forwards to.
+pub const LWA_PORT: &str = "AWS_LWA_PORT";
+/// `AWS_LWA_READINESS_CHECK_PORT`: the port the web adapter checks readiness on.
+pub const LWA_READINESS_CHECK_PORT: &str = "AWS_LWA_READINESS_CHECK_PORT";
