@@ -1,5 +1,6 @@
 //! End-to-end tests: real bootstraps under the emulator, called by real clients, on loopback.
 
+mod extensions;
 mod faults;
 mod gateway;
 mod runtime_api;

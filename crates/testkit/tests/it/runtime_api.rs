@@ -14,14 +14,14 @@ use coldstart_protocol::runtime as rt;
 use crate::support::{Harness, RawResponse, function, repo_file, send};
 
 /// A harness whose only function is the hand-held runtime, and that runtime's address.
-async fn handheld() -> (Arc<Harness>, SocketAddr) {
+pub(crate) async fn handheld() -> (Arc<Harness>, SocketAddr) {
     let h =
         Arc::new(Harness::start(vec![function("hand", repo_file("fixtures/handheld.sh"))]).await);
     (h, SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
 /// Starts an invocation in the background; returns its eventual answer.
-fn invoke(h: &Arc<Harness>, body: &'static str) -> tokio::task::JoinHandle<RawResponse> {
+pub(crate) fn invoke(h: &Arc<Harness>, body: &'static str) -> tokio::task::JoinHandle<RawResponse> {
     let h = h.clone();
     tokio::spawn(async move { h.invoke_raw("hand", &[], body).await })
 }
@@ -43,7 +43,7 @@ async fn next_invocation(
     (id, caller)
 }
 
-async fn runtime_api(h: &Harness) -> SocketAddr {
+pub(crate) async fn runtime_api(h: &Harness) -> SocketAddr {
     let line = h
         .logs
         .wait_for(|l| l.starts_with("hand: RUNTIME_API="))
@@ -53,7 +53,7 @@ async fn runtime_api(h: &Harness) -> SocketAddr {
         .unwrap_or_else(|e| panic!("{line}: {e}"))
 }
 
-async fn get(api: SocketAddr, path: &str) -> RawResponse {
+pub(crate) async fn get(api: SocketAddr, path: &str) -> RawResponse {
     let request = http::Request::get(path)
         .header(http::header::HOST, api.to_string())
         .body(Full::new(Bytes::new()))
@@ -61,7 +61,7 @@ async fn get(api: SocketAddr, path: &str) -> RawResponse {
     send(api, request).await
 }
 
-async fn post(
+pub(crate) async fn post(
     api: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
