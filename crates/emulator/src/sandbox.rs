@@ -642,12 +642,44 @@ impl Sandbox {
             return Err(Refusal::InvalidRequestId);
         };
         st.last_request_id = Some(request_id.to_owned());
+        let extensions_busy = !st.extensions.all_ready();
         drop(st);
+        if extensions_busy {
+            self.bound_extensions(request_id, running.deadline);
+        }
         self.function.pool.on_responded();
         let status = outcome
             .error_type()
             .map(|t| ReportStatus::Error(t.to_owned()));
         Ok(self.finish(running, outcome, status))
+    }
+
+    /// The runtime answered while extensions still work on the invocation: the function's
+    /// deadline bounds them too. One still at work then gets the sandbox reset, as in Lambda.
+    fn bound_extensions(self: &Arc<Self>, request_id: &str, deadline: Instant) {
+        let sandbox = self.clone();
+        let request_id = request_id.to_owned();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline.into()) => {}
+                () = sandbox.gone.cancelled() => return,
+            }
+            let mut st = sandbox.lock();
+            let overran = matches!(st.phase, Phase::Finishing)
+                && st.last_request_id.as_deref() == Some(request_id.as_str())
+                && !st.extensions.all_ready();
+            if !overran {
+                return;
+            }
+            st.phase = Phase::Exited;
+            st.next_waiter = None;
+            drop(st);
+            sandbox.logs.platform_line(&format!(
+                "RequestId: {request_id} Error: an extension did not finish the invocation before the function's timeout"
+            ));
+            sandbox.signal_all(Signal::SIGKILL);
+            sandbox.function.pool.on_dead(&sandbox, Vacated::Finishing);
+        });
     }
 
     /// [`Self::answer`], writing `END`/`REPORT` at once.
@@ -1143,7 +1175,7 @@ impl Sandbox {
     /// The runtime's streamed `/response` ended (`error` from its trailers, a cut, or the size
     /// cap). Writes `END`/`REPORT` and returns the log tail for the stream's end.
     pub(crate) fn finish_stream(
-        &self,
+        self: &Arc<Self>,
         request_id: &str,
         error: Option<&StreamError>,
     ) -> Result<Option<Vec<u8>>, Refusal> {
@@ -1157,7 +1189,11 @@ impl Sandbox {
             return Err(Refusal::InvalidRequestId);
         };
         st.last_request_id = Some(request_id.to_owned());
+        let extensions_busy = !st.extensions.all_ready();
         drop(st);
+        if extensions_busy {
+            self.bound_extensions(request_id, running.deadline);
+        }
         self.function.pool.on_responded();
         let status = error.map(|e| ReportStatus::Error(e.error_type.clone()));
         self.logs.drain();

@@ -146,6 +146,28 @@ async fn an_extension_that_crashes_in_init_fails_the_invocation_with_extension_c
 }
 
 #[tokio::test]
+async fn an_extension_that_never_finishes_an_invocation_gets_its_sandbox_reset_at_the_deadline() {
+    let mut f = with_extension("stuck", repo_file("fixtures/event-echo.sh"));
+    f.environment.insert("EXT_HANG".into(), "invoke".into());
+    f.timeout = std::time::Duration::from_secs(1);
+    let h = Harness::start(vec![f]).await;
+    // The runtime answers at once: the caller is not held by the extension.
+    let first = h.invoke_raw("stuck", &[], r#"{"n":1}"#).await;
+    assert_eq!((first.status, first.json()["n"].as_i64()), (200, Some(1)));
+    h.logs.wait_for(|l| l == "stuck: EXTENSION hanging").await;
+    h.logs
+        .wait_for(|l| l.contains("an extension did not finish the invocation"))
+        .await;
+    // The next invocation gets a fresh sandbox.
+    let second = h.invoke_raw("stuck", &[], r#"{"n":2}"#).await;
+    assert_eq!((second.status, second.json()["n"].as_i64()), (200, Some(2)));
+    h.logs
+        .wait_for_nth(2, |l| l.starts_with("stuck: PID="))
+        .await;
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn an_internal_extension_gets_invokes_and_misuse_is_refused() {
     let (h, _) = handheld().await;
     let caller = invoke(&h, r#"{"hello":"extension"}"#);
