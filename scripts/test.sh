@@ -19,4 +19,7 @@ cfn-lint examples/*/template.yaml
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Servers the tests start themselves (dynalite for the chat store tests).
+scripts/test-tools.sh
+
 cargo test --workspace --locked
