@@ -8,3 +8,4 @@ mod runtimes;
 mod sdk;
 mod streaming;
 mod support;
+mod websocket;

@@ -30,6 +30,7 @@ pub fn fixture(bin: &str) -> PathBuf {
         "fx-http" => env!("CARGO_BIN_EXE_fx-http"),
         "fx-stream" => env!("CARGO_BIN_EXE_fx-stream"),
         "fx-lr-stream" => env!("CARGO_BIN_EXE_fx-lr-stream"),
+        "fx-ws" => env!("CARGO_BIN_EXE_fx-ws"),
         other => panic!("no fixture {other}"),
     })
 }
