@@ -49,6 +49,13 @@ pub(crate) struct RunArgs {
     /// Do not stop (SIGSTOP) idle execution environments.
     #[arg(long)]
     pub(crate) no_freeze: bool,
+    /// An external extension started in each execution environment before the bootstrap, as
+    /// from `/opt/extensions`; repeatable.
+    #[arg(long = "extension", value_name = "PATH")]
+    pub(crate) extensions: Vec<PathBuf>,
+    /// A folder whose every file is an external extension, like `/opt/extensions` in Lambda.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) extensions_dir: Option<PathBuf>,
     /// The bootstrap and its arguments.
     #[arg(last = true, required = true, value_name = "BOOTSTRAP")]
     pub(crate) command: Vec<std::ffi::OsString>,

@@ -1,4 +1,5 @@
-//! `coldstart.toml`: the functions, Function URLs and HTTP APIs that `coldstart up` serves.
+//! `coldstart.toml`: the functions, Function URLs, HTTP APIs and WebSocket APIs that
+//! `coldstart up` serves.
 //!
 //! Every mistake is reported with the file, line and key it is at, and exits 2.
 
@@ -20,6 +21,7 @@ pub(crate) struct AppConfig {
     pub(crate) root: PathBuf,
     pub(crate) functions: Vec<FunctionSpec>,
     pub(crate) http_apis: Vec<HttpApiSpec>,
+    pub(crate) websocket_apis: Vec<WebSocketApiSpec>,
 }
 
 /// One function and what `up` does for it besides running it.
@@ -46,6 +48,26 @@ pub(crate) struct HttpApiSpec {
     pub(crate) routes: Vec<(String, String)>,
 }
 
+/// An API Gateway WebSocket API.
+#[derive(Debug)]
+pub(crate) struct WebSocketApiSpec {
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    /// Default: [`DEFAULT_STAGE`].
+    pub(crate) stage: String,
+    /// Default: `$request.body.action`.
+    pub(crate) route_selection: String,
+    /// Route key → (function, two-way).
+    pub(crate) routes: Vec<(String, String, bool)>,
+    /// Default: 10 minutes.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// Default: 2 hours.
+    pub(crate) max_duration: Option<Duration>,
+}
+
+/// The stage of a WebSocket API that names none.
+pub(crate) const DEFAULT_STAGE: &str = "dev";
+
 /// A configuration mistake, located.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}:{line}:{column}: {message}")]
@@ -64,7 +86,30 @@ struct FileToml {
     #[serde(default)]
     http_apis: BTreeMap<String, Spanned<HttpApiToml>>,
     #[serde(default)]
-    websocket_apis: Option<Spanned<toml::Table>>,
+    websocket_apis: BTreeMap<String, Spanned<WebSocketApiToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebSocketApiToml {
+    port: Spanned<i64>,
+    stage: Option<Spanned<String>>,
+    route_selection: Option<String>,
+    #[serde(default)]
+    routes: BTreeMap<String, Spanned<WsRouteToml>>,
+    idle_timeout: Option<Spanned<i64>>,
+    max_duration: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WsRouteToml {
+    Function(String),
+    Route {
+        function: String,
+        #[serde(default)]
+        two_way: bool,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +124,7 @@ struct FunctionToml {
     #[serde(default)]
     environment: BTreeMap<String, String>,
     extensions: Option<Spanned<Vec<String>>>,
+    sandbox_port: Option<bool>,
     idle_timeout: Option<Spanned<i64>>,
     watch: Option<Vec<String>>,
     url: Option<Spanned<UrlToml>>,
@@ -130,12 +176,6 @@ fn parse(file: &str, text: &str, root: &Path) -> Result<AppConfig, ConfigError> 
         let message = e.message().trim().to_owned();
         at(e.span().unwrap_or(0..0), message)
     })?;
-    if let Some(ws) = &parsed.websocket_apis {
-        return Err(at(
-            ws.span(),
-            "websocket_apis: WebSocket APIs are not supported yet".into(),
-        ));
-    }
 
     let mut ports: HashMap<u16, String> = HashMap::new();
     let mut claim = |port: &Spanned<i64>, owner: String| -> Result<u16, ConfigError> {
@@ -228,12 +268,22 @@ fn parse(file: &str, text: &str, root: &Path) -> Result<AppConfig, ConfigError> 
             }
             config.idle_timeout = Duration::from_secs(secs as u64);
         }
-        if let Some(extensions) = f.extensions.as_ref().filter(|e| !e.get_ref().is_empty()) {
-            return Err(at(
-                extensions.span(),
-                format!("{key}.extensions: extensions are not supported yet"),
-            ));
+        if let Some(extensions) = &f.extensions {
+            if extensions.get_ref().len() > coldstart_protocol::extension::MAX_EXTENSIONS {
+                return Err(at(
+                    extensions.span(),
+                    format!(
+                        "{key}.extensions: at most {} extensions, not {}",
+                        coldstart_protocol::extension::MAX_EXTENSIONS,
+                        extensions.get_ref().len()
+                    ),
+                ));
+            }
+            config.extensions = extensions.get_ref().iter().map(|p| root.join(p)).collect();
         }
+        config.sandbox_port = f
+            .sandbox_port
+            .unwrap_or_else(|| wants_sandbox_port(&config));
         config
             .validate()
             .map_err(|e| at(span.clone(), format!("{key}: {e}")))?;
@@ -317,11 +367,96 @@ fn parse(file: &str, text: &str, root: &Path) -> Result<AppConfig, ConfigError> 
             routes,
         });
     }
+    let mut websocket_apis = Vec::new();
+    for (name, entry) in &parsed.websocket_apis {
+        let key = format!("websocket_apis.{name}");
+        let api = entry.get_ref();
+        let port = claim(&api.port, key.clone())?;
+        let stage = match &api.stage {
+            None => DEFAULT_STAGE.to_owned(),
+            Some(stage) => {
+                let ok = !stage.get_ref().is_empty()
+                    && stage
+                        .get_ref()
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !ok {
+                    return Err(at(
+                        stage.span(),
+                        format!(
+                            "{key}.stage: a stage name is letters, digits, '-' and '_', not {:?}",
+                            stage.get_ref()
+                        ),
+                    ));
+                }
+                stage.get_ref().clone()
+            }
+        };
+        let seconds = |value: &Option<Spanned<i64>>, what: &str| match value {
+            None => Ok(None),
+            Some(v) if *v.get_ref() >= 1 => Ok(Some(Duration::from_secs(*v.get_ref() as u64))),
+            Some(v) => Err(at(
+                v.span(),
+                format!(
+                    "{key}.{what}: must be at least 1 second, not {}",
+                    v.get_ref()
+                ),
+            )),
+        };
+        let idle_timeout = seconds(&api.idle_timeout, "idle_timeout")?;
+        let max_duration = seconds(&api.max_duration, "max_duration")?;
+        let mut routes = Vec::new();
+        for (route, target) in &api.routes {
+            let (function, two_way) = match target.get_ref() {
+                WsRouteToml::Function(f) => (f, false),
+                WsRouteToml::Route { function, two_way } => (function, *two_way),
+            };
+            if route.is_empty() {
+                return Err(at(target.span(), format!("{key}.routes: empty route key")));
+            }
+            if !parsed.functions.contains_key(function) {
+                return Err(at(
+                    target.span(),
+                    format!("{key}.routes.{route:?}: no function named {function:?}"),
+                ));
+            }
+            routes.push((route.clone(), function.clone(), two_way));
+        }
+        websocket_apis.push(WebSocketApiSpec {
+            name: name.clone(),
+            port,
+            stage,
+            route_selection: api
+                .route_selection
+                .clone()
+                .unwrap_or_else(|| "$request.body.action".to_owned()),
+            routes,
+            idle_timeout,
+            max_duration,
+        });
+    }
     Ok(AppConfig {
         root: root.to_path_buf(),
         functions,
         http_apis,
+        websocket_apis,
     })
+}
+
+/// Whether a function looks like a web app that listens on a port of its own: it has
+/// extensions, names `PORT` or `AWS_LWA_PORT`, or runs `coldstart-adapter`. Such functions get a
+/// port per sandbox unless `sandbox_port = false`.
+pub(crate) fn wants_sandbox_port(config: &FunctionConfig) -> bool {
+    use coldstart_protocol::env;
+    let adapter = |p: &OsString| {
+        Path::new(p)
+            .file_name()
+            .is_some_and(|n| n == "coldstart-adapter")
+    };
+    !config.extensions.is_empty()
+        || config.environment.contains_key(env::PORT)
+        || config.environment.contains_key(env::LWA_PORT)
+        || config.command.iter().take(1).any(adapter)
 }
 
 /// Turns a byte span into a line and column (1-based).
@@ -354,6 +489,11 @@ impl AppConfig {
                 .iter()
                 .map(|a| (a.port, format!("http_apis.{}", a.name))),
         );
+        ports.extend(
+            self.websocket_apis
+                .iter()
+                .map(|a| (a.port, format!("websocket_apis.{}", a.name))),
+        );
         ports
     }
 }
@@ -382,10 +522,21 @@ handler = "function.handler"
 idle_timeout = 60
 watch = ["examples/bash"]
 
+[functions.web]
+bootstrap = "target/release/web"
+extensions = ["target/release/coldstart-adapter"]
+
 [http_apis.api]
 port = 9100
 payload_version = "2.0"
 routes = { "GET /hello" = "echo", "$default" = "bash" }
+
+[websocket_apis.chat]
+port = 9200
+stage = "staging"
+route_selection = "$request.body.action"
+idle_timeout = 30
+routes = { "$connect" = "echo", "$default" = { function = "echo", two_way = true } }
 "#;
 
     #[test]
@@ -425,6 +576,28 @@ routes = { "GET /hello" = "echo", "$default" = "bash" }
         let api = &config.http_apis[0];
         assert_eq!(api.port, 9100);
         assert_eq!(api.routes.len(), 2);
+        assert!(!echo.config.sandbox_port);
+        let web = &config.functions[2];
+        assert_eq!(
+            web.config.extensions,
+            vec![PathBuf::from("/app/target/release/coldstart-adapter")]
+        );
+        assert!(
+            web.config.sandbox_port,
+            "a function with extensions gets a port per sandbox"
+        );
+        let ws = &config.websocket_apis[0];
+        assert_eq!((ws.port, ws.stage.as_str()), (9200, "staging"));
+        assert_eq!(ws.route_selection, "$request.body.action");
+        assert_eq!(ws.idle_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(
+            ws.routes,
+            vec![
+                ("$connect".to_owned(), "echo".to_owned(), false),
+                ("$default".to_owned(), "echo".to_owned(), true)
+            ]
+        );
+        assert_eq!(config.ports().len(), 3);
     }
 
     fn error_of(text: &str) -> String {
@@ -480,8 +653,17 @@ routes = { "GET /hello" = "echo", "$default" = "bash" }
         );
         assert!(route.contains("http_apis.api.routes"), "{route}");
 
-        let ws = error_of("[websocket_apis.chat]\nport = 9200\n");
-        assert!(ws.contains("not supported yet"), "{ws}");
+        let ws = error_of(
+            "[functions.a]\nbootstrap = \"b\"\n[websocket_apis.chat]\nport = 9200\nroutes = { \"$default\" = \"nope\" }\n",
+        );
+        assert!(
+            ws.contains("websocket_apis.chat.routes") && ws.contains("nope"),
+            "{ws}"
+        );
+        let stage = error_of("[websocket_apis.chat]\nport = 9200\nstage = \"a/b\"\n");
+        assert!(stage.contains("websocket_apis.chat.stage"), "{stage}");
+        let clash = error_of("[http_apis.a]\nport = 9200\n[websocket_apis.chat]\nport = 9200\n");
+        assert!(clash.contains("already used"), "{clash}");
 
         let no_bootstrap = error_of("[functions.a]\nhandler = \"x\"\n");
         assert!(no_bootstrap.contains("bootstrap"), "{no_bootstrap}");

@@ -29,30 +29,52 @@ pub(crate) fn init_tracing() {
 /// Prints each log line as `[function] line` on standard output.
 #[derive(Debug)]
 pub(crate) struct StdoutSink {
-    /// The writer thread holds the receiver; it exits when every sender is dropped.
+    /// The writer thread holds the receiver; an empty string asks it to flush and exit.
     lines: mpsc::Sender<String>,
+    /// The writer thread, joined by [`StdoutSink::close`].
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl StdoutSink {
     pub(crate) fn new() -> Self {
         let (lines, rx) = mpsc::channel::<String>();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("coldstart-logs".into())
             .spawn(move || {
                 let stdout = std::io::stdout();
                 let mut out = std::io::BufWriter::new(stdout.lock());
-                while let Ok(line) = rx.recv() {
+                'lines: while let Ok(line) = rx.recv() {
+                    if line.is_empty() {
+                        break;
+                    }
                     let _ = out.write_all(line.as_bytes());
                     std::thread::sleep(GATHER);
                     // Write the whole burst, then flush once.
                     while let Ok(line) = rx.try_recv() {
+                        if line.is_empty() {
+                            break 'lines;
+                        }
                         let _ = out.write_all(line.as_bytes());
                     }
                     let _ = out.flush();
                 }
+                let _ = out.flush();
             })
             .ok();
-        Self { lines }
+        Self {
+            lines,
+            writer: std::sync::Mutex::new(writer),
+        }
+    }
+
+    /// Writes every line logged so far and stops the writer: called last, so that the
+    /// sandboxes' final lines (an extension's answer to `SHUTDOWN`) are not lost at exit.
+    pub(crate) fn close(&self) {
+        let _ = self.lines.send(String::new());
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `coldstart run`: one bootstrap served as the function `function`, a drop-in for the Runtime
 //! Interface Emulator.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,8 @@ const FUNCTION_NAME: &str = "function";
 pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     let config = function_config(&args)?;
     check_bootstrap(Path::new(&config.command[0])).map_err(Failure::usage)?;
-    let emulator = Emulator::new(vec![config], settings(), Arc::new(StdoutSink::new()))
+    let sink = Arc::new(StdoutSink::new());
+    let emulator = Emulator::new(vec![config], settings(), sink.clone())
         .map_err(|e| Failure::usage(e.into()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -37,6 +38,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
     serve_invoke_api(emulator.clone(), listener, shutdown.clone()).await;
     emulator.shutdown(emulator.longest_timeout()).await;
+    sink.close();
     signals.abort();
     tracing::info!("stopped");
     Ok(())
@@ -51,8 +53,34 @@ fn function_config(args: &RunArgs) -> Result<FunctionConfig, Failure> {
     config.task_root = args.task_root.clone();
     config.environment = args.env.iter().cloned().collect();
     config.freeze = !args.no_freeze;
+    config.extensions = args.extensions.clone();
+    if let Some(dir) = &args.extensions_dir {
+        config
+            .extensions
+            .extend(extensions_in(dir).map_err(Failure::usage)?);
+    }
+    for extension in &config.extensions {
+        check_bootstrap(extension).map_err(Failure::usage)?;
+    }
+    config.sandbox_port = crate::config::wants_sandbox_port(&config);
     config.validate().map_err(|e| Failure::usage(e.into()))?;
     Ok(config)
+}
+
+/// Every file of an extensions folder (not its folders), in name order, as Lambda runs
+/// `/opt/extensions`.
+fn extensions_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| anyhow!("cannot read the extensions folder {}: {e}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if !path.is_dir() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// The Lambda account settings, with the region from `AWS_REGION` when set.

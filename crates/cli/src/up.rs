@@ -15,6 +15,8 @@ use coldstart_emulator::{
     serve_invoke_api,
 };
 
+use coldstart_websocket::{RouteTarget, WebSocketApi, serve_websocket_api};
+
 use crate::Failure;
 use crate::args::UpArgs;
 use crate::config::{self, AppConfig};
@@ -46,6 +48,15 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
                 f.config.name
             ))
         })?;
+        for extension in &f.config.extensions {
+            check_bootstrap(extension).map_err(|e| {
+                Failure::usage(anyhow!(
+                    "{}: functions.{}.extensions: {e}",
+                    args.config.display(),
+                    f.config.name
+                ))
+            })?;
+        }
     }
 
     let started = Instant::now();
@@ -58,8 +69,9 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
             config
         })
         .collect();
-    let emulator = Emulator::new(configs, settings(), Arc::new(StdoutSink::new()))
-        .map_err(|e| Failure::usage(e.into()))?;
+    let sink = Arc::new(StdoutSink::new());
+    let emulator =
+        Emulator::new(configs, settings(), sink.clone()).map_err(|e| Failure::usage(e.into()))?;
     let shutdown = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();
     let mut table: Vec<(String, String, String)> = Vec::new();
@@ -130,6 +142,58 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
             shutdown.clone(),
         ));
     }
+    for spec in &app.websocket_apis {
+        let listener = bind(format!("{}:{}", args.listen.ip(), spec.port)).await?;
+        let addr = listener
+            .local_addr()
+            .context("reading a WebSocket API address")?;
+        let mut api = WebSocketApi::new(spec.name.clone(), spec.stage.clone());
+        api.route_selection = spec.route_selection.clone();
+        if let Some(idle) = spec.idle_timeout {
+            api.idle_timeout = idle;
+        }
+        if let Some(max) = spec.max_duration {
+            api.max_duration = max;
+        }
+        for (key, function, two_way) in &spec.routes {
+            let target = if *two_way {
+                RouteTarget::two_way(function.clone())
+            } else {
+                RouteTarget::new(function.clone())
+            };
+            api = api.route(key.clone(), target);
+        }
+        api.validate(&emulator).map_err(|e| {
+            Failure::usage(anyhow!(
+                "{}: websocket_apis.{}: {e}",
+                args.config.display(),
+                spec.name
+            ))
+        })?;
+        let door = format!("websocket_apis.{}", spec.name);
+        for (key, function, _) in &spec.routes {
+            table.push((
+                function.clone(),
+                door.clone(),
+                format!("{key} ws://{addr}/{}", spec.stage),
+            ));
+        }
+        table.push((
+            String::new(),
+            door,
+            format!(
+                "@connections http://{addr}/{}/@connections/{{id}}",
+                spec.stage
+            ),
+        ));
+        let (emulator, shutdown) = (emulator.clone(), shutdown.clone());
+        let name = spec.name.clone();
+        servers.spawn(async move {
+            if let Err(e) = serve_websocket_api(emulator, api, listener, shutdown).await {
+                tracing::error!("websocket_apis.{name}: {e}");
+            }
+        });
+    }
     print_table(&table, app.functions.len(), started.elapsed());
 
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
@@ -142,6 +206,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
         watcher.abort();
     }
     emulator.shutdown(emulator.longest_timeout()).await;
+    sink.close();
     signals.abort();
     tracing::info!("stopped");
     Ok(())

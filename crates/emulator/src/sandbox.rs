@@ -784,9 +784,14 @@ impl Sandbox {
     fn on_exit(self: &Arc<Self>, status: Option<ExitStatus>) {
         let mut st = self.lock();
         let previous = std::mem::replace(&mut st.phase, Phase::Exited);
-        st.next_waiter = None;
-        st.frozen = false;
         let expected = st.stopping;
+        // On a graceful stop, a `next` held by another process (an extension serving as the
+        // runtime client, like the web adapter) stays open: that process gets its SHUTDOWN or
+        // is stopped, rather than an error to log. It is closed with the sandbox.
+        if !expected {
+            st.next_waiter = None;
+        }
+        st.frozen = false;
         let failure = st.failure.take();
         // On a graceful stop the extensions outlive the runtime to get their SHUTDOWN event.
         let keep_extensions = expected && self.extension_group.is_some();
@@ -886,8 +891,11 @@ impl Sandbox {
             return;
         }
         st.extensions.close();
+        st.next_waiter = None;
         st.log_pipe = None;
         drop(st);
+        // Every writer is gone: whatever is left in the pipe are the sandbox's last lines.
+        self.logs.drain();
         self.function.forget(self.id);
         self.gone.cancel();
     }

@@ -253,6 +253,38 @@ fn sigterm_stops_the_server_and_every_sandbox_with_exit_0() {
 }
 
 #[test]
+fn run_starts_the_extensions_of_a_folder_and_sends_them_shutdown_on_sigterm() {
+    let dir = tempdir::Dir::new();
+    let extensions = dir.path().join("extensions");
+    std::fs::create_dir_all(extensions.join("ignored-folder")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(
+        repo("crates/testkit/fixtures/extension.sh"),
+        extensions.join("watcher"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bootstrap = repo("crates/testkit/fixtures/event-echo.sh");
+    let mut server = Server::start(&[
+        "--extensions-dir",
+        extensions.to_str().unwrap_or_default(),
+        "--",
+        bootstrap.to_str().unwrap_or_default(),
+    ]);
+    let out = server.invoke(&["function", r#"{"x":1}"#]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), r#"{"x":1}"#);
+    wait_line(&server.stdout, |l| {
+        l.starts_with("[function] EXTENSION event") && l.contains("\"INVOKE\"")
+    });
+    let _ = nix::sys::signal::kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM);
+    wait_line(&server.stdout, |l| {
+        l.starts_with("[function] EXTENSION event") && l.contains("\"shutdownReason\":\"spindown\"")
+    });
+    wait_line(&server.stdout, |l| l == "[function] EXTENSION exiting");
+    let status = server.child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
 fn bad_usage_exits_2() {
     let missing = coldstart()
         .args(["run", "--", "./no/such/bootstrap"])
