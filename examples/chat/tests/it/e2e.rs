@@ -1,0 +1,640 @@
+//! The chat app end to end, through its real front doors: the `chat` and `broadcast` binaries run
+//! as Lambda functions in an in-process emulator, behind a WebSocket API (stage `staging`, routes
+//! `$connect`, `$disconnect`, `$default` and `broadcast`) and an HTTP API (`POST /broadcast`,
+//! payload 2.0), configured as the repository's `coldstart.toml` configures them. Clients are
+//! tokio-tungstenite WebSockets; `@connections` is the WebSocket API's own.
+//!
+//! Every scenario runs with the same body against both connection stores: SQLite (a file in a
+//! fresh temporary directory) and DynamoDB (a table with its GSI on a dynalite each test starts;
+//! these fail, not skip, without dynalite). The test reads and writes the same store as the
+//! functions, to check what they recorded and to plant records.
+//!
+//! Tests wait on signals only (frames, the functions' log lines, answers), each for at most
+//! [`PATIENCE`]; a test that fails kills the sandboxes it started.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chat::config::{CONNECTIONS_DB, CONNECTIONS_INDEX, CONNECTIONS_TABLE, DEFAULT_CHANNEL_INDEX};
+use chat::{ConnectionStore, DynamoDbStore, SqliteStore, Store};
+use coldstart_emulator::{
+    Emulator, FunctionConfig, HttpApi, LogSink, PayloadVersion, RouteKey, Router, Settings,
+    serve_http_api,
+};
+use coldstart_websocket::{RouteTarget, WebSocketApi, serve_websocket_api};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{Dynalite, TempDir, dynamodb_client, sdk_config, unique};
+
+/// The longest a test waits for anything it expects to happen.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The WebSocket API's stage, as in `coldstart.toml`.
+const STAGE: &str = "staging";
+
+/// The channel of a connection that names none (`chat::config::DEFAULT_CHANNEL`).
+const DEFAULT_CHANNEL: &str = "test";
+
+/// One `#[tokio::test]` per scenario, in module `$module`, each on a fresh app whose functions
+/// keep their connections in the store `$setup().await` makes.
+macro_rules! e2e_tests {
+    ($module:ident => $setup:ident; $($case:ident),+ $(,)?) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let app = super::ChatApp::start(super::$setup().await).await;
+                    super::$case(&app).await;
+                    app.stop().await;
+                }
+            )+
+        }
+    };
+}
+
+e2e_tests!(sqlite => sqlite_store;
+    a_broadcast_reaches_exactly_its_channel,
+    a_message_is_echoed_to_its_sender,
+    a_client_broadcast_reaches_its_channel,
+    gone_connections_are_forgotten,
+);
+
+e2e_tests!(dynamodb => dynamodb_store;
+    a_broadcast_reaches_exactly_its_channel,
+    a_message_is_echoed_to_its_sender,
+    a_client_broadcast_reaches_its_channel,
+    gone_connections_are_forgotten,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+/// Three clients on channel `a` and one on `b`: `POST /broadcast?channel=a` reaches each `a`
+/// client exactly once, and the `b` client not at all.
+async fn a_broadcast_reaches_exactly_its_channel(app: &ChatApp) {
+    let mut on_a = Vec::new();
+    for _ in 0..3 {
+        on_a.push(app.connect(Some("a")).await);
+    }
+    let mut on_b = app.connect(Some("b")).await;
+    let ids_on_a: BTreeSet<String> = on_a.iter().map(|client| client.id.clone()).collect();
+    assert_eq!(app.listed("a").await, ids_on_a);
+    assert_eq!(app.listed("b").await, BTreeSet::from([on_b.id.clone()]));
+
+    assert_eq!(
+        app.broadcast("a", "hello, a").await,
+        json!({"sent": 3, "gone": 0, "failed": 0})
+    );
+    for client in &mut on_a {
+        assert_eq!(client.text().await, "hello, a", "client {}", client.id);
+    }
+    // `a`'s message went out (into every outbox) before this one: had it reached the `b`
+    // client, it would come first.
+    assert_eq!(
+        app.broadcast("b", "hello, b").await,
+        json!({"sent": 1, "gone": 0, "failed": 0})
+    );
+    assert_eq!(on_b.text().await, "hello, b");
+    // Exactly once: the next thing each `a` client gets is the next broadcast.
+    assert_eq!(
+        app.broadcast("a", "again, a").await,
+        json!({"sent": 3, "gone": 0, "failed": 0})
+    );
+    for client in &mut on_a {
+        assert_eq!(client.text().await, "again, a", "client {}", client.id);
+    }
+
+    // Both functions really ran on the store the test set up.
+    app.uses_the_test_store("chat").await;
+    app.uses_the_test_store("broadcast").await;
+}
+
+/// A `$default` message (plain text, or JSON whose `action` names no route) comes back to its
+/// sender, and only to it, through `@connections`.
+async fn a_message_is_echoed_to_its_sender(app: &ChatApp) {
+    let mut alice = app.connect(None).await;
+    let mut bob = app.connect(None).await;
+    alice.send("hello, echo").await;
+    assert_eq!(alice.text().await, "hello, echo");
+    app.logs
+        .wait_for(|line| line == format!("chat: connection {}: echo Sent", alice.id))
+        .await;
+    let unrouted = r#"{"action":"shout","text":"hi"}"#;
+    alice.send(unrouted).await;
+    assert_eq!(alice.text().await, unrouted);
+    // Bob, on the same channel, got neither: his first message is his own echo.
+    bob.send("bob here").await;
+    assert_eq!(bob.text().await, "bob here");
+    app.uses_the_test_store("chat").await;
+}
+
+/// The WebSocket route `broadcast` (`{"action":"broadcast","message":…}`) sends the message to
+/// every connection of the sender's channel, the sender included, and to no other channel.
+async fn a_client_broadcast_reaches_its_channel(app: &ChatApp) {
+    let mut alice = app.connect(Some("room")).await;
+    let mut bob = app.connect(Some("room")).await;
+    let mut carol = app.connect(Some("other")).await;
+    alice
+        .send(r#"{"action":"broadcast","message":"hi, room"}"#)
+        .await;
+    assert_eq!(alice.text().await, "hi, room");
+    assert_eq!(bob.text().await, "hi, room");
+    app.logs
+        .wait_for(|line| {
+            line == format!(
+                "chat: connection {}: broadcast to channel room: 2 sent, 0 gone, 0 failed",
+                alice.id
+            )
+        })
+        .await;
+    // The broadcast above was answered before this one started.
+    assert_eq!(
+        app.broadcast("other", "hi, other").await,
+        json!({"sent": 1, "gone": 0, "failed": 0})
+    );
+    assert_eq!(carol.text().await, "hi, other");
+}
+
+/// A client that goes away (its TCP connection dropped without a close frame, or closed with
+/// one) is removed from the store by its `$disconnect`, and later broadcasts neither send to it
+/// nor fail on it. A record whose connection API Gateway does not know (a lost `$disconnect`)
+/// gets 410 from `@connections` and is removed by the broadcast that found it.
+async fn gone_connections_are_forgotten(app: &ChatApp) {
+    let mut keeper = app.connect(Some("c")).await;
+    let dropper = app.connect(Some("c")).await;
+    let closer = app.connect(Some("c")).await;
+    assert_eq!(
+        app.listed("c").await,
+        BTreeSet::from([keeper.id.clone(), dropper.id.clone(), closer.id.clone()])
+    );
+
+    let dropped = dropper.id.clone();
+    // The socket closes without a close frame.
+    drop(dropper);
+    app.disconnected(&dropped).await;
+    let closed = closer.id.clone();
+    closer.close().await;
+    app.disconnected(&closed).await;
+    assert_eq!(app.listed("c").await, BTreeSet::from([keeper.id.clone()]));
+    for id in [&dropped, &closed] {
+        assert_eq!(app.channel_of(id).await, None, "{id} is still recorded");
+    }
+    assert_eq!(
+        app.broadcast("c", "still there?").await,
+        json!({"sent": 1, "gone": 0, "failed": 0})
+    );
+    assert_eq!(keeper.text().await, "still there?");
+
+    // A record without a connection: @connections answers 410 and the broadcast forgets it.
+    let ghost = "GhostConnection=";
+    app.store.put(ghost, "c").await.expect("plant a record");
+    assert_eq!(
+        app.listed("c").await,
+        BTreeSet::from([keeper.id.clone(), ghost.to_owned()])
+    );
+    assert_eq!(
+        app.broadcast("c", "who is here?").await,
+        json!({"sent": 1, "gone": 1, "failed": 0})
+    );
+    assert_eq!(keeper.text().await, "who is here?");
+    assert_eq!(app.listed("c").await, BTreeSet::from([keeper.id.clone()]));
+    assert_eq!(app.channel_of(ghost).await, None);
+    // Forgotten for good: the next broadcast does not try it again.
+    assert_eq!(
+        app.broadcast("c", "just us").await,
+        json!({"sent": 1, "gone": 0, "failed": 0})
+    );
+    assert_eq!(keeper.text().await, "just us");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stores
+
+/// A store for the app: the test's own handle on it, the environment that points both
+/// functions at it, and what keeps it alive.
+#[derive(Debug)]
+struct Backing {
+    store: Store,
+    environment: Vec<(String, String)>,
+    guard: Guard,
+}
+
+/// What a store lives in (a directory or a server), for as long as the test runs.
+#[derive(Debug, Default)]
+struct Guard {
+    _directory: Option<TempDir>,
+    _server: Option<Dynalite>,
+}
+
+/// SQLite, in a file of a fresh temporary directory.
+async fn sqlite_store() -> Backing {
+    let dir = TempDir::new("e2e");
+    let path = dir.path().join("connections.sqlite3");
+    let store = SqliteStore::open(&path)
+        .await
+        .expect("open the sqlite store");
+    Backing {
+        store: Store::Sqlite(store),
+        environment: vec![
+            (CONNECTIONS_DB.into(), path.display().to_string()),
+            // SQLite whatever the host's environment says.
+            (CONNECTIONS_TABLE.into(), String::new()),
+        ],
+        guard: Guard {
+            _directory: Some(dir),
+            ..Guard::default()
+        },
+    }
+}
+
+/// DynamoDB: a fresh table with its GSI, on a dynalite of this test's own.
+async fn dynamodb_store() -> Backing {
+    let server = Dynalite::start().await;
+    let client = dynamodb_client(&sdk_config().await, server.endpoint());
+    let table = unique("connections");
+    let store = DynamoDbStore::new(client, &table, DEFAULT_CHANNEL_INDEX);
+    store.create_table().await.expect("create the table");
+    Backing {
+        store: Store::DynamoDb(store),
+        environment: vec![
+            (CONNECTIONS_TABLE.into(), table),
+            (CONNECTIONS_INDEX.into(), DEFAULT_CHANNEL_INDEX.into()),
+            ("AWS_ENDPOINT_URL_DYNAMODB".into(), server.endpoint().into()),
+        ],
+        guard: Guard {
+            _server: Some(server),
+            ..Guard::default()
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The app
+
+/// Both functions in an emulator, the WebSocket API and the HTTP API in front of them, and the
+/// store they share. Dropping it kills every sandbox it started (a failed test leaves nothing
+/// behind); [`ChatApp::stop`] stops everything in order.
+#[derive(Debug)]
+struct ChatApp {
+    emulator: Emulator,
+    logs: Arc<Logs>,
+    store: Store,
+    /// The WebSocket API: `ws://{websocket}/staging`, `@connections` beside it.
+    websocket: SocketAddr,
+    /// The HTTP API: `POST http://{http}/broadcast`.
+    http: SocketAddr,
+    shutdown: CancellationToken,
+    websocket_server: Option<JoinHandle<Result<(), coldstart_websocket::Error>>>,
+    http_server: Option<JoinHandle<()>>,
+    /// Every channel a client connected to, to check at the end that all were cleaned.
+    channels: Mutex<BTreeSet<String>>,
+    /// Ids of the connections opened so far, to tell a new one's `$connect` line.
+    connections: Mutex<Vec<String>>,
+    _guard: Guard,
+}
+
+impl ChatApp {
+    async fn start(backing: Backing) -> Self {
+        // The WebSocket API's listener first: its port is in the functions' environment.
+        let websocket_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the websocket api");
+        let websocket = websocket_listener.local_addr().expect("its address");
+        let http_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the http api");
+        let http = http_listener.local_addr().expect("its address");
+
+        // What `coldstart.toml` gives both functions, then the store's settings.
+        let mut environment: BTreeMap<String, String> = [
+            (
+                "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
+                format!("http://{websocket}/{STAGE}"),
+            ),
+            ("AWS_ACCESS_KEY_ID", "local".into()),
+            ("AWS_SECRET_ACCESS_KEY", "local".into()),
+            ("AWS_REGION", Settings::default().region),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+        environment.extend(backing.environment);
+        let function = |name: &str, bootstrap: &str, timeout: u64| {
+            let mut function = FunctionConfig::new(name, vec![bootstrap.into()]);
+            function.timeout = Duration::from_secs(timeout);
+            function.environment = environment.clone();
+            function
+        };
+        let functions = vec![
+            function("chat", env!("CARGO_BIN_EXE_chat"), 10),
+            function("broadcast", env!("CARGO_BIN_EXE_broadcast"), 29),
+        ];
+        let logs = Arc::new(Logs::default());
+        let emulator = Emulator::new(functions, Settings::default(), logs.clone())
+            .unwrap_or_else(|error| panic!("emulator: {error}"));
+
+        let mut websocket_api = WebSocketApi::new("chat", STAGE)
+            .route("$connect", RouteTarget::new("chat"))
+            .route("$disconnect", RouteTarget::new("chat"))
+            .route("$default", RouteTarget::new("chat"))
+            .route("broadcast", RouteTarget::new("chat"));
+        websocket_api.route_selection = "$request.body.action".into();
+        websocket_api
+            .validate(&emulator)
+            .unwrap_or_else(|error| panic!("websocket api: {error}"));
+        let route =
+            RouteKey::parse("POST /broadcast").unwrap_or_else(|error| panic!("route key: {error}"));
+        let http_api = HttpApi {
+            name: "api".into(),
+            payload_version: PayloadVersion::V2,
+            router: Router::new(vec![(route, "broadcast".into())]),
+            stage: "$default".into(),
+        };
+
+        let shutdown = CancellationToken::new();
+        let websocket_server = tokio::spawn(serve_websocket_api(
+            emulator.clone(),
+            websocket_api,
+            websocket_listener,
+            shutdown.clone(),
+        ));
+        let http_server = tokio::spawn(serve_http_api(
+            emulator.clone(),
+            http_api,
+            http_listener,
+            shutdown.clone(),
+        ));
+        Self {
+            emulator,
+            logs,
+            store: backing.store,
+            websocket,
+            http,
+            shutdown,
+            websocket_server: Some(websocket_server),
+            http_server: Some(http_server),
+            channels: Mutex::default(),
+            connections: Mutex::default(),
+            _guard: backing.guard,
+        }
+    }
+
+    /// Opens a WebSocket on `?channel=` (none: no query); learns its id from the `chat`
+    /// function's `$connect` line and checks the store has it on that channel.
+    async fn connect(&self, channel: Option<&str>) -> Client {
+        let query = channel.map_or_else(String::new, |channel| format!("?channel={channel}"));
+        let url = format!("ws://{}/{STAGE}{query}", self.websocket);
+        let (ws, response) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(&url))
+            .await
+            .unwrap_or_else(|_| panic!("the handshake with {url} hung"))
+            .unwrap_or_else(|error| panic!("the handshake with {url} failed: {error}"));
+        assert_eq!(response.status(), 101);
+        let expected = channel.unwrap_or(DEFAULT_CHANNEL);
+        lock(&self.channels).insert(expected.to_owned());
+
+        // Connections open one at a time: the one `$connect` line of an unknown id is ours.
+        let known = lock(&self.connections).clone();
+        let line = self
+            .logs
+            .wait_for(|line| {
+                line.starts_with("chat: connection ")
+                    && line.contains(": connected to channel ")
+                    && !known.iter().any(|id| line.contains(id.as_str()))
+            })
+            .await;
+        let (id, connected_to) = line
+            .strip_prefix("chat: connection ")
+            .and_then(|rest| rest.split_once(": connected to channel "))
+            .unwrap_or_else(|| panic!("unexpected $connect line {line:?}"));
+        assert_eq!(connected_to, expected, "{line}");
+        let id = id.to_owned();
+        lock(&self.connections).push(id.clone());
+        // `$connect` had recorded it before the upgrade was answered.
+        assert_eq!(self.channel_of(&id).await.as_deref(), Some(expected));
+        Client { ws, id }
+    }
+
+    /// `POST /broadcast?channel={channel}` with `message` as the body; the 200 answer's JSON.
+    async fn broadcast(&self, channel: &str, message: &str) -> Value {
+        let request = hyper::Request::post(format!("/broadcast?channel={channel}"))
+            .header(hyper::header::HOST, self.http.to_string())
+            .header(hyper::header::CONTENT_TYPE, "text/plain")
+            .body(Full::new(Bytes::from(message.to_owned())))
+            .expect("a request");
+        let (status, body) = tokio::time::timeout(PATIENCE, send(self.http, request))
+            .await
+            .unwrap_or_else(|_| panic!("POST /broadcast?channel={channel} hung"));
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, 200, "POST /broadcast?channel={channel}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|error| panic!("{error}: {body}"))
+    }
+
+    /// Waits for the `chat` function's `$disconnect` line of `id`: written once the record is
+    /// deleted.
+    async fn disconnected(&self, id: &str) {
+        let expected = format!("chat: connection {id}: disconnected");
+        self.logs.wait_for(|line| line == expected).await;
+    }
+
+    /// Waits for `function`'s start-up line and checks it names the test's store and the
+    /// WebSocket API's `@connections`.
+    async fn uses_the_test_store(&self, function: &str) {
+        let prefix = format!("{function}: {function}: store: ");
+        let line = self.logs.wait_for(|line| line.starts_with(&prefix)).await;
+        let expected = format!(
+            "{prefix}{}; @connections: http://{}/{STAGE}",
+            self.store.describe(),
+            self.websocket
+        );
+        assert_eq!(line, expected);
+    }
+
+    /// The store's connections on `channel`, as the test reads them.
+    async fn listed(&self, channel: &str) -> BTreeSet<String> {
+        self.store
+            .list(channel)
+            .await
+            .unwrap_or_else(|error| panic!("list {channel}: {}", error.chain()))
+            .into_iter()
+            .collect()
+    }
+
+    async fn channel_of(&self, id: &str) -> Option<String> {
+        self.store
+            .channel_of(id)
+            .await
+            .unwrap_or_else(|error| panic!("channel_of {id}: {}", error.chain()))
+    }
+
+    /// Stops the APIs, then the emulator. The WebSocket API returns only once every connection
+    /// had its `$disconnect`, so by then no channel has a record left.
+    async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.websocket_server.take() {
+            let result = tokio::time::timeout(PATIENCE, server)
+                .await
+                .unwrap_or_else(|_| panic!("the websocket api did not stop"))
+                .unwrap_or_else(|error| panic!("the websocket api panicked: {error}"));
+            assert!(result.is_ok(), "{result:?}");
+        }
+        if let Some(server) = self.http_server.take() {
+            tokio::time::timeout(PATIENCE, server)
+                .await
+                .unwrap_or_else(|_| panic!("the http api did not stop"))
+                .unwrap_or_else(|error| panic!("the http api panicked: {error}"));
+        }
+        let channels = lock(&self.channels).clone();
+        for channel in channels {
+            assert_eq!(
+                self.listed(&channel).await,
+                BTreeSet::new(),
+                "records left on channel {channel} after every $disconnect"
+            );
+        }
+        self.emulator.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+impl Drop for ChatApp {
+    fn drop(&mut self) {
+        // A failed test must not leave processes behind.
+        for name in self.emulator.function_names() {
+            for pid in self.emulator.sandbox_pids(&name) {
+                let pid = i32::try_from(pid).unwrap_or(i32::MAX);
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Sends one request on a fresh connection to `address`; the answer's status and body.
+async fn send(address: SocketAddr, request: hyper::Request<Full<Bytes>>) -> (u16, Bytes) {
+    let stream = TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|error| panic!("connect to {address}: {error}"));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap_or_else(|error| panic!("handshake with {address}: {error}"));
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .unwrap_or_else(|error| panic!("request to {address}: {error}"));
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap_or_else(|error| panic!("body from {address}: {error}"))
+        .to_bytes();
+    (status, body)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients and logs
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// An open WebSocket and its connection id.
+struct Client {
+    ws: Socket,
+    id: String,
+}
+
+impl Client {
+    async fn send(&mut self, text: &str) {
+        tokio::time::timeout(PATIENCE, self.ws.send(Message::text(text)))
+            .await
+            .unwrap_or_else(|_| panic!("{}: sending hung", self.id))
+            .unwrap_or_else(|error| panic!("{}: send: {error}", self.id));
+    }
+
+    /// The next text frame (pings and pongs skipped).
+    async fn text(&mut self) -> String {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{}: no frame within {PATIENCE:?}", self.id));
+            match frame {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Text(text))) => return text.as_str().to_owned(),
+                Some(Ok(other)) => panic!("{}: not a text frame: {other:?}", self.id),
+                Some(Err(error)) => panic!("{}: read: {error}", self.id),
+                None => panic!("{}: the connection ended", self.id),
+            }
+        }
+    }
+
+    /// Closes with a close frame and waits for the server's answer to it.
+    async fn close(mut self) {
+        self.ws
+            .close(None)
+            .await
+            .unwrap_or_else(|error| panic!("{}: close: {error}", self.id));
+        let answered = tokio::time::timeout(PATIENCE, async {
+            while let Some(Ok(frame)) = self.ws.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(answered.is_ok(), "{}: the close was not answered", self.id);
+    }
+}
+
+/// Collects every function log line (`{function}: {line}`) and lets tests wait for one.
+#[derive(Debug, Default)]
+struct Logs {
+    lines: Mutex<Vec<String>>,
+    added: Notify,
+}
+
+impl LogSink for Logs {
+    fn line(&self, function: &str, line: &str) {
+        lock(&self.lines).push(format!("{function}: {line}"));
+        self.added.notify_waiters();
+    }
+}
+
+impl Logs {
+    fn all(&self) -> Vec<String> {
+        lock(&self.lines).clone()
+    }
+
+    /// Waits (at most [`PATIENCE`]) for a line matching `pred`, and returns it.
+    async fn wait_for(&self, pred: impl Fn(&str) -> bool) -> String {
+        let found = tokio::time::timeout(PATIENCE, async {
+            loop {
+                let notified = self.added.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(line) = self.all().into_iter().find(|line| pred(line)) {
+                    return line;
+                }
+                notified.await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no such log line; got:\n{}", self.all().join("\n")))
+    }
+}
