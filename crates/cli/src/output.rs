@@ -16,7 +16,9 @@ use coldstart_emulator::LogSink;
 pub(crate) fn init_tracing() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("COLDSTART_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("warn,coldstart=info,coldstart_emulator=info")
+            tracing_subscriber::EnvFilter::new(
+                "warn,coldstart=info,coldstart_emulator=info,coldstart_websocket=info",
+            )
         });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

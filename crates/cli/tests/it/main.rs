@@ -521,3 +521,77 @@ fn invoke_stream_prints_the_streamed_answer_and_the_tail() {
     let whole = server.invoke(&["function", "{}"]);
     assert_eq!(text(&whole.stdout), "chunk 1\nchunk 2\n\n");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn up_serves_a_websocket_api_and_logs_each_connection_with_its_id() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (_dir, config) = app(r#"
+[functions.ws]
+bootstrap = "event-echo.sh"
+
+[websocket_apis.chat]
+port = 0
+stage = "test"
+routes = { "$connect" = "ws", "$disconnect" = "ws", "$default" = { function = "ws", two_way = true } }
+"#);
+    let (server, table) = Server::up(&config);
+    let ws_url = table
+        .iter()
+        .find(|l| l.contains("websocket_apis.chat") && l.contains("$default"))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("ws://")))
+        .unwrap_or_else(|| panic!("no WebSocket URL in {table:?}"))
+        .to_owned();
+    assert!(ws_url.ends_with("/test"), "{ws_url}");
+    let connections = endpoint(&table, "@connections");
+    assert!(
+        connections.ends_with("/test/@connections/{id}"),
+        "{connections}"
+    );
+    let stderr = server
+        .stderr
+        .as_ref()
+        .unwrap_or_else(|| panic!("no stderr"));
+
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{ws_url}?room=1"))
+        .await
+        .unwrap_or_else(|e| panic!("connect {ws_url}: {e}"));
+    let connected = wait_line(stderr, |l| {
+        l.contains("connected") && l.contains("connection_id")
+    });
+    let id = connected
+        .split("connection_id=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no id in {connected}"))
+        .to_owned();
+    assert_eq!(id.len(), 16, "an id in AWS's format: {id}");
+
+    // A two-way $default route: the function's answer (here, its event) comes back.
+    socket
+        .send(Message::text("hello"))
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    let reply = tokio::time::timeout(PATIENCE, socket.next())
+        .await
+        .unwrap_or_else(|_| panic!("no reply"))
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("connection ended"));
+    let event: serde_json::Value = serde_json::from_str(reply.to_text().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{reply:?}: {e}"));
+    assert_eq!(event["body"], "hello");
+    assert_eq!(event["requestContext"]["routeKey"], "$default");
+    assert_eq!(event["requestContext"]["connectionId"], id.as_str());
+
+    socket
+        .close(None)
+        .await
+        .unwrap_or_else(|e| panic!("close: {e}"));
+    let disconnected = wait_line(stderr, |l| l.contains("disconnected"));
+    assert!(disconnected.contains(&id), "{disconnected}");
+    // $connect, the message and $disconnect each ran the function.
+    for _ in 0..3 {
+        wait_line(&server.stdout, |l| l.starts_with("[ws] END RequestId:"));
+    }
+}
