@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch of `t`.
-pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
+pub fn epoch_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
@@ -40,12 +40,12 @@ pub(crate) fn log_stream_name() -> String {
 }
 
 /// `2024-01-31T10:00:00.123Z`.
-pub(crate) fn iso_millis(t: SystemTime) -> String {
+pub fn iso_millis(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// Common Log Format time, as API Gateway's `requestContext.time`: `21/Nov/2026:05:25:00 +0000`.
-pub(crate) fn clf(t: SystemTime) -> String {
+pub fn clf(t: SystemTime) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];

@@ -22,6 +22,8 @@
 //! ```
 //!
 //! # Layout
+//! - [`apigw`]: API Gateway's ids, query strings and time formats, shared with the WebSocket
+//!   front door.
 //! - [`config`]: function settings and their validation against Lambda's limits.
 //! - `emulator`: the [`Emulator`]: functions by name or ARN, request validation, shutdown.
 //! - `function`: one function's path of an invocation: warm, cold start, init failures, deadline.
@@ -38,6 +40,7 @@
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
 
+pub mod apigw;
 mod body;
 mod clock;
 pub mod config;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use coldstart_emulator::Emulator;
+use coldstart_emulator::apigw::api_id;
 
 use crate::error::Error;
 use crate::selection::Selection;
@@ -179,18 +180,6 @@ impl Plan {
         let (key, target) = custom.or_else(|| self.api.routes.get_key_value(wire::DEFAULT))?;
         Some(Chosen { key, target })
     }
-}
-
-/// A stable 10-character API id made from the name, like API Gateway's.
-fn api_id(name: &str) -> String {
-    let mut id: String = name
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    id.push_str("0000000000");
-    id.truncate(10);
-    id
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
 use crate::api::Plan;
-use crate::clock::{clf, epoch_ms};
 use crate::registry::Connection;
 use crate::wire;
+use coldstart_emulator::apigw::{clf, epoch_ms, query_pairs};
 
 /// The body of a client's message.
 #[derive(Debug, Clone, Copy)]
@@ -269,23 +269,6 @@ fn capitalise(name: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("-")
-}
-
-/// Decoded `key=value` pairs of a query string, in order.
-pub(crate) fn query_pairs(raw: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        let spaced = s.replace('+', " ");
-        percent_decode(&spaced)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or(spaced)
-    };
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(pair), String::new()),
-        })
-        .collect()
 }
 
 /// `%XX` escapes decoded; `None` when an escape is malformed.

@@ -54,7 +54,7 @@
 //! - `management`: the `@connections` API.
 //! - `registry`: the table of open connections.
 //! - `backend`: how functions are invoked (the emulator, or a test's script).
-//! - `clock`: ids and times in API Gateway's formats.
+//! - `clock`: connection, request and message ids in API Gateway's format.
 //! - [`wire`]: the protocol's names, limits and close codes.
 //! - [`error`]: configuration errors, and the `@connections` API's refusals.
 

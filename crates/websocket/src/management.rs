@@ -14,12 +14,12 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use coldstart_protocol::invoke::{ERROR_TYPE, REQUEST_ID};
 
-use crate::clock::iso_ms;
 use crate::error::ConnectionsError;
 use crate::event::percent_decode;
 use crate::registry::Registry;
 use crate::session::frame_of;
 use crate::wire::MAX_POST;
+use coldstart_emulator::apigw::iso_millis;
 
 /// Answers one `@connections` request; `raw_id` is the path after `@connections/`, still
 /// percent-encoded.
@@ -132,6 +132,11 @@ pub(crate) fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// ISO-8601 with milliseconds of an epoch-milliseconds time, as the `@connections` API shows it.
+fn iso_ms(epoch_ms: u64) -> String {
+    iso_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms))
 }
 
 #[cfg(test)]

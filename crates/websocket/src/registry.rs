@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::epoch_ms;
+use coldstart_emulator::apigw::epoch_ms;
 
 /// What is known about one connection.
 #[derive(Debug)]

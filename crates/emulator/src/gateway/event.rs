@@ -2,6 +2,7 @@
 //! (lower-cased headers with repeats joined by commas, `cookies` split out, `rawQueryString`)
 //! and payload 1.0 (`headers` and `multiValueHeaders`, both query maps, `resource`).
 
+use crate::apigw::{api_id, query_pairs};
 use std::collections::HashMap;
 use std::time::SystemTime;
 
@@ -286,40 +287,12 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Decoded `key=value` pairs of a query string, in order.
-fn query_pairs(raw: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(pair), String::new()),
-        })
-        .collect()
-}
-
 fn group(pairs: Vec<(String, String)>) -> HashMap<String, Vec<String>> {
     let mut map: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in pairs {
         map.entry(k).or_default().push(v);
     }
     map
-}
-
-/// A stable 10-character API id, like API Gateway's.
-fn api_id(name: &str) -> String {
-    let mut id: String = name
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    id.push_str("0000000000");
-    id.truncate(10);
-    id
 }
 
 #[cfg(test)]
