@@ -6,7 +6,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 use coldstart_emulator::{Emulator, InvokeError, InvokeRequest, Outcome};
-use coldstart_protocol::limits;
+use coldstart_protocol::{InvocationType, limits};
 
 /// How an invocation ended, as the WebSocket front door cares about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,11 @@ pub(crate) enum Answer {
 pub(crate) trait Backend: Clone + Send + Sync + 'static {
     /// Invokes `function` synchronously with `event` (JSON bytes).
     fn invoke(&self, function: &str, event: Vec<u8>) -> impl Future<Output = Answer> + Send;
+
+    /// Hands `function` an `event` whose answer nobody waits for (`$disconnect`): it is queued
+    /// until a sandbox is free rather than throttled, so that it runs however many
+    /// connections end at once. `Response` means accepted.
+    fn notify(&self, function: &str, event: Vec<u8>) -> impl Future<Output = Answer> + Send;
 }
 
 impl Backend for Emulator {
@@ -45,6 +50,21 @@ impl Backend for Emulator {
                 // otherwise, and this one is synchronous.
                 _ => Answer::Response(Bytes::new()),
             },
+            Err(InvokeError::Throttled) => Answer::Throttled,
+            Err(err) => Answer::Refused(err.to_string()),
+        }
+    }
+
+    async fn notify(&self, function: &str, event: Vec<u8>) -> Answer {
+        // An `Event` invocation: the emulator queues it for a free sandbox and its shutdown
+        // waits for the queue to drain.
+        let request = InvokeRequest {
+            payload: Bytes::from(event),
+            invocation_type: InvocationType::Event,
+            ..InvokeRequest::default()
+        };
+        match Emulator::invoke(self, function, request).await {
+            Ok(_) => Answer::Response(Bytes::new()),
             Err(InvokeError::Throttled) => Answer::Throttled,
             Err(err) => Answer::Refused(err.to_string()),
         }
@@ -82,6 +102,10 @@ pub(crate) mod script {
             // returned, its event is in the channel.
             let _ = self.calls.send(event);
             answer
+        }
+
+        async fn notify(&self, function: &str, event: Vec<u8>) -> Answer {
+            self.invoke(function, event).await
         }
     }
 }

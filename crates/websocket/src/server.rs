@@ -41,6 +41,9 @@ use crate::registry::{Connection, Registry};
 use crate::session::{Ending, Session};
 use crate::wire::{CONNECT, CONNECTIONS, CONNECTIONS_ENCODED};
 
+/// Initial read buffer of a connection (tungstenite's default is 128 KiB).
+const READ_BUFFER: usize = 4 * 1024;
+
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
@@ -49,7 +52,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 const LINGER: Duration = Duration::from_secs(2);
 
 /// Serves `api` on `listener` until `shutdown` is cancelled, invoking its routes' functions on
-/// `emulator`. Returns once every connection has been closed and has had its `$disconnect`;
+/// `emulator`. Returns once every connection has been closed and its `$disconnect` handed to the
+/// emulator (queued as an `Event` invocation, so that none is throttled away; the emulator's
+/// shutdown runs what is queued);
 /// stop the emulator after that. Fails at once, serving nothing, if `api` is invalid (see
 /// [`WebSocketApi::validate`]).
 pub async fn serve_websocket_api(
@@ -88,7 +93,10 @@ pub(crate) async fn serve<B: Backend>(
 ) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(plan.api.max_message_size))
-        .max_frame_size(Some(plan.api.max_frame_size));
+        .max_frame_size(Some(plan.api.max_frame_size))
+        // tungstenite's default read buffer is 128 KiB per connection: at thousands of mostly
+        // idle connections that is most of the memory. Messages still grow it as they need.
+        .read_buffer_size(READ_BUFFER);
     let state = Arc::new(State {
         plan: Arc::new(plan),
         backend,

@@ -292,7 +292,7 @@ impl<B: Backend> Session<B> {
             ending.reason(),
             &request_id,
         );
-        match shared.backend.invoke(&target.function, event).await {
+        match shared.backend.notify(&target.function, event).await {
             Answer::Response(_) => {}
             failed => tracing::warn!(
                 connection_id = %connection.id,

@@ -478,8 +478,9 @@ impl ChatApp {
             .unwrap_or_else(|error| panic!("channel_of {id}: {}", error.chain()))
     }
 
-    /// Stops the APIs, then the emulator. The WebSocket API returns only once every connection
-    /// had its `$disconnect`, so by then no channel has a record left.
+    /// Stops the APIs, then the emulator. The WebSocket API returns once every connection's
+    /// `$disconnect` is queued and the emulator's shutdown runs them, so by then no channel has
+    /// a record left.
     async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(server) = self.websocket_server.take() {
@@ -495,6 +496,9 @@ impl ChatApp {
                 .unwrap_or_else(|_| panic!("the http api did not stop"))
                 .unwrap_or_else(|error| panic!("the http api panicked: {error}"));
         }
+        // The `$disconnect`s are queued as `Event` invocations: the emulator's shutdown waits
+        // for them.
+        self.emulator.shutdown(Duration::from_secs(5)).await;
         let channels = lock(&self.channels).clone();
         for channel in channels {
             assert_eq!(
@@ -503,7 +507,6 @@ impl ChatApp {
                 "records left on channel {channel} after every $disconnect"
             );
         }
-        self.emulator.shutdown(Duration::from_secs(5)).await;
     }
 }
 
