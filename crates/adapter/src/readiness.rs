@@ -1,5 +1,6 @@
 //! Waiting for the app to be ready: an HTTP `GET` of the readiness path until it answers a healthy
-//! status, or a TCP connect, retried every 10 ms as the Lambda Web Adapter does.
+//! status, or a TCP connect, retried every 10 ms as the Lambda Web Adapter does — after a first
+//! millisecond-spaced burst, since most apps listen within a few milliseconds of starting.
 //!
 //! This is the one place the adapter polls: an app gives no signal when it starts listening, and a
 //! refused connection costs microseconds on loopback. Until the check passes the adapter does not
@@ -15,8 +16,15 @@ use tokio::net::TcpStream;
 use crate::client::{self, Body};
 use crate::config::{Protocol, Readiness};
 
-/// Pause between two readiness checks.
+/// Pause between two readiness checks, once the app has had [`EAGER`] to start.
 pub const INTERVAL: Duration = Duration::from_millis(10);
+
+/// Pause between two readiness checks at first: a 10 ms pause after the first refused check
+/// made the cold start of a typical app (listening ~1 ms after exec) 14 ms instead of ~3 ms.
+const EAGER_INTERVAL: Duration = Duration::from_millis(1);
+
+/// How long the checks come every [`EAGER_INTERVAL`].
+const EAGER: Duration = Duration::from_millis(20);
 
 /// The first "not ready yet" message comes after this long; each later one after twice as long.
 const FIRST_COMPLAINT: Duration = Duration::from_secs(2);
@@ -39,7 +47,12 @@ pub async fn wait(readiness: &Readiness) {
             );
             complain_at *= 2;
         }
-        tokio::time::sleep(INTERVAL).await;
+        let pause = if waited < EAGER {
+            EAGER_INTERVAL
+        } else {
+            INTERVAL
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -81,6 +81,7 @@
 //! - `stream`: [`ResponseStream`] and [`HttpPrelude`], the channel from a streaming handler to the
 //!   request body, and the streaming wire shapes (prelude, error trailers).
 //! - `panic`: catching a handler's panic, in the call and while its future is polled.
+//! - `trace_env`: exporting `_X_AMZN_TRACE_ID` per invocation without leaking the old values.
 
 mod client;
 mod context;
@@ -89,6 +90,7 @@ mod error;
 mod panic;
 mod runtime;
 mod stream;
+mod trace_env;
 
 pub use context::{ClientApplication, ClientContext, CognitoIdentity, Config, Context};
 pub use diagnostic::Diagnostic;

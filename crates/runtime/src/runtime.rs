@@ -540,6 +540,7 @@ fn export_trace_id(exported: &mut bool, trace_id: Option<&str>) {
         // invocations, before the handler runs; std's own environment access is serialised by a
         // lock, so the only possible race is foreign code calling libc `getenv` on another thread
         // at this moment, the same trade-off every official Lambda runtime makes.
+        Some(id) if crate::trace_env::export(id) => {}
         Some(id) if !id.contains('\0') => unsafe { std::env::set_var(env::TRACE_ID, id) },
         // SAFETY: as above.
         _ => unsafe { std::env::remove_var(env::TRACE_ID) },
