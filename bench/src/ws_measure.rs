@@ -1,0 +1,615 @@
+//! The WebSocket measurements, one function each, and the [`Plan`] of how much each does: message
+//! round trips, `@connections` POST throughput, connections held, and fan-out through the chat's
+//! `broadcast` function.
+//!
+//! Round trips and POSTs take a [`Target`], so the same code measures `coldstart up` and the peer;
+//! connections held and fan-out need the chat's `broadcast` and are measured on coldstart only.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use http::StatusCode;
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::stats::Summary;
+use crate::ws_client::{self, Closing, Crowd, Http, MESSAGE_LEN, Opened, Ws};
+use crate::ws_up::{ChatConfig, Cpu, STAGE, Up};
+
+/// How much each measurement does. `--quick` cuts every count by 10x.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub quick: bool,
+    /// Round trips on the single connection before measuring, and measured.
+    pub rt_warmup: usize,
+    pub rt_count: usize,
+    /// Connections of the parallel round trips, and each one's warm-up and measured round trips.
+    pub rt_parallel: usize,
+    pub rt_parallel_warmup: usize,
+    pub rt_parallel_count: usize,
+    /// Idle connections the POSTs go to, and the HTTP/1.1 keep-alive connections that send them.
+    pub post_clients: usize,
+    pub post_connections: usize,
+    /// POSTs before measuring, measured POSTs, and the time limit of the measured ones.
+    pub post_warmup: usize,
+    pub post_total: usize,
+    pub post_limit: Duration,
+    /// Connections to open and hold.
+    pub held: usize,
+    /// Handshakes in flight at once while opening many connections. Below the chat's concurrency
+    /// (10 sandboxes): a `$connect` that waits for a free sandbox longer than coldstart's
+    /// throttle delay is refused with 429, as Lambda refuses it.
+    pub connect_in_flight: usize,
+    /// How long opening the connections may take.
+    pub connect_limit: Duration,
+    /// Connections on the fan-out channel, and the measured broadcasts (after one warm-up).
+    pub fanout_clients: usize,
+    pub fanout_runs: usize,
+    /// How long one broadcast may take to reach everyone.
+    pub broadcast_limit: Duration,
+}
+
+impl Plan {
+    pub fn new(quick: bool) -> Self {
+        let cut = |n: usize| if quick { n / 10 } else { n };
+        Self {
+            quick,
+            rt_warmup: cut(300),
+            rt_count: cut(4_000),
+            rt_parallel: 8,
+            rt_parallel_warmup: cut(100),
+            rt_parallel_count: cut(500),
+            post_clients: 64,
+            post_connections: 16,
+            post_warmup: cut(5_000),
+            post_total: cut(200_000),
+            post_limit: Duration::from_secs(30),
+            held: cut(10_000),
+            connect_in_flight: 8,
+            connect_limit: Duration::from_secs(300),
+            fanout_clients: cut(1_000),
+            fanout_runs: if quick { 3 } else { 11 },
+            broadcast_limit: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How a WebSocket API's connection ids are found for `@connections`.
+#[derive(Debug, Clone, Copy)]
+pub enum Ids<'a> {
+    /// The chat's SQLite table: each client connects on a channel of its own.
+    Sqlite(&'a ChatConfig),
+    /// The peer's handler answers `{"action":"whoami"}` with the connection's id.
+    Whoami,
+}
+
+/// A WebSocket API to measure: coldstart's or the peer's.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The WebSocket and `@connections` port.
+    pub addr: SocketAddr,
+    /// The path clients connect to (`/staging`, or `/` for the peer).
+    pub ws_path: &'a str,
+    /// What comes before `/@connections/{id}` (`/staging`, or nothing for the peer).
+    pub connections_prefix: &'a str,
+    pub ids: Ids<'a>,
+}
+
+impl<'a> Target<'a> {
+    /// `coldstart up` serving `config`.
+    pub fn coldstart(config: &'a ChatConfig) -> Self {
+        Self {
+            addr: config.ws,
+            ws_path: "/staging",
+            connections_prefix: "/staging",
+            ids: Ids::Sqlite(config),
+        }
+    }
+
+    fn ws_path(&self, channel: &str) -> String {
+        format!("{}?channel={channel}", self.ws_path)
+    }
+
+    /// `…/@connections/{id}`, the id percent-encoded (API Gateway's ids end in `=`).
+    fn connections_path(&self, id: &str) -> String {
+        let mut encoded = String::with_capacity(id.len() + 4);
+        for c in id.chars() {
+            match c {
+                'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' | '~' => encoded.push(c),
+                other => {
+                    let mut buf = [0; 4];
+                    for byte in other.encode_utf8(&mut buf).bytes() {
+                        encoded.push_str(&format!("%{byte:02X}"));
+                    }
+                }
+            }
+        }
+        format!("{}/@connections/{encoded}", self.connections_prefix)
+    }
+}
+
+/// Sequential round trips on one or more connections at once.
+#[derive(Debug)]
+pub struct RoundTrip {
+    pub connections: usize,
+    /// Warm-up round trips per connection.
+    pub warmup: usize,
+    pub summary: Summary,
+    /// Echoes that were not the message sent, warm-up included.
+    pub mismatches: usize,
+    /// Measured round trips per second, all connections together (from the first measured send
+    /// to the last measured echo).
+    pub rate: f64,
+    /// The CPU time the whole measurement took (warm-up, connections and all), when known.
+    pub cpu: Option<Cpu>,
+}
+
+impl RoundTrip {
+    /// Every message sent, warm-up included.
+    pub fn messages(&self) -> usize {
+        self.summary.count + self.connections * self.warmup
+    }
+}
+
+/// Opens `connections` connections to `target`, and on each at once sends `warmup` then `each`
+/// messages one at a time, each after the echo of the one before.
+pub async fn round_trip(
+    target: &Target<'_>,
+    connections: usize,
+    warmup: usize,
+    each: usize,
+) -> anyhow::Result<RoundTrip> {
+    let mut clients = Vec::with_capacity(connections);
+    for n in 0..connections {
+        let ws = ws_client::open(target.addr, &target.ws_path(&format!("rt-{n}")))
+            .await
+            .with_context(|| format!("opening connection {n} of {connections}"))?;
+        clients.push(ws);
+    }
+    // Every connection starts its measured round trips once all have warmed up.
+    let warm = Arc::new(Barrier::new(connections));
+    let mut tasks = JoinSet::new();
+    for (n, mut ws) in clients.into_iter().enumerate() {
+        let warm = warm.clone();
+        tasks.spawn(async move {
+            let warmed = ws_client::round_trips(&mut ws, &format!("w{n}"), warmup, 0).await;
+            // Waited for even after a failure, so that the others go on (and end).
+            warm.wait().await;
+            let started = Instant::now();
+            let measured = match warmed {
+                Ok(warmed) => ws_client::round_trips(&mut ws, &format!("m{n}"), 0, each)
+                    .await
+                    .map(|trips| (trips, warmed.mismatches)),
+                Err(err) => Err(err),
+            };
+            let ended = Instant::now();
+            close(ws).await;
+            measured.map(|(trips, warm_mismatches)| (trips, warm_mismatches, started, ended))
+        });
+    }
+    let mut latencies = Vec::with_capacity(connections * each);
+    let mut mismatches = 0;
+    let mut span: Option<(Instant, Instant)> = None;
+    while let Some(done) = tasks.join_next().await {
+        let (trips, warm_mismatches, started, ended) = done??;
+        latencies.extend(trips.latencies);
+        mismatches += trips.mismatches + warm_mismatches;
+        span = Some(match span {
+            None => (started, ended),
+            Some((a, b)) => (a.min(started), b.max(ended)),
+        });
+    }
+    let count = latencies.len();
+    let summary = Summary::of(latencies).context("no round trip was measured")?;
+    let rate = span.map_or(0.0, |(a, b)| {
+        count as f64 / b.duration_since(a).as_secs_f64().max(1e-9)
+    });
+    Ok(RoundTrip {
+        connections,
+        warmup,
+        summary,
+        mismatches,
+        rate,
+        cpu: None,
+    })
+}
+
+/// Closes `ws` politely, waiting (bounded) for the server's close frame.
+async fn close(mut ws: Ws) {
+    let closing = async {
+        let _ = ws.close(None).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    };
+    let _ = timeout(ws_client::ANSWER_LIMIT, closing).await;
+}
+
+/// `@connections` POSTs to idle connections.
+#[derive(Debug, Default)]
+pub struct Posts {
+    pub clients: usize,
+    pub connections: usize,
+    pub warmup: Load,
+    pub load: Load,
+    /// Frames the clients received of the measured POSTs answered 2xx; should equal `load.ok`.
+    pub received: usize,
+}
+
+/// What a run of POSTs got.
+#[derive(Debug, Default)]
+pub struct Load {
+    pub sent: usize,
+    /// Answered 2xx: 200 from coldstart (as API Gateway answers), 204 from serverless-offline.
+    pub ok: usize,
+    /// Answered otherwise, and the last such status.
+    pub other: usize,
+    pub other_status: Option<StatusCode>,
+    /// Connections that broke, and why the last did.
+    pub broken: usize,
+    pub broken_reason: Option<String>,
+    /// From the first POST to the last answer.
+    pub elapsed: Duration,
+}
+
+impl Load {
+    /// POSTs answered 2xx per second.
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.sent += other.sent;
+        self.ok += other.ok;
+        self.other += other.other;
+        self.other_status = other.other_status.or(self.other_status);
+        self.broken += other.broken;
+        self.broken_reason = other.broken_reason.or(self.broken_reason.take());
+    }
+}
+
+/// Opens `plan.post_clients` idle connections to `target`, finds their ids, then POSTs a
+/// [`MESSAGE_LEN`]-byte body to them in turn from `plan.post_connections` keep-alive HTTP/1.1
+/// connections, each sending its next POST when the last is answered: `plan.post_warmup` POSTs,
+/// then `plan.post_total` or as many as `plan.post_limit` allows. Every frame is read by the
+/// clients and counted.
+pub async fn posts(target: &Target<'_>, plan: &Plan) -> anyhow::Result<Posts> {
+    let mut crowd = Crowd::default();
+    let mut ids = Vec::with_capacity(plan.post_clients);
+    for n in 0..plan.post_clients {
+        let channel = format!("post-{n}");
+        let mut ws = ws_client::open(target.addr, &target.ws_path(&channel))
+            .await
+            .with_context(|| format!("opening client {n}"))?;
+        if let Ids::Whoami = target.ids {
+            ids.push(whoami(&mut ws).await?);
+        }
+        crowd.add(n, ws);
+    }
+    if let Ids::Sqlite(config) = target.ids {
+        for n in 0..plan.post_clients {
+            let channel = format!("post-{n}");
+            match config.connection_ids(&channel)?.as_slice() {
+                [id] => ids.push(id.clone()),
+                other => bail!("channel {channel} has {} connections, not 1", other.len()),
+            }
+        }
+    }
+    let paths: Arc<Vec<String>> =
+        Arc::new(ids.iter().map(|id| target.connections_path(id)).collect());
+    let body = Bytes::from(ws_client::message("post", 0));
+    debug_assert_eq!(body.len(), MESSAGE_LEN);
+
+    let warmup = post_load(
+        target.addr,
+        &paths,
+        plan.post_connections,
+        plan.post_warmup,
+        plan.post_limit,
+        &body,
+    )
+    .await?;
+    let warm_frames = count_frames(&mut crowd, warmup.ok).await;
+    if warm_frames != warmup.ok {
+        bail!(
+            "the clients received {warm_frames} frames of the {} warm-up POSTs answered 2xx",
+            warmup.ok
+        );
+    }
+    let load = post_load(
+        target.addr,
+        &paths,
+        plan.post_connections,
+        plan.post_total,
+        plan.post_limit,
+        &body,
+    )
+    .await?;
+    let received = count_frames(&mut crowd, load.ok).await;
+    let closing = crowd.close().await;
+    report_broken("posts", &closing);
+    Ok(Posts {
+        clients: plan.post_clients,
+        connections: plan.post_connections,
+        warmup,
+        load,
+        received,
+    })
+}
+
+/// How long the last frames of a POST run may take to arrive after the last answer.
+const FRAMES_LIMIT: Duration = Duration::from_secs(10);
+
+/// Counts `expected` text frames arriving at `crowd` (fewer if [`FRAMES_LIMIT`] passes first).
+async fn count_frames(crowd: &mut Crowd, expected: usize) -> usize {
+    let mut got = 0;
+    let counting = async {
+        while got < expected {
+            if crowd.arrivals.recv().await.is_none() {
+                break;
+            }
+            got += 1;
+        }
+    };
+    let _ = timeout(FRAMES_LIMIT, counting).await;
+    got
+}
+
+/// Sends `{"action":"whoami"}` and reads the `connectionId` of the answer.
+async fn whoami(ws: &mut Ws) -> anyhow::Result<String> {
+    ws.send(Message::text(r#"{"action":"whoami"}"#)).await?;
+    let answer = ws_client::next_text(ws)
+        .await
+        .context("waiting for whoami")?;
+    let value: serde_json::Value =
+        serde_json::from_str(answer.as_str()).context("whoami's answer is not JSON")?;
+    value["connectionId"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("whoami answered {answer}"))
+}
+
+/// `total` POSTs of `body` (or as many as `limit` allows) to `paths` in turn, from `connections`
+/// keep-alive connections to `addr`, one request at a time each.
+async fn post_load(
+    addr: SocketAddr,
+    paths: &Arc<Vec<String>>,
+    connections: usize,
+    total: usize,
+    limit: Duration,
+    body: &Bytes,
+) -> anyhow::Result<Load> {
+    let mut https = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        https.push(Http::connect(addr).await?);
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for mut http in https {
+        let (next, paths, body) = (next.clone(), paths.clone(), body.clone());
+        tasks.spawn(async move {
+            let mut load = Load::default();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total || started.elapsed() >= limit {
+                    break;
+                }
+                load.sent += 1;
+                match http.post(&paths[n % paths.len()], body.clone()).await {
+                    Ok((status, _)) if status.is_success() => load.ok += 1,
+                    Ok((status, _)) => {
+                        load.other += 1;
+                        load.other_status = Some(status);
+                    }
+                    Err(err) => {
+                        load.broken += 1;
+                        load.broken_reason = Some(format!("{err:#}"));
+                        break;
+                    }
+                }
+            }
+            load
+        });
+    }
+    let mut load = Load::default();
+    while let Some(done) = tasks.join_next().await {
+        load.merge(done?);
+    }
+    load.elapsed = started.elapsed();
+    Ok(load)
+}
+
+/// Connections opened and held on one `coldstart up`.
+#[derive(Debug)]
+pub struct Held {
+    pub attempted: usize,
+    pub opened: Opened,
+    /// `coldstart up`'s VmRSS with no connection, and with every connection open.
+    pub rss_before: u64,
+    pub rss_after: u64,
+    /// The broadcast to every held connection that shows they are all alive.
+    pub check: Broadcast,
+    pub closing: Closing,
+    /// From asking every client to close until `up` exited after SIGTERM.
+    pub teardown: Duration,
+    /// `$disconnect` invocations `up` reported throttled (every sandbox busy) while closing.
+    pub disconnects_throttled: usize,
+    /// What `up` printed on stderr besides its table.
+    pub notes: Vec<String>,
+}
+
+/// One broadcast through `POST /broadcast?channel=…`.
+#[derive(Debug, Clone)]
+pub struct Broadcast {
+    /// The answer's status and body (`{"sent":N,"gone":M,"failed":K}`).
+    pub status: Option<StatusCode>,
+    pub body: String,
+    /// From sending the POST until its answer, and until the last client got the message.
+    pub answered: Duration,
+    pub to_last: Duration,
+    /// Clients that got the message.
+    pub received: usize,
+}
+
+/// Opens `plan.held` connections on one channel, `plan.connect_in_flight` handshakes at a time,
+/// reads `up`'s memory before and after, then broadcasts one message to all of them.
+pub async fn held(up: Up, config: &ChatConfig, plan: &Plan) -> anyhow::Result<Held> {
+    let rss_before = up.rss()?;
+    let mut crowd = Crowd::default();
+    let path = format!("/{STAGE}?channel=held");
+    let opened = crowd
+        .open_many(
+            config.ws,
+            |_| path.clone(),
+            plan.held,
+            plan.connect_in_flight,
+            plan.connect_limit,
+        )
+        .await;
+    let rss_after = up.rss()?;
+    let mut http = Http::connect(config.http).await?;
+    let check = broadcast(
+        &mut http,
+        &mut crowd,
+        "held",
+        "held-check",
+        plan.broadcast_limit,
+    )
+    .await;
+    drop(http);
+    let started = Instant::now();
+    let closing = crowd.close().await;
+    let notes = up.stop()?;
+    let teardown = started.elapsed();
+    let disconnects_throttled = notes
+        .iter()
+        .filter(|n| n.contains("$disconnect failed") && n.contains("Throttled"))
+        .count();
+    Ok(Held {
+        disconnects_throttled,
+        attempted: plan.held,
+        opened,
+        rss_before,
+        rss_after,
+        check,
+        closing,
+        teardown,
+        notes,
+    })
+}
+
+/// POSTs `text` to `/broadcast?channel=CHANNEL` and waits until every connection of `crowd` has
+/// received it (or `limit` passed).
+async fn broadcast(
+    http: &mut Http,
+    crowd: &mut Crowd,
+    channel: &str,
+    text: &str,
+    limit: Duration,
+) -> Broadcast {
+    let everyone = crowd.len;
+    let path = format!("/broadcast?channel={channel}");
+    let started = Instant::now();
+    let posting = async {
+        let answer = http.post(&path, Bytes::from(text.to_owned())).await;
+        (answer, started.elapsed())
+    };
+    let ((answer, answered), got) = tokio::join!(posting, crowd.await_text(text, everyone, limit));
+    let to_last = got
+        .values()
+        .max()
+        .map_or(limit, |last| last.duration_since(started));
+    let (status, body) = match answer {
+        Ok((status, body)) => (Some(status), String::from_utf8_lossy(&body).into_owned()),
+        Err(err) => (None, format!("{err:#}")),
+    };
+    Broadcast {
+        status,
+        body,
+        answered,
+        to_last,
+        received: got.len(),
+    }
+}
+
+/// Broadcasts to one channel of many connections.
+#[derive(Debug)]
+pub struct FanOut {
+    pub opened: Opened,
+    /// The first broadcast (it starts the `broadcast` function's sandbox), not in `runs`.
+    pub warmup: Broadcast,
+    pub runs: Vec<Broadcast>,
+    pub closing: Closing,
+}
+
+impl FanOut {
+    /// The median time to the last client, over the runs where every client got the message.
+    pub fn median(&self) -> Option<Duration> {
+        let all = self.opened.ok;
+        let times: Vec<Duration> = self
+            .runs
+            .iter()
+            .filter(|run| run.received == all)
+            .map(|run| run.to_last)
+            .collect();
+        Summary::of(times).map(|s| s.p50)
+    }
+}
+
+/// Opens `plan.fanout_clients` connections on one channel, then broadcasts to them one warm-up
+/// and `plan.fanout_runs` measured times, each after the last reached everyone.
+pub async fn fan_out(config: &ChatConfig, plan: &Plan) -> anyhow::Result<FanOut> {
+    let mut crowd = Crowd::default();
+    let path = format!("/{STAGE}?channel=fan");
+    let opened = crowd
+        .open_many(
+            config.ws,
+            |_| path.clone(),
+            plan.fanout_clients,
+            plan.connect_in_flight,
+            plan.connect_limit,
+        )
+        .await;
+    if opened.ok == 0 {
+        bail!("no connection opened: {:?}", opened.last_error);
+    }
+    let mut http = Http::connect(config.http).await?;
+    let warmup = broadcast(
+        &mut http,
+        &mut crowd,
+        "fan",
+        "fan-warmup",
+        plan.broadcast_limit,
+    )
+    .await;
+    let mut runs = Vec::with_capacity(plan.fanout_runs);
+    for run in 0..plan.fanout_runs {
+        let text = format!("fan-{run}");
+        runs.push(broadcast(&mut http, &mut crowd, "fan", &text, plan.broadcast_limit).await);
+    }
+    drop(http);
+    let closing = crowd.close().await;
+    report_broken("fan-out", &closing);
+    Ok(FanOut {
+        opened,
+        warmup,
+        runs,
+        closing,
+    })
+}
+
+/// Says on stderr that connections broke while closing (the table reports the counts).
+fn report_broken(what: &str, closing: &Closing) {
+    if let Some(why) = &closing.broken_reason {
+        eprintln!(
+            "{what}: {} connection(s) did not close cleanly; last: {why}",
+            closing.broken
+        );
+    }
+}
