@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
+use coldstart_protocol::extension as ext;
 use coldstart_protocol::runtime::{self as rt, Route};
 use coldstart_protocol::{ErrorBody, limits};
 
@@ -37,6 +38,22 @@ pub(crate) async fn serve(listener: TcpListener, sandbox: Arc<Sandbox>) {
 
 async fn handle(sandbox: Arc<Sandbox>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
+    if path == ext::TELEMETRY_PATH || path == ext::LOGS_PATH {
+        // Extensions that ship logs subscribe here; like the Runtime Interface Emulator, accept
+        // and say it is not supported, so that they carry on.
+        let (error_type, what) = if path == ext::TELEMETRY_PATH {
+            ("Telemetry.NotSupported", "Telemetry API")
+        } else {
+            ("Logs.NotSupported", "Logs API")
+        };
+        let body = ErrorBody::new(error_type, format!("{what} is not supported")).to_json();
+        let mut response = Response::new(Body::full(Bytes::from(body)));
+        *response.status_mut() = StatusCode::ACCEPTED;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return response;
+    }
     if path.starts_with(EXTENSION_API) {
         if let Some(response) = extension_api::handle(&sandbox, req).await {
             return response;

@@ -261,6 +261,26 @@ async fn an_internal_extension_gets_invokes_and_misuse_is_refused() {
     )
     .await;
     assert_eq!(error_type(&no_type), "Extension.MissingHeader");
+
+    // The Telemetry and Logs APIs are accepted but not emulated, as by the Runtime Interface
+    // Emulator, so that log-shipping extensions carry on.
+    let telemetry = put(api, ext::TELEMETRY_PATH, &id).await;
+    assert_eq!(telemetry.status, 202);
+    assert_eq!(error_type(&telemetry), "Telemetry.NotSupported");
+    let logs = put(api, ext::LOGS_PATH, &id).await;
+    assert_eq!(logs.status, 202);
+    assert_eq!(error_type(&logs), "Logs.NotSupported");
+}
+
+async fn put(api: SocketAddr, path: &str, id: &str) -> RawResponse {
+    let request = http::Request::put(path)
+        .header(http::header::HOST, api.to_string())
+        .header("lambda-extension-identifier", id)
+        .body(Full::new(Bytes::from_static(
+            br#"{"schemaVersion":"2022-12-13","destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"},"types":["function"]}"#,
+        )))
+        .unwrap_or_else(|e| panic!("{e}"));
+    send(api, request).await
 }
 
 fn uuid_like(id: &str) -> bool {
