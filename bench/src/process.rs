@@ -362,7 +362,9 @@ mod tests {
         let pid = std::process::id();
         let now = resident_bytes(pid, "VmRSS").expect("VmRSS");
         let peak = resident_bytes(pid, "VmHWM").expect("VmHWM");
-        assert!(now > 0 && peak >= now, "VmRSS {now}, VmHWM {peak}");
+        // Two reads of a live process: VmRSS may have grown past the VmHWM read before it (the
+        // kernel updates the peak lazily), so only their presence is checked.
+        assert!(now > 0 && peak > 0, "VmRSS {now}, VmHWM {peak}");
         assert!(resident_bytes(pid, "VmNothing").is_err());
     }
 
