@@ -14,6 +14,9 @@
 //!   `lambda_runtime`.
 //! - `src/bin/fx-crash-on-start.rs`, `fx-slow-init.rs`, `fx-init-error.rs`, `fx-ignore-sigterm.rs`:
 //!   init and shutdown behaviours.
+//! - `src/bin/fx-ws.rs`: a WebSocket API function (`$connect` answers as its query asks,
+//!   messages by route).
 //! - `fixtures/`: shell bootstraps, shared with the CLI's tests: a hand-held runtime that lets a
 //!   test speak the Runtime API, an event echo that prints its PID, one that dies mid-invoke, one
-//!   that answers with a file read at start-up.
+//!   that answers with a file read at start-up; and `extension.sh`, an external extension that
+//!   registers, prints every event it gets and exits on `SHUTDOWN`.
