@@ -6,9 +6,10 @@
 //! the plain Rust echo function, which splits the adapter path's cost into the emulator's share
 //! and the adapter's.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use crate::process::Release;
+use crate::up::{ConfigDir, temp_folder, toml_string, utf8};
 
 /// The web app behind the adapter, buffered (`AWS_LWA_INVOKE_MODE=buffered`, a BUFFERED URL).
 pub const WEB: &str = "web";
@@ -33,67 +34,34 @@ pub struct Binaries {
 }
 
 impl Binaries {
+    /// Finds them in the folder of this executable.
     pub fn find() -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("locating bench-adapter")?;
-        let dir = exe.parent().context("bench-adapter has no folder")?;
-        let binary = |name: &str| -> anyhow::Result<PathBuf> {
-            let path = dir.join(name);
-            if !path.is_file() {
-                bail!(
-                    "{} is missing; build it with `cargo build --release -p coldstart -p web \
-                     -p coldstart-adapter -p echo --bins` (or run bench/adapter.sh)",
-                    path.display()
-                );
-            }
-            path.canonicalize()
-                .with_context(|| format!("resolving {}", path.display()))
-        };
+        let release = Release::find(
+            "`cargo build --release -p coldstart -p web -p coldstart-adapter -p echo --bins` (or \
+             run bench/adapter.sh)",
+        )?;
         Ok(Self {
-            coldstart: binary("coldstart")?,
-            web: binary("web")?,
-            adapter: binary("coldstart-adapter")?,
-            echo: binary("echo")?,
+            coldstart: release.binary("coldstart")?,
+            web: release.binary("web")?,
+            adapter: release.binary("coldstart-adapter")?,
+            echo: release.binary("echo")?,
         })
     }
 }
 
-/// A folder under the system's temporary folder holding one `coldstart.toml`; removed on drop.
-#[derive(Debug)]
-pub struct ConfigDir {
-    dir: PathBuf,
-    /// The `coldstart.toml` in it.
-    pub config: PathBuf,
+/// Writes the config of the three functions in [`folder`]. Every path is absolute and there is no
+/// `build` key: `up` builds nothing and runs from any folder.
+pub fn write_config(bins: &Binaries) -> anyhow::Result<ConfigDir> {
+    let toml = config_toml(bins)?;
+    let dir = ConfigDir::create(folder())?;
+    dir.write(&toml)?;
+    Ok(dir)
 }
 
-impl ConfigDir {
-    /// Writes the config of the three functions. Every path is absolute and there is no `build`
-    /// key: `up` builds nothing and runs from any folder.
-    pub fn write(bins: &Binaries) -> anyhow::Result<Self> {
-        let toml = config_toml(bins)?;
-        let dir = Self::folder();
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        // Owned from here, so an error below still removes the folder.
-        let made = Self {
-            config: dir.join("coldstart.toml"),
-            dir,
-        };
-        std::fs::write(&made.config, toml)
-            .with_context(|| format!("writing {}", made.config.display()))?;
-        Ok(made)
-    }
-}
-
-impl ConfigDir {
-    /// This process's folder: `bench-adapter-PID` under the temporary folder.
-    pub fn folder() -> PathBuf {
-        std::env::temp_dir().join(format!("bench-adapter-{}", std::process::id()))
-    }
-}
-
-impl Drop for ConfigDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// This process's config folder: `bench-adapter-PID` under the temporary folder (named, so that
+/// the interrupt guard can remove it).
+pub fn folder() -> PathBuf {
+    temp_folder("bench-adapter")
 }
 
 /// The config's text.
@@ -120,16 +88,6 @@ fn config_toml(bins: &Binaries) -> anyhow::Result<String> {
     ))
 }
 
-fn utf8(path: &Path) -> anyhow::Result<&str> {
-    path.to_str()
-        .with_context(|| format!("{} is not UTF-8", path.display()))
-}
-
-/// `s` as a TOML basic string.
-fn toml_string(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,28 +101,22 @@ mod tests {
             echo: "/t/echo".into(),
         };
         let toml = config_toml(&bins).expect("UTF-8 paths");
-        assert_eq!(
-            toml,
-            "[functions.web]\n\
-             bootstrap = \"/t/web\"\n\
-             extensions = [\"/t/coldstart-adapter\"]\n\
-             concurrency = 1\n\
-             environment = { AWS_LWA_INVOKE_MODE = \"buffered\", \
-             AWS_LWA_READINESS_CHECK_PATH = \"/health\" }\n\
-             url = { port = 0, invoke_mode = \"BUFFERED\" }\n\
-             \n\
-             [functions.web-stream]\n\
-             bootstrap = \"/t/web\"\n\
-             extensions = [\"/t/coldstart-adapter\"]\n\
-             concurrency = 1\n\
-             environment = { AWS_LWA_INVOKE_MODE = \"response_stream\", \
-             AWS_LWA_READINESS_CHECK_PATH = \"/health\" }\n\
-             url = { port = 0, invoke_mode = \"RESPONSE_STREAM\" }\n\
-             \n\
-             [functions.echo]\n\
-             bootstrap = \"/t/echo\"\n\
-             concurrency = 1\n\
-             url = { port = 0, invoke_mode = \"BUFFERED\" }\n"
-        );
+        let web = "[functions.web]\n\
+                   bootstrap = \"/t/web\"\n\
+                   extensions = [\"/t/coldstart-adapter\"]\n\
+                   concurrency = 1\n\
+                   environment = { AWS_LWA_INVOKE_MODE = \"buffered\", \
+                   AWS_LWA_READINESS_CHECK_PATH = \"/health\" }\n\
+                   url = { port = 0, invoke_mode = \"BUFFERED\" }\n";
+        // The streamed web function differs from the buffered one in its name and modes only.
+        let web_stream = web
+            .replace("web]", "web-stream]")
+            .replace("buffered", "response_stream")
+            .replace("BUFFERED", "RESPONSE_STREAM");
+        let echo = "[functions.echo]\n\
+                    bootstrap = \"/t/echo\"\n\
+                    concurrency = 1\n\
+                    url = { port = 0, invoke_mode = \"BUFFERED\" }\n";
+        assert_eq!(toml, format!("{web}\n{web_stream}\n{echo}"));
     }
 }

@@ -7,7 +7,6 @@
 //! driving its own sockets), as in the invoke bench.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, ensure};
@@ -17,13 +16,12 @@ use http_body_util::{BodyExt, Full};
 use tokio::runtime::Runtime;
 
 use crate::adapter_app::DirectApp;
-use crate::adapter_config::{Binaries, ConfigDir, ECHO, WEB, WEB_STREAM};
-use crate::adapter_tree::{self, Usage};
-use crate::adapter_up::Emulator;
-use crate::client::{self, Exchange, REQUEST_LIMIT, Rounds, Sequential, Target};
+use crate::adapter_config::{self, Binaries, ECHO, WEB, WEB_STREAM};
+use crate::client::{self, Exchange, Latency, REQUEST_LIMIT, Rounds, Sequential, Target};
 use crate::process;
-use crate::stats::Summary;
-use crate::up::Door;
+use crate::table::Size;
+use crate::tree::{self, Usage};
+use crate::up::{Door, Up};
 
 /// The request every target gets.
 pub const PATH: &str = "/hello/bench";
@@ -40,13 +38,9 @@ const FUNCTION_NAME_VAR: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub struct Plan {
     /// Quick mode: every count cut by 10×.
     pub quick: bool,
-    /// Sequential requests per target before the rounds. Default: 500.
-    pub warmup: usize,
-    /// Interleaved rounds; each sends one block to every target. Default: 50.
-    pub rounds: usize,
-    /// Measured requests per block, after the block's first (discarded) request. Not cut in quick
-    /// mode: it sets how long each target pauses. Default: 100.
-    pub block: usize,
+    /// The interleaved rounds. Default: 500 warm-up requests per target, then 50 rounds of blocks
+    /// of 1 + 100.
+    pub interleaved: Rounds,
     /// Rounds of the CPU-time measurement; each sends one block to every target. Default: 10.
     pub cpu_rounds: usize,
     /// Sequential requests of one CPU-time block, counted (after one that thaws the sandbox, not
@@ -59,9 +53,7 @@ impl Plan {
         let scale = if quick { 10 } else { 1 };
         Self {
             quick,
-            warmup: 500 / scale,
-            rounds: 50 / scale,
-            block: 100,
+            interleaved: Rounds::new(500, 50, 100, quick),
             cpu_rounds: 10 / scale,
             cpu_block: 200,
         }
@@ -70,29 +62,15 @@ impl Plan {
     /// The requests each process serves between the two memory readings: the warm-up, the
     /// rounds and the check after them.
     pub fn requests_between_readings(&self) -> usize {
-        self.warmup + self.rounds * (self.block + 1) + 1
-    }
-
-    fn rounds(&self) -> Rounds {
-        Rounds {
-            warmup: self.warmup,
-            rounds: self.rounds,
-            block: self.block,
-        }
+        let rounds = &self.interleaved;
+        rounds.warmup + rounds.rounds * (rounds.block + 1) + 1
     }
 }
 
-/// The sequential latencies of one target.
+/// The sequential latencies of one target, and its very first request.
 #[derive(Debug)]
-pub struct Latency {
-    pub label: &'static str,
-    /// The measured requests.
-    pub summary: Summary,
-    /// The first request of each block, left out of `summary`: it thaws a frozen sandbox.
-    pub firsts: Summary,
-    /// Answers other than 200 (warm-up excluded), and the status of the last one.
-    pub failures: usize,
-    pub failure_status: Option<StatusCode>,
+pub struct Timed {
+    pub latency: Latency,
     /// The very first request, on a new connection, before the warm-up: for a function, it
     /// starts the sandbox (a cold start).
     pub first_request: Duration,
@@ -102,13 +80,13 @@ pub struct Latency {
 #[derive(Debug)]
 pub struct Latencies {
     /// Straight to the web app.
-    pub direct: Latency,
+    pub direct: Timed,
     /// Function URL (BUFFERED) → coldstart-adapter → the web app.
-    pub buffered: Latency,
+    pub buffered: Timed,
     /// Function URL (RESPONSE_STREAM) → coldstart-adapter (`response_stream`) → the web app.
-    pub streaming: Latency,
+    pub streaming: Timed,
     /// Function URL (BUFFERED) → the plain Rust echo function.
-    pub echo: Latency,
+    pub echo: Timed,
 }
 
 /// The resident memory of one process after the rounds, in bytes.
@@ -146,13 +124,6 @@ pub struct CpuShare {
     pub function: Usage,
 }
 
-/// The size of one binary on disk.
-#[derive(Debug)]
-pub struct Size {
-    pub label: &'static str,
-    pub bytes: u64,
-}
-
 /// Everything one run measured.
 #[derive(Debug)]
 pub struct Measured {
@@ -178,12 +149,12 @@ enum Expect {
 /// The run: starts the web app straight and `coldstart up` with the three functions, measures,
 /// stops both (also when the measurement failed, whose error then carries what they said).
 pub fn run(rt: &Runtime, plan: &Plan, bins: &Binaries) -> anyhow::Result<Measured> {
-    let config = ConfigDir::write(bins)?;
+    let config = adapter_config::write_config(bins)?;
     let app = DirectApp::start(&bins.web)?;
-    let emulator = Emulator::start(&bins.coldstart, &config.config)?;
-    let measured = measure(rt, plan, bins, &app, &emulator);
+    let up = Up::start(&bins.coldstart, &config.config)?;
+    let measured = measure(rt, plan, bins, &app, &up);
     // Stopped before `?`, so a failed run still reports what they said.
-    let up_said = emulator.stop();
+    let up_said = up.stop();
     let app_said = app.stop();
     let mut notes: Vec<String> = up_said?
         .into_iter()
@@ -198,9 +169,9 @@ pub fn run(rt: &Runtime, plan: &Plan, bins: &Binaries) -> anyhow::Result<Measure
         }
     })?;
     let sizes = vec![
-        size("coldstart-adapter", &bins.adapter)?,
-        size("web (examples/web)", &bins.web)?,
-        size("echo (coldstart-runtime)", &bins.echo)?,
+        Size::of("coldstart-adapter", &bins.adapter)?,
+        Size::of("web (examples/web)", &bins.web)?,
+        Size::of("echo (coldstart-runtime)", &bins.echo)?,
     ];
     Ok(Measured {
         latencies,
@@ -217,10 +188,10 @@ fn measure(
     plan: &Plan,
     bins: &Binaries,
     app: &DirectApp,
-    emulator: &Emulator,
+    up: &Up,
 ) -> anyhow::Result<(Latencies, Vec<Resident>, Vec<CpuShare>)> {
     let url = |function: &str, door: Door| -> anyhow::Result<Target> {
-        Ok(target(emulator.endpoint(function, door)?.addr))
+        Ok(target(up.endpoint(function, door)?.addr))
     };
     let targets = [
         target(app.addr),
@@ -250,11 +221,11 @@ fn measure(
             .with_context(|| format!("{label}: the first request"))?;
         first_requests.push(first);
     }
-    let up = emulator.pid()?;
+    let up = up.pid()?;
     // Every sandbox runs now.
     let sandboxes = sandbox_processes(up, bins)?;
     let anon_before = anon(&sandboxes, app.pid()?)?;
-    let rounds = sequential(rt, &targets, plan.rounds()).context("the interleaved rounds")?;
+    let rounds = sequential(rt, &targets, plan.interleaved).context("the interleaved rounds")?;
     // And once more after the rounds, warm.
     for ((target, label), expect) in targets.iter().zip(labels).zip(expect) {
         rt.block_on(check(target, expect))
@@ -284,7 +255,7 @@ fn measure(
         .into_iter()
         .zip(labels)
         .zip(first_requests)
-        .map(|((result, label), first)| latency(label, result, first));
+        .map(|((result, label), first)| timed(label, result, first));
     let mut next = || rows.next().context("the interleaved run lost a target")?;
     let latencies = Latencies {
         direct: next()?,
@@ -361,10 +332,10 @@ fn cpu_block(
     let target = std::slice::from_ref(target);
     let read = || -> anyhow::Result<(Usage, Usage, Option<Usage>, Usage)> {
         Ok((
-            adapter_tree::usage(std::process::id())?,
-            adapter_tree::usage(up)?,
-            adapter.map(adapter_tree::usage).transpose()?,
-            adapter_tree::usage(function)?,
+            tree::usage(std::process::id())?,
+            tree::usage(up)?,
+            adapter.map(tree::usage).transpose()?,
+            tree::usage(function)?,
         ))
     };
     // `rounds: 1, block: n` sends 1 + n requests.
@@ -406,17 +377,9 @@ fn target(addr: std::net::SocketAddr) -> Target {
     }
 }
 
-fn latency(
-    label: &'static str,
-    result: Sequential,
-    first_request: Duration,
-) -> anyhow::Result<Latency> {
-    Ok(Latency {
-        label,
-        summary: Summary::of(result.latencies).context("no requests measured")?,
-        firsts: Summary::of(result.firsts).context("no rounds")?,
-        failures: result.failures,
-        failure_status: result.failure_status,
+fn timed(label: &str, result: Sequential, first_request: Duration) -> anyhow::Result<Timed> {
+    Ok(Timed {
+        latency: Latency::of(label, result)?,
         first_request,
     })
 }
@@ -502,8 +465,8 @@ fn sandbox_processes(up: u32, bins: &Binaries) -> anyhow::Result<Vec<SandboxProc
     .into_iter()
     .enumerate()
     {
-        for pid in adapter_tree::running(up, program) {
-            let function = adapter_tree::env_var(pid, FUNCTION_NAME_VAR)?;
+        for pid in tree::running(up, program) {
+            let function = tree::env_var(pid, FUNCTION_NAME_VAR)?;
             let rank = order
                 .iter()
                 .position(|f| *f == function)
@@ -566,12 +529,4 @@ fn memory(
             })
         })
         .collect()
-}
-
-fn size(label: &'static str, path: &Path) -> anyhow::Result<Size> {
-    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Size {
-        label,
-        bytes: meta.len(),
-    })
 }

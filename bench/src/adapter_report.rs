@@ -2,42 +2,18 @@
 //! `bench/results/adapter.txt` and compared in diffs.
 
 use std::fmt;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::adapter_config::{ECHO, WEB, WEB_STREAM};
-use crate::adapter_measure::{CpuShare, GREETING, Latency, Measured, PATH, Plan};
-use crate::adapter_tree::Usage;
-use crate::stats::micros;
+use crate::adapter_measure::{CpuShare, GREETING, Measured, PATH, Plan, Timed};
+use crate::table::{self, Machine, mib, verdict};
+use crate::tree::Usage;
 
 /// What the adapter path may add to a warm request's p50 over the same request straight to the
 /// app (issue #5).
 const ADDED_TARGET: Duration = Duration::from_micros(150);
 /// Width of the row labels.
 const LABEL: usize = 42;
-
-/// Where and with what the figures were measured.
-#[derive(Debug)]
-pub struct Machine {
-    date: String,
-    nproc: String,
-    cpu: String,
-    rustc: String,
-}
-
-impl Machine {
-    /// Reads the date, CPU count and model, and the `rustc` on `PATH` (the one that built us when
-    /// run through `bench/adapter.sh`).
-    pub fn detect() -> Self {
-        Self {
-            date: first_line(&["date", "-u", "+%Y-%m-%d %H:%M:%S UTC"]),
-            nproc: std::thread::available_parallelism()
-                .map_or_else(|_| "unknown".into(), |n| n.to_string()),
-            cpu: cpu_model(),
-            rustc: first_line(&["rustc", "--version"]),
-        }
-    }
-}
 
 /// The run and where it ran.
 #[derive(Debug)]
@@ -49,60 +25,20 @@ pub struct Results {
 
 impl fmt::Display for Results {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.header(f)?;
+        let title = "coldstart adapter benchmark";
+        self.machine.header(f, title, self.plan.quick, &setup())?;
         self.latency(f)?;
         self.added(f)?;
         self.cpu(f)?;
-        self.sizes(f)?;
+        table::sizes(f, LABEL, &self.measured.sizes)?;
         self.memory(f)?;
         self.notes(f)
     }
 }
 
 impl Results {
-    fn header(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = &self.machine;
-        writeln!(f, "coldstart adapter benchmark")?;
-        writeln!(f, "===========================")?;
-        writeln!(f, "date     {}", m.date)?;
-        writeln!(f, "nproc    {}", m.nproc)?;
-        writeln!(f, "cpu      {}", m.cpu)?;
-        writeln!(f, "rustc    {}", m.rustc)?;
-        let mode = if self.plan.quick {
-            "--quick (every count cut by 10x: a smoke test, not a result)"
-        } else {
-            "full"
-        };
-        writeln!(f, "mode     {mode}")?;
-        writeln!(
-            f,
-            "request  GET {PATH} -> {}-byte JSON, HTTP/1.1 keep-alive, TCP_NODELAY, loopback",
-            GREETING.len()
-        )?;
-        writeln!(
-            f,
-            "up       coldstart up --listen 127.0.0.1:0 --config TEMP (no build key: nothing \
-             builds; freezing on, the default)"
-        )?;
-        for (function, what) in [
-            (
-                WEB,
-                "web + coldstart-adapter (extension), AWS_LWA_INVOKE_MODE=buffered, BUFFERED URL",
-            ),
-            (
-                WEB_STREAM,
-                "web + coldstart-adapter (extension), AWS_LWA_INVOKE_MODE=response_stream, \
-                 RESPONSE_STREAM URL",
-            ),
-            (ECHO, "echo (coldstart-runtime), BUFFERED URL"),
-        ] {
-            writeln!(f, "         {function:<11} {what}; concurrency = 1")?;
-        }
-        Ok(())
-    }
-
     fn latency(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plan = &self.plan;
+        let plan = &self.plan.interleaved;
         let l = &self.measured.latencies;
         writeln!(f)?;
         writeln!(
@@ -141,29 +77,19 @@ impl Results {
             f,
             "  first request, which starts the sandbox (one sample, in ms)."
         )?;
-        writeln!(
-            f,
-            "{:<LABEL$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
-            "", "p50", "p99", "mean", "1st p50", "non-200", "1st req ms"
-        )?;
-        for row in [&l.direct, &l.buffered, &l.streaming, &l.echo] {
-            writeln!(
-                f,
-                "{:<LABEL$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10.2}",
-                row.label,
-                micros(row.summary.p50),
-                micros(row.summary.p99),
-                micros(row.summary.mean),
-                micros(row.firsts.p50),
-                failures(row),
-                row.first_request.as_secs_f64() * 1e3
-            )?;
-        }
-        Ok(())
+        let rows = [&l.direct, &l.buffered, &l.streaming, &l.echo].map(|row| {
+            (
+                &row.latency,
+                format!("{:.2}", row.first_request.as_secs_f64() * 1e3),
+            )
+        });
+        table::latencies(f, LABEL, "1st req ms", rows)
     }
 
     fn added(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let l = &self.measured.latencies;
+        let p50 = |row: &Timed| row.latency.summary.p50;
+        let direct = p50(&l.direct);
         writeln!(f)?;
         writeln!(
             f,
@@ -171,12 +97,12 @@ impl Results {
              app (us)"
         )?;
         for (door, row) in [("BUFFERED", &l.buffered), ("RESPONSE_STREAM", &l.streaming)] {
-            let added = signed_micros(row.summary.p50, l.direct.summary.p50);
+            let added = signed_micros(p50(row), direct);
             writeln!(
                 f,
                 "  {door:<16} {added:>8}  target <= {} us: {}",
                 ADDED_TARGET.as_micros(),
-                verdict(row.summary.p50 <= l.direct.summary.p50 + ADDED_TARGET)
+                verdict(p50(row) <= direct + ADDED_TARGET)
             )?;
         }
         writeln!(
@@ -187,13 +113,13 @@ impl Results {
             f,
             "  {:<62} {:>8}",
             "emulator: Function URL -> plain Rust function (echo - direct)",
-            signed_micros(l.echo.summary.p50, l.direct.summary.p50)
+            signed_micros(p50(&l.echo), direct)
         )?;
         writeln!(
             f,
             "  {:<62} {:>8}",
             "adapter: its hop to the app and back (BUFFERED - echo)",
-            signed_micros(l.buffered.summary.p50, l.echo.summary.p50)
+            signed_micros(p50(&l.buffered), p50(&l.echo))
         )
     }
 
@@ -239,22 +165,6 @@ impl Results {
         Ok(())
     }
 
-    fn sizes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f)?;
-        writeln!(f, "Binary size (release profile)")?;
-        writeln!(f, "{:<LABEL$} {:>10} {:>8}", "", "bytes", "MiB")?;
-        for size in &self.measured.sizes {
-            writeln!(
-                f,
-                "{:<LABEL$} {:>10} {:>8.2}",
-                size.label,
-                size.bytes,
-                mib(size.bytes)
-            )?;
-        }
-        Ok(())
-    }
-
     fn memory(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let requests = self.plan.requests_between_readings();
         writeln!(f)?;
@@ -294,19 +204,36 @@ impl Results {
 
     /// What the processes printed on stderr, if anything.
     fn notes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.measured.notes.is_empty() {
-            return Ok(());
-        }
-        writeln!(f)?;
-        writeln!(
-            f,
-            "Notes (coldstart up's and the web app's stderr, cleanup)"
-        )?;
-        for note in &self.measured.notes {
-            writeln!(f, "  {note}")?;
-        }
-        Ok(())
+        let what = "coldstart up's and the web app's stderr, cleanup";
+        table::notes(f, what, &self.measured.notes)
     }
+}
+
+/// The header's rows of this bench: the request, `up`, and the functions it serves.
+fn setup() -> Vec<(&'static str, String)> {
+    let request = format!(
+        "GET {PATH} -> {}-byte JSON, HTTP/1.1 keep-alive, TCP_NODELAY, loopback",
+        GREETING.len()
+    );
+    let up = "coldstart up --listen 127.0.0.1:0 --config TEMP (no build key: nothing builds; \
+              freezing on, the default)";
+    let functions = [
+        (
+            WEB,
+            "web + coldstart-adapter (extension), AWS_LWA_INVOKE_MODE=buffered, BUFFERED URL",
+        ),
+        (
+            WEB_STREAM,
+            "web + coldstart-adapter (extension), AWS_LWA_INVOKE_MODE=response_stream, \
+             RESPONSE_STREAM URL",
+        ),
+        (ECHO, "echo (coldstart-runtime), BUFFERED URL"),
+    ];
+    let mut rows = vec![("request", request), ("up", up.to_owned())];
+    for (function, what) in functions {
+        rows.push(("", format!("{function:<11} {what}; concurrency = 1")));
+    }
+    rows
 }
 
 /// One row of the CPU table: every figure per request.
@@ -338,52 +265,9 @@ fn cpu_row(f: &mut fmt::Formatter<'_>, row: &CpuShare) -> fmt::Result {
     )
 }
 
-/// `3 (502)`: a count with the status of the last one, when there were any.
-fn failures(row: &Latency) -> String {
-    match row.failure_status {
-        Some(status) if row.failures > 0 => format!("{} ({})", row.failures, status.as_u16()),
-        _ => row.failures.to_string(),
-    }
-}
-
 /// `a - b` in microseconds with one decimal and a sign.
 fn signed_micros(a: Duration, b: Duration) -> String {
     format!("{:+.1}", (a.as_secs_f64() - b.as_secs_f64()) * 1e6)
-}
-
-/// Bytes in MiB.
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "MISSED" }
-}
-
-/// The first line a command prints, or `unknown`.
-fn first_line(argv: &[&str]) -> String {
-    let Some((program, args)) = argv.split_first() else {
-        return "unknown".into();
-    };
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .and_then(|out| {
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            stdout.lines().next().map(str::to_owned)
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The `model name` of the first CPU in `/proc/cpuinfo`.
-fn cpu_model() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|line| line.strip_prefix("model name"))
-        .find_map(|rest| rest.split_once(':'))
-        .map_or_else(|| "unknown".into(), |(_, model)| model.trim().to_owned())
 }
 
 #[cfg(test)]

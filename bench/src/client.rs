@@ -19,12 +19,24 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
+
+use crate::stats::Summary;
 
 /// Size of the JSON payload of every request.
 pub const PAYLOAD_LEN: usize = 100;
 /// The longest one request may take before the run is declared broken.
 pub const REQUEST_LIMIT: Duration = Duration::from_secs(10);
+
+/// The clients' runtime: one thread that drives every socket itself, so that a request pays no
+/// cross-thread wake-up and the figures of every server measured carry the same client costs.
+pub fn runtime() -> anyhow::Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the client's runtime")
+}
 
 /// A JSON object of exactly [`PAYLOAD_LEN`] bytes that an echo function returns byte for byte
 /// (one key, no whitespace: serde_json writes it back unchanged).
@@ -98,6 +110,35 @@ impl Sequential {
     }
 }
 
+/// The figures of one target's [`Sequential`] requests, as the tables show them.
+#[derive(Debug)]
+pub struct Latency {
+    pub label: String,
+    /// The measured requests.
+    pub summary: Summary,
+    /// The first request of each block, left out of `summary`: it may thaw a frozen sandbox.
+    pub firsts: Summary,
+    /// 200s whose body was not the expected one.
+    pub mismatches: usize,
+    /// Answers other than 200, and the status of the last one.
+    pub failures: usize,
+    pub failure_status: Option<StatusCode>,
+}
+
+impl Latency {
+    /// Summarises `result`; an error if it measured nothing.
+    pub fn of(label: impl Into<String>, result: Sequential) -> anyhow::Result<Self> {
+        Ok(Self {
+            label: label.into(),
+            summary: Summary::of(result.latencies).context("no requests measured")?,
+            firsts: Summary::of(result.firsts).context("no rounds")?,
+            mismatches: result.mismatches,
+            failures: result.failures,
+            failure_status: result.failure_status,
+        })
+    }
+}
+
 /// How [`interleaved`] sends its requests.
 #[derive(Debug, Clone, Copy)]
 pub struct Rounds {
@@ -107,6 +148,19 @@ pub struct Rounds {
     pub rounds: usize,
     /// Measured requests per block, after its first request.
     pub block: usize,
+}
+
+impl Rounds {
+    /// `warmup` requests per target, then `rounds` rounds of blocks of 1 + `block`; `quick` cuts
+    /// the warm-up and the rounds by 10x, but not the block: it sets how long each target pauses.
+    pub fn new(warmup: usize, rounds: usize, block: usize, quick: bool) -> Self {
+        let scale = if quick { 10 } else { 1 };
+        Self {
+            warmup: warmup / scale,
+            rounds: rounds / scale,
+            block,
+        }
+    }
 }
 
 /// Sequential requests to several servers, each over its own keep-alive connection, measured in

@@ -4,75 +4,28 @@
 //! prints the table and writes it to `bench/results/invoke.txt`.
 //!
 //! Run it through `bench/run.sh`, which builds the release binaries first and adds the boto3
-//! figures. See `bench/README.md` for what each figure means.
-//!
-//! # Layout
-//! - `measure`: one function per measurement, and the plan of how much to do.
-//! - `client`: the HTTP/1.1 load generator every invoke measurement shares.
-//! - `floor`: the bare hyper echo server the invoke path is compared with.
-//! - `startup`: the stub Runtime API that times spawn → first `next`.
-//! - `process`: child processes killed by process group on drop; servers with a start-up banner;
-//!   `coldstart run`.
-//! - `peer`: `cargo lambda watch`, the optional peer, and why it was skipped.
-//! - `up`: `coldstart up` with a config in a temporary folder, and its endpoint table.
-//! - `stream`: streamed answers read chunk by chunk (event stream or chunked body).
-//! - `stats`: percentiles and means.
-//! - `report`: the results table.
+//! figures. See `bench/README.md` for what each figure means, and the crate's guide (`lib.rs`) for
+//! where the code of each measurement is.
 
-mod client;
-mod floor;
-mod measure;
-mod peer;
-mod process;
-mod report;
-mod startup;
-mod stats;
-mod stream;
-mod up;
-
-use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
-
-use crate::measure::{Binaries, Plan};
-use crate::peer::{CargoLambda, Peer};
-use crate::report::{Machine, Results};
-use crate::up::ConfigDir;
-
-/// Where the table is written.
-const RESULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/results/invoke.txt");
-const USAGE: &str = "usage: coldstart-bench [--quick]";
+use coldstart_bench::cli::{Args, Command};
+use coldstart_bench::client;
+use coldstart_bench::measure::{self, Binaries, Plan};
+use coldstart_bench::peer::{CargoLambda, Peer};
+use coldstart_bench::report::Results;
+use coldstart_bench::table::Machine;
+use coldstart_bench::up::ConfigDir;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("coldstart-bench: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    Command::new("coldstart-bench", "invoke.txt").main(run)
 }
 
-fn run() -> anyhow::Result<()> {
-    let mut quick = false;
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            "-h" | "--help" => {
-                println!("{USAGE}\n  --quick  cut every count by 10x (a smoke test)");
-                return Ok(());
-            }
-            other => bail!("unknown argument `{other}`\n{USAGE}"),
-        }
-    }
-    let plan = Plan::new(quick);
+fn run(args: Args) -> anyhow::Result<Results> {
+    let plan = Plan::new(args.quick);
     let bins = Binaries::find()?;
     // The client: one thread that drives its own sockets (see `measure`).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("building the client's runtime")?;
+    let rt = client::runtime()?;
     let payload = client::payload();
     // Optional: without it the bench goes on, and the table says why the peer is missing.
     let cargo_lambda = match CargoLambda::detect() {
@@ -109,7 +62,7 @@ fn run() -> anyhow::Result<()> {
     let stream = measure::streaming(&rt, &plan, &bins.coldstart, &bins.stream, &config)?;
     drop(config);
 
-    let results = Results {
+    Ok(Results {
         machine: Machine::detect(),
         plan,
         warm,
@@ -122,17 +75,5 @@ fn run() -> anyhow::Result<()> {
         up,
         url,
         stream,
-    };
-    let table = results.to_string();
-    print!("{table}");
-    write_results(Path::new(RESULTS), &table)
-}
-
-fn write_results(path: &Path, table: &str) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(path, table).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("written to {}", path.display());
-    Ok(())
+    })
 }

@@ -11,19 +11,19 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
 use bytes::Bytes;
 use coldstart_protocol::invoke;
-use http::StatusCode;
 use tokio::runtime::Runtime;
 
-use crate::client::{self, Exchange, Load, Rounds, Target};
+use crate::client::{self, Exchange, Latency, Load, Rounds, Target};
 use crate::floor::FloorServer;
 use crate::peer::{CargoLambda, Peer, Watch};
-use crate::process::{self, Emulator};
+use crate::process::{self, Emulator, Release};
 use crate::startup;
 use crate::stats::Summary;
 use crate::stream::{self, StreamDoor, StreamTarget};
+use crate::table::Size;
 use crate::up::{self, ConfigDir, Door, Endpoint, Up};
 
 /// The function name `coldstart run` serves (as the Runtime Interface Emulator does).
@@ -36,14 +36,9 @@ const PEER_LABEL: &str = "cargo-lambda watch + lambda_runtime echo";
 pub struct Plan {
     /// Quick mode: every count cut by 10×.
     pub quick: bool,
-    /// Sequential requests per target before the interleaved rounds. Default: 300.
-    pub warmup: usize,
-    /// Interleaved rounds of sequential requests; each sends one block to every target.
-    /// Default: 30.
-    pub rounds: usize,
-    /// Measured requests per block, after the block's first (discarded) request. Not cut in quick
-    /// mode: it sets how long each target pauses. Default: 100.
-    pub block: usize,
+    /// The interleaved rounds of every sequential measurement. Default: 300 warm-up requests per
+    /// target, then 30 rounds of blocks of 1 + 100.
+    pub interleaved: Rounds,
     /// Concurrent clients of the throughput run. Default: 8.
     pub clients: usize,
     /// Requests of the throughput warm-up, not counted. Default: 2,000.
@@ -73,9 +68,7 @@ impl Plan {
         let scale = if quick { 10 } else { 1 };
         Self {
             quick,
-            warmup: 300 / scale,
-            rounds: 30 / scale,
-            block: 100,
+            interleaved: Rounds::new(300, 30, 100, quick),
             clients: 8,
             load_warmup: 2_000 / scale,
             load_total: 40_000 / scale,
@@ -87,15 +80,6 @@ impl Plan {
             ttfb_runs: 200 / scale,
             transfer_warmup: 1,
             transfer_runs: if quick { 1 } else { 5 },
-        }
-    }
-
-    /// The interleaved rounds of every sequential measurement.
-    pub fn rounds(&self) -> Rounds {
-        Rounds {
-            warmup: self.warmup,
-            rounds: self.rounds,
-            block: self.block,
         }
     }
 }
@@ -123,51 +107,33 @@ pub struct Binaries {
 impl Binaries {
     /// Finds the binaries in the folder of this executable (`target/release`).
     pub fn find() -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("locating coldstart-bench")?;
-        let dir = exe.parent().context("coldstart-bench has no folder")?;
-        let binary = |name: &str| -> anyhow::Result<PathBuf> {
-            let path = dir.join(name);
-            if !path.is_file() {
-                bail!(
-                    "{} is missing; build it with `cargo build --release -p coldstart -p echo \
-                     -p coldstart-testkit --bins` (or run bench/run.sh)",
-                    path.display()
-                );
-            }
-            Ok(path)
-        };
+        let release = Release::find(
+            "`cargo build --release -p coldstart -p echo -p coldstart-testkit --bins` (or run \
+             bench/run.sh)",
+        )?;
         Ok(Self {
-            coldstart: binary("coldstart")?,
+            coldstart: release.binary("coldstart")?,
             echo: Function {
                 label: "coldstart-runtime echo",
-                path: binary("echo")?,
+                path: release.binary("echo")?,
             },
             lr_echo: Function {
                 label: "lambda_runtime echo",
-                path: binary("fx-lr-echo")?,
+                path: release.binary("fx-lr-echo")?,
             },
             stream: Function {
                 label: "coldstart-runtime fx-stream",
-                path: binary("fx-stream")?,
+                path: release.binary("fx-stream")?,
             },
         })
     }
 }
 
-/// Sequential latencies of one server.
+/// The sequential latencies of a server the bench started, and what it printed on stderr
+/// (warnings, errors).
 #[derive(Debug)]
-pub struct Latency {
-    pub label: String,
-    /// The measured requests.
-    pub summary: Summary,
-    /// The first request of each block, discarded from `summary` (it may thaw a frozen sandbox).
-    pub firsts: Summary,
-    /// 200s whose body was not the expected one.
-    pub mismatches: usize,
-    /// Answers other than 200, and the status of the last one.
-    pub failures: usize,
-    pub failure_status: Option<StatusCode>,
-    /// What the emulator printed on stderr (warnings, errors).
+pub struct Served {
+    pub latency: Latency,
     pub notes: Vec<String>,
 }
 
@@ -179,13 +145,6 @@ pub struct Throughput {
     /// The warm-up run before it, not counted in the rate.
     pub warmup: Load,
     pub notes: Vec<String>,
-}
-
-/// The size of one binary on disk.
-#[derive(Debug)]
-pub struct Size {
-    pub label: String,
-    pub bytes: u64,
 }
 
 /// Spawn → first `next` of one function.
@@ -201,11 +160,11 @@ pub struct WarmInvokes {
     /// The bare hyper echo.
     pub floor: Latency,
     /// coldstart-runtime behind `coldstart run`.
-    pub ours: Latency,
+    pub ours: Served,
     /// lambda_runtime behind `coldstart run`.
-    pub lr: Latency,
+    pub lr: Served,
     /// lambda_runtime behind `cargo lambda watch`.
-    pub peer: Peer<Latency>,
+    pub peer: Peer<Served>,
 }
 
 /// `coldstart up` from spawn until every endpoint has answered, over several runs.
@@ -230,7 +189,7 @@ pub struct UpToReady {
 pub struct WarmFunctionUrl {
     /// The bare hyper echo, answering the same GETs.
     pub floor: Latency,
-    pub url: Latency,
+    pub url: Served,
 }
 
 /// Sequential warm invokes of the floor, of both functions through `coldstart run` and, when
@@ -256,7 +215,7 @@ pub fn warm_invokes(
     if let Peer::Measured(watch) = &watch {
         targets.push(watch.target());
     }
-    let result = rt.block_on(client::interleaved(&targets, payload, plan.rounds()));
+    let result = rt.block_on(client::interleaved(&targets, payload, plan.interleaved));
     // Stopped before `?`, so a failed run still reports what the emulators said.
     let notes_ours = ours.stop()?;
     let notes_lr = lr.stop()?;
@@ -280,13 +239,13 @@ pub fn warm_invokes(
     let mut next = || result.next().context("the interleaved run lost a target");
     let (floor, ours, lr) = (next()?, next()?, next()?);
     let peer = match watch {
-        Peer::Measured(notes) => Peer::Measured(latency(PEER_LABEL.into(), next()?, notes)?),
+        Peer::Measured(notes) => Peer::Measured(served(PEER_LABEL.into(), next()?, notes)?),
         Peer::Skipped(why) => Peer::Skipped(why),
     };
     Ok(WarmInvokes {
-        floor: latency("floor (bare hyper echo)".into(), floor, Vec::new())?,
-        ours: latency(format!("coldstart + {}", bins.echo.label), ours, notes_ours)?,
-        lr: latency(format!("coldstart + {}", bins.lr_echo.label), lr, notes_lr)?,
+        floor: Latency::of("floor (bare hyper echo)", floor)?,
+        ours: served(format!("coldstart + {}", bins.echo.label), ours, notes_ours)?,
+        lr: served(format!("coldstart + {}", bins.lr_echo.label), lr, notes_lr)?,
         peer,
     })
 }
@@ -375,17 +334,12 @@ fn load_with_warmup(rt: &Runtime, plan: &Plan, payload: &Bytes, target: &Target)
 
 /// The size of `function`'s binary.
 pub fn binary_size(function: &Function) -> anyhow::Result<Size> {
-    let meta = std::fs::metadata(&function.path)
-        .with_context(|| format!("reading {}", function.path.display()))?;
     let file = function
         .path
         .file_name()
         .unwrap_or_default()
         .to_string_lossy();
-    Ok(Size {
-        label: format!("{} ({file})", function.label),
-        bytes: meta.len(),
-    })
+    Size::of(format!("{} ({file})", function.label), &function.path)
 }
 
 /// Spawn → first `next` of each function, runs interleaved (and the order alternated) so that
@@ -517,15 +471,19 @@ pub fn warm_function_url(
         floor_target(&floor, Exchange::Get, url.path.clone()),
         endpoint_target(url, Exchange::Get),
     ];
-    let result = rt.block_on(client::interleaved(&targets, &Bytes::new(), plan.rounds()));
+    let result = rt.block_on(client::interleaved(
+        &targets,
+        &Bytes::new(),
+        plan.interleaved,
+    ));
     let notes = up.stop()?;
     drop(floor);
     let result = result.with_context(|| format!("warm Function URL: {}", notes.join("\n")))?;
     let [floor, url] = <[client::Sequential; 2]>::try_from(result)
         .map_err(|_| anyhow!("the interleaved run lost a target"))?;
     Ok(WarmFunctionUrl {
-        floor: latency("floor (bare hyper echo, GET)".into(), floor, Vec::new())?,
-        url: latency(format!("Function URL, {}", function.label), url, notes)?,
+        floor: Latency::of("floor (bare hyper echo, GET)", floor)?,
+        url: served(format!("Function URL, {}", function.label), url, notes)?,
     })
 }
 
@@ -691,18 +649,9 @@ fn emulator_target(emulator: &Emulator) -> Target {
     }
 }
 
-fn latency(
-    label: String,
-    result: client::Sequential,
-    notes: Vec<String>,
-) -> anyhow::Result<Latency> {
-    Ok(Latency {
-        label,
-        summary: Summary::of(result.latencies).context("no requests measured")?,
-        firsts: Summary::of(result.firsts).context("no rounds")?,
-        mismatches: result.mismatches,
-        failures: result.failures,
-        failure_status: result.failure_status,
+fn served(label: String, result: client::Sequential, notes: Vec<String>) -> anyhow::Result<Served> {
+    Ok(Served {
+        latency: Latency::of(label, result)?,
         notes,
     })
 }

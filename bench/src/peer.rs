@@ -6,7 +6,7 @@
 //! `cargo lambda` is missing), prints no banner to wait for (readiness is a successful invoke), and
 //! runs each function instance in a process group of its own, which killing its group misses.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use tokio::runtime::Runtime;
 
 use crate::client::{self, Exchange, Target};
-use crate::process::{Banner, Read, Server};
+use crate::process::{Banner, Read, Server, free_port};
 
 /// The function `cargo lambda watch` serves: the binary's name.
 pub const FUNCTION: &str = "fx-lr-echo";
@@ -95,6 +95,7 @@ impl Watch {
         payload: &Bytes,
         concurrency: Option<usize>,
     ) -> anyhow::Result<Self> {
+        // cargo-lambda takes a port number, not a listener.
         let port = free_port()?;
         let mut command = Command::new("cargo");
         command
@@ -225,15 +226,6 @@ fn process_group(pid: u32) -> Option<u32> {
         return None;
     }
     fields.nth(1)?.parse().ok()
-}
-
-/// A free loopback port for `-P`: bound on `127.0.0.1:0`, then released for cargo-lambda, which
-/// takes a port number, not a listener. Another process could take it in between; cargo-lambda
-/// would then fail to bind and exit, which the readiness wait reports.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-    // The listener is dropped here, freeing the port.
 }
 
 /// cargo-lambda prints no line that says it serves: every stderr line is kept.

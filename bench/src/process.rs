@@ -1,14 +1,16 @@
-//! Child processes the bench starts: a guard that always reaps the whole process group, a server
-//! whose start-up banner is read from its stderr, and the `coldstart run` emulator.
+//! Child processes the benches start: the release binaries they run, a guard that always reaps
+//! the whole process group, a server whose start-up banner is read from its output, and the
+//! `coldstart run` emulator.
 //!
 //! Separate from the measurements so that no early return or panic in them can leave a process
 //! behind: everything spawned here is killed (by process group) and waited for on `Drop`.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::fmt;
+use std::io::{self, BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -20,12 +22,56 @@ use nix::unistd::Pid;
 
 /// How long a server may take to print its banner. Default: 10 seconds.
 const READY_LIMIT: Duration = Duration::from_secs(10);
-/// How long a process gets to exit after SIGTERM before SIGKILL.
+/// How long a process gets to exit after SIGTERM before SIGKILL, unless told otherwise.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-/// How long to wait for the last stderr lines once a server has exited.
+/// How long to wait for the last output lines once a server has exited.
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 /// The prefix of the one line `coldstart run` prints on stderr when it is serving.
 const BANNER: &str = "coldstart: serving ";
+
+/// The folder of this executable (`target/release` when the scripts built it), where the binaries
+/// it runs are.
+#[derive(Debug)]
+pub struct Release {
+    dir: PathBuf,
+    /// How to build a missing binary, for the error that says it is missing.
+    build: &'static str,
+}
+
+impl Release {
+    /// This executable's folder; `build` says how to build what is missing from it.
+    pub fn find(build: &'static str) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating this executable")?;
+        let dir = exe.parent().context("this executable has no folder")?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            build,
+        })
+    }
+
+    /// The binary `name` in the folder, canonical (so that it compares equal to `/proc/PID/exe`).
+    pub fn binary(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let path = self.dir.join(name);
+        if !path.is_file() {
+            bail!(
+                "{} is missing; build it with {}",
+                path.display(),
+                self.build
+            );
+        }
+        path.canonicalize()
+            .with_context(|| format!("resolving {}", path.display()))
+    }
+}
+
+/// How a process ended once asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited within its grace period, with this status.
+    Exited(ExitStatus),
+    /// It outlived its grace period and was SIGKILLed.
+    Killed,
+}
 
 /// A child process in its own process group. Dropping it SIGKILLs the group and waits.
 #[derive(Debug)]
@@ -37,11 +83,10 @@ pub struct Process {
 impl Process {
     /// Spawns `command` as the leader of a new process group, so one signal reaches the tree.
     pub fn spawn(mut command: Command) -> anyhow::Result<Self> {
-        let program = command.get_program().to_string_lossy().into_owned();
         let child = command
             .process_group(0)
             .spawn()
-            .with_context(|| format!("could not start {program}"))?;
+            .with_context(|| format!("could not start {}", program(&command)))?;
         Ok(Self { child: Some(child) })
     }
 
@@ -59,13 +104,8 @@ impl Process {
         }
     }
 
-    /// Takes the child's piped stderr, if it was piped and not taken yet.
-    fn take_stderr(&mut self) -> Option<ChildStderr> {
-        self.child.as_mut()?.stderr.take()
-    }
-
-    /// SIGTERMs the group, waits up to [`STOP_GRACE`], then SIGKILLs it; returns the exit status.
-    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+    /// SIGTERMs the group, waits up to `grace`, then SIGKILLs it; says how the process ended.
+    pub fn terminate(mut self, grace: Duration) -> anyhow::Result<Ending> {
         let mut child = self
             .child
             .take()
@@ -81,17 +121,18 @@ impl Process {
             let _ = exited_tx.send(());
             status
         });
-        let killed = exited.recv_timeout(STOP_GRACE).is_err();
+        let killed = exited.recv_timeout(grace).is_err();
         if killed {
             signal_group(group, Signal::SIGKILL);
         }
         let status = waiter
             .join()
             .map_err(|_| anyhow!("the waiter thread panicked"))??;
-        if killed {
-            bail!("it did not exit within {STOP_GRACE:?} of SIGTERM and was killed");
-        }
-        Ok(status)
+        Ok(if killed {
+            Ending::Killed
+        } else {
+            Ending::Exited(status)
+        })
     }
 }
 
@@ -133,16 +174,37 @@ pub trait Banner: Send + 'static {
     fn read(&mut self, line: &str, at: Instant) -> Read<Self::Found>;
 }
 
-/// A process that serves once it has printed a banner on stderr. A thread reads its stderr to the
-/// end; every line besides the banner is kept to be reported.
+/// A banner of one line: the first line for which `F` reads what it says.
+pub struct Line<F>(pub F);
+
+impl<F> fmt::Debug for Line<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Line")
+    }
+}
+
+impl<T, F> Banner for Line<F>
+where
+    T: Send + 'static,
+    F: FnMut(&str) -> Option<T> + Send + 'static,
+{
+    type Found = T;
+
+    fn read(&mut self, line: &str, _at: Instant) -> Read<T> {
+        (self.0)(line).map_or(Read::Other, Read::Done)
+    }
+}
+
+/// A process that serves once it has printed a banner. A thread reads its output (stderr, or
+/// stdout and stderr together) to the end; every line besides the banner is kept to be reported.
 #[derive(Debug)]
 pub struct Server {
-    /// The program's name, for messages.
-    program: String,
+    /// What messages call it: the program, unless [`Server::named`] said otherwise.
+    name: String,
     process: Process,
-    /// Every stderr line outside the banner. The drain thread holds the other reference.
-    stderr: Arc<Mutex<Vec<String>>>,
-    /// Disconnects when the drain thread reaches the end of stderr (the server has exited).
+    /// Every output line outside the banner. The drain thread holds the other reference.
+    output: Arc<Mutex<Vec<String>>>,
+    /// Disconnects when the drain thread reaches the end of the output (the server has exited).
     drained: mpsc::Receiver<()>,
 }
 
@@ -158,7 +220,7 @@ impl Server {
                 let said = server.said();
                 bail!(
                     "{} did not start serving ({err}); its stderr:\n{said}",
-                    server.program
+                    server.name
                 );
             }
         };
@@ -171,30 +233,65 @@ impl Server {
         mut command: Command,
         banner: B,
     ) -> anyhow::Result<(Self, mpsc::Receiver<B::Found>)> {
-        let program = command.get_program().to_string_lossy().into_owned();
+        let name = program(&command);
         command.stderr(Stdio::piped());
         let mut process = Process::spawn(command)?;
         let stderr = process
-            .take_stderr()
-            .with_context(|| format!("{program}'s stderr is not piped"))?;
+            .child
+            .as_mut()
+            .and_then(|child| child.stderr.take())
+            .with_context(|| format!("{name}'s stderr is not piped"))?;
+        Ok(Self::watch(name, process, stderr, banner))
+    }
 
+    /// As [`Server::spawn`], with stdout and stderr sharing one pipe: the banner and any
+    /// complaint arrive in the order they were written.
+    pub fn spawn_merged<B: Banner>(
+        mut command: Command,
+        banner: B,
+    ) -> anyhow::Result<(Self, mpsc::Receiver<B::Found>)> {
+        let name = program(&command);
+        let (reader, writer) =
+            io::pipe().with_context(|| format!("creating {name}'s output pipe"))?;
+        command
+            .stderr(writer.try_clone().context("sharing the output pipe")?)
+            .stdout(writer);
+        // `spawn` consumes the command, and with it this process's ends of the pipe's write side:
+        // the reader sees the end of the output once the server has exited.
+        let process = Process::spawn(command)?;
+        Ok(Self::watch(name, process, reader, banner))
+    }
+
+    /// Starts the thread that reads `output` to its end.
+    fn watch<B: Banner>(
+        name: String,
+        process: Process,
+        output: impl io::Read + Send + 'static,
+        banner: B,
+    ) -> (Self, mpsc::Receiver<B::Found>) {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (found_tx, found_rx) = mpsc::channel();
-        // The drain thread holds `drained_tx`: dropping it at the end of stderr tells `stop` that
-        // every line is in.
+        // The drain thread holds `drained_tx`: dropping it at the end of the output tells `stop`
+        // that every line is in.
         let (drained_tx, drained) = mpsc::channel::<()>();
         let sink = Arc::clone(&lines);
         thread::spawn(move || {
             let _drained_tx = drained_tx;
-            drain_stderr(stderr, banner, found_tx, &sink);
+            drain(output, banner, found_tx, &sink);
         });
         let server = Self {
-            program,
+            name,
             process,
-            stderr: lines,
+            output: lines,
             drained,
         };
-        Ok((server, found_rx))
+        (server, found_rx)
+    }
+
+    /// Calls the server `name` in the messages of stopping it.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// Whether the server has exited (it is reaped if so).
@@ -202,11 +299,11 @@ impl Server {
         self.process.exited()
     }
 
-    /// Every stderr line outside the banner so far, once the server has exited: waits up to
+    /// Every output line outside the banner so far, once the server has exited: waits up to
     /// [`DRAIN_LIMIT`] for the last of them.
     pub fn said(&self) -> String {
         let _ = self.drained.recv_timeout(DRAIN_LIMIT);
-        self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
+        self.output.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
     /// The server's process id.
@@ -215,34 +312,72 @@ impl Server {
     }
 
     /// Stops the server with SIGTERM (coldstart stops its sandboxes) and returns what it printed
-    /// on stderr besides the banner: warnings and errors worth reporting.
+    /// besides the banner: warnings and errors worth reporting, and a line for a failed exit
+    /// status. Not exiting within [`STOP_GRACE`] is an error.
     pub fn stop(self) -> anyhow::Result<Vec<String>> {
-        let program = self.program;
-        let status = self
-            .process
-            .stop()
-            .with_context(|| format!("stopping {program}"))?;
-        // Ends at once when the drain thread has already finished (sender dropped).
-        let _ = self.drained.recv_timeout(DRAIN_LIMIT);
-        let mut lines = self.stderr.lock().map(|l| l.clone()).unwrap_or_default();
-        if !status.success() {
-            lines.push(format!("{program} exited with {status} after SIGTERM"));
+        let name = self.name.clone();
+        let (ending, mut lines) = self.terminate(STOP_GRACE)?;
+        match ending {
+            Ending::Killed => Err(anyhow!(
+                "it did not exit within {STOP_GRACE:?} of SIGTERM and was killed"
+            ))
+            .with_context(|| format!("stopping {name}")),
+            Ending::Exited(status) => {
+                lines.extend(failed_exit(&name, status));
+                Ok(lines)
+            }
+        }
+    }
+
+    /// As [`Server::stop`] with a grace period of `grace`, past which the server is killed and a
+    /// line says so.
+    pub fn stop_within(self, grace: Duration) -> anyhow::Result<Vec<String>> {
+        let name = self.name.clone();
+        let (ending, mut lines) = self.terminate(grace)?;
+        match ending {
+            Ending::Killed => lines.push(format!(
+                "{name} did not exit within {grace:?} of SIGTERM and was killed"
+            )),
+            Ending::Exited(status) => lines.extend(failed_exit(&name, status)),
         }
         Ok(lines)
     }
+
+    /// SIGTERM, `grace`, SIGKILL ([`Process::terminate`]); how it ended, and every output line
+    /// outside the banner.
+    fn terminate(self, grace: Duration) -> anyhow::Result<(Ending, Vec<String>)> {
+        let ending = self
+            .process
+            .terminate(grace)
+            .with_context(|| format!("stopping {}", self.name))?;
+        // Ends at once when the drain thread has already finished (sender dropped).
+        let _ = self.drained.recv_timeout(DRAIN_LIMIT);
+        let lines = self.output.lock().map(|l| l.clone()).unwrap_or_default();
+        Ok((ending, lines))
+    }
 }
 
-/// Reads `stderr` to its end: `banner` reads each line until its banner is complete, which goes to
+/// The line that reports a failed exit status after SIGTERM, if it failed.
+fn failed_exit(name: &str, status: ExitStatus) -> Option<String> {
+    (!status.success()).then(|| format!("{name} exited with {status} after SIGTERM"))
+}
+
+/// The program `command` runs, for messages.
+fn program(command: &Command) -> String {
+    command.get_program().to_string_lossy().into_owned()
+}
+
+/// Reads `output` to its end: `banner` reads each line until its banner is complete, which goes to
 /// `found`; every other line goes to `lines`. Reading on keeps the pipe from filling up and
 /// blocking the server.
-fn drain_stderr<B: Banner>(
-    stderr: ChildStderr,
+fn drain<B: Banner>(
+    output: impl io::Read,
     mut banner: B,
     found: mpsc::Sender<B::Found>,
     lines: &Mutex<Vec<String>>,
 ) {
     let mut complete = false;
-    for line in BufReader::new(stderr).lines() {
+    for line in BufReader::new(output).lines() {
         let Ok(line) = line else { break };
         let at = Instant::now();
         if !complete {
@@ -260,6 +395,27 @@ fn drain_stderr<B: Banner>(
             lines.push(line);
         }
     }
+}
+
+/// `N` distinct free loopback ports, for servers that take a port number rather than a listener:
+/// bound on `127.0.0.1:0` together, then released. Another process could take one in between; the
+/// server would then fail to bind and exit, which waiting for it to serve reports.
+pub fn free_ports<const N: usize>() -> anyhow::Result<[SocketAddr; N]> {
+    let mut held = Vec::with_capacity(N);
+    for _ in 0..N {
+        held.push(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")?);
+    }
+    let mut addrs = [SocketAddr::from((Ipv4Addr::LOCALHOST, 0)); N];
+    for (addr, listener) in addrs.iter_mut().zip(&held) {
+        *addr = listener.local_addr()?;
+    }
+    Ok(addrs)
+}
+
+/// One free loopback port ([`free_ports`]).
+pub fn free_port() -> anyhow::Result<u16> {
+    let [addr] = free_ports()?;
+    Ok(addr.port())
 }
 
 /// `field` (`VmRSS`: resident now; `VmHWM`: the peak resident) of `/proc/PID/status`, in bytes.
@@ -309,7 +465,7 @@ impl Emulator {
             .env("COLDSTART_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
-        let (server, addr) = Server::start(command, RunBanner)?;
+        let (server, addr) = Server::start(command, Line(banner_addr))?;
         Ok(Self { server, addr })
     }
 
@@ -319,19 +475,7 @@ impl Emulator {
     }
 }
 
-/// The one-line banner of `coldstart run`.
-#[derive(Debug)]
-struct RunBanner;
-
-impl Banner for RunBanner {
-    type Found = SocketAddr;
-
-    fn read(&mut self, line: &str, _at: Instant) -> Read<SocketAddr> {
-        banner_addr(line).map_or(Read::Other, Read::Done)
-    }
-}
-
-/// The address in ``coldstart: serving `BOOTSTRAP` at http://ADDR/2015-03-31/...``.
+/// The address in the one-line banner of `coldstart run`, ``coldstart: serving `BOOTSTRAP` at http://ADDR/2015-03-31/...``.
 fn banner_addr(line: &str) -> Option<SocketAddr> {
     let rest = line.strip_prefix(BANNER)?;
     let (_, url) = rest.rsplit_once(" at http://")?;
@@ -366,6 +510,66 @@ mod tests {
         // kernel updates the peak lazily), so only their presence is checked.
         assert!(now > 0 && peak > 0, "VmRSS {now}, VmHWM {peak}");
         assert!(resident_bytes(pid, "VmNothing").is_err());
+    }
+
+    /// The banner of the test servers: a line `ready`.
+    fn ready(line: &str) -> Option<()> {
+        (line == "ready").then_some(())
+    }
+
+    fn shell(script: &str) -> Command {
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        command
+    }
+
+    #[test]
+    fn a_merged_server_keeps_both_streams_in_order() {
+        // Every line before the banner: SIGTERM could cut a line after it short.
+        let command = shell("echo one >&2; echo two; echo ready; exec sleep 30");
+        let (server, found) = Server::spawn_merged(command, Line(ready)).expect("sh starts");
+        found.recv_timeout(READY_LIMIT).expect("the banner");
+        let lines = server.named("the shell").stop().expect("it stops");
+        assert_eq!(
+            lines,
+            [
+                "one",
+                "two",
+                "the shell exited with signal: 15 (SIGTERM) after SIGTERM"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_server_that_ignores_sigterm_is_killed_after_its_grace() {
+        let command = shell("trap '' TERM; echo ready >&2; while :; do sleep 1; done");
+        let (server, ()) = Server::start(command, Line(ready)).expect("sh starts");
+        let lines = server
+            .named("the shell")
+            .stop_within(Duration::from_millis(100))
+            .expect("it is killed");
+        assert_eq!(
+            lines,
+            ["the shell did not exit within 100ms of SIGTERM and was killed"]
+        );
+    }
+
+    #[test]
+    fn a_missing_binary_says_how_to_build_it() {
+        let release = Release::find("`make`").expect("this test's folder");
+        let err = release.binary("no-such-binary").map(|_| ());
+        let err = format!("{:#}", err.expect_err("it is missing"));
+        assert!(
+            err.ends_with("/no-such-binary is missing; build it with `make`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let [a, b, c] = free_ports().expect("three ports");
+        assert!(a != b && b != c && a != c, "{a} {b} {c}");
+        assert!(a.ip().is_loopback() && a.port() != 0);
     }
 
     #[test]

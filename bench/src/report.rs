@@ -1,18 +1,17 @@
-//! The results table: plain text with a stable layout, meant to be committed as
+//! The invoke bench's results table: plain text with a stable layout, meant to be committed as
 //! `bench/results/invoke.txt` and compared in diffs.
 
 use std::fmt;
-use std::process::Command;
 use std::time::Duration;
 
-use crate::client::PAYLOAD_LEN;
+use crate::client::{Latency, PAYLOAD_LEN};
 use crate::measure::{
-    Latency, Plan, Size, Startup, Streaming, Throughput, UpToReady, WarmFunctionUrl, WarmInvokes,
-    ratio,
+    Plan, Startup, Streaming, Throughput, UpToReady, WarmFunctionUrl, WarmInvokes, ratio,
 };
 use crate::peer::{CargoLambda, Peer};
 use crate::stats::{micros, millis};
 use crate::stream::STREAM_BYTES;
+use crate::table::{self, Machine, Size, failures, mb, verdict};
 
 /// Warm invoke p50 of coldstart with our runtime: at most this many times the floor's.
 const FLOOR_RATIO_TARGET: f64 = 2.5;
@@ -36,29 +35,6 @@ const STREAM_RATE_TARGET: f64 = 1_000.0;
 const PEAK_RISE_TARGET: f64 = 10.0;
 /// Width of the row labels.
 const LABEL: usize = 40;
-
-/// Where and with what the figures were measured.
-#[derive(Debug)]
-pub struct Machine {
-    date: String,
-    nproc: String,
-    cpu: String,
-    rustc: String,
-}
-
-impl Machine {
-    /// Reads the date, CPU count and model, and the `rustc` on `PATH` (the one that built us when
-    /// run through `bench/run.sh`).
-    pub fn detect() -> Self {
-        Self {
-            date: first_line(&["date", "-u", "+%Y-%m-%d %H:%M:%S UTC"]),
-            nproc: std::thread::available_parallelism()
-                .map_or_else(|_| "unknown".into(), |n| n.to_string()),
-            cpu: cpu_model(),
-            rustc: first_line(&["rustc", "--version"]),
-        }
-    }
-}
 
 /// Everything one run measured.
 #[derive(Debug)]
@@ -87,10 +63,12 @@ pub struct Results {
 
 impl fmt::Display for Results {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.header(f)?;
+        let title = "coldstart invoke benchmark";
+        self.machine
+            .header(f, title, self.plan.quick, &self.setup())?;
         self.sequential(f)?;
         self.throughput(f)?;
-        self.sizes(f)?;
+        table::sizes(f, LABEL, &self.sizes)?;
         self.startup(f)?;
         self.up(f)?;
         self.function_url(f)?;
@@ -100,30 +78,15 @@ impl fmt::Display for Results {
 }
 
 impl Results {
-    fn header(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = &self.machine;
-        writeln!(f, "coldstart invoke benchmark")?;
-        writeln!(f, "==========================")?;
-        writeln!(f, "date     {}", m.date)?;
-        writeln!(f, "nproc    {}", m.nproc)?;
-        writeln!(f, "cpu      {}", m.cpu)?;
-        writeln!(f, "rustc    {}", m.rustc)?;
-        let mode = if self.plan.quick {
-            "--quick (every count cut by 10x: a smoke test, not a result)"
-        } else {
-            "full"
+    /// The header's rows of this bench: the peer and the payload.
+    fn setup(&self) -> Vec<(&'static str, String)> {
+        let peer = match &self.cargo_lambda {
+            Peer::Measured(found) => format!("{} (cargo lambda watch)", found.version),
+            Peer::Skipped(why) => format!("skipped: {why}"),
         };
-        writeln!(f, "mode     {mode}")?;
-        match &self.cargo_lambda {
-            Peer::Measured(found) => {
-                writeln!(f, "peer     {} (cargo lambda watch)", found.version)?
-            }
-            Peer::Skipped(why) => writeln!(f, "peer     skipped: {why}")?,
-        }
-        writeln!(
-            f,
-            "payload  {PAYLOAD_LEN}-byte JSON over HTTP/1.1 keep-alive, TCP_NODELAY, loopback"
-        )
+        let payload =
+            format!("{PAYLOAD_LEN}-byte JSON over HTTP/1.1 keep-alive, TCP_NODELAY, loopback");
+        vec![("peer", peer), ("payload", payload)]
     }
 
     fn sequential(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -139,13 +102,14 @@ impl Results {
              connection each (us)"
         )?;
         self.rounds(f)?;
-        let mut rows = vec![&warm.floor, &warm.ours, &warm.lr];
+        let mut rows = vec![&warm.floor, &warm.ours.latency, &warm.lr.latency];
         if let Peer::Measured(peer) = &warm.peer {
-            rows.push(peer);
+            rows.push(&peer.latency);
         }
         latency_table(f, &rows)?;
-        let to_floor = ratio(warm.ours.summary.p50, warm.floor.summary.p50);
-        let to_lr = ratio(warm.ours.summary.p50, warm.lr.summary.p50);
+        let ours = warm.ours.latency.summary.p50;
+        let to_floor = ratio(ours, warm.floor.summary.p50);
+        let to_lr = ratio(ours, warm.lr.latency.summary.p50);
         writeln!(
             f,
             "  coldstart-runtime p50 / floor p50           {to_floor:5.2}x  \
@@ -159,7 +123,7 @@ impl Results {
         )?;
         match &warm.peer {
             Peer::Measured(peer) => {
-                let to_peer = ratio(warm.ours.summary.p50, peer.summary.p50);
+                let to_peer = ratio(ours, peer.latency.summary.p50);
                 writeln!(
                     f,
                     "  coldstart-runtime p50 / cargo-lambda p50    {to_peer:5.2}x"
@@ -171,7 +135,7 @@ impl Results {
 
     /// How the interleaved sequential measurements send their requests.
     fn rounds(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plan = &self.plan;
+        let plan = &self.plan.interleaved;
         writeln!(
             f,
             "  {} warm-up requests each, then {} rounds; a round sends a block of 1 + {} \
@@ -226,7 +190,7 @@ impl Results {
                 load.rate(),
                 load.echoed,
                 load.throttled,
-                failures(load.failures, load.failure_status.map(|s| s.as_u16())),
+                failures(load.failures, load.failure_status),
                 load.mismatches,
                 load.broken,
                 load.elapsed.as_secs_f64()
@@ -269,17 +233,6 @@ impl Results {
             rows.push(peer);
         }
         rows
-    }
-
-    fn sizes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f)?;
-        writeln!(f, "Binary size (release profile)")?;
-        writeln!(f, "{:<LABEL$} {:>10} {:>8}", "", "bytes", "MiB")?;
-        for size in &self.sizes {
-            let mib = size.bytes as f64 / (1024.0 * 1024.0);
-            writeln!(f, "{:<LABEL$} {:>10} {mib:>8.2}", size.label, size.bytes)?;
-        }
-        Ok(())
     }
 
     fn startup(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -348,8 +301,8 @@ impl Results {
              answering the same GETs, any 200 right (us)"
         )?;
         self.rounds(f)?;
-        latency_table(f, &[&url.floor, &url.url])?;
-        let to_floor = ratio(url.url.summary.p50, url.floor.summary.p50);
+        latency_table(f, &[&url.floor, &url.url.latency])?;
+        let to_floor = ratio(url.url.latency.summary.p50, url.floor.summary.p50);
         writeln!(
             f,
             "  Function URL p50 / floor p50  {to_floor:5.2}x  \
@@ -462,7 +415,8 @@ impl Results {
             rows.push(peer);
         }
         for row in rows {
-            notes.extend(row.notes.iter().map(|n| format!("{}: {n}", row.label)));
+            let label = &row.latency.label;
+            notes.extend(row.notes.iter().map(|n| format!("{label}: {n}")));
         }
         notes.extend(
             self.up
@@ -490,80 +444,12 @@ impl Results {
                     .map(|n| format!("{} (throughput): {n}", row.label)),
             );
         }
-        if notes.is_empty() {
-            return Ok(());
-        }
-        writeln!(f)?;
-        writeln!(f, "Notes (emulator stderr, broken connections)")?;
-        for note in notes {
-            writeln!(f, "  {note}")?;
-        }
-        Ok(())
+        table::notes(f, "emulator stderr, broken connections", &notes)
     }
 }
 
 /// The rows of a sequential measurement, with their header.
 fn latency_table(f: &mut fmt::Formatter<'_>, rows: &[&Latency]) -> fmt::Result {
-    writeln!(
-        f,
-        "{:<LABEL$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
-        "", "p50", "p99", "mean", "1st p50", "non-200", "mismatches"
-    )?;
-    for row in rows {
-        writeln!(
-            f,
-            "{:<LABEL$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
-            row.label,
-            micros(row.summary.p50),
-            micros(row.summary.p99),
-            micros(row.summary.mean),
-            micros(row.firsts.p50),
-            failures(row.failures, row.failure_status.map(|s| s.as_u16())),
-            row.mismatches
-        )?;
-    }
-    Ok(())
-}
-
-/// `3 (502)`: a count with the status of the last one, when there were any.
-fn failures(count: usize, status: Option<u16>) -> String {
-    match status {
-        Some(status) if count > 0 => format!("{count} ({status})"),
-        _ => count.to_string(),
-    }
-}
-
-/// Bytes in MB (10^6 bytes).
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "MISSED" }
-}
-
-/// The first line a command prints, or `unknown`.
-fn first_line(argv: &[&str]) -> String {
-    let Some((program, args)) = argv.split_first() else {
-        return "unknown".into();
-    };
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .and_then(|out| {
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            stdout.lines().next().map(str::to_owned)
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The `model name` of the first CPU in `/proc/cpuinfo`.
-fn cpu_model() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|line| line.strip_prefix("model name"))
-        .find_map(|rest| rest.split_once(':'))
-        .map_or_else(|| "unknown".into(), |(_, model)| model.trim().to_owned())
+    let rows = rows.iter().map(|row| (*row, row.mismatches.to_string()));
+    table::latencies(f, LABEL, "mismatches", rows)
 }

@@ -1,8 +1,9 @@
-//! `coldstart up` as the bench drives it: a `coldstart.toml` in a temporary folder, the process,
-//! and the endpoint table it prints on stderr once it serves.
+//! `coldstart up` as the benches drive it: a `coldstart.toml` in a temporary folder, the process
+//! with its sandboxes, and the endpoint table it prints on stderr once it serves.
 //!
 //! Apart from `process` because the banner of `up` spans several lines and its rows are what the
-//! measurements send their requests to.
+//! measurements send their requests to, and because `up` starts each sandbox in a process group
+//! of its own, which stopping `up` must not leave behind.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::process::{Banner, Read, Server};
+use crate::tree;
 
 /// The function the config of [`ConfigDir::echo`] serves.
 pub const FUNCTION: &str = "echo";
@@ -21,7 +23,8 @@ pub const STREAM_FUNCTION: &str = "stream";
 const READY_PREFIX: &str = "coldstart: ";
 const READY_IN: &str = " ready in ";
 
-/// A folder under the system's temporary folder holding one `coldstart.toml`; removed on drop.
+/// A folder holding one `coldstart.toml` (and whatever else a config needs beside it); removed on
+/// drop.
 #[derive(Debug)]
 pub struct ConfigDir {
     dir: PathBuf,
@@ -30,6 +33,29 @@ pub struct ConfigDir {
 }
 
 impl ConfigDir {
+    /// Creates the folder `dir`, empty: a leftover of an earlier run with the same name (and
+    /// pid, see [`temp_folder`]) is removed first, so that it lends the run none of its files.
+    /// From here the folder is owned: it is removed on drop, also when writing into it fails.
+    pub fn create(dir: PathBuf) -> anyhow::Result<Self> {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self {
+            config: dir.join("coldstart.toml"),
+            dir,
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `toml` as the folder's `coldstart.toml`.
+    pub fn write(&self, toml: &str) -> anyhow::Result<()> {
+        std::fs::write(&self.config, toml)
+            .with_context(|| format!("writing {}", self.config.display()))
+    }
+
     /// Writes a config that serves `bootstrap` as [`FUNCTION`] with a Function URL and an HTTP API
     /// whose `$default` route is the function. Every port is 0 (any free port) and there is no
     /// `build` key, so `up` builds nothing.
@@ -44,7 +70,7 @@ impl ConfigDir {
              routes = {{ \"$default\" = \"{FUNCTION}\" }}\n",
             toml_string(utf8(bootstrap)?)
         );
-        Self::write("up", &toml)
+        Self::with("up", &toml)
     }
 
     /// Writes a config that serves `bootstrap` as [`STREAM_FUNCTION`] with a `RESPONSE_STREAM`
@@ -58,21 +84,13 @@ impl ConfigDir {
              url = {{ port = 0, invoke_mode = \"RESPONSE_STREAM\" }}\n",
             toml_string(utf8(bootstrap)?)
         );
-        Self::write("stream", &toml)
+        Self::with("stream", &toml)
     }
 
-    /// Writes `toml` as `coldstart.toml` in a new folder `coldstart-bench-NAME-PID`.
-    fn write(name: &str, toml: &str) -> anyhow::Result<Self> {
-        let dir =
-            std::env::temp_dir().join(format!("coldstart-bench-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        // Owned from here, so an error below still removes the folder.
-        let made = Self {
-            config: dir.join("coldstart.toml"),
-            dir,
-        };
-        std::fs::write(&made.config, toml)
-            .with_context(|| format!("writing {}", made.config.display()))?;
+    /// `toml` as `coldstart.toml` in a new folder `coldstart-bench-NAME-PID`.
+    fn with(name: &str, toml: &str) -> anyhow::Result<Self> {
+        let made = Self::create(temp_folder(&format!("coldstart-bench-{name}")))?;
+        made.write(toml)?;
         Ok(made)
     }
 }
@@ -83,13 +101,19 @@ impl Drop for ConfigDir {
     }
 }
 
-fn utf8(path: &Path) -> anyhow::Result<&str> {
+/// `NAME-PID` under the system's temporary folder: this process's own.
+pub fn temp_folder(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{name}-{}", std::process::id()))
+}
+
+/// `path` as text, for a config; an error if it is not UTF-8.
+pub fn utf8(path: &Path) -> anyhow::Result<&str> {
     path.to_str()
         .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
 /// `s` as a TOML basic string.
-fn toml_string(s: &str) -> String {
+pub fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
@@ -104,6 +128,8 @@ pub enum Door {
     StreamingFunctionUrl,
     /// `http_apis.NAME`: a route of an HTTP API.
     HttpApi,
+    /// `websocket_apis.NAME`: a route of a WebSocket API (`ws://ADDR/STAGE`).
+    WebSocketApi,
 }
 
 /// One row of the endpoint table.
@@ -126,10 +152,16 @@ pub struct UpBanner {
     pub endpoints: Vec<Endpoint>,
 }
 
-/// A `coldstart up --listen 127.0.0.1:0` process.
+/// A `coldstart up --listen 127.0.0.1:0` process and the sandboxes it starts, none of which may
+/// outlive it.
+///
+/// `up` starts each sandbox process in a process group of its own, and a SIGKILLed `up` cannot
+/// stop them: stopping or dropping an [`Up`] collects the sandboxes' groups (by ancestry, while
+/// `up` lives) before it stops or kills `up`'s own group, and kills whatever group is left after.
 #[derive(Debug)]
 pub struct Up {
-    server: Server,
+    /// `None` once stopped.
+    server: Option<Server>,
     pub banner: UpBanner,
 }
 
@@ -137,15 +169,25 @@ impl Up {
     /// Starts `coldstart up --listen 127.0.0.1:0 --config CONFIG` and waits for its endpoint
     /// table. Function logs (stdout) are discarded; only warnings and errors reach stderr.
     pub fn start(coldstart: &Path, config: &Path) -> anyhow::Result<Self> {
+        Self::start_with(coldstart, &[], config)
+    }
+
+    /// As [`Up::start`], with `options` (such as `--no-build`) right after `up`.
+    pub fn start_with(coldstart: &Path, options: &[&str], config: &Path) -> anyhow::Result<Self> {
         let mut command = Command::new(coldstart);
         command
-            .args(["up", "--listen", "127.0.0.1:0", "--config"])
+            .arg("up")
+            .args(options)
+            .args(["--listen", "127.0.0.1:0", "--config"])
             .arg(config)
             .env("COLDSTART_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         let (server, banner) = Server::start(command, UpBannerReader::default())?;
-        Ok(Self { server, banner })
+        Ok(Self {
+            server: Some(server.named("coldstart up")),
+            banner,
+        })
     }
 
     /// The first endpoint of `function` through `door` whose path has no parameters.
@@ -163,12 +205,55 @@ impl Up {
 
     /// The process id of `coldstart up`, to read its memory use from `/proc`.
     pub fn pid(&self) -> anyhow::Result<u32> {
-        self.server.pid()
+        self.server
+            .as_ref()
+            .context("coldstart up was already stopped")?
+            .pid()
     }
 
-    /// Stops `up`; see [`Server::stop`].
+    /// Stops `up` with SIGTERM (it stops its sandboxes), then SIGKILLs any sandbox group it left;
+    /// returns what `up` printed on stderr besides its banner, with a line for a failed exit and
+    /// for groups it left. See [`Server::stop`].
     pub fn stop(self) -> anyhow::Result<Vec<String>> {
-        self.server.stop()
+        self.stop_with(Server::stop)
+    }
+
+    /// As [`Up::stop`], with a grace period of `grace` after SIGTERM, past which `up` is killed
+    /// and a line says so ([`Server::stop_within`]).
+    pub fn stop_within(self, grace: Duration) -> anyhow::Result<Vec<String>> {
+        self.stop_with(|server| server.stop_within(grace))
+    }
+
+    fn stop_with(
+        mut self,
+        stop: impl FnOnce(Server) -> anyhow::Result<Vec<String>>,
+    ) -> anyhow::Result<Vec<String>> {
+        let server = self
+            .server
+            .take()
+            .context("coldstart up was already stopped")?;
+        let groups = tree::groups_below(server.pid()?);
+        let stopped = stop(server);
+        let left = tree::kill_groups(&groups);
+        let mut notes = stopped?;
+        if left > 0 {
+            notes.push(format!(
+                "{left} sandbox process group(s) outlived coldstart up and were killed"
+            ));
+        }
+        Ok(notes)
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            let groups = server.pid().map(tree::groups_below).unwrap_or_default();
+            // Kills `up`'s group and waits for it...
+            drop(server);
+            // ...then the sandboxes it could not stop.
+            tree::kill_groups(&groups);
+        }
     }
 }
 
@@ -216,10 +301,13 @@ fn ready_in(line: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(ms / 1e3).ok()
 }
 
-/// A row such as `  echo  Function URL  http://127.0.0.1:PORT/` or
-/// `  echo  http_apis.api  ANY http://127.0.0.1:PORT/ ($default)`.
+/// A row such as `  echo  Function URL  http://127.0.0.1:PORT/`,
+/// `  echo  http_apis.api  ANY http://127.0.0.1:PORT/ ($default)` or
+/// `  chat  websocket_apis.chat  $connect ws://127.0.0.1:PORT/staging`.
 fn endpoint(line: &str) -> Option<Endpoint> {
-    let (before, url) = line.split_once("http://")?;
+    let (before, url) = line
+        .split_once("http://")
+        .or_else(|| line.split_once("ws://"))?;
     let url = url.split_whitespace().next()?;
     let (addr, path) = url.split_at(url.find('/')?);
     let mut words = before.split_whitespace();
@@ -230,6 +318,7 @@ fn endpoint(line: &str) -> Option<Endpoint> {
         "Function URL" => Door::FunctionUrl,
         "Function URL (stream)" => Door::StreamingFunctionUrl,
         other if other.starts_with("http_apis.") => Door::HttpApi,
+        other if other.starts_with("websocket_apis.") => Door::WebSocketApi,
         _ => return None,
     };
     Some(Endpoint {
@@ -307,6 +396,23 @@ mod tests {
         assert_eq!(row.door, Door::StreamingFunctionUrl);
         assert_eq!(row.addr, SocketAddr::from(([127, 0, 0, 1], 41927)));
         assert_eq!(row.path, "/");
+    }
+
+    #[test]
+    fn a_websocket_route_is_a_door_of_its_own() {
+        let row = endpoint("  chat  websocket_apis.chat  $connect ws://127.0.0.1:41000/staging")
+            .expect("a row");
+        assert_eq!(row.function, "chat");
+        assert_eq!(row.door, Door::WebSocketApi);
+        assert_eq!(row.addr, SocketAddr::from(([127, 0, 0, 1], 41000)));
+        assert_eq!(row.path, "/staging");
+        // The `@connections` row names no function: it is no route.
+        assert_eq!(
+            endpoint(
+                "        websocket_apis.chat  @connections http://127.0.0.1:41000/staging/@connections/{id}"
+            ),
+            None
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::stats::Summary;
 use crate::ws_client::{self, Closing, Crowd, Http, MESSAGE_LEN, Opened, Ws};
-use crate::ws_up::{ChatConfig, Cpu, STAGE, Up};
+use crate::ws_up::{ChatConfig, ChatUp, Cpu, STAGE};
 
 /// How much each measurement does. `--quick` cuts every count by 10x.
 #[derive(Debug, Clone)]
@@ -300,20 +300,18 @@ pub async fn posts(target: &Target<'_>, plan: &Plan) -> anyhow::Result<Posts> {
             }
         }
     }
-    let paths: Arc<Vec<String>> =
-        Arc::new(ids.iter().map(|id| target.connections_path(id)).collect());
+    let paths = ids.iter().map(|id| target.connections_path(id)).collect();
     let body = Bytes::from(ws_client::message("post", 0));
     debug_assert_eq!(body.len(), MESSAGE_LEN);
+    let posting = Posting {
+        addr: target.addr,
+        paths: Arc::new(paths),
+        connections: plan.post_connections,
+        limit: plan.post_limit,
+        body,
+    };
 
-    let warmup = post_load(
-        target.addr,
-        &paths,
-        plan.post_connections,
-        plan.post_warmup,
-        plan.post_limit,
-        &body,
-    )
-    .await?;
+    let warmup = posting.run(plan.post_warmup).await?;
     let warm_frames = count_frames(&mut crowd, warmup.ok).await;
     if warm_frames != warmup.ok {
         bail!(
@@ -321,15 +319,7 @@ pub async fn posts(target: &Target<'_>, plan: &Plan) -> anyhow::Result<Posts> {
             warmup.ok
         );
     }
-    let load = post_load(
-        target.addr,
-        &paths,
-        plan.post_connections,
-        plan.post_total,
-        plan.post_limit,
-        &body,
-    )
-    .await?;
+    let load = posting.run(plan.post_total).await?;
     let received = count_frames(&mut crowd, load.ok).await;
     let closing = crowd.close().await;
     report_broken("posts", &closing);
@@ -374,55 +364,65 @@ async fn whoami(ws: &mut Ws) -> anyhow::Result<String> {
         .with_context(|| format!("whoami answered {answer}"))
 }
 
-/// `total` POSTs of `body` (or as many as `limit` allows) to `paths` in turn, from `connections`
-/// keep-alive connections to `addr`, one request at a time each.
-async fn post_load(
+/// `@connections` POSTs of one body to several connections' paths in turn, from several
+/// keep-alive connections, one request at a time each.
+#[derive(Debug)]
+struct Posting {
+    /// The `@connections` server.
     addr: SocketAddr,
-    paths: &Arc<Vec<String>>,
+    /// `…/@connections/{id}` of each receiving connection.
+    paths: Arc<Vec<String>>,
+    /// Keep-alive HTTP/1.1 connections that send the POSTs.
     connections: usize,
-    total: usize,
+    /// How long a run may take.
     limit: Duration,
-    body: &Bytes,
-) -> anyhow::Result<Load> {
-    let mut https = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        https.push(Http::connect(addr).await?);
-    }
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = JoinSet::new();
-    for mut http in https {
-        let (next, paths, body) = (next.clone(), paths.clone(), body.clone());
-        tasks.spawn(async move {
-            let mut load = Load::default();
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= total || started.elapsed() >= limit {
-                    break;
-                }
-                load.sent += 1;
-                match http.post(&paths[n % paths.len()], body.clone()).await {
-                    Ok((status, _)) if status.is_success() => load.ok += 1,
-                    Ok((status, _)) => {
-                        load.other += 1;
-                        load.other_status = Some(status);
-                    }
-                    Err(err) => {
-                        load.broken += 1;
-                        load.broken_reason = Some(format!("{err:#}"));
+    body: Bytes,
+}
+
+impl Posting {
+    /// `total` POSTs, or as many as `limit` allows.
+    async fn run(&self, total: usize) -> anyhow::Result<Load> {
+        let mut https = Vec::with_capacity(self.connections);
+        for _ in 0..self.connections {
+            https.push(Http::connect(self.addr).await?);
+        }
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let limit = self.limit;
+        let mut tasks = JoinSet::new();
+        for mut http in https {
+            let (next, paths, body) = (next.clone(), self.paths.clone(), self.body.clone());
+            tasks.spawn(async move {
+                let mut load = Load::default();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= total || started.elapsed() >= limit {
                         break;
                     }
+                    load.sent += 1;
+                    match http.post(&paths[n % paths.len()], body.clone()).await {
+                        Ok((status, _)) if status.is_success() => load.ok += 1,
+                        Ok((status, _)) => {
+                            load.other += 1;
+                            load.other_status = Some(status);
+                        }
+                        Err(err) => {
+                            load.broken += 1;
+                            load.broken_reason = Some(format!("{err:#}"));
+                            break;
+                        }
+                    }
                 }
-            }
-            load
-        });
+                load
+            });
+        }
+        let mut load = Load::default();
+        while let Some(done) = tasks.join_next().await {
+            load.merge(done?);
+        }
+        load.elapsed = started.elapsed();
+        Ok(load)
     }
-    let mut load = Load::default();
-    while let Some(done) = tasks.join_next().await {
-        load.merge(done?);
-    }
-    load.elapsed = started.elapsed();
-    Ok(load)
 }
 
 /// Connections opened and held on one `coldstart up`.
@@ -459,29 +459,12 @@ pub struct Broadcast {
 
 /// Opens `plan.held` connections on one channel, `plan.connect_in_flight` handshakes at a time,
 /// reads `up`'s memory before and after, then broadcasts one message to all of them.
-pub async fn held(up: Up, config: &ChatConfig, plan: &Plan) -> anyhow::Result<Held> {
+pub async fn held(up: ChatUp, config: &ChatConfig, plan: &Plan) -> anyhow::Result<Held> {
     let rss_before = up.rss()?;
-    let mut crowd = Crowd::default();
-    let path = format!("/{STAGE}?channel=held");
-    let opened = crowd
-        .open_many(
-            config.ws,
-            |_| path.clone(),
-            plan.held,
-            plan.connect_in_flight,
-            plan.connect_limit,
-        )
-        .await;
+    let (mut crowd, opened) = crowd_on(config, "held", plan.held, plan).await;
     let rss_after = up.rss()?;
     let mut http = Http::connect(config.http).await?;
-    let check = broadcast(
-        &mut http,
-        &mut crowd,
-        "held",
-        "held-check",
-        plan.broadcast_limit,
-    )
-    .await;
+    let check = broadcast(&mut http, &mut crowd, "held", "held-check", plan).await;
     drop(http);
     let started = Instant::now();
     let closing = crowd.close().await;
@@ -504,15 +487,38 @@ pub async fn held(up: Up, config: &ChatConfig, plan: &Plan) -> anyhow::Result<He
     })
 }
 
+/// Opens `count` connections on `channel` of the chat's WebSocket API, `plan.connect_in_flight`
+/// handshakes at a time.
+async fn crowd_on(
+    config: &ChatConfig,
+    channel: &str,
+    count: usize,
+    plan: &Plan,
+) -> (Crowd, Opened) {
+    let mut crowd = Crowd::default();
+    let path = format!("/{STAGE}?channel={channel}");
+    let opened = crowd
+        .open_many(
+            config.ws,
+            |_| path.clone(),
+            count,
+            plan.connect_in_flight,
+            plan.connect_limit,
+        )
+        .await;
+    (crowd, opened)
+}
+
 /// POSTs `text` to `/broadcast?channel=CHANNEL` and waits until every connection of `crowd` has
-/// received it (or `limit` passed).
+/// received it (or `plan.broadcast_limit` passed).
 async fn broadcast(
     http: &mut Http,
     crowd: &mut Crowd,
     channel: &str,
     text: &str,
-    limit: Duration,
+    plan: &Plan,
 ) -> Broadcast {
+    let limit = plan.broadcast_limit;
     let everyone = crowd.len;
     let path = format!("/broadcast?channel={channel}");
     let started = Instant::now();
@@ -565,33 +571,16 @@ impl FanOut {
 /// Opens `plan.fanout_clients` connections on one channel, then broadcasts to them one warm-up
 /// and `plan.fanout_runs` measured times, each after the last reached everyone.
 pub async fn fan_out(config: &ChatConfig, plan: &Plan) -> anyhow::Result<FanOut> {
-    let mut crowd = Crowd::default();
-    let path = format!("/{STAGE}?channel=fan");
-    let opened = crowd
-        .open_many(
-            config.ws,
-            |_| path.clone(),
-            plan.fanout_clients,
-            plan.connect_in_flight,
-            plan.connect_limit,
-        )
-        .await;
+    let (mut crowd, opened) = crowd_on(config, "fan", plan.fanout_clients, plan).await;
     if opened.ok == 0 {
         bail!("no connection opened: {:?}", opened.last_error);
     }
     let mut http = Http::connect(config.http).await?;
-    let warmup = broadcast(
-        &mut http,
-        &mut crowd,
-        "fan",
-        "fan-warmup",
-        plan.broadcast_limit,
-    )
-    .await;
+    let warmup = broadcast(&mut http, &mut crowd, "fan", "fan-warmup", plan).await;
     let mut runs = Vec::with_capacity(plan.fanout_runs);
     for run in 0..plan.fanout_runs {
         let text = format!("fan-{run}");
-        runs.push(broadcast(&mut http, &mut crowd, "fan", &text, plan.broadcast_limit).await);
+        runs.push(broadcast(&mut http, &mut crowd, "fan", &text, plan).await);
     }
     drop(http);
     let closing = crowd.close().await;

@@ -21,9 +21,10 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::runtime::Runtime;
 
+use crate::process::free_ports;
+use crate::table::first_line;
 use crate::ws_measure::{self, Ids, Plan, Target};
-use crate::ws_report::{Peer, PeerRun, first_line};
-use crate::ws_up::free_ports;
+use crate::ws_report::{Peer, PeerRun};
 
 /// The line serverless-offline prints once its `@connections` endpoint serves (its last).
 const READY_LINE: &str = "Offline [http for websocket] listening on";

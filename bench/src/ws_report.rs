@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::stats::{micros, millis};
+use crate::table::{self, Machine, failures, mb, verdict};
 use crate::ws_client::MESSAGE_LEN;
 use crate::ws_measure::{Broadcast, FanOut, Held, Plan, Posts, RoundTrip};
 use crate::ws_up::Cpu;
@@ -28,35 +28,15 @@ const ISSUE_POSTS: f64 = 860.0;
 /// Width of the row labels.
 const LABEL: usize = 34;
 
-/// Where and with what the figures were measured.
-#[derive(Debug)]
-pub struct Machine {
-    date: String,
-    nproc: String,
-    cpu: String,
-    rustc: String,
-    /// The bench's soft limit of open files (coldstart inherits it).
-    open_files: String,
-}
-
-impl Machine {
-    pub fn detect() -> Self {
-        let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-        let open_files = limits
-            .lines()
-            .find_map(|line| line.strip_prefix("Max open files"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or("unknown")
-            .to_owned();
-        Self {
-            date: first_line(&["date", "-u", "+%Y-%m-%d %H:%M:%S UTC"]),
-            nproc: std::thread::available_parallelism()
-                .map_or_else(|_| "unknown".into(), |n| n.to_string()),
-            cpu: cpu_model(),
-            rustc: first_line(&["rustc", "--version"]),
-            open_files,
-        }
-    }
+/// The bench's soft limit of open files (coldstart inherits it), from `/proc/self/limits`.
+pub fn open_files() -> String {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("unknown")
+        .to_owned()
 }
 
 /// The peer's figures, or why there are none.
@@ -82,6 +62,8 @@ pub struct PeerRun {
 #[derive(Debug)]
 pub struct Results {
     pub machine: Machine,
+    /// The soft limit of open files ([`open_files`]).
+    pub open_files: String,
     pub plan: Plan,
     pub one: RoundTrip,
     pub parallel: RoundTrip,
@@ -95,7 +77,9 @@ pub struct Results {
 
 impl fmt::Display for Results {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.header(f)?;
+        let title = "coldstart WebSocket benchmark";
+        self.machine
+            .header(f, title, self.plan.quick, &self.setup())?;
         self.round_trips(f)?;
         self.posts(f)?;
         self.held(f)?;
@@ -105,39 +89,26 @@ impl fmt::Display for Results {
 }
 
 impl Results {
-    fn header(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = &self.machine;
-        writeln!(f, "coldstart WebSocket benchmark")?;
-        writeln!(f, "=============================")?;
-        writeln!(f, "date     {}", m.date)?;
-        writeln!(f, "nproc    {}", m.nproc)?;
-        writeln!(f, "cpu      {}", m.cpu)?;
-        writeln!(f, "rustc    {}", m.rustc)?;
-        let mode = if self.plan.quick {
-            "--quick (every count cut by 10x: a smoke test, not a result)"
-        } else {
-            "full"
+    /// The header's rows of this bench: the open files limit, the peer, and how it ran.
+    fn setup(&self) -> Vec<(&'static str, String)> {
+        let nofile = format!(
+            "{} (the bench's ulimit -n; coldstart inherits it)",
+            self.open_files
+        );
+        let peer = match &self.peer {
+            Peer::Measured(peer) => peer.version.clone(),
+            Peer::Skipped(why) => format!("skipped: {why}"),
         };
-        writeln!(f, "mode     {mode}")?;
-        writeln!(
-            f,
-            "nofile   {} (the bench's ulimit -n; coldstart inherits it)",
-            m.open_files
-        )?;
-        match &self.peer {
-            Peer::Measured(peer) => writeln!(f, "peer     {}", peer.version)?,
-            Peer::Skipped(why) => writeln!(f, "peer     skipped: {why}")?,
-        }
-        writeln!(
-            f,
-            "setup    coldstart up --no-build serving examples/chat (chat + broadcast, default \
-             concurrency 10 each, idle sandboxes frozen),"
-        )?;
-        writeln!(
-            f,
-            "         a fresh up (and SQLite file) per section; every client on one \
-             single-thread tokio runtime; loopback; TCP_NODELAY"
-        )
+        let setup = "coldstart up --no-build serving examples/chat (chat + broadcast, default \
+                     concurrency 10 each, idle sandboxes frozen),";
+        let clients = "a fresh up (and SQLite file) per section; every client on one single-thread \
+                       tokio runtime; loopback; TCP_NODELAY";
+        vec![
+            ("nofile", nofile),
+            ("peer", peer),
+            ("setup", setup.to_owned()),
+            ("", clients.to_owned()),
+        ]
     }
 
     fn round_trips(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -248,17 +219,13 @@ impl Results {
         }
         for (label, posts) in rows {
             let load = &posts.load;
-            let other = match load.other_status {
-                Some(status) if load.other > 0 => format!("{} ({})", load.other, status.as_u16()),
-                _ => load.other.to_string(),
-            };
             writeln!(
                 f,
                 "{label:<LABEL$} {:>8.0} {:>8} {:>8} {:>7} {:>6} {:>9} {:>7.2}",
                 load.rate(),
                 load.sent,
                 load.ok,
-                other,
+                failures(load.other, load.other_status),
                 load.broken,
                 posts.received,
                 load.elapsed.as_secs_f64()
@@ -401,15 +368,7 @@ impl Results {
                     .map(|n| format!("serverless-offline: {n}")),
             );
         }
-        if notes.is_empty() {
-            return Ok(());
-        }
-        writeln!(f)?;
-        writeln!(f, "Notes (emulator stderr, failures)")?;
-        for note in notes {
-            writeln!(f, "  {note}")?;
-        }
-        Ok(())
+        table::notes(f, "emulator stderr, failures", &notes)
     }
 }
 
@@ -487,41 +446,6 @@ fn opt_millis(d: Option<Duration>) -> String {
 
 fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-12)
-}
-
-/// Bytes in MB (10^6 bytes).
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "MISSED" }
-}
-
-/// The first line a command prints, or `unknown`.
-pub fn first_line(argv: &[&str]) -> String {
-    let Some((program, args)) = argv.split_first() else {
-        return "unknown".into();
-    };
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .and_then(|out| {
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            stdout.lines().next().map(str::to_owned)
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The `model name` of the first CPU in `/proc/cpuinfo`.
-fn cpu_model() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|line| line.strip_prefix("model name"))
-        .find_map(|rest| rest.split_once(':'))
-        .map_or_else(|| "unknown".into(), |(_, model)| model.trim().to_owned())
 }
 
 #[cfg(test)]

@@ -5,88 +5,42 @@
 //! writes it to `bench/results/websocket.txt`.
 //!
 //! Run it through `bench/websocket.sh`, which builds the release binaries first, raises the open
-//! files limit and installs the peer when asked. See `bench/README.md` for what each figure means.
-//!
-//! # Layout
-//! - `ws_measure`: one function per measurement, and the plan of how much to do.
-//! - `ws_client`: WebSocket clients (round trips, idle connections that drain) and the HTTP/1.1
-//!   POST client.
-//! - `ws_up`: `coldstart up` serving the chat with a config in a temporary folder.
-//! - `ws_peer`: serverless-offline, the optional peer, and why it was skipped.
-//! - `ws_report`: the results table.
-//! - `stats`: percentiles and means (shared with `coldstart-bench`).
+//! files limit and installs the peer when asked. See `bench/README.md` for what each figure means,
+//! and the crate's guide (`lib.rs`) for where the code of each measurement is (the `ws_*`
+//! modules).
 
-#[path = "../stats.rs"]
-mod stats;
-#[path = "../ws_client.rs"]
-mod ws_client;
-#[path = "../ws_measure.rs"]
-mod ws_measure;
-#[path = "../ws_peer.rs"]
-mod ws_peer;
-#[path = "../ws_report.rs"]
-mod ws_report;
-#[path = "../ws_up.rs"]
-mod ws_up;
-
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
-
-use crate::ws_measure::{Plan, Target};
-use crate::ws_report::{Machine, Peer, Results, collapse};
-use crate::ws_up::{Chat, ChatConfig, Up};
-
-/// Where the table is written.
-const RESULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/results/websocket.txt");
-const USAGE: &str = "usage: bench-websocket [--quick] [--peer DIR]";
+use coldstart_bench::cli::{Args, Command};
+use coldstart_bench::table::Machine;
+use coldstart_bench::ws_measure::{self, Plan, Target};
+use coldstart_bench::ws_report::{self, Peer, Results, collapse};
+use coldstart_bench::ws_up::{Chat, ChatConfig, ChatUp};
+use coldstart_bench::{client, ws_peer};
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("bench-websocket: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    Command::new("bench-websocket", "websocket.txt")
+        .with_peer(
+            "also measure serverless-offline, installed in DIR (bench/peers/serverless-offline \
+             after `npm ci`)",
+        )
+        .main(run)
 }
 
-fn run() -> anyhow::Result<()> {
-    let mut quick = false;
-    let mut peer_dir: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            "--peer" => peer_dir = Some(args.next().context("--peer needs a folder")?.into()),
-            "-h" | "--help" => {
-                println!(
-                    "{USAGE}\n  --quick     cut every count by 10x (a smoke test)\n  \
-                     --peer DIR  also measure serverless-offline, installed in DIR \
-                     (bench/peers/serverless-offline after `npm ci`)"
-                );
-                return Ok(());
-            }
-            other => bail!("unknown argument `{other}`\n{USAGE}"),
-        }
-    }
+fn run(args: Args) -> anyhow::Result<Results> {
     let machine = Machine::detect();
-    let plan = Plan::new(quick);
+    let open_files = ws_report::open_files();
+    let plan = Plan::new(args.quick);
     let chat = Chat::find()?;
     // The clients: one thread that drives every socket of the bench.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("building the client's runtime")?;
+    let rt = client::runtime()?;
     let mut notes = Vec::new();
 
     eprintln!(
         "message round trips: 1 connection, then {}",
         plan.rt_parallel
     );
-    let config = ChatConfig::write(&chat, "rt")?;
-    let up = Up::start(&chat.coldstart, &config)?;
+    let (config, up) = fresh(&chat, "rt")?;
     let target = Target::coldstart(&config);
     // CPU time is read around each measurement: where a message's cost goes.
     let before = up.cpu()?;
@@ -105,63 +59,42 @@ fn run() -> anyhow::Result<()> {
     ))?;
     one.cpu = Some(before.until(between));
     parallel.cpu = Some(between.until(up.cpu()?));
-    notes.extend(
-        collapse(&up.stop()?)
-            .into_iter()
-            .map(|n| format!("round trips: {n}")),
-    );
+    note(&mut notes, "round trips", &up.stop()?, []);
     drop(config);
 
     eprintln!("@connections POST throughput");
-    let config = ChatConfig::write(&chat, "posts")?;
-    let up = Up::start(&chat.coldstart, &config)?;
+    let (config, up) = fresh(&chat, "posts")?;
     let posts = rt.block_on(ws_measure::posts(&Target::coldstart(&config), &plan))?;
-    notes.extend(
-        collapse(&up.stop()?)
-            .into_iter()
-            .map(|n| format!("posts: {n}")),
-    );
-    if let Some(why) = &posts.load.broken_reason {
-        notes.push(format!("posts: a connection broke: {why}"));
-    }
+    let broke = failure("a connection broke", &posts.load.broken_reason);
+    note(&mut notes, "posts", &up.stop()?, broke);
     drop(config);
 
     eprintln!("fan-out to {} connections", plan.fanout_clients);
-    let config = ChatConfig::write(&chat, "fanout")?;
-    let up = Up::start(&chat.coldstart, &config)?;
+    let (config, up) = fresh(&chat, "fanout")?;
     let fan_out = rt.block_on(ws_measure::fan_out(&config, &plan))?;
-    notes.extend(
-        collapse(&up.stop()?)
-            .into_iter()
-            .map(|n| format!("fan-out: {n}")),
-    );
-    if let Some(why) = &fan_out.opened.last_error {
-        notes.push(format!("fan-out: a connection failed to open: {why}"));
-    }
+    let failed = failure("a connection failed to open", &fan_out.opened.last_error);
+    note(&mut notes, "fan-out", &up.stop()?, failed);
     drop(config);
 
     eprintln!("{} connections held", plan.held);
-    let config = ChatConfig::write(&chat, "held")?;
-    let up = Up::start(&chat.coldstart, &config)?;
+    let (config, up) = fresh(&chat, "held")?;
     let held = rt.block_on(ws_measure::held(up, &config, &plan))?;
-    notes.extend(
-        collapse(&held.notes)
-            .into_iter()
-            .map(|n| format!("connections held: {n}")),
+    let failures = [
+        failure("a connection failed to open", &held.opened.last_error),
+        failure(
+            "a connection broke while closing",
+            &held.closing.broken_reason,
+        ),
+    ];
+    note(
+        &mut notes,
+        "connections held",
+        &held.notes,
+        failures.into_iter().flatten(),
     );
-    if let Some(why) = &held.opened.last_error {
-        notes.push(format!(
-            "connections held: a connection failed to open: {why}"
-        ));
-    }
-    if let Some(why) = &held.closing.broken_reason {
-        notes.push(format!(
-            "connections held: a connection broke while closing: {why}"
-        ));
-    }
     drop(config);
 
-    let peer = match &peer_dir {
+    let peer = match &args.peer {
         Some(dir) => {
             eprintln!("the peer: serverless-offline in {}", dir.display());
             ws_peer::measure(&rt, dir, &plan)
@@ -174,8 +107,9 @@ fn run() -> anyhow::Result<()> {
         eprintln!("peer skipped: {why}");
     }
 
-    let results = Results {
+    Ok(Results {
         machine,
+        open_files,
         plan,
         one,
         parallel,
@@ -184,17 +118,29 @@ fn run() -> anyhow::Result<()> {
         fan_out,
         peer,
         notes,
-    };
-    let table = results.to_string();
-    print!("{table}");
-    write_results(Path::new(RESULTS), &table)
+    })
 }
 
-fn write_results(path: &Path, table: &str) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(path, table).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("written to {}", path.display());
-    Ok(())
+/// A fresh `coldstart up` for one section, on a config of its own (`name` in its folder's name).
+fn fresh(chat: &Chat, name: &str) -> anyhow::Result<(ChatConfig, ChatUp)> {
+    let config = ChatConfig::write(chat, name)?;
+    let up = ChatUp::start(&chat.coldstart, &config)?;
+    Ok((config, up))
+}
+
+/// `WHAT: WHY`, if there is a reason why.
+fn failure(what: &str, why: &Option<String>) -> Option<String> {
+    why.as_ref().map(|why| format!("{what}: {why}"))
+}
+
+/// Adds to `notes`, after the name of the section `what`: what `up` said meanwhile (repeated lines
+/// counted once), then `failures` (connections that failed).
+fn note(
+    notes: &mut Vec<String>,
+    what: &str,
+    said: &[String],
+    failures: impl IntoIterator<Item = String>,
+) {
+    let lines = collapse(said).into_iter().chain(failures);
+    notes.extend(lines.map(|n| format!("{what}: {n}")));
 }

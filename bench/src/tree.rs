@@ -1,10 +1,10 @@
 //! The processes below a pid, read from `/proc`: who descends from whom, what each runs, its
-//! environment, and the CPU time it used; and the guard that kills them when the bench is
+//! environment, and the CPU time it used; and the guard that kills them when a bench is
 //! interrupted.
 //!
-//! `coldstart up` starts every sandbox process (the adapter, the web app, the echo function) in a
-//! process group of its own, so killing `up`'s group does not reach them: the bench finds them
-//! here, by ancestry, to read their memory and to make sure none outlives a run.
+//! `coldstart up` starts every sandbox process (an adapter, a web app, a function) in a process
+//! group of its own, so killing `up`'s group does not reach them: the benches find them here, by
+//! ancestry, to read what they use and to make sure none outlives a run.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +46,16 @@ fn every_process() -> HashMap<u32, Stat> {
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| Some((pid, stat(pid)?)))
         .collect()
+}
+
+/// The processes whose parent is `parent`.
+pub fn children(parent: u32) -> Vec<u32> {
+    let mut pids: Vec<u32> = every_process()
+        .into_iter()
+        .filter_map(|(pid, stat)| (stat.parent == parent).then_some(pid))
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 /// The processes that descend from `root` (not `root` itself), parents before children.
@@ -187,17 +197,21 @@ fn interrupts() -> SigSet {
 
 /// Turns Ctrl-C (SIGINT) and a closed terminal (SIGHUP) into a clean exit: every process the
 /// bench started (and every process they started, sandboxes included) is SIGKILLed by process
-/// group, then `cleanup` runs (no `Drop` will), and the bench exits with 128 + the signal's
-/// number. Without it, Ctrl-C would end the
-/// bench at once, no `Drop` would run, and `coldstart up` and the web app (each in a group of its
-/// own, which the terminal's signals do not reach) would be left serving.
+/// group, then `cleanup` runs (no `Drop` will), and the bench, `program` in the message it
+/// prints, exits with 128 + the signal's number. Without it, Ctrl-C would end the bench at once,
+/// no `Drop` would run, and what it started in groups of their own (which the terminal's signals
+/// do not reach), `coldstart up` and the web app among them, would be left serving.
 ///
-/// The signals are blocked in every thread and taken by one waiting thread. Children inherit a
-/// blocked mask (`std::process::Command` keeps it), so SIGTERM, with which the bench stops
-/// `coldstart up` and the web app, is left alone: a `kill` of the bench itself still ends it
-/// without this cleanup. Blocking SIGINT and SIGHUP in the children changes nothing that is
-/// measured: the bench stops them with SIGTERM and SIGKILL only.
-pub fn kill_children_on_interrupt(cleanup: impl FnOnce() + Send + 'static) -> anyhow::Result<()> {
+/// Call it first, before any other thread exists. The signals are blocked in every thread and
+/// taken by one waiting thread. Children inherit a blocked mask (`std::process::Command` keeps
+/// it), so SIGTERM, with which the bench stops `coldstart up` and the web app, is left alone: a
+/// `kill` of the bench itself still ends it without this cleanup. Blocking SIGINT and SIGHUP in
+/// the children changes nothing that is measured: the bench stops them with SIGTERM and SIGKILL
+/// only.
+pub fn kill_children_on_interrupt(
+    program: &'static str,
+    cleanup: impl FnOnce() + Send + 'static,
+) -> anyhow::Result<()> {
     let set = interrupts();
     // Blocked in this thread before any other starts, so every thread inherits the mask and only
     // the waiter below takes these signals.
@@ -206,7 +220,7 @@ pub fn kill_children_on_interrupt(cleanup: impl FnOnce() + Send + 'static) -> an
         .name("interrupts".into())
         .spawn(move || {
             let Ok(signal) = set.wait() else { return };
-            eprintln!("bench-adapter: {signal}; killing what it started");
+            eprintln!("{program}: {signal}; killing what it started");
             // Collected while the parents are alive: a sandbox whose `coldstart up` is gone is
             // no longer found by ancestry.
             let groups = groups_below(std::process::id());
@@ -246,6 +260,7 @@ mod tests {
             .spawn()
             .expect("sleep starts");
         let me = std::process::id();
+        assert!(children(me).contains(&child.id()));
         assert!(descendants(me).contains(&child.id()));
         assert_eq!(
             exe(child.id()).and_then(|p| p.file_name().map(ToOwned::to_owned)),
