@@ -278,7 +278,14 @@ async fn stream(
             }
             to_runtime
         }
-        Err(refusal) => refuse(refusal),
+        // The sandbox ended the invocation first (the runtime died: its cut body and its exit
+        // race): its verdict is on the way, or already waiting, in `forced_end`.
+        Err(refusal) => {
+            if let (Ok(end), Some(tx)) = (forced_end.await, caller) {
+                let _ = tx.send(end).await;
+            }
+            refuse(refusal)
+        }
     }
 }
 
