@@ -19,6 +19,7 @@ use coldstart_protocol::{ErrorBody, limits};
 
 use crate::body::{Body, read_limited};
 use crate::extensions::{ExtensionNext, ExtensionRefusal};
+use crate::runtime_api::{accepted, rapid_error};
 use crate::sandbox::Sandbox;
 
 /// Answers an Extensions API request; `None` when the path is not one of the API's.
@@ -32,9 +33,10 @@ pub(crate) async fn handle(
         (&Method::GET, Route::Next) => next(sandbox, req.headers()).await,
         (&Method::POST, Route::InitError) => report(sandbox, req, Report::Init).await,
         (&Method::POST, Route::ExitError) => report(sandbox, req, Report::Exit).await,
-        _ => with_status(
-            error("Extension.InvalidRequest", "Method not allowed"),
+        _ => rapid_error(
             StatusCode::METHOD_NOT_ALLOWED,
+            "Extension.InvalidRequest",
+            "Method not allowed",
         ),
     })
 }
@@ -102,12 +104,10 @@ async fn next(sandbox: &Arc<Sandbox>, headers: &HeaderMap) -> Response<Body> {
         Ok(ExtensionNext::Wait(rx)) => match rx.await {
             Ok(event) => event,
             Err(_) => {
-                return with_status(
-                    error(
-                        "Extension.ExecutionEnvironmentGone",
-                        "The execution environment is gone",
-                    ),
+                return rapid_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
+                    "Extension.ExecutionEnvironmentGone",
+                    "The execution environment is gone",
                 );
             }
         },
@@ -155,12 +155,7 @@ async fn report(sandbox: &Arc<Sandbox>, req: Request<Incoming>, report: Report) 
         Report::Exit => sandbox.extension_exit_error(&id, error_type),
     };
     match result {
-        Ok(()) => json(
-            StatusCode::ACCEPTED,
-            coldstart_protocol::runtime::ACCEPTED_BODY
-                .as_bytes()
-                .to_vec(),
-        ),
+        Ok(()) => accepted(),
         Err(refusal) => refused(refusal),
     }
 }
@@ -200,18 +195,6 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     response
 }
 
-fn error(error_type: &str, message: &str) -> Response<Body> {
-    json(
-        StatusCode::FORBIDDEN,
-        ErrorBody::new(error_type, message).to_json(),
-    )
-}
-
 fn refused(refusal: ExtensionRefusal) -> Response<Body> {
-    error(refusal.error_type, &refusal.message)
-}
-
-fn with_status(mut response: Response<Body>, status: StatusCode) -> Response<Body> {
-    *response.status_mut() = status;
-    response
+    rapid_error(StatusCode::FORBIDDEN, refusal.error_type, &refusal.message)
 }

@@ -46,13 +46,11 @@ async fn handle(sandbox: Arc<Sandbox>, req: Request<Incoming>) -> Response<Body>
         } else {
             ("Logs.NotSupported", "Logs API")
         };
-        let body = ErrorBody::new(error_type, format!("{what} is not supported")).to_json();
-        let mut response = Response::new(Body::full(Bytes::from(body)));
-        *response.status_mut() = StatusCode::ACCEPTED;
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        return response;
+        return rapid_error(
+            StatusCode::ACCEPTED,
+            error_type,
+            &format!("{what} is not supported"),
+        );
     }
     if path.starts_with(EXTENSION_API) {
         if let Some(response) = extension_api::handle(&sandbox, req).await {
@@ -428,7 +426,7 @@ fn strip_error_cause(headers: &HeaderMap, body: Bytes) -> Bytes {
     }
 }
 
-fn accepted() -> Response<Body> {
+pub(crate) fn accepted() -> Response<Body> {
     let mut response = Response::new(Body::full(Bytes::from_static(rt::ACCEPTED_BODY.as_bytes())));
     *response.status_mut() = StatusCode::ACCEPTED;
     response
@@ -460,7 +458,8 @@ fn refuse(refusal: Refusal) -> Response<Body> {
     }
 }
 
-fn rapid_error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> {
+/// A `{"errorMessage","errorType"}` answer, as rapid gives to the Runtime and Extensions APIs.
+pub(crate) fn rapid_error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> {
     let mut response = Response::new(Body::full(Bytes::from(
         ErrorBody::new(error_type, message).to_json(),
     )));

@@ -184,14 +184,14 @@ struct State {
     idle_since: Option<Instant>,
     /// The extensions registered with the Extensions API.
     extensions: Extensions,
-    /// The bootstrap has been started (at once without extensions; once every external
-    /// extension registered otherwise).
-    bootstrap_started: bool,
     /// The log pipe's write end, kept for a bootstrap not started yet.
     log_pipe: Option<io::PipeWriter>,
     /// Processes of the sandbox not reaped yet (bootstrap and extensions); at zero the sandbox
     /// is gone.
     alive: usize,
+    /// The deadline task of extensions still at work on the last invocation waits on the other
+    /// end; dropping this (once they all called `next`) ends that task.
+    extensions_deadline: Option<oneshot::Sender<()>>,
     /// Why the sandbox failed, when an extension ended it: `(errorType, message)`, reported
     /// instead of the bootstrap's own exit.
     failure: Option<(String, String)>,
@@ -323,9 +323,9 @@ impl Sandbox {
                 stopping: false,
                 idle_since: None,
                 extensions: Extensions::expecting(names),
-                bootstrap_started: bootstrap.is_some(),
                 log_pipe,
                 alive: extension_children.len() + usize::from(bootstrap.is_some()),
+                extensions_deadline: None,
                 failure: None,
             }),
             status: OnceLock::new(),
@@ -373,8 +373,13 @@ impl Sandbox {
         match started {
             Ok(child) => {
                 self.watch_bootstrap(child);
-                if matches!(self.lock().phase, Phase::Exited) {
-                    // Init was abandoned while it started.
+                let st = self.lock();
+                // Init was abandoned, an extension failed or a stop began while it started:
+                // those saw no bootstrap to signal.
+                let doomed =
+                    matches!(st.phase, Phase::Exited) || st.failure.is_some() || st.stopping;
+                drop(st);
+                if doomed {
                     self.signal_all(Signal::SIGKILL);
                 }
             }
@@ -413,9 +418,11 @@ impl Sandbox {
                 "Extension registration closed already",
             ));
         }
+        // The bootstrap starts with the registration that completes the set (at once, in
+        // `spawn`, when there are no external extensions).
+        let completes = !st.extensions.all_registered();
         let id = st.extensions.register(name, events)?;
-        if !st.bootstrap_started && st.extensions.all_registered() {
-            st.bootstrap_started = true;
+        if completes && st.extensions.all_registered() {
             st.alive += 1;
             let pipe = st.log_pipe.take();
             drop(st);
@@ -480,7 +487,8 @@ impl Sandbox {
     /// Init is complete when the bootstrap runs, the runtime waits in `next` and every extension
     /// waits in `event/next`: the sandbox becomes idle and the spawner's channel is returned.
     fn complete_init(st: &mut State) -> Option<oneshot::Sender<InitResult>> {
-        if !st.bootstrap_started || st.next_waiter.is_none() || !st.extensions.all_ready() {
+        if !st.extensions.all_registered() || st.next_waiter.is_none() || !st.extensions.all_ready()
+        {
             return None;
         }
         let Phase::Initializing { started, ready } = &mut st.phase else {
@@ -597,6 +605,7 @@ impl Sandbox {
     /// (or retired, when its code was replaced meanwhile).
     fn leave_finishing(self: &Arc<Self>, mut st: MutexGuard<'_, State>) {
         st.phase = Phase::Idle;
+        st.extensions_deadline = None;
         drop(st);
         if self.generation != self.function.generation() {
             // Its code was replaced while it ran: stop it instead of reusing it.
@@ -657,11 +666,15 @@ impl Sandbox {
     /// The runtime answered while extensions still work on the invocation: the function's
     /// deadline bounds them too. One still at work then gets the sandbox reset, as in Lambda.
     fn bound_extensions(self: &Arc<Self>, request_id: &str, deadline: Instant) {
+        let (guard, finished) = oneshot::channel::<()>();
+        self.lock().extensions_deadline = Some(guard);
         let sandbox = self.clone();
         let request_id = request_id.to_owned();
         tokio::spawn(async move {
             tokio::select! {
                 () = tokio::time::sleep_until(deadline.into()) => {}
+                // Every extension called `next` (the guard was dropped), or the sandbox is gone.
+                _ = finished => return,
                 () = sandbox.gone.cancelled() => return,
             }
             let mut st = sandbox.lock();
@@ -867,7 +880,7 @@ impl Sandbox {
                 sandbox = self.id,
                 "{cause}"
             );
-            if st.bootstrap_started {
+            if st.extensions.all_registered() {
                 // The bootstrap's exit answers for the sandbox, with this failure.
                 st.failure = Some((error_type, cause));
                 drop(st);
@@ -926,6 +939,10 @@ impl Sandbox {
                 self.signal_all(Signal::SIGKILL);
                 self.gone.cancelled().await;
             }
+            return;
+        }
+        if self.gone.is_cancelled() {
+            // Every process is reaped: their pids may belong to others by now.
             return;
         }
         let pid = self.pid.load(Ordering::Acquire);
