@@ -7,6 +7,8 @@
 //! rather than typed structs: every field is optional in practice, and a missing one should cost
 //! a default, not the request.
 
+use std::fmt::Write as _;
+
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
@@ -109,7 +111,7 @@ impl AppRequest {
     /// The app request for `raw`, an event's JSON bytes. Fails only for an HTTP event whose body
     /// claims to be base64 and is not.
     pub fn from_event(raw: &Bytes, config: &Config) -> Result<Self, String> {
-        let event: Value = match serde_json::from_slice(raw) {
+        let mut event: Value = match serde_json::from_slice(raw) {
             Ok(event) => event,
             Err(_) => return Ok(Self::pass_through(raw, config)),
         };
@@ -171,13 +173,16 @@ impl AppRequest {
             headers.insert(header::AUTHORIZATION, value);
         }
 
-        let body = match event.get("body") {
-            Some(Value::String(body)) if is_true(event.get("isBase64Encoded")) => Bytes::from(
+        let request_context = event.get("requestContext").map(Value::to_string);
+        let base64 = is_true(event.get("isBase64Encoded"));
+        // The body is read last and taken out of the event, so it is not copied.
+        let body = match event.get_mut("body").map(Value::take) {
+            Some(Value::String(body)) if base64 => Bytes::from(
                 base64::engine::general_purpose::STANDARD
                     .decode(body.as_bytes())
                     .map_err(|e| format!("the event's body is not valid base64: {e}"))?,
             ),
-            Some(Value::String(body)) => Bytes::from(body.clone().into_bytes()),
+            Some(Value::String(body)) => Bytes::from(body),
             _ => Bytes::new(),
         };
 
@@ -187,7 +192,7 @@ impl AppRequest {
             path_and_query,
             headers,
             body,
-            request_context: event.get("requestContext").map(Value::to_string),
+            request_context,
         })
     }
 
@@ -314,17 +319,20 @@ fn query_string(multi: Option<&Value>, single: Option<&Value>, set: &'static Asc
             }
         }
     }
-    let encoded: Vec<String> = pairs
-        .into_iter()
-        .map(|(key, value)| {
-            format!(
-                "{}={}",
-                utf8_percent_encode(key, set),
-                utf8_percent_encode(value, set)
-            )
-        })
-        .collect();
-    encoded.join("&")
+    let mut query = String::new();
+    for (key, value) in pairs {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(
+            query,
+            "{}={}",
+            utf8_percent_encode(key, set),
+            utf8_percent_encode(value, set)
+        );
+    }
+    query
 }
 
 #[cfg(test)]

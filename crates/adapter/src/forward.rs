@@ -29,10 +29,9 @@ use crate::response::{self, AppResponse};
 pub const REQUEST_CONTEXT: HeaderName = HeaderName::from_static("x-amzn-request-context");
 /// `x-amzn-lambda-context`: the invocation's Lambda context, as JSON (see [`LambdaContext`]).
 pub const LAMBDA_CONTEXT: HeaderName = HeaderName::from_static("x-amzn-lambda-context");
-/// `x-amz-tenant-id`: the tenant of a tenant-isolated invocation.
-pub const TENANT_ID: HeaderName = HeaderName::from_static("x-amz-tenant-id");
-/// `x-amzn-trace-id`: the X-Ray trace header, when the request does not carry one.
-pub const TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+/// `x-amz-tenant-id` (the tenant of a tenant-isolated invocation) and `x-amzn-trace-id` (the
+/// X-Ray trace header, added when the request does not carry one): the Invoke API's own headers.
+pub use coldstart_protocol::invoke::{TENANT_ID, TRACE_ID};
 
 /// `errorType` of an event the adapter cannot turn into a request (a body that claims to be
 /// base64 and is not).

@@ -103,7 +103,7 @@ async fn extension(
         Ok(config) => config,
         Err(error) => return Err(init_error(INVALID_CONFIG_TYPE, error.into()).await),
     };
-    let mut terminate = signal(SignalKind::terminate()).map_err(io_error)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(Error::Io)?;
     let initialised = AtomicBool::new(false);
     tokio::select! {
         // Ends only when the Runtime API fails.
@@ -130,8 +130,8 @@ async fn wrapper(
         Ok(app) => app,
         Err(error) => return Err(init_error(APP_EXITED_TYPE, error).await),
     };
-    let mut terminate = signal(SignalKind::terminate()).map_err(io_error)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(io_error)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(Error::Io)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Io)?;
     // Set once the runtime loop starts: from then on, an exiting app is no init failure.
     let initialised = AtomicBool::new(false);
     let mut serving = std::pin::pin!(serve(config, started, &initialised));
@@ -140,7 +140,7 @@ async fn wrapper(
     loop {
         tokio::select! {
             status = app.wait() => {
-                let status = status.map_err(io_error)?;
+                let status = status.map_err(Error::Io)?;
                 if !stopping && !initialised.load(Ordering::Relaxed) {
                     let error = Error::AppExitedEarly { status };
                     return Err(init_error(APP_EXITED_TYPE, error).await);
@@ -225,10 +225,6 @@ async fn init_error(error_type: &str, error: Error) -> Error {
         ),
     }
     error
-}
-
-fn io_error(error: std::io::Error) -> Error {
-    Error::Io(error)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! An ordinary axum web app that knows nothing about Lambda: `coldstart-adapter` (an extension
 //! layer on AWS, an `extensions` entry under `coldstart up`) turns invocations into requests to it.
 //!
-//! It listens on `127.0.0.1:$PORT` (or `$AWS_LWA_PORT`; default 8080) and serves:
+//! It listens on `127.0.0.1:$AWS_LWA_PORT` (or `$PORT`; default 8080) and serves:
 //! - `GET /` — what is here, as text;
 //! - `GET /health` — `ok` (the adapter's readiness check);
 //! - `GET /hello/{name}` — a JSON greeting;
@@ -114,9 +114,9 @@ async fn cookies() -> impl IntoResponse {
     )
 }
 
-/// The port to listen on: `PORT`, else `AWS_LWA_PORT`, else 8080.
+/// The port to listen on: `AWS_LWA_PORT`, else `PORT`, else 8080 (the adapter's order).
 fn port() -> Result<u16, String> {
-    for name in ["PORT", "AWS_LWA_PORT"] {
+    for name in ["AWS_LWA_PORT", "PORT"] {
         if let Ok(value) = std::env::var(name) {
             return value
                 .trim()

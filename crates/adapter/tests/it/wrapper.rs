@@ -135,9 +135,10 @@ async fn sigterm_to_the_adapter_reaches_the_app_and_the_adapter_exits_with_it() 
     // A frozen sandbox would not see the signal until its next invocation.
     config.freeze = false;
     let h = Harness::start(config);
-    let app_pid = app_json(&h, "/pid").await["pid"]
+    let answer = app_json(&h, "/pid").await;
+    let app_pid = answer["pid"]
         .as_u64()
-        .unwrap_or_default() as u32;
+        .unwrap_or_else(|| panic!("no pid: {answer}")) as u32;
     let adapter_pid = h.emulator.sandbox_pids(crate::support::FUNCTION)[0];
 
     // To the adapter alone, not its process group: only forwarding can reach the app.
@@ -148,7 +149,10 @@ async fn sigterm_to_the_adapter_reaches_the_app_and_the_adapter_exits_with_it() 
 
     // The sandbox is gone; the next invocation starts a new one.
     let again = app_json(&h, "/pid").await;
-    assert_ne!(again["pid"].as_u64().unwrap_or_default() as u32, app_pid);
+    let again_pid = again["pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no pid: {again}")) as u32;
+    assert_ne!(again_pid, app_pid);
     h.stop().await;
 }
 
