@@ -7,9 +7,10 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::backend::Answer;
+use crate::error::message_body;
 
 /// What the `$connect` answer decides.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,21 +70,26 @@ pub(crate) fn handshake(answer: &Answer) -> Handshake {
 /// of a proxy response object, a JSON string's text, any other JSON as it is. `null`, an empty
 /// answer and a response object without `body` send nothing.
 pub(crate) fn route_response(body: &Bytes) -> Option<Message> {
-    let frame = |bytes: Bytes| match String::from_utf8(bytes.to_vec()) {
-        Ok(text) => Message::text(text),
-        Err(_) => Message::Binary(bytes),
-    };
     if body.is_empty() {
         return None;
     }
     match serde_json::from_slice::<Value>(body) {
-        Err(_) => Some(frame(body.clone())),
+        Err(_) => Some(frame_of(body.clone())),
         Ok(Value::Null) => None,
         Ok(Value::String(text)) => Some(Message::text(text)),
         Ok(Value::Object(map)) if map.get("statusCode").is_some_and(Value::is_number) => {
-            body_of(&map).filter(|b| !b.is_empty()).map(frame)
+            body_of(&map).filter(|b| !b.is_empty()).map(frame_of)
         }
-        Ok(_) => Some(frame(body.clone())),
+        Ok(_) => Some(frame_of(body.clone())),
+    }
+}
+
+/// The frame for `data` (sent through `@connections` or as a route's answer): a text frame
+/// when it is UTF-8, else a binary one. No copy either way.
+pub(crate) fn frame_of(data: Bytes) -> Message {
+    match Utf8Bytes::try_from(data.clone()) {
+        Ok(text) => Message::Text(text),
+        Err(_) => Message::Binary(data),
     }
 }
 
@@ -108,7 +114,7 @@ fn reject(status: StatusCode, message: &str) -> Handshake {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body: Bytes::from(serde_json::json!({ "message": message }).to_string()),
+        body: Bytes::from(message_body(message)),
     }
 }
 

@@ -81,10 +81,15 @@ impl ConnectionsError {
         }
     }
 
-    /// The JSON body: `{"message": "…"}`.
+    /// The JSON body: [`message_body`] of the error text.
     pub(crate) fn body(&self) -> String {
-        serde_json::json!({ "message": self.to_string() }).to_string()
+        message_body(&self.to_string())
     }
+}
+
+/// API Gateway's JSON error body, `{"message":"…"}` (compact, `message` JSON-escaped).
+pub(crate) fn message_body(message: &str) -> String {
+    serde_json::json!({ "message": message }).to_string()
 }
 
 #[cfg(test)]

@@ -14,10 +14,10 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use coldstart_protocol::invoke::{ERROR_TYPE, REQUEST_ID};
 
+use crate::answer::frame_of;
 use crate::error::ConnectionsError;
 use crate::event::percent_decode;
 use crate::registry::Registry;
-use crate::session::frame_of;
 use crate::wire::MAX_POST;
 use coldstart_emulator::apigw::iso_millis;
 

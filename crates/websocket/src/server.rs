@@ -34,7 +34,7 @@ use crate::answer::{Handshake, handshake};
 use crate::api::{Plan, WebSocketApi};
 use crate::backend::Backend;
 use crate::clock;
-use crate::error::Error;
+use crate::error::{Error, message_body};
 use crate::event;
 use crate::management;
 use crate::registry::{Connection, Registry};
@@ -205,7 +205,7 @@ async fn upgrade<B: Backend>(
     if !is_upgrade {
         return management::json(
             StatusCode::UPGRADE_REQUIRED,
-            r#"{"message":"Upgrade Required"}"#.into(),
+            message_body("Upgrade Required"),
         );
     }
     let version_ok = headers
@@ -213,10 +213,7 @@ async fn upgrade<B: Backend>(
         .is_some_and(|v| v == "13");
     let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
     let (Some(key), true, &http::Method::GET) = (key, version_ok, req.method()) else {
-        return management::json(
-            StatusCode::BAD_REQUEST,
-            r#"{"message":"Bad Request"}"#.into(),
-        );
+        return management::json(StatusCode::BAD_REQUEST, message_body("Bad Request"));
     };
     let text = |name: header::HeaderName| {
         req.headers()
@@ -340,7 +337,7 @@ async fn linger(mut io: TokioIo<Upgraded>) {
 
 /// API Gateway's answer to any other path.
 fn forbidden() -> Response<Full<Bytes>> {
-    management::json(StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#.into())
+    management::json(StatusCode::FORBIDDEN, message_body("Forbidden"))
 }
 
 #[cfg(test)]

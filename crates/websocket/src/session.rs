@@ -11,7 +11,6 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -386,22 +385,15 @@ where
     let _ = tokio::time::timeout(CLOSE_GRACE, handshake).await;
 }
 
-/// The bytes of a frame sent through `@connections`: a text frame when they are UTF-8, else
-/// a binary one.
-pub(crate) fn frame_of(data: Bytes) -> Message {
-    match String::from_utf8(data.to_vec()) {
-        Ok(text) => Message::text(text),
-        Err(_) => Message::Binary(data),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
     use serde_json::Value;
     use tokio::task::JoinHandle;
     use tokio_tungstenite::tungstenite::error::CapacityError;
 
     use super::*;
+    use crate::answer::frame_of;
     use crate::api::{RouteTarget, WebSocketApi};
     use crate::backend::script::Script;
 
@@ -670,7 +662,7 @@ mod tests {
         assert_eq!(code_of(&disconnect).0, 1006);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn idle_and_old_connections_are_closed_with_1001() {
         let mut idle = api();
         idle.idle_timeout = Duration::from_millis(50);
@@ -689,7 +681,7 @@ mod tests {
         assert_eq!(c.ended().await.0, Ending::MaxDuration);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn activity_defers_the_idle_timeout() {
         let mut idle = api();
         idle.idle_timeout = Duration::from_millis(300);
