@@ -1,0 +1,602 @@
+//! The `coldstart.toml` reader: functions, Function URLs, HTTP APIs and WebSocket APIs, as a
+//! [`Stack`].
+//!
+//! Every mistake is reported with the file, line and key it is at. One function per section
+//! reads it; `parse` puts them together.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use coldstart_emulator::{FunctionConfig, config as limits};
+
+use crate::error::{Error, Location};
+use crate::model::{Build, FunctionSpec, HttpApiSpec, Stack, UrlSpec, WebSocketApiSpec};
+
+/// The stage of a WebSocket API that names none.
+pub const DEFAULT_STAGE: &str = "dev";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    functions: BTreeMap<String, Spanned<FunctionToml>>,
+    #[serde(default)]
+    http_apis: BTreeMap<String, Spanned<HttpApiToml>>,
+    #[serde(default)]
+    websocket_apis: BTreeMap<String, Spanned<WebSocketApiToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebSocketApiToml {
+    port: Spanned<i64>,
+    stage: Option<Spanned<String>>,
+    route_selection: Option<String>,
+    #[serde(default)]
+    routes: BTreeMap<String, Spanned<WsRouteToml>>,
+    idle_timeout: Option<Spanned<i64>>,
+    max_duration: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WsRouteToml {
+    Function(String),
+    Route {
+        function: String,
+        #[serde(default)]
+        two_way: bool,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FunctionToml {
+    build: Option<String>,
+    bootstrap: Spanned<Bootstrap>,
+    handler: Option<String>,
+    timeout: Option<Spanned<i64>>,
+    memory: Option<Spanned<i64>>,
+    concurrency: Option<Spanned<i64>>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    extensions: Option<Spanned<Vec<String>>>,
+    sandbox_port: Option<bool>,
+    idle_timeout: Option<Spanned<i64>>,
+    watch: Option<Vec<String>>,
+    url: Option<Spanned<UrlToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Bootstrap {
+    Path(String),
+    Argv(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UrlToml {
+    port: Spanned<i64>,
+    invoke_mode: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpApiToml {
+    port: Spanned<i64>,
+    payload_version: Option<Spanned<String>>,
+    #[serde(default)]
+    routes: BTreeMap<String, Spanned<String>>,
+}
+
+/// Reads and checks the config at `path`.
+pub fn load(path: &Path) -> Result<Stack, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::invalid(path, Location::File, format!("cannot read the config: {e}"))
+    })?;
+    let root = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let root = std::fs::canonicalize(&root).unwrap_or(root);
+    let mut stack = parse(path, &text, &root)?;
+    stack.source = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    Ok(stack)
+}
+
+/// Reads a config's text; `file` names it in errors, `root` is its folder.
+pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
+    let at = |span: Range<usize>, message: String| locate(file, text, span, message);
+    let parsed: FileToml = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_owned();
+        at(e.span().unwrap_or(0..0), message)
+    })?;
+
+    let mut ports: HashMap<u16, String> = HashMap::new();
+    let mut claim = |port: &Spanned<i64>, owner: String| -> Result<u16, Error> {
+        let value = *port.get_ref();
+        let Ok(p) = u16::try_from(value) else {
+            return Err(at(
+                port.span(),
+                format!("{owner}.port: {value} is not a TCP port"),
+            ));
+        };
+        // Port 0 takes any free port (the endpoint table shows which).
+        if p == 0 {
+            return Ok(p);
+        }
+        if let Some(other) = ports.insert(p, owner.clone()) {
+            return Err(at(
+                port.span(),
+                format!("{owner}.port: port {p} is already used by {other}"),
+            ));
+        }
+        Ok(p)
+    };
+
+    let mut functions = Vec::new();
+    for (name, entry) in &parsed.functions {
+        let key = format!("functions.{name}");
+        let span = entry.span();
+        let f = entry.get_ref();
+        let command: Vec<OsString> = match f.bootstrap.get_ref() {
+            Bootstrap::Path(p) => vec![root.join(p).into_os_string()],
+            Bootstrap::Argv(argv) if argv.is_empty() => {
+                return Err(at(
+                    f.bootstrap.span(),
+                    format!("{key}.bootstrap: the argv is empty"),
+                ));
+            }
+            Bootstrap::Argv(argv) => {
+                let program = Path::new(&argv[0]);
+                let first = if program.components().count() > 1 {
+                    root.join(program).into_os_string()
+                } else {
+                    OsString::from(&argv[0])
+                };
+                std::iter::once(first)
+                    .chain(argv[1..].iter().map(OsString::from))
+                    .collect()
+            }
+        };
+        let mut config = FunctionConfig::new(name.clone(), command);
+        config.handler = f.handler.clone();
+        config.environment = f.environment.clone();
+        if let Some(t) = &f.timeout {
+            let secs = *t.get_ref();
+            if !(1..=900).contains(&secs) {
+                return Err(at(
+                    t.span(),
+                    format!("{key}.timeout: must be 1 to 900 seconds, not {secs}"),
+                ));
+            }
+            config.timeout = Duration::from_secs(secs as u64);
+        }
+        if let Some(m) = &f.memory {
+            let mb = *m.get_ref();
+            if !(i64::from(limits::MIN_MEMORY_MB)..=i64::from(limits::MAX_MEMORY_MB)).contains(&mb)
+            {
+                return Err(at(
+                    m.span(),
+                    format!("{key}.memory: must be 128 to 10240 MB, not {mb}"),
+                ));
+            }
+            config.memory_mb = mb as u32;
+        }
+        if let Some(c) = &f.concurrency {
+            let n = *c.get_ref();
+            if !(1..=1000).contains(&n) {
+                return Err(at(
+                    c.span(),
+                    format!("{key}.concurrency: must be 1 to 1000, not {n}"),
+                ));
+            }
+            config.concurrency = n as usize;
+        }
+        if let Some(t) = &f.idle_timeout {
+            let secs = *t.get_ref();
+            if secs < 1 {
+                return Err(at(
+                    t.span(),
+                    format!("{key}.idle_timeout: must be at least 1 second, not {secs}"),
+                ));
+            }
+            config.idle_timeout = Duration::from_secs(secs as u64);
+        }
+        if let Some(extensions) = &f.extensions {
+            if extensions.get_ref().len() > coldstart_protocol::extension::MAX_EXTENSIONS {
+                return Err(at(
+                    extensions.span(),
+                    format!(
+                        "{key}.extensions: at most {} extensions, not {}",
+                        coldstart_protocol::extension::MAX_EXTENSIONS,
+                        extensions.get_ref().len()
+                    ),
+                ));
+            }
+            config.extensions = extensions.get_ref().iter().map(|p| root.join(p)).collect();
+        }
+        config.sandbox_port = f
+            .sandbox_port
+            .unwrap_or_else(|| wants_sandbox_port(&config));
+        config
+            .validate()
+            .map_err(|e| at(span.clone(), format!("{key}: {e}")))?;
+        let url = match &f.url {
+            None => None,
+            Some(url) => {
+                let u = url.get_ref();
+                let mode = match u.invoke_mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+                    None | Some((_, "BUFFERED")) => coldstart_emulator::InvokeMode::Buffered,
+                    Some((_, "RESPONSE_STREAM")) => coldstart_emulator::InvokeMode::ResponseStream,
+                    Some((m, other)) => {
+                        return Err(at(
+                            m.span(),
+                            format!(
+                                "{key}.url.invoke_mode: must be BUFFERED or RESPONSE_STREAM, not {other}"
+                            ),
+                        ));
+                    }
+                };
+                Some(UrlSpec {
+                    port: claim(&u.port, format!("{key}.url"))?,
+                    invoke_mode: mode,
+                    aws_host: None,
+                })
+            }
+        };
+        let watch = match (&f.watch, &f.build) {
+            (Some(paths), _) => paths.iter().map(|p| root.join(p)).collect(),
+            (None, Some(_)) => vec![root.to_path_buf()],
+            (None, None) => {
+                let bootstrap = Path::new(&config.command[0]);
+                vec![
+                    bootstrap
+                        .parent()
+                        .map_or_else(|| root.to_path_buf(), Path::to_path_buf),
+                ]
+            }
+        };
+        functions.push(FunctionSpec {
+            config,
+            build: f.build.as_ref().map(|command| Build::Command {
+                command: command.clone(),
+                dir: root.to_path_buf(),
+            }),
+            url,
+            watch,
+            layers: Vec::new(),
+        });
+    }
+
+    let mut http_apis = Vec::new();
+    for (name, entry) in &parsed.http_apis {
+        let key = format!("http_apis.{name}");
+        let api = entry.get_ref();
+        let port = claim(&api.port, key.clone())?;
+        let payload_version = match api.payload_version.as_ref() {
+            None => coldstart_emulator::PayloadVersion::V2,
+            Some(v) => match v.get_ref().as_str() {
+                "2.0" => coldstart_emulator::PayloadVersion::V2,
+                "1.0" => coldstart_emulator::PayloadVersion::V1,
+                other => {
+                    return Err(at(
+                        v.span(),
+                        format!("{key}.payload_version: must be \"1.0\" or \"2.0\", not {other:?}"),
+                    ));
+                }
+            },
+        };
+        let mut routes = Vec::new();
+        for (route, target) in &api.routes {
+            if let Err(why) = coldstart_emulator::RouteKey::parse(route) {
+                return Err(at(target.span(), format!("{key}.routes: {why}")));
+            }
+            if !parsed.functions.contains_key(target.get_ref()) {
+                return Err(at(
+                    target.span(),
+                    format!(
+                        "{key}.routes.{route:?}: no function named {:?}",
+                        target.get_ref()
+                    ),
+                ));
+            }
+            routes.push((route.clone(), target.get_ref().clone()));
+        }
+        http_apis.push(HttpApiSpec {
+            name: name.clone(),
+            port,
+            payload_version,
+            stage: "$default".to_owned(),
+            routes,
+            aws_host: None,
+        });
+    }
+    let mut websocket_apis = Vec::new();
+    for (name, entry) in &parsed.websocket_apis {
+        let key = format!("websocket_apis.{name}");
+        let api = entry.get_ref();
+        let port = claim(&api.port, key.clone())?;
+        let stage = match &api.stage {
+            None => DEFAULT_STAGE.to_owned(),
+            Some(stage) => {
+                let ok = !stage.get_ref().is_empty()
+                    && stage
+                        .get_ref()
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !ok {
+                    return Err(at(
+                        stage.span(),
+                        format!(
+                            "{key}.stage: a stage name is letters, digits, '-' and '_', not {:?}",
+                            stage.get_ref()
+                        ),
+                    ));
+                }
+                stage.get_ref().clone()
+            }
+        };
+        let seconds = |value: &Option<Spanned<i64>>, what: &str| match value {
+            None => Ok(None),
+            Some(v) if *v.get_ref() >= 1 => Ok(Some(Duration::from_secs(*v.get_ref() as u64))),
+            Some(v) => Err(at(
+                v.span(),
+                format!(
+                    "{key}.{what}: must be at least 1 second, not {}",
+                    v.get_ref()
+                ),
+            )),
+        };
+        let idle_timeout = seconds(&api.idle_timeout, "idle_timeout")?;
+        let max_duration = seconds(&api.max_duration, "max_duration")?;
+        let mut routes = Vec::new();
+        for (route, target) in &api.routes {
+            let (function, two_way) = match target.get_ref() {
+                WsRouteToml::Function(f) => (f, false),
+                WsRouteToml::Route { function, two_way } => (function, *two_way),
+            };
+            if route.is_empty() {
+                return Err(at(target.span(), format!("{key}.routes: empty route key")));
+            }
+            if !parsed.functions.contains_key(function) {
+                return Err(at(
+                    target.span(),
+                    format!("{key}.routes.{route:?}: no function named {function:?}"),
+                ));
+            }
+            routes.push((route.clone(), function.clone(), two_way));
+        }
+        websocket_apis.push(WebSocketApiSpec {
+            name: name.clone(),
+            port,
+            stage,
+            route_selection: api
+                .route_selection
+                .clone()
+                .unwrap_or_else(|| "$request.body.action".to_owned()),
+            routes,
+            idle_timeout,
+            max_duration,
+            aws_host: None,
+        });
+    }
+    Ok(Stack {
+        source: file.to_path_buf(),
+        root: root.to_path_buf(),
+        functions,
+        http_apis,
+        websocket_apis,
+        ..Stack::default()
+    })
+}
+
+/// Whether a function looks like a web app that listens on a port of its own: it has
+/// extensions, names `PORT` or `AWS_LWA_PORT`, or runs `coldstart-adapter`. Such functions get a
+/// port per sandbox unless `sandbox_port = false`.
+pub fn wants_sandbox_port(config: &FunctionConfig) -> bool {
+    use coldstart_protocol::env;
+    let adapter = |p: &OsString| {
+        Path::new(p)
+            .file_name()
+            .is_some_and(|n| n == "coldstart-adapter")
+    };
+    !config.extensions.is_empty()
+        || config.environment.contains_key(env::PORT)
+        || config.environment.contains_key(env::LWA_PORT)
+        || config.command.iter().take(1).any(adapter)
+}
+
+/// Turns a byte span into a line and column (1-based).
+fn locate(file: &Path, text: &str, span: Range<usize>, message: String) -> Error {
+    let start = span.start.min(text.len());
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = start - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    Error::invalid(file, Location::Span { line, column }, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Stack, String> {
+        parse(Path::new("coldstart.toml"), text, Path::new("/app")).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+[functions.echo]
+build = "cargo build --release -p echo"
+bootstrap = "target/release/echo"
+timeout = 5
+memory = 256
+concurrency = 2
+environment = { RUST_LOG = "info" }
+url = { port = 9001, invoke_mode = "BUFFERED" }
+
+[functions.bash]
+bootstrap = ["examples/bash/bootstrap", "--flag"]
+handler = "function.handler"
+idle_timeout = 60
+watch = ["examples/bash"]
+
+[functions.web]
+bootstrap = "target/release/web"
+extensions = ["target/release/coldstart-adapter"]
+
+[http_apis.api]
+port = 9100
+payload_version = "2.0"
+routes = { "GET /hello" = "echo", "$default" = "bash" }
+
+[websocket_apis.chat]
+port = 9200
+stage = "staging"
+route_selection = "$request.body.action"
+idle_timeout = 30
+routes = { "$connect" = "echo", "$default" = { function = "echo", two_way = true } }
+"#;
+
+    #[test]
+    fn reads_every_documented_key() {
+        let config = load_str(GOOD).unwrap_or_else(|e| panic!("{e}"));
+        let echo = &config.functions[1];
+        assert_eq!(echo.config.name, "echo");
+        assert_eq!(
+            echo.config.command,
+            vec![OsString::from("/app/target/release/echo")]
+        );
+        assert_eq!(echo.config.timeout, Duration::from_secs(5));
+        assert_eq!(echo.config.memory_mb, 256);
+        assert_eq!(echo.config.concurrency, 2);
+        assert_eq!(
+            echo.config.environment.get("RUST_LOG").map(String::as_str),
+            Some("info")
+        );
+        assert_eq!(
+            echo.build,
+            Some(Build::Command {
+                command: "cargo build --release -p echo".into(),
+                dir: PathBuf::from("/app")
+            })
+        );
+        assert_eq!(
+            echo.url.as_ref().map(|u| (u.port, u.invoke_mode)),
+            Some((9001, coldstart_emulator::InvokeMode::Buffered))
+        );
+        let bash = &config.functions[0];
+        assert_eq!(
+            bash.config.command,
+            vec![
+                OsString::from("/app/examples/bash/bootstrap"),
+                OsString::from("--flag")
+            ]
+        );
+        assert_eq!(bash.config.handler.as_deref(), Some("function.handler"));
+        assert_eq!(bash.config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(bash.watch, vec![PathBuf::from("/app/examples/bash")]);
+        assert_eq!(echo.watch, vec![PathBuf::from("/app")]);
+        assert_eq!(bash.config.timeout, Duration::from_secs(3));
+        let api = &config.http_apis[0];
+        assert_eq!(api.port, 9100);
+        assert_eq!(api.routes.len(), 2);
+        assert!(!echo.config.sandbox_port);
+        let web = &config.functions[2];
+        assert_eq!(
+            web.config.extensions,
+            vec![PathBuf::from("/app/target/release/coldstart-adapter")]
+        );
+        assert!(
+            web.config.sandbox_port,
+            "a function with extensions gets a port per sandbox"
+        );
+        let ws = &config.websocket_apis[0];
+        assert_eq!((ws.port, ws.stage.as_str()), (9200, "staging"));
+        assert_eq!(ws.route_selection, "$request.body.action");
+        assert_eq!(ws.idle_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(
+            ws.routes,
+            vec![
+                ("$connect".to_owned(), "echo".to_owned(), false),
+                ("$default".to_owned(), "echo".to_owned(), true)
+            ]
+        );
+        assert_eq!(config.ports().len(), 3);
+    }
+
+    fn error_of(text: &str) -> String {
+        match load_str(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn every_mistake_names_file_line_and_key() {
+        let unknown = error_of("[functions.a]\nbootstrap = \"b\"\ntimeuot = 3\n");
+        assert!(
+            unknown.starts_with("coldstart.toml:3:1:") && unknown.contains("timeuot"),
+            "{unknown}"
+        );
+
+        let range = error_of("[functions.a]\nbootstrap = \"b\"\ntimeout = 901\n");
+        assert!(
+            range.starts_with("coldstart.toml:3:11:") && range.contains("functions.a.timeout"),
+            "{range}"
+        );
+
+        let memory = error_of("[functions.a]\nbootstrap = \"b\"\nmemory = 64\n");
+        assert!(
+            memory.starts_with("coldstart.toml:3:") && memory.contains("functions.a.memory"),
+            "{memory}"
+        );
+
+        let missing = error_of(
+            "[functions.a]\nbootstrap = \"b\"\n[http_apis.api]\nport = 9100\nroutes = { \"GET /x\" = \"nope\" }\n",
+        );
+        assert!(
+            missing.starts_with("coldstart.toml:5:")
+                && missing.contains("no function named \"nope\""),
+            "{missing}"
+        );
+
+        let clash = error_of(
+            "[functions.a]\nbootstrap = \"b\"\nurl = { port = 9100 }\n[http_apis.api]\nport = 9100\n",
+        );
+        assert!(
+            clash.starts_with("coldstart.toml:5:8:")
+                && clash.contains("already used by functions.a.url"),
+            "{clash}"
+        );
+
+        let invalid = error_of("[functions.a\nbootstrap = \"b\"\n");
+        assert!(invalid.starts_with("coldstart.toml:1:"), "{invalid}");
+
+        let route = error_of(
+            "[functions.a]\nbootstrap = \"b\"\n[http_apis.api]\nport = 9100\nroutes = { \"FETCH /x\" = \"a\" }\n",
+        );
+        assert!(route.contains("http_apis.api.routes"), "{route}");
+
+        let ws = error_of(
+            "[functions.a]\nbootstrap = \"b\"\n[websocket_apis.chat]\nport = 9200\nroutes = { \"$default\" = \"nope\" }\n",
+        );
+        assert!(
+            ws.contains("websocket_apis.chat.routes") && ws.contains("nope"),
+            "{ws}"
+        );
+        let stage = error_of("[websocket_apis.chat]\nport = 9200\nstage = \"a/b\"\n");
+        assert!(stage.contains("websocket_apis.chat.stage"), "{stage}");
+        let clash = error_of("[http_apis.a]\nport = 9200\n[websocket_apis.chat]\nport = 9200\n");
+        assert!(clash.contains("already used"), "{clash}");
+
+        let no_bootstrap = error_of("[functions.a]\nhandler = \"x\"\n");
+        assert!(no_bootstrap.contains("bootstrap"), "{no_bootstrap}");
+    }
+}

@@ -1,0 +1,216 @@
+//! The stack model: what `coldstart up` serves, whichever file described it.
+//!
+//! Both readers — `coldstart.toml` ([`crate::config`]) and SAM/CloudFormation templates
+//! ([`crate::template`]) — produce a [`Stack`]; [`crate::start`] serves one. Everything here is a
+//! plain, checked value: paths are absolute, names are the ones callers use, ports are concrete
+//! (0 takes any free port when the stack starts).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use coldstart_emulator::{FunctionConfig, InvokeMode, PayloadVersion};
+
+/// A whole stack: functions, their front doors, tables and outputs.
+#[derive(Debug, Clone, Default)]
+pub struct Stack {
+    /// The file the stack was read from.
+    pub source: PathBuf,
+    /// The file's folder: builds run here and relative paths start here.
+    pub root: PathBuf,
+    /// The functions, in a stable order (by name).
+    pub functions: Vec<FunctionSpec>,
+    /// Layers that functions use, with their builds.
+    pub layers: Vec<LayerSpec>,
+    /// API Gateway HTTP APIs (v2) and REST APIs (v1).
+    pub http_apis: Vec<HttpApiSpec>,
+    /// API Gateway WebSocket APIs.
+    pub websocket_apis: Vec<WebSocketApiSpec>,
+    /// DynamoDB tables, created on `--dynamodb-endpoint` when one is given.
+    pub tables: Vec<TableSpec>,
+    /// The template's outputs, resolved (AWS URLs of local APIs are rewritten at start).
+    pub outputs: Vec<OutputSpec>,
+    /// Resources read but not emulated, as (logical id, type): listed once at start.
+    pub not_emulated: Vec<(String, String)>,
+    /// Things to say once at start (a remote layer that is not available, a runtime that cannot
+    /// run yet, ...).
+    pub notices: Vec<String>,
+    /// The account and region functions and ARNs use.
+    pub settings: coldstart_emulator::Settings,
+    /// Give every function `AWS_ENDPOINT_URL_LAMBDA` (the local Invoke API), credentials when
+    /// the environment has none, and `AWS_SAM_LOCAL=true`, unless it sets them itself. On for
+    /// templates.
+    pub local_environment: bool,
+}
+
+/// One function and what `up` does for it besides running it.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    /// How the emulator runs it. `config.name` is the name callers use (a template's logical id).
+    pub config: FunctionConfig,
+    /// What makes its code, run before serving (unless `--no-build`).
+    pub build: Option<Build>,
+    /// Its Function URL, if it has one.
+    pub url: Option<UrlSpec>,
+    /// What `up --watch` watches for this function; `target/` and hidden entries are ignored.
+    pub watch: Vec<PathBuf>,
+    /// Names of the [`LayerSpec`]s whose content is merged, in order, into the function's `/opt`.
+    pub layers: Vec<String>,
+}
+
+/// A function's URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlSpec {
+    /// The local port; 0 takes any free port.
+    pub port: u16,
+    /// `BUFFERED` or `RESPONSE_STREAM`.
+    pub invoke_mode: InvokeMode,
+    /// The host the URL has on AWS (`<id>.lambda-url.<region>.on.aws`): values that name it
+    /// are rewritten to the local URL.
+    pub aws_host: Option<String>,
+}
+
+/// How a function's or layer's code is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Build {
+    /// A shell command (`sh -c`), run from `dir` (`coldstart.toml`'s `build`).
+    Command {
+        /// The command line.
+        command: String,
+        /// Its working directory.
+        dir: PathBuf,
+    },
+    /// `make build-<target>` in `dir` with `ARTIFACTS_DIR` set, as `sam build` runs
+    /// `BuildMethod: makefile`.
+    Makefile {
+        /// The folder with the `Makefile` (the `CodeUri`/`ContentUri`).
+        dir: PathBuf,
+        /// The logical id: the target is `build-<target>`.
+        target: String,
+        /// Where the build puts the code (`.coldstart/build/<id>`).
+        artifacts: PathBuf,
+    },
+    /// `cargo build --release` of the crate in `dir`, its binary copied to
+    /// `<artifacts>/bootstrap` (`BuildMethod: rust-cargolambda`).
+    Cargo {
+        /// The crate's folder (the `CodeUri`).
+        dir: PathBuf,
+        /// The binary to build (`Metadata.BuildProperties.Binary`); default: the crate's only one.
+        binary: Option<String>,
+        /// Where `bootstrap` goes (`.coldstart/build/<id>`).
+        artifacts: PathBuf,
+    },
+}
+
+/// A layer: a folder merged into `/opt` of the functions that name it.
+#[derive(Debug, Clone)]
+pub struct LayerSpec {
+    /// The layer's name (its logical id).
+    pub name: String,
+    /// The folder whose content goes to `/opt` (after the build, when there is one).
+    pub content: PathBuf,
+    /// What makes the content.
+    pub build: Option<Build>,
+}
+
+/// API Gateway HTTP API or REST API.
+#[derive(Debug, Clone)]
+pub struct HttpApiSpec {
+    /// The API's name (its logical id, or its `coldstart.toml` key).
+    pub name: String,
+    /// The local port; 0 takes any free port.
+    pub port: u16,
+    /// The event format of its functions: 2.0 (HTTP API) or 1.0 (REST API, HTTP API 1.0).
+    pub payload_version: PayloadVersion,
+    /// The stage: `$default` serves at the root; any other name under `/<stage>`.
+    pub stage: String,
+    /// Route key (`GET /items/{id}`, `ANY /{proxy+}`, `$default`) → function name.
+    pub routes: Vec<(String, String)>,
+    /// The host the API has on AWS (`<id>.execute-api.<region>.amazonaws.com`).
+    pub aws_host: Option<String>,
+}
+
+/// API Gateway WebSocket API.
+#[derive(Debug, Clone)]
+pub struct WebSocketApiSpec {
+    /// The API's name (its logical id, or its `coldstart.toml` key).
+    pub name: String,
+    /// The local port; 0 takes any free port.
+    pub port: u16,
+    /// The stage: the URL's path and the `@connections` base.
+    pub stage: String,
+    /// Default: `$request.body.action`.
+    pub route_selection: String,
+    /// Route key → (function name, two-way).
+    pub routes: Vec<(String, String, bool)>,
+    /// Default: 10 minutes.
+    pub idle_timeout: Option<Duration>,
+    /// Default: 2 hours.
+    pub max_duration: Option<Duration>,
+    /// The host the API has on AWS (`<id>.execute-api.<region>.amazonaws.com`).
+    pub aws_host: Option<String>,
+}
+
+/// A DynamoDB table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// Its logical id.
+    pub id: String,
+    /// Its name (`TableName`, else `<stack>-<logical id>`): what `Ref` gives.
+    pub name: String,
+    /// Attribute definitions: (name, `S` | `N` | `B`).
+    pub attributes: Vec<(String, String)>,
+    /// The key schema: (attribute, `HASH` | `RANGE`).
+    pub key: Vec<(String, String)>,
+    /// Global secondary indexes.
+    pub global_indexes: Vec<IndexSpec>,
+    /// Local secondary indexes.
+    pub local_indexes: Vec<IndexSpec>,
+    /// The TTL attribute, when TTL is enabled.
+    pub ttl_attribute: Option<String>,
+}
+
+/// A secondary index of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    /// The index's name.
+    pub name: String,
+    /// Its key schema: (attribute, `HASH` | `RANGE`).
+    pub key: Vec<(String, String)>,
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection: String,
+    /// With `INCLUDE`: the projected attributes.
+    pub non_key_attributes: Vec<String>,
+}
+
+/// A template output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    /// The output's logical id.
+    pub name: String,
+    /// Its value, resolved.
+    pub value: String,
+    /// Its description.
+    pub description: Option<String>,
+}
+
+impl Stack {
+    /// Every port the stack claims (0 excepted), with its owner.
+    pub fn ports(&self) -> Vec<(u16, String)> {
+        let urls = self.functions.iter().filter_map(|f| {
+            f.url
+                .as_ref()
+                .map(|u| (u.port, format!("{} (Function URL)", f.config.name)))
+        });
+        let http = self.http_apis.iter().map(|a| (a.port, a.name.clone()));
+        let ws = self.websocket_apis.iter().map(|a| (a.port, a.name.clone()));
+        urls.chain(http)
+            .chain(ws)
+            .filter(|(p, _)| *p != 0)
+            .collect()
+    }
+
+    /// The function named `name`.
+    pub fn function(&self, name: &str) -> Option<&FunctionSpec> {
+        self.functions.iter().find(|f| f.config.name == name)
+    }
+}
