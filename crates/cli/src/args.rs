@@ -17,7 +17,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Serve one bootstrap as the function `function`, like the Runtime Interface Emulator.
     Run(RunArgs),
-    /// Build and serve every function, Function URL and HTTP API of a `coldstart.toml`.
+    /// Build and serve every function, Function URL and API of a `coldstart.toml` or a SAM
+    /// template.
     Up(UpArgs),
     /// Invoke a function through the Invoke API and print its answer.
     Invoke(InvokeArgs),
@@ -63,22 +64,47 @@ pub(crate) struct RunArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct UpArgs {
-    /// The config file. Default: `coldstart.toml` in the current directory.
-    #[arg(long, default_value = "coldstart.toml")]
-    pub(crate) config: PathBuf,
+    /// The config file. Default: `coldstart.toml` in the current directory, else a template
+    /// (`template.yaml`, `template.yml`, `template.json`).
+    #[arg(long, conflicts_with = "template")]
+    pub(crate) config: Option<PathBuf>,
+    /// A SAM/CloudFormation template (YAML or JSON) to serve instead of a `coldstart.toml`.
+    #[arg(long, short = 't')]
+    pub(crate) template: Option<PathBuf>,
     /// Address of the Invoke API for every function.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub(crate) listen: SocketAddr,
     /// Do not stop (SIGSTOP) idle execution environments.
     #[arg(long)]
     pub(crate) no_freeze: bool,
-    /// Skip the functions' `build` commands.
+    /// Skip the builds: serve what the last build made.
     #[arg(long)]
     pub(crate) no_build: bool,
     /// Rebuild a function when its sources change and replace its sandboxes (in-flight
     /// invocations finish on the old ones).
     #[arg(long)]
     pub(crate) watch: bool,
+    /// Template parameters, in SAM's forms: `K=V K2=V2` or
+    /// `ParameterKey=K,ParameterValue=V`.
+    #[arg(long, num_args = 1.., value_name = "K=V")]
+    pub(crate) parameter_overrides: Vec<String>,
+    /// Environment values in SAM's JSON format: `{"Parameters": {..}, "<LogicalId>": {..}}`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) env_vars: Option<PathBuf>,
+    /// `AWS::Region` of a template. Default: `$AWS_REGION`, else `us-east-1`.
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// `AWS::StackName` of a template.
+    #[arg(long, default_value = "coldstart")]
+    pub(crate) stack_name: String,
+    /// The first port of a template's APIs and Function URLs (counted up in the order of
+    /// their logical ids); 0 gives each a free port.
+    #[arg(long, default_value_t = 3000)]
+    pub(crate) port_base: u16,
+    /// A DynamoDB-compatible endpoint: a template's tables are created there if missing and
+    /// functions get `AWS_ENDPOINT_URL_DYNAMODB`.
+    #[arg(long, value_name = "URL")]
+    pub(crate) dynamodb_endpoint: Option<String>,
 }
 
 #[derive(Debug, Args)]

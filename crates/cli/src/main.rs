@@ -4,12 +4,10 @@
 //! the outcome to an exit code (0 success, 1 failure, 2 bad usage or configuration).
 
 mod args;
-mod config;
 mod invoke;
 mod output;
 mod run;
 mod up;
-mod watch;
 
 use std::process::ExitCode;
 

@@ -62,7 +62,7 @@ fn function_config(args: &RunArgs) -> Result<FunctionConfig, Failure> {
     for extension in &config.extensions {
         check_bootstrap(extension).map_err(Failure::usage)?;
     }
-    config.sandbox_port = crate::config::wants_sandbox_port(&config);
+    config.sandbox_port = coldstart_stack::config::wants_sandbox_port(&config);
     config.validate().map_err(|e| Failure::usage(e.into()))?;
     Ok(config)
 }

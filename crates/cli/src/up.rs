@@ -1,265 +1,132 @@
-//! `coldstart up`: build every function of a `coldstart.toml`, then serve them all — the Invoke
-//! API, each Function URL and each HTTP API — and print where.
+//! `coldstart up`: read the stack (`coldstart.toml` or a SAM template), build it, serve it
+//! through `coldstart-stack`, and print where.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context as _, anyhow};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use anyhow::anyhow;
 
-use coldstart_emulator::{
-    Emulator, HttpApi, InvokeMode, RouteKey, Router, serve_function_url, serve_http_api,
-    serve_invoke_api,
+use coldstart_stack::{
+    EndpointKind, Reporter, Running, Source, Stack, StartOptions, TemplateOptions,
 };
-
-use coldstart_websocket::{RouteTarget, WebSocketApi, serve_websocket_api};
 
 use crate::Failure;
 use crate::args::UpArgs;
-use crate::config::{self, AppConfig};
 use crate::output::StdoutSink;
-use crate::run::{check_bootstrap, settings, wait_for_signal};
+use crate::run::{settings, wait_for_signal};
 
 pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
-    let app = config::load(&args.config).map_err(|e| Failure::usage(e.into()))?;
-    if let Some((_, owner)) = app
-        .ports()
-        .into_iter()
-        .find(|(p, _)| *p != 0 && *p == args.listen.port())
-    {
-        return Err(Failure::usage(anyhow!(
-            "{}: {owner} uses port {}, which --listen {} takes for the Invoke API",
-            args.config.display(),
-            args.listen.port(),
-            args.listen
-        )));
+    let source = match (&args.config, &args.template) {
+        (Some(config), _) => Source::Config(config.clone()),
+        (None, Some(template)) => Source::Template(template.clone()),
+        (None, None) => Source::find(Path::new(".")).map_err(failure)?,
+    };
+    let overrides = coldstart_stack::template::parse_parameter_overrides(&args.parameter_overrides)
+        .map_err(|e| Failure::usage(anyhow!("--parameter-overrides: {e}")))?;
+    let options = TemplateOptions {
+        parameter_overrides: overrides,
+        env_vars: args.env_vars.clone(),
+        region: args.region.clone().unwrap_or_else(|| settings().region),
+        stack_name: args.stack_name.clone(),
+        port_base: args.port_base,
+        adapter: adapter(),
+    };
+    let mut stack = source.load(&options).map_err(failure)?;
+    if let Source::Config(_) = source {
+        stack.settings = settings();
+    }
+    let report = Reporter::new(|line| eprintln!("coldstart: {line}"));
+    for notice in &stack.notices {
+        report.say(notice);
+    }
+    if !stack.not_emulated.is_empty() {
+        let list: Vec<String> = stack
+            .not_emulated
+            .iter()
+            .map(|(id, kind)| format!("{id} ({kind})"))
+            .collect();
+        report.say(format!("not emulated: {}", list.join(", ")));
     }
     if !args.no_build {
-        build_all(&app).await?;
-    }
-    for f in &app.functions {
-        check_bootstrap(Path::new(&f.config.command[0])).map_err(|e| {
-            Failure::usage(anyhow!(
-                "{}: functions.{}.bootstrap: {e}",
-                args.config.display(),
-                f.config.name
-            ))
-        })?;
-        for extension in &f.config.extensions {
-            check_bootstrap(extension).map_err(|e| {
-                Failure::usage(anyhow!(
-                    "{}: functions.{}.extensions: {e}",
-                    args.config.display(),
-                    f.config.name
-                ))
-            })?;
-        }
+        coldstart_stack::build::build_all(&stack, &report)
+            .await
+            .map_err(failure)?;
     }
 
     let started = Instant::now();
-    let configs = app
-        .functions
-        .iter()
-        .map(|f| {
-            let mut config = f.config.clone();
-            config.freeze = !args.no_freeze;
-            config
-        })
-        .collect();
     let sink = Arc::new(StdoutSink::new());
-    let emulator =
-        Emulator::new(configs, settings(), sink.clone()).map_err(|e| Failure::usage(e.into()))?;
-    let shutdown = CancellationToken::new();
-    let mut servers = tokio::task::JoinSet::new();
-    let mut table: Vec<(String, String, String)> = Vec::new();
+    let mut start = StartOptions::new(sink.clone());
+    start.listen = args.listen;
+    start.freeze = !args.no_freeze;
+    start.dynamodb_endpoint = args.dynamodb_endpoint.clone();
+    start.report = report.clone();
+    let running = coldstart_stack::start(&stack, start)
+        .await
+        .map_err(failure)?;
+    print_table(&stack, &running, started.elapsed());
 
-    let invoke = bind(args.listen.to_string()).await?;
-    let invoke_addr = invoke
-        .local_addr()
-        .context("reading the Invoke API address")?;
-    servers.spawn(serve_invoke_api(emulator.clone(), invoke, shutdown.clone()));
-    for f in &app.functions {
-        table.push((
-            f.config.name.clone(),
-            "Invoke API".into(),
-            format!(
-                "http://{invoke_addr}/2015-03-31/functions/{}/invocations",
-                f.config.name
-            ),
-        ));
-    }
-    for f in &app.functions {
-        let Some((port, mode)) = f.url else { continue };
-        let listener = bind(format!("{}:{port}", args.listen.ip())).await?;
-        let addr = listener
-            .local_addr()
-            .context("reading a Function URL address")?;
-        let door = match mode {
-            InvokeMode::Buffered => "Function URL",
-            InvokeMode::ResponseStream => "Function URL (stream)",
-        };
-        table.push((
-            f.config.name.clone(),
-            door.into(),
-            format!("http://{addr}/"),
-        ));
-        servers.spawn(serve_function_url(
-            emulator.clone(),
-            f.config.name.clone(),
-            mode,
-            listener,
-            shutdown.clone(),
-        ));
-    }
-    for api in &app.http_apis {
-        let listener = bind(format!("{}:{}", args.listen.ip(), api.port)).await?;
-        let addr = listener
-            .local_addr()
-            .context("reading an HTTP API address")?;
-        let mut routes = Vec::new();
-        for (key, function) in &api.routes {
-            let route = RouteKey::parse(key).map_err(|e| Failure::usage(anyhow!(e)))?;
-            let shown = match key.split_once(' ') {
-                Some((method, path)) => format!("{method} http://{addr}{path}"),
-                None => format!("ANY http://{addr}/ ($default)"),
-            };
-            table.push((function.clone(), format!("http_apis.{}", api.name), shown));
-            routes.push((route, function.clone()));
-        }
-        let http_api = HttpApi {
-            name: api.name.clone(),
-            payload_version: api.payload_version,
-            router: Router::new(routes),
-            stage: "$default".into(),
-        };
-        servers.spawn(serve_http_api(
-            emulator.clone(),
-            http_api,
-            listener,
-            shutdown.clone(),
-        ));
-    }
-    for spec in &app.websocket_apis {
-        let listener = bind(format!("{}:{}", args.listen.ip(), spec.port)).await?;
-        let addr = listener
-            .local_addr()
-            .context("reading a WebSocket API address")?;
-        let mut api = WebSocketApi::new(spec.name.clone(), spec.stage.clone());
-        api.route_selection = spec.route_selection.clone();
-        if let Some(idle) = spec.idle_timeout {
-            api.idle_timeout = idle;
-        }
-        if let Some(max) = spec.max_duration {
-            api.max_duration = max;
-        }
-        for (key, function, two_way) in &spec.routes {
-            let target = if *two_way {
-                RouteTarget::two_way(function.clone())
-            } else {
-                RouteTarget::new(function.clone())
-            };
-            api = api.route(key.clone(), target);
-        }
-        api.validate(&emulator).map_err(|e| {
-            Failure::usage(anyhow!(
-                "{}: websocket_apis.{}: {e}",
-                args.config.display(),
-                spec.name
-            ))
-        })?;
-        let door = format!("websocket_apis.{}", spec.name);
-        for (key, function, _) in &spec.routes {
-            table.push((
-                function.clone(),
-                door.clone(),
-                format!("{key} ws://{addr}/{}", spec.stage),
-            ));
-        }
-        table.push((
-            String::new(),
-            door,
-            format!(
-                "@connections http://{addr}/{}/@connections/{{id}}",
-                spec.stage
-            ),
-        ));
-        let (emulator, shutdown) = (emulator.clone(), shutdown.clone());
-        let name = spec.name.clone();
-        servers.spawn(async move {
-            if let Err(e) = serve_websocket_api(emulator, api, listener, shutdown).await {
-                tracing::error!("websocket_apis.{name}: {e}");
-            }
-        });
-    }
-    print_table(&table, app.functions.len(), started.elapsed());
-
+    let shutdown = running.shutdown_token();
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
-    let watcher = args
-        .watch
-        .then(|| tokio::spawn(crate::watch::watch(app, emulator.clone(), shutdown.clone())));
-    // Every server returns once `shutdown` is cancelled and its requests in flight are done.
-    while servers.join_next().await.is_some() {}
+    let watcher = args.watch.then(|| {
+        tokio::spawn(coldstart_stack::watch::watch(
+            stack,
+            running.emulator.clone(),
+            shutdown.clone(),
+            report,
+        ))
+    });
+    // Returns once `shutdown` is cancelled and every server's requests in flight are done.
+    running.wait().await;
     if let Some(watcher) = watcher {
         watcher.abort();
     }
-    emulator.shutdown(emulator.longest_timeout()).await;
     sink.close();
     signals.abort();
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn bind(addr: String) -> Result<TcpListener, Failure> {
-    TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("could not listen on {addr}"))
-        .map_err(Failure::runtime)
+/// Mistakes in the user's files exit 2, the rest 1.
+fn failure(error: coldstart_stack::Error) -> Failure {
+    if error.is_usage() {
+        Failure::usage(error.into())
+    } else {
+        Failure::runtime(error.into())
+    }
 }
 
-/// Runs each distinct `build` command once, from the config's folder, in config order.
-async fn build_all(app: &AppConfig) -> Result<(), Failure> {
-    let mut seen = BTreeSet::new();
-    for f in &app.functions {
-        let Some(command) = &f.build else { continue };
-        if !seen.insert(command.clone()) {
-            continue;
+/// `coldstart-adapter` beside this executable: it serves the AWS Lambda Web Adapter's layer.
+fn adapter() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let adapter = exe.parent()?.join("coldstart-adapter");
+    adapter.is_file().then_some(adapter)
+}
+
+fn print_table(stack: &Stack, running: &Running, took: std::time::Duration) {
+    let toml = matches!(stack.source.extension(), Some(e) if e == "toml");
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for endpoint in &running.endpoints {
+        let door = match endpoint.kind {
+            EndpointKind::Invoke => "Invoke API".to_owned(),
+            EndpointKind::Url => "Function URL".to_owned(),
+            EndpointKind::HttpApi | EndpointKind::RestApi if toml => {
+                format!("http_apis.{}", endpoint.name)
+            }
+            EndpointKind::WebSocket if toml => format!("websocket_apis.{}", endpoint.name),
+            EndpointKind::HttpApi => format!("HTTP API {}", endpoint.name),
+            EndpointKind::RestApi => format!("REST API {}", endpoint.name),
+            EndpointKind::WebSocket => format!("WebSocket API {}", endpoint.name),
+        };
+        for (function, shown) in &endpoint.routes {
+            let door = match shown.strip_suffix(" (stream)") {
+                Some(_) => format!("{door} (stream)"),
+                None => door.clone(),
+            };
+            let shown = shown.trim_end_matches(" (stream)").to_owned();
+            rows.push((function.clone(), door, shown));
         }
-        eprintln!("coldstart: building {}: {command}", f.config.name);
-        let started = Instant::now();
-        run_build(&app.root, command).await.map_err(|e| {
-            Failure::runtime(anyhow!("the build of {} failed: {e:#}", f.config.name))
-        })?;
-        eprintln!(
-            "coldstart: built {} in {:.1} s",
-            f.config.name,
-            started.elapsed().as_secs_f64()
-        );
     }
-    Ok(())
-}
-
-/// Runs one build command with `sh -c` from `root`; on failure prints its output.
-pub(crate) async fn run_build(root: &Path, command: &str) -> anyhow::Result<()> {
-    let output = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .current_dir(root)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .with_context(|| format!("could not run `{command}`"))?;
-    if !output.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
-        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-        return Err(anyhow!("`{command}` exited with {}", output.status));
-    }
-    Ok(())
-}
-
-fn print_table(rows: &[(String, String, String)], functions: usize, took: std::time::Duration) {
     let width = |i: usize| {
         rows.iter()
             .map(|r| [&r.0, &r.1, &r.2][i].len())
@@ -268,13 +135,20 @@ fn print_table(rows: &[(String, String, String)], functions: usize, took: std::t
     };
     let (w0, w1) = (width(0).max(8), width(1).max(4));
     let mut out = format!(
-        "coldstart: {functions} functions ready in {} ms\n\n  {:w0$}  {:w1$}  ENDPOINT\n",
+        "coldstart: {} functions ready in {} ms\n\n  {:w0$}  {:w1$}  ENDPOINT\n",
+        stack.functions.len(),
         took.as_millis(),
         "FUNCTION",
         "DOOR"
     );
-    for (function, door, endpoint) in rows {
+    for (function, door, endpoint) in &rows {
         out.push_str(&format!("  {function:w0$}  {door:w1$}  {endpoint}\n"));
+    }
+    if !running.outputs.is_empty() {
+        out.push_str("\n  OUTPUTS\n");
+        for output in &running.outputs {
+            out.push_str(&format!("  {} = {}\n", output.name, output.value));
+        }
     }
     eprintln!("{out}");
 }

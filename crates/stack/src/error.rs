@@ -91,7 +91,11 @@ pub enum Error {
 
 impl Error {
     /// A mistake in `file` at `location`.
-    pub fn invalid(file: impl Into<PathBuf>, location: Location, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        file: impl Into<PathBuf>,
+        location: Location,
+        message: impl Into<String>,
+    ) -> Self {
         Self::Invalid {
             file: file.into(),
             location,
@@ -125,7 +129,14 @@ mod tests {
 
     #[test]
     fn names_the_file_and_where() {
-        let span = Error::invalid("coldstart.toml", Location::Span { line: 3, column: 11 }, "bad");
+        let span = Error::invalid(
+            "coldstart.toml",
+            Location::Span {
+                line: 3,
+                column: 11,
+            },
+            "bad",
+        );
         assert_eq!(span.to_string(), "coldstart.toml:3:11: bad");
         let path = Error::invalid(
             "template.yaml",

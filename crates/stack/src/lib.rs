@@ -2,22 +2,59 @@
 //!
 //! A [`Stack`] is everything `coldstart up` serves: functions with their settings and builds,
 //! layers, Function URLs, HTTP/REST APIs, WebSocket APIs, tables and outputs. It is read from a
-//! `coldstart.toml` ([`config::load`]) or a SAM/CloudFormation template ([`template::load`]).
+//! `coldstart.toml` ([`config::load`]) or a SAM/CloudFormation template ([`template::load`]);
+//! [`build::build_all`] makes its code and [`start`] serves it. The CLI's `up`, tests and
+//! benchmarks all go through here.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use coldstart_stack::{Source, StartOptions, TemplateOptions};
+//!
+//! # async fn demo() -> Result<(), coldstart_stack::Error> {
+//! let source = Source::find(std::path::Path::new("examples/echo"))?;
+//! let stack = source.load(&TemplateOptions { port_base: 0, ..TemplateOptions::default() })?;
+//! coldstart_stack::build::build_all(&stack, &coldstart_stack::Reporter::default()).await?;
+//! let mut options = StartOptions::new(Arc::new(coldstart_emulator::TracingSink));
+//! options.listen = "127.0.0.1:0".parse().expect("an address");
+//! let running = coldstart_stack::start(&stack, options).await?;
+//! for endpoint in &running.endpoints {
+//!     println!("{} {} {}", endpoint.kind.as_str(), endpoint.name, endpoint.url);
+//! }
+//! running.stop().await;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Layout
 //! - [`model`]: the [`Stack`] and its parts.
-//! - [`config`]: the `coldstart.toml` reader.
-//! - [`template`]: the SAM/CloudFormation template reader.
+//! - [`config`]: the `coldstart.toml` reader; [`template`]: the SAM/CloudFormation reader;
+//!   [`discover`]: which file to read.
+//! - [`build`]: builds (shell commands, `make build-<Id>`, cargo).
+//! - `layers`: a function's layers merged into the folder that stands for its `/opt`.
+//! - `tables`: DynamoDB tables created on a local endpoint.
+//! - `report`: the [`Reporter`] that progress lines go through.
+//! - `start`: binds, wires local endpoints and serves: [`start()`] → [`Running`].
+//! - [`watch`]: rebuild and reload on source changes.
 //! - [`error`]: what can go wrong, located in the user's file.
 
+pub mod build;
 pub mod config;
+pub mod discover;
 pub mod error;
+mod layers;
 pub mod model;
+mod report;
+mod start;
+mod tables;
 pub mod template;
+pub mod watch;
 
+pub use discover::Source;
 pub use error::{Error, Location};
 pub use model::{
     Build, FunctionSpec, HttpApiSpec, IndexSpec, LayerSpec, OutputSpec, Stack, TableSpec, UrlSpec,
     WebSocketApiSpec,
 };
+pub use report::Reporter;
+pub use start::{Endpoint, EndpointKind, Running, StartOptions, executable, start};
 pub use template::TemplateOptions;

@@ -14,6 +14,8 @@
 //!   `lambda_runtime`.
 //! - `src/bin/fx-crash-on-start.rs`, `fx-slow-init.rs`, `fx-init-error.rs`, `fx-ignore-sigterm.rs`:
 //!   init and shutdown behaviours.
+//! - `src/bin/fx-env.rs`: answers with its environment, or invokes a sibling through
+//!   `AWS_ENDPOINT_URL_LAMBDA` (templates: local endpoints, functions calling functions).
 //! - `src/bin/fx-ws.rs`: a WebSocket API function (`$connect` answers as its query asks,
 //!   messages by route).
 //! - `fixtures/`: shell bootstraps, shared with the CLI's tests: a hand-held runtime that lets a

@@ -15,6 +15,12 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 /// the embedded SQLite store. Default: unset.
 pub const CONNECTIONS_TABLE: &str = "CONNECTIONS_TABLE";
 
+/// Set to `true` by `coldstart up` and `sam local` when they run the template locally.
+pub const SAM_LOCAL: &str = "AWS_SAM_LOCAL";
+
+/// The DynamoDB endpoint the SDK uses instead of AWS's (a local server).
+pub const ENDPOINT_URL_DYNAMODB: &str = "AWS_ENDPOINT_URL_DYNAMODB";
+
 /// Name of the table's global secondary index on `channel`. Default: [`DEFAULT_CHANNEL_INDEX`].
 pub const CONNECTIONS_INDEX: &str = "CONNECTIONS_INDEX";
 

@@ -3,6 +3,9 @@
 //! [`ConnectionStore`] is what the handlers need; [`Store`] picks one of its two backends from the
 //! environment: DynamoDB when `CONNECTIONS_TABLE` is set (production, and any DynamoDB-compatible
 //! server through `AWS_ENDPOINT_URL_DYNAMODB`), else SQLite in a local file (the embedded default).
+//! Run locally from the SAM template (`AWS_SAM_LOCAL=true`, which `coldstart up` and `sam local`
+//! set), the table's name is there but no table is, unless a local DynamoDB endpoint is given:
+//! then SQLite is used too.
 
 use std::future::Future;
 
@@ -49,10 +52,14 @@ pub enum Store {
 
 impl Store {
     /// DynamoDB table `$CONNECTIONS_TABLE` (index `$CONNECTIONS_INDEX`, default `channel-index`)
-    /// when the variable is set, else SQLite at `$CONNECTIONS_DB` (default
-    /// `$TMPDIR/coldstart-chat.sqlite3`, see [`config::sqlite_path`]).
+    /// when the variable is set (and, under `AWS_SAM_LOCAL=true`, `AWS_ENDPOINT_URL_DYNAMODB`
+    /// too), else SQLite at `$CONNECTIONS_DB` (default `$TMPDIR/coldstart-chat.sqlite3`, see
+    /// [`config::sqlite_path`]).
     pub async fn from_env(sdk: &SdkConfig) -> Result<Self, Error> {
-        match config::var(config::CONNECTIONS_TABLE) {
+        let local_without_dynamodb = config::var(config::SAM_LOCAL).as_deref() == Some("true")
+            && config::var(config::ENDPOINT_URL_DYNAMODB).is_none();
+        let table = config::var(config::CONNECTIONS_TABLE).filter(|_| !local_without_dynamodb);
+        match table {
             Some(table) => {
                 let index = config::var(config::CONNECTIONS_INDEX)
                     .unwrap_or_else(|| config::DEFAULT_CHANNEL_INDEX.to_owned());

@@ -8,4 +8,5 @@ mod runtimes;
 mod sdk;
 mod streaming;
 mod support;
+mod template;
 mod websocket;

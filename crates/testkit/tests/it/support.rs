@@ -31,6 +31,7 @@ pub fn fixture(bin: &str) -> PathBuf {
         "fx-stream" => env!("CARGO_BIN_EXE_fx-stream"),
         "fx-lr-stream" => env!("CARGO_BIN_EXE_fx-lr-stream"),
         "fx-ws" => env!("CARGO_BIN_EXE_fx-ws"),
+        "fx-env" => env!("CARGO_BIN_EXE_fx-env"),
         other => panic!("no fixture {other}"),
     })
 }

@@ -15,13 +15,15 @@ use tokio_util::sync::CancellationToken;
 
 use coldstart_emulator::Emulator;
 
-use crate::config::{AppConfig, FunctionSpec};
+use crate::build;
+use crate::model::{FunctionSpec, Stack};
+use crate::report::Reporter;
 
 /// How long a burst of file events may take to settle before rebuilding.
 const SETTLE: Duration = Duration::from_millis(200);
 
 /// Watches the functions' sources until `shutdown` is cancelled.
-pub(crate) async fn watch(app: AppConfig, emulator: Emulator, shutdown: CancellationToken) {
+pub async fn watch(app: Stack, emulator: Emulator, shutdown: CancellationToken, report: Reporter) {
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -43,7 +45,7 @@ pub(crate) async fn watch(app: AppConfig, emulator: Emulator, shutdown: Cancella
     let roots: BTreeSet<&PathBuf> = app.functions.iter().flat_map(|f| &f.watch).collect();
     for root in roots {
         match watcher.watch(root, RecursiveMode::Recursive) {
-            Ok(()) => eprintln!("coldstart: watching {}", root.display()),
+            Ok(()) => report.say(format!("watching {}", root.display())),
             Err(err) => tracing::warn!(%err, "cannot watch {}", root.display()),
         }
     }
@@ -66,46 +68,48 @@ pub(crate) async fn watch(app: AppConfig, emulator: Emulator, shutdown: Cancella
             .iter()
             .filter(|f| changed.iter().any(|p| watched(&f.watch, p)))
             .collect();
-        rebuild(&app, &affected, &emulator).await;
+        rebuild(&affected, &emulator, &report).await;
     }
 }
 
 /// Runs each affected build once; replaces the sandboxes of the functions whose build passed
 /// (or that have none). A failed build keeps the running version.
-async fn rebuild(app: &AppConfig, affected: &[&FunctionSpec], emulator: &Emulator) {
-    let mut built: Vec<(&str, bool)> = Vec::new();
+async fn rebuild(affected: &[&FunctionSpec], emulator: &Emulator, report: &Reporter) {
+    let mut built: Vec<(&crate::model::Build, bool)> = Vec::new();
     for f in affected {
+        let name = &f.config.name;
         let ok = match &f.build {
             None => true,
-            Some(command) => match built.iter().find(|(c, _)| c == command) {
+            Some(b) => match built.iter().find(|(c, _)| *c == b) {
                 Some((_, ok)) => *ok,
                 None => {
-                    eprintln!("coldstart: {} changed: {command}", f.config.name);
+                    report.say(format!("{name} changed: {}", build::describe(b)));
                     let started = Instant::now();
-                    let ok = crate::up::run_build(&app.root, command).await.is_ok();
-                    if ok {
-                        eprintln!(
-                            "coldstart: built {} in {:.1} s",
-                            f.config.name,
-                            started.elapsed().as_secs_f64()
-                        );
-                    }
-                    built.push((command, ok));
+                    let ok = match build::run(b).await {
+                        Ok(()) => {
+                            report.say(format!(
+                                "built {name} in {:.1} s",
+                                started.elapsed().as_secs_f64()
+                            ));
+                            true
+                        }
+                        Err(why) => {
+                            report.say(format!("the build of {name} failed: {why}"));
+                            false
+                        }
+                    };
+                    built.push((b, ok));
                     ok
                 }
             },
         };
         if ok {
-            emulator.replace_sandboxes(&f.config.name);
-            eprintln!(
-                "coldstart: {} reloaded: new invocations run the new code",
-                f.config.name
-            );
+            emulator.replace_sandboxes(name);
+            report.say(format!("{name} reloaded: new invocations run the new code"));
         } else {
-            eprintln!(
-                "coldstart: the build of {} failed; still serving the previous version",
-                f.config.name
-            );
+            report.say(format!(
+                "the build of {name} failed; still serving the previous version"
+            ));
         }
     }
 }

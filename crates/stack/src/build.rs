@@ -1,0 +1,299 @@
+//! Builds: what makes a function's or layer's code before the stack is served.
+//!
+//! Three kinds, as [`Build`] names them: a `coldstart.toml` shell command, `make build-<Id>` with
+//! `ARTIFACTS_DIR` (SAM's `BuildMethod: makefile`), and `cargo build --release` with the binary
+//! copied to `bootstrap` (SAM's `BuildMethod: rust-cargolambda`). Each distinct build runs once.
+//! Progress goes out as `tracing` events; a failed build's own output is in its error.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::error::Error;
+use crate::model::{Build, Stack};
+use crate::report::Reporter;
+
+/// How much of a failed build's output its error keeps (the end, where the error is).
+const OUTPUT_TAIL: usize = 8 * 1024;
+
+/// One build of a stack: what it makes, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The functions and layers it makes, by name.
+    pub names: Vec<String>,
+    /// The build.
+    pub build: Build,
+}
+
+/// The distinct builds of a stack, layers first, each with what it makes.
+pub fn steps(stack: &Stack) -> Vec<Step> {
+    let builds = stack
+        .layers
+        .iter()
+        .filter_map(|l| l.build.as_ref().map(|b| (&l.name, b)))
+        .chain(
+            stack
+                .functions
+                .iter()
+                .filter_map(|f| f.build.as_ref().map(|b| (&f.config.name, b))),
+        );
+    let mut steps: Vec<Step> = Vec::new();
+    for (name, build) in builds {
+        match steps.iter_mut().find(|s| &s.build == build) {
+            Some(step) => step.names.push(name.clone()),
+            None => steps.push(Step {
+                names: vec![name.clone()],
+                build: build.clone(),
+            }),
+        }
+    }
+    steps
+}
+
+/// Runs every build of `stack` once, in order; stops at the first failure.
+pub async fn build_all(stack: &Stack, report: &Reporter) -> Result<(), Error> {
+    for step in steps(stack) {
+        let name = step.names.join(", ");
+        report.say(format!("building {name}: {}", describe(&step.build)));
+        let started = Instant::now();
+        run(&step.build).await.map_err(|reason| Error::Build {
+            name: name.clone(),
+            reason,
+        })?;
+        report.say(format!(
+            "built {name} in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
+/// A build as a command line, for progress lines.
+pub fn describe(build: &Build) -> String {
+    match build {
+        Build::Command { command, .. } => command.clone(),
+        Build::Makefile { dir, target, .. } => {
+            format!("make -C {} build-{target}", dir.display())
+        }
+        Build::Cargo { dir, binary, .. } => match binary {
+            Some(bin) => format!("cargo build --release --bin {bin} ({})", dir.display()),
+            None => format!("cargo build --release ({})", dir.display()),
+        },
+    }
+}
+
+/// Runs one build. On failure the error holds the end of its output.
+pub async fn run(build: &Build) -> Result<(), String> {
+    match build {
+        Build::Command { command, dir } => {
+            let mut cmd = tokio::process::Command::new("sh");
+            cmd.arg("-c").arg(command).current_dir(dir);
+            output_of(cmd, command).await.map(drop)
+        }
+        Build::Makefile {
+            dir,
+            target,
+            artifacts,
+        } => {
+            fresh_dir(artifacts)?;
+            let mut cmd = tokio::process::Command::new("make");
+            cmd.arg(format!("build-{target}"))
+                .current_dir(dir)
+                .env("ARTIFACTS_DIR", artifacts);
+            output_of(cmd, &format!("make build-{target}"))
+                .await
+                .map(drop)
+        }
+        Build::Cargo {
+            dir,
+            binary,
+            artifacts,
+        } => {
+            fresh_dir(artifacts)?;
+            let mut cmd = tokio::process::Command::new("cargo");
+            cmd.args([
+                "build",
+                "--release",
+                "--message-format=json-render-diagnostics",
+            ])
+            .current_dir(dir);
+            if let Some(bin) = binary {
+                cmd.args(["--bin", bin]);
+            }
+            let stdout = output_of(cmd, "cargo build --release").await?;
+            let executable = executable_of(&stdout, binary.as_deref())?;
+            std::fs::copy(&executable, artifacts.join("bootstrap"))
+                .map_err(|e| format!("cannot copy {executable} to {}: {e}", artifacts.display()))?;
+            Ok(())
+        }
+    }
+}
+
+/// Empties (or makes) a build's artifacts folder, so a build never serves stale files.
+fn fresh_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot empty {}: {e}", dir.display())),
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+/// Runs `cmd` to its end with no input; returns its standard output, or on failure the end of
+/// everything it printed.
+async fn output_of(mut cmd: tokio::process::Command, shown: &str) -> Result<String, String> {
+    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
+    let output = cmd
+        .output()
+        .await
+        .map_err(|e| format!("could not run `{shown}`: {e}"))?;
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    printed.push_str(&String::from_utf8_lossy(&output.stderr));
+    let start = printed.len().saturating_sub(OUTPUT_TAIL);
+    let start = (start..printed.len())
+        .find(|&i| printed.is_char_boundary(i))
+        .unwrap_or(printed.len());
+    Err(format!(
+        "`{shown}` exited with {}:\n{}",
+        output.status,
+        printed[start..].trim_end()
+    ))
+}
+
+/// The executable a `cargo build --message-format=json` produced: the one named `binary`, else
+/// the only one.
+fn executable_of(stdout: &str, binary: Option<&str>) -> Result<String, String> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    for line in stdout.lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let Some(path) = message["executable"].as_str() {
+            let name = message["target"]["name"].as_str().unwrap_or_default();
+            found.push((name.to_owned(), path.to_owned()));
+        }
+    }
+    match binary {
+        Some(bin) => found
+            .into_iter()
+            .find(|(name, _)| name == bin)
+            .map(|(_, path)| path)
+            .ok_or_else(|| format!("cargo built no binary named {bin}")),
+        None if found.len() == 1 => Ok(found.remove(0).1),
+        None if found.is_empty() => Err("cargo built no binary".into()),
+        None => Err(format!(
+            "cargo built {} binaries ({}): name one with Metadata.BuildProperties.Binary",
+            found.len(),
+            found
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    use crate::model::LayerSpec;
+
+    fn command(c: &str) -> Build {
+        Build::Command {
+            command: c.into(),
+            dir: PathBuf::from("/app"),
+        }
+    }
+
+    #[test]
+    fn a_build_shared_by_two_functions_runs_once_and_layers_go_first() {
+        let mut stack = Stack::default();
+        for (name, build) in [("a", "make x"), ("b", "make y"), ("c", "make x")] {
+            let mut f = crate::model::FunctionSpec {
+                config: coldstart_emulator::FunctionConfig::new(name, vec!["b".into()]),
+                build: Some(command(build)),
+                url: None,
+                watch: Vec::new(),
+                layers: Vec::new(),
+            };
+            f.config.name = name.into();
+            stack.functions.push(f);
+        }
+        stack.layers.push(LayerSpec {
+            name: "L".into(),
+            content: PathBuf::from("/app/.coldstart/build/L"),
+            build: Some(command("make l")),
+        });
+        let steps = steps(&stack);
+        let names: Vec<Vec<String>> = steps.iter().map(|s| s.names.clone()).collect();
+        assert_eq!(
+            names,
+            vec![
+                vec!["L".to_owned()],
+                vec!["a".into(), "c".into()],
+                vec!["b".into()]
+            ]
+        );
+    }
+
+    #[test]
+    fn picks_the_named_or_only_executable_from_cargos_messages() {
+        let out = r#"{"reason":"compiler-artifact","target":{"name":"lib"},"executable":null}
+{"reason":"compiler-artifact","target":{"name":"echo"},"executable":"/t/release/echo"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(executable_of(out, None).as_deref(), Ok("/t/release/echo"));
+        assert_eq!(
+            executable_of(out, Some("echo")).as_deref(),
+            Ok("/t/release/echo")
+        );
+        assert!(executable_of(out, Some("other")).is_err());
+        assert!(executable_of("", None).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failed_build_returns_its_own_output() {
+        let dir = std::env::temp_dir();
+        let build = Build::Command {
+            command: "echo compiling; echo 'error: no such thing' >&2; exit 3".into(),
+            dir,
+        };
+        let err = run(&build).await.err().unwrap_or_default();
+        assert!(err.contains("exited with exit status: 3"), "{err}");
+        assert!(
+            err.contains("compiling") && err.contains("error: no such thing"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_makefile_build_gets_a_fresh_artifacts_dir() {
+        let dir = std::env::temp_dir().join(format!("coldstart-mk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            dir.join("Makefile"),
+            "build-Fn:\n\ttest ! -e $(ARTIFACTS_DIR)/stale\n\tprintf '#!/bin/sh\\n' > $(ARTIFACTS_DIR)/bootstrap\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let artifacts = dir.join(".coldstart/build/Fn");
+        std::fs::create_dir_all(&artifacts).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(artifacts.join("stale"), "old").unwrap_or_else(|e| panic!("{e}"));
+        let build = Build::Makefile {
+            dir: dir.clone(),
+            target: "Fn".into(),
+            artifacts: artifacts.clone(),
+        };
+        let result = run(&build).await;
+        assert_eq!(result, Ok(()));
+        assert!(artifacts.join("bootstrap").is_file());
+        assert!(!artifacts.join("stale").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

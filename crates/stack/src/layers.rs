@@ -1,0 +1,197 @@
+//! Layers: each function's layers merged, in order, into one folder that stands for its `/opt`.
+//!
+//! In Lambda a function's layers are unpacked into `/opt` in the order the function lists them
+//! (a later layer's file wins), `/opt/bin` is on `PATH`, `/opt/lib` on `LD_LIBRARY_PATH`, and
+//! every file in `/opt/extensions` is started as an external extension. Locally the merge goes to
+//! `.coldstart/opt/<function>/` beside the template and the environment points there instead of
+//! at `/opt` (no mount namespace is set up), which the startup log says.
+
+use std::path::{Path, PathBuf};
+
+use coldstart_emulator::FunctionConfig;
+use coldstart_protocol::extension::MAX_EXTENSIONS;
+
+use crate::error::{Error, Location};
+use crate::model::{FunctionSpec, Stack};
+use crate::report::Reporter;
+
+/// Merges `function`'s layers into its `/opt` folder and points `config` at it: extensions from
+/// `extensions/`, `bin/` first on `PATH`, `lib/` first on `LD_LIBRARY_PATH`.
+pub fn attach(
+    stack: &Stack,
+    function: &FunctionSpec,
+    config: &mut FunctionConfig,
+    report: &Reporter,
+) -> Result<(), Error> {
+    let name = &function.config.name;
+    let opt = stack.root.join(".coldstart").join("opt").join(name);
+    let io = |what: String| move |source| Error::Io { what, source };
+    match std::fs::remove_dir_all(&opt) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(format!("cannot empty {}", opt.display()))(e)),
+    }
+    std::fs::create_dir_all(&opt).map_err(io(format!("cannot create {}", opt.display())))?;
+    for layer in &function.layers {
+        let Some(spec) = stack.layers.iter().find(|l| &l.name == layer) else {
+            return Err(Error::invalid(
+                &stack.source,
+                Location::path(format!("Resources.{name}.Properties.Layers")),
+                format!("no layer named {layer}"),
+            ));
+        };
+        copy_tree(&spec.content, &opt).map_err(io(format!(
+            "cannot copy the layer {layer} ({}) into {}",
+            spec.content.display(),
+            opt.display()
+        )))?;
+    }
+
+    let mut extensions = files_in(&opt.join("extensions"));
+    extensions.sort();
+    config.extensions.extend(extensions);
+    if config.extensions.len() > MAX_EXTENSIONS {
+        return Err(Error::invalid(
+            &stack.source,
+            Location::path(format!("Resources.{name}.Properties.Layers")),
+            format!(
+                "the layers bring {} extensions; Lambda starts at most {MAX_EXTENSIONS}",
+                config.extensions.len()
+            ),
+        ));
+    }
+    prepend(&mut config.environment, "PATH", &opt.join("bin"));
+    prepend(&mut config.environment, "LD_LIBRARY_PATH", &opt.join("lib"));
+    config.sandbox_port = config.sandbox_port || crate::config::wants_sandbox_port(config);
+    report.say(format!(
+        "{name}: layers {} merged into {} (standing for /opt: PATH, LD_LIBRARY_PATH and the extensions point there)",
+        function.layers.join(", "),
+        opt.display()
+    ));
+    Ok(())
+}
+
+/// Puts `dir` first on the search path `key` (the function's own value, else the host's), when
+/// `dir` exists.
+fn prepend(env: &mut std::collections::BTreeMap<String, String>, key: &str, dir: &Path) {
+    if !dir.is_dir() {
+        return;
+    }
+    let rest = env
+        .get(key)
+        .cloned()
+        .or_else(|| std::env::var(key).ok())
+        .filter(|v| !v.is_empty());
+    let value = match rest {
+        Some(rest) => format!("{}:{rest}", dir.display()),
+        None => dir.display().to_string(),
+    };
+    env.insert(key.to_owned(), value);
+}
+
+/// The files (not folders) directly in `dir`; none if it does not exist.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// Copies `from`'s content into `to`, replacing files of the same name (permissions kept).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            if target.exists() {
+                std::fs::remove_file(&target)?;
+            }
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LayerSpec;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn write(path: &Path, text: &str, mode: u32) {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn later_layers_win_and_extensions_bin_and_lib_are_wired() {
+        let root = std::env::temp_dir().join(format!("coldstart-layers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        write(&root.join("one/bin/tool"), "one", 0o755);
+        write(&root.join("one/extensions/ext"), "#!/bin/sh\n", 0o755);
+        write(&root.join("two/bin/tool"), "two", 0o755);
+        write(&root.join("two/lib/libx.so"), "", 0o644);
+        let mut stack = Stack {
+            root: root.clone(),
+            source: root.join("template.yaml"),
+            ..Stack::default()
+        };
+        for name in ["one", "two"] {
+            stack.layers.push(LayerSpec {
+                name: name.into(),
+                content: root.join(name),
+                build: None,
+            });
+        }
+        let function = FunctionSpec {
+            config: FunctionConfig::new("Fn", vec!["bootstrap".into()]),
+            build: None,
+            url: None,
+            watch: Vec::new(),
+            layers: vec!["one".into(), "two".into()],
+        };
+        let mut config = function.config.clone();
+        attach(&stack, &function, &mut config, &Reporter::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let opt = root.join(".coldstart/opt/Fn");
+        assert_eq!(
+            std::fs::read_to_string(opt.join("bin/tool")).unwrap_or_default(),
+            "two"
+        );
+        assert_eq!(config.extensions, vec![opt.join("extensions/ext")]);
+        assert!(config.environment["PATH"].starts_with(&format!("{}:", opt.join("bin").display())));
+        assert!(
+            config.environment["LD_LIBRARY_PATH"]
+                .starts_with(&opt.join("lib").display().to_string())
+        );
+        assert!(
+            config.sandbox_port,
+            "a function with extensions gets a port per sandbox"
+        );
+
+        let missing = FunctionSpec {
+            layers: vec!["nope".into()],
+            ..function
+        };
+        let err = attach(&stack, &missing, &mut config, &Reporter::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("Resources.Fn.Properties.Layers") && err.contains("nope"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

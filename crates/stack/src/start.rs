@@ -1,0 +1,581 @@
+//! A stack, served: [`start`] binds every listener, creates the tables, starts the emulator and
+//! the front doors, and hands back a [`Running`] stack with its endpoints.
+//!
+//! Listeners are bound before anything else so that ports of 0 are known when the functions'
+//! environments are made: a value that names an API's or URL's address on AWS
+//! (`https://<id>.execute-api.<region>.amazonaws.com/...`, `wss://...`,
+//! `https://<id>.lambda-url.<region>.on.aws/`) is rewritten to its local URL, so a function
+//! that calls `@connections` through its own API's URL reaches the local one.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use coldstart_emulator::{
+    Emulator, FunctionConfig, HttpApi, InvokeMode, LogSink, PayloadVersion, RouteKey, Router,
+    serve_function_url, serve_http_api, serve_invoke_api,
+};
+use coldstart_websocket::{RouteTarget, WebSocketApi, serve_websocket_api};
+
+use crate::error::{Error, Location};
+use crate::layers;
+use crate::model::{OutputSpec, Stack};
+use crate::report::Reporter;
+
+/// How a stack is served.
+#[derive(Clone)]
+pub struct StartOptions {
+    /// The Invoke API's address; every other listener binds its IP. Default: `127.0.0.1:9000`.
+    pub listen: SocketAddr,
+    /// Stop (SIGSTOP) idle sandboxes. Default: true.
+    pub freeze: bool,
+    /// A DynamoDB-compatible endpoint: the stack's tables are created there if missing and
+    /// functions get `AWS_ENDPOINT_URL_DYNAMODB`. Default: none.
+    pub dynamodb_endpoint: Option<String>,
+    /// Where function logs go.
+    pub sink: Arc<dyn LogSink>,
+    /// Where progress lines go (layers, tables). Default: `tracing`.
+    pub report: Reporter,
+}
+
+impl std::fmt::Debug for StartOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartOptions")
+            .field("listen", &self.listen)
+            .field("freeze", &self.freeze)
+            .field("dynamodb_endpoint", &self.dynamodb_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StartOptions {
+    /// Defaults, with logs to `sink`.
+    pub fn new(sink: Arc<dyn LogSink>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            freeze: true,
+            dynamodb_endpoint: None,
+            sink,
+            report: Reporter::default(),
+        }
+    }
+}
+
+/// What kind of front door an [`Endpoint`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// The Invoke API of every function.
+    Invoke,
+    /// A Function URL.
+    Url,
+    /// An API Gateway HTTP API.
+    HttpApi,
+    /// An API Gateway REST API.
+    RestApi,
+    /// An API Gateway WebSocket API.
+    WebSocket,
+}
+
+impl EndpointKind {
+    /// The kind's name in `--ready-json`: `invoke`, `url`, `http-api`, `rest-api`, `websocket`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invoke => "invoke",
+            Self::Url => "url",
+            Self::HttpApi => "http-api",
+            Self::RestApi => "rest-api",
+            Self::WebSocket => "websocket",
+        }
+    }
+}
+
+/// One listener of a running stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The function (for a URL) or API it serves; `invoke` for the Invoke API.
+    pub name: String,
+    /// What it is.
+    pub kind: EndpointKind,
+    /// Its base URL: `http://127.0.0.1:3000/`, `ws://127.0.0.1:3001/staging`.
+    pub url: String,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// What it serves, as (function, what to call): one row per route or function.
+    pub routes: Vec<(String, String)>,
+}
+
+/// A stack being served. Dropping it does not stop it: call [`Running::stop`], or cancel the
+/// token of [`Running::shutdown_token`] and [`Running::wait`].
+#[derive(Debug)]
+pub struct Running {
+    /// The emulator behind every front door.
+    pub emulator: Emulator,
+    /// Every listener, the Invoke API first.
+    pub endpoints: Vec<Endpoint>,
+    /// The template's outputs with local values.
+    pub outputs: Vec<OutputSpec>,
+    /// The functions as they were started (with their final environment).
+    pub functions: Vec<FunctionConfig>,
+    /// Cancelled to stop every server; the servers hold clones.
+    shutdown: CancellationToken,
+    /// The servers; each returns once `shutdown` is cancelled and its requests are done.
+    servers: JoinSet<()>,
+}
+
+impl Running {
+    /// The token that stops the stack when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The endpoint of `name` (a function's URL or an API) of `kind`.
+    pub fn endpoint(&self, name: &str, kind: EndpointKind) -> Option<&Endpoint> {
+        self.endpoints
+            .iter()
+            .find(|e| e.name == name && e.kind == kind)
+    }
+
+    /// Waits until the shutdown token is cancelled, then for every server to finish its
+    /// requests, then stops every sandbox.
+    pub async fn wait(mut self) {
+        while self.servers.join_next().await.is_some() {}
+        self.emulator
+            .shutdown(self.emulator.longest_timeout())
+            .await;
+    }
+
+    /// Stops the stack: servers finish their requests, sandboxes get SIGTERM then SIGKILL.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+}
+
+/// Serves `stack`. Its code must be built already (see [`crate::build`]).
+pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Error> {
+    check_ports(stack, options.listen)?;
+    let mut configs = Vec::with_capacity(stack.functions.len());
+    for f in &stack.functions {
+        let mut config = f.config.clone();
+        config.freeze = options.freeze;
+        if !f.layers.is_empty() {
+            layers::attach(stack, f, &mut config, &options.report)?;
+        }
+        check_executable(stack, &config)?;
+        configs.push(config);
+    }
+
+    let ip = options.listen.ip();
+    let invoke = bind(options.listen).await?;
+    let invoke_addr = local_addr(&invoke)?;
+    let mut urls = Vec::new();
+    for f in &stack.functions {
+        if let Some(url) = &f.url {
+            let listener = bind(SocketAddr::new(ip, url.port)).await?;
+            urls.push((f, url, listener));
+        }
+    }
+    let mut http = Vec::new();
+    for api in &stack.http_apis {
+        http.push((api, bind(SocketAddr::new(ip, api.port)).await?));
+    }
+    let mut ws = Vec::new();
+    for api in &stack.websocket_apis {
+        ws.push((api, bind(SocketAddr::new(ip, api.port)).await?));
+    }
+
+    // AWS addresses of local endpoints → their local URLs.
+    let mut rewrites: Vec<(String, String)> = Vec::new();
+    for (_, url, listener) in &urls {
+        if let Some(host) = &url.aws_host {
+            let addr = local_addr(listener)?;
+            rewrites.push((format!("https://{host}"), format!("http://{addr}")));
+        }
+    }
+    for (api, listener) in &http {
+        if let Some(host) = &api.aws_host {
+            let addr = local_addr(listener)?;
+            rewrites.push((format!("https://{host}"), format!("http://{addr}")));
+        }
+    }
+    for (api, listener) in &ws {
+        if let Some(host) = &api.aws_host {
+            let addr = local_addr(listener)?;
+            rewrites.push((format!("https://{host}"), format!("http://{addr}")));
+            rewrites.push((format!("wss://{host}"), format!("ws://{addr}")));
+        }
+    }
+    let local = |value: &str| rewrite(value, &rewrites);
+    for config in &mut configs {
+        for value in config.environment.values_mut() {
+            *value = local(value);
+        }
+        if stack.local_environment {
+            local_environment(
+                &mut config.environment,
+                invoke_addr,
+                options.dynamodb_endpoint.as_deref(),
+            );
+        }
+    }
+    if let Some(endpoint) = &options.dynamodb_endpoint {
+        crate::tables::create_all(
+            &stack.tables,
+            endpoint,
+            &stack.settings.region,
+            &options.report,
+        )
+        .await?;
+    }
+
+    let emulator = Emulator::new(
+        configs.clone(),
+        stack.settings.clone(),
+        options.sink.clone(),
+    )?;
+    let shutdown = CancellationToken::new();
+    let mut servers = JoinSet::new();
+    let mut endpoints = vec![Endpoint {
+        name: "invoke".into(),
+        kind: EndpointKind::Invoke,
+        url: format!("http://{invoke_addr}/"),
+        addr: invoke_addr,
+        routes: stack
+            .functions
+            .iter()
+            .map(|f| {
+                let name = &f.config.name;
+                (
+                    name.clone(),
+                    format!("http://{invoke_addr}/2015-03-31/functions/{name}/invocations"),
+                )
+            })
+            .collect(),
+    }];
+    servers.spawn(serve_invoke_api(emulator.clone(), invoke, shutdown.clone()));
+
+    for (f, url, listener) in urls {
+        let addr = local_addr(&listener)?;
+        let name = f.config.name.clone();
+        let shown = match url.invoke_mode {
+            InvokeMode::Buffered => format!("http://{addr}/"),
+            InvokeMode::ResponseStream => format!("http://{addr}/ (stream)"),
+        };
+        endpoints.push(Endpoint {
+            name: name.clone(),
+            kind: EndpointKind::Url,
+            url: format!("http://{addr}/"),
+            addr,
+            routes: vec![(name.clone(), shown)],
+        });
+        servers.spawn(serve_function_url(
+            emulator.clone(),
+            name,
+            url.invoke_mode,
+            listener,
+            shutdown.clone(),
+        ));
+    }
+
+    for (api, listener) in http {
+        let addr = local_addr(&listener)?;
+        let base = match api.stage.as_str() {
+            "$default" => format!("http://{addr}"),
+            stage => format!("http://{addr}/{stage}"),
+        };
+        let mut routes = Vec::new();
+        let mut shown = Vec::new();
+        for (key, function) in &api.routes {
+            let route = RouteKey::parse(key).map_err(|why| {
+                Error::invalid(&stack.source, Location::path(api.name.clone()), why)
+            })?;
+            shown.push((
+                function.clone(),
+                match key.split_once(' ') {
+                    Some((method, path)) => format!("{method} {base}{path}"),
+                    None => format!("ANY {base}/ ($default)"),
+                },
+            ));
+            routes.push((route, function.clone()));
+        }
+        let kind = if api.payload_version == PayloadVersion::V1 && api.stage != "$default" {
+            EndpointKind::RestApi
+        } else {
+            EndpointKind::HttpApi
+        };
+        endpoints.push(Endpoint {
+            name: api.name.clone(),
+            kind,
+            url: format!("{base}/"),
+            addr,
+            routes: shown,
+        });
+        let http_api = HttpApi {
+            name: api.name.clone(),
+            payload_version: api.payload_version,
+            router: Router::new(routes),
+            stage: api.stage.clone(),
+        };
+        servers.spawn(serve_http_api(
+            emulator.clone(),
+            http_api,
+            listener,
+            shutdown.clone(),
+        ));
+    }
+
+    for (spec, listener) in ws {
+        let addr = local_addr(&listener)?;
+        let mut api = WebSocketApi::new(spec.name.clone(), spec.stage.clone());
+        api.route_selection = spec.route_selection.clone();
+        if let Some(idle) = spec.idle_timeout {
+            api.idle_timeout = idle;
+        }
+        if let Some(max) = spec.max_duration {
+            api.max_duration = max;
+        }
+        for (key, function, two_way) in &spec.routes {
+            let target = if *two_way {
+                RouteTarget::two_way(function.clone())
+            } else {
+                RouteTarget::new(function.clone())
+            };
+            api = api.route(key.clone(), target);
+        }
+        api.validate(&emulator).map_err(|e| {
+            Error::invalid(
+                &stack.source,
+                Location::path(spec.name.clone()),
+                e.to_string(),
+            )
+        })?;
+        let url = format!("ws://{addr}/{}", spec.stage);
+        let mut routes: Vec<(String, String)> = spec
+            .routes
+            .iter()
+            .map(|(key, function, _)| (function.clone(), format!("{key} {url}")))
+            .collect();
+        routes.push((
+            String::new(),
+            format!(
+                "@connections http://{addr}/{}/@connections/{{id}}",
+                spec.stage
+            ),
+        ));
+        endpoints.push(Endpoint {
+            name: spec.name.clone(),
+            kind: EndpointKind::WebSocket,
+            url,
+            addr,
+            routes,
+        });
+        let (emulator, shutdown) = (emulator.clone(), shutdown.clone());
+        let name = spec.name.clone();
+        servers.spawn(async move {
+            if let Err(e) = serve_websocket_api(emulator, api, listener, shutdown).await {
+                tracing::error!("{name}: {e}");
+            }
+        });
+    }
+
+    let outputs = stack
+        .outputs
+        .iter()
+        .map(|o| OutputSpec {
+            value: local(&o.value),
+            ..o.clone()
+        })
+        .collect();
+    Ok(Running {
+        emulator,
+        endpoints,
+        outputs,
+        functions: configs,
+        shutdown,
+        servers,
+    })
+}
+
+/// No two endpoints on one port, and none on the Invoke API's.
+fn check_ports(stack: &Stack, listen: SocketAddr) -> Result<(), Error> {
+    let mut seen: BTreeMap<u16, String> = BTreeMap::new();
+    seen.insert(listen.port(), format!("the Invoke API (--listen {listen})"));
+    for (port, owner) in stack.ports() {
+        if let Some(other) = seen.insert(port, owner.clone()) {
+            return Err(Error::invalid(
+                &stack.source,
+                Location::File,
+                format!("{owner} and {other} both want port {port}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A bootstrap or extension given as a path must exist and be executable; a bare name is looked
+/// up in `PATH` when the sandbox starts.
+fn check_executable(stack: &Stack, config: &FunctionConfig) -> Result<(), Error> {
+    let key = |what: &str| {
+        let toml = stack.source.extension().is_some_and(|e| e == "toml");
+        Location::path(if toml {
+            format!("functions.{}.{what}", config.name)
+        } else {
+            format!("Resources.{}", config.name)
+        })
+    };
+    let bootstrap = config
+        .command
+        .first()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    if let Err(why) = executable(&bootstrap) {
+        return Err(Error::invalid(
+            &stack.source,
+            key("bootstrap"),
+            format!("bootstrap {why}"),
+        ));
+    }
+    for extension in &config.extensions {
+        if let Err(why) = executable(extension) {
+            return Err(Error::invalid(
+                &stack.source,
+                key("extensions"),
+                format!("extension {why}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks one program path; the error says what is wrong with it.
+pub fn executable(program: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.components().count() < 2 {
+        return Ok(());
+    }
+    let meta = std::fs::metadata(program).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            " (is it built? `up` builds it unless --no-build)"
+        } else {
+            ""
+        };
+        format!("{}: {e}{hint}", program.display())
+    })?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!("{} is not an executable file", program.display()));
+    }
+    Ok(())
+}
+
+/// What a function of a template gets besides its own environment, unless it sets it: the
+/// local Invoke API for SDK calls to sibling functions, the local DynamoDB, `AWS_SAM_LOCAL`
+/// (which code written for SAM checks), and credentials when the user's environment has none,
+/// so SDK clients aimed at local endpoints work with no set-up.
+fn local_environment(
+    env: &mut BTreeMap<String, String>,
+    invoke: SocketAddr,
+    dynamodb: Option<&str>,
+) {
+    let mut set = |key: &str, value: String| {
+        env.entry(key.to_owned()).or_insert(value);
+    };
+    set("AWS_ENDPOINT_URL_LAMBDA", format!("http://{invoke}"));
+    set("AWS_SAM_LOCAL", "true".into());
+    if let Some(endpoint) = dynamodb {
+        set("AWS_ENDPOINT_URL_DYNAMODB", endpoint.to_owned());
+    }
+    let has_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+        || std::env::var_os("AWS_PROFILE").is_some()
+        || std::env::var_os("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some();
+    if !has_credentials {
+        set("AWS_ACCESS_KEY_ID", "coldstart-local-key".into());
+        set("AWS_SECRET_ACCESS_KEY", "coldstart-local-secret".into());
+        set("AWS_SESSION_TOKEN", "coldstart-local-session".into());
+    }
+}
+
+/// `value` with every AWS address of a local endpoint replaced by the local one.
+fn rewrite(value: &str, rewrites: &[(String, String)]) -> String {
+    let mut out = value.to_owned();
+    for (aws, local) in rewrites {
+        if out.contains(aws.as_str()) {
+            out = out.replace(aws.as_str(), local);
+        }
+    }
+    out
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, Error> {
+    listener.local_addr().map_err(|source| Error::Io {
+        what: "reading a listener's address".into(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_addresses_of_local_endpoints_become_local_urls() {
+        let rewrites = vec![
+            (
+                "https://abc.execute-api.us-east-1.amazonaws.com".to_owned(),
+                "http://127.0.0.1:3001".to_owned(),
+            ),
+            (
+                "wss://abc.execute-api.us-east-1.amazonaws.com".to_owned(),
+                "ws://127.0.0.1:3001".to_owned(),
+            ),
+        ];
+        assert_eq!(
+            rewrite(
+                "https://abc.execute-api.us-east-1.amazonaws.com/staging",
+                &rewrites
+            ),
+            "http://127.0.0.1:3001/staging"
+        );
+        assert_eq!(
+            rewrite(
+                "wss://abc.execute-api.us-east-1.amazonaws.com/staging",
+                &rewrites
+            ),
+            "ws://127.0.0.1:3001/staging"
+        );
+        assert_eq!(
+            rewrite(
+                "https://other.execute-api.us-east-1.amazonaws.com/",
+                &rewrites
+            ),
+            "https://other.execute-api.us-east-1.amazonaws.com/"
+        );
+    }
+
+    #[test]
+    fn a_function_that_sets_its_own_endpoint_keeps_it() {
+        let mut env = BTreeMap::from([(
+            "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
+            "http://elsewhere:1".to_owned(),
+        )]);
+        local_environment(
+            &mut env,
+            SocketAddr::from(([127, 0, 0, 1], 9000)),
+            Some("http://127.0.0.1:8000"),
+        );
+        assert_eq!(env["AWS_ENDPOINT_URL_LAMBDA"], "http://elsewhere:1");
+        assert_eq!(env["AWS_ENDPOINT_URL_DYNAMODB"], "http://127.0.0.1:8000");
+        assert_eq!(env["AWS_SAM_LOCAL"], "true");
+    }
+}
