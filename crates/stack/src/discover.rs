@@ -37,7 +37,12 @@ impl Source {
     /// The first of [`LOOKED_FOR`] in `dir`.
     pub fn find(dir: &Path) -> Result<Self, Error> {
         for name in LOOKED_FOR {
-            let path = dir.join(name);
+            // `template.yaml`, not `./template.yaml`, in messages about the current folder.
+            let path = if dir == Path::new(".") {
+                PathBuf::from(name)
+            } else {
+                dir.join(name)
+            };
             if path.is_file() {
                 return Ok(if name == "coldstart.toml" {
                     Self::Config(path)

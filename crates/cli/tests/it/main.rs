@@ -595,3 +595,132 @@ routes = { "$connect" = "ws", "$disconnect" = "ws", "$default" = { function = "w
         wait_line(&server.stdout, |l| l.starts_with("[ws] END RequestId:"));
     }
 }
+
+/// A folder with `file` (a template) and `code/bootstrap`, the event echo.
+fn template_app(file: &str, template: &str) -> tempdir::Dir {
+    let dir = tempdir::Dir::new();
+    std::fs::create_dir_all(dir.path().join("code")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(
+        repo("crates/testkit/fixtures/event-echo.sh"),
+        dir.path().join("code/bootstrap"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join(file), template).unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+#[test]
+fn up_finds_a_json_template_in_its_folder_without_flags() {
+    let dir = template_app(
+        "template.json",
+        r#"{"Transform": "AWS::Serverless-2016-10-31",
+            "Resources": {"Echo": {"Type": "AWS::Serverless::Function",
+              "Properties": {"CodeUri": "code", "Runtime": "provided.al2023", "Handler": "h",
+                             "FunctionUrlConfig": {"AuthType": "NONE"}}}}}"#,
+    );
+    let mut command = coldstart();
+    command
+        .args(["up", "--listen", "127.0.0.1:0", "--port-base", "0"])
+        .current_dir(dir.path());
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn coldstart up: {e}"));
+    let stderr = lines(child.stderr.take());
+    let _stdout = lines(child.stdout.take());
+    let server = Server {
+        child,
+        endpoint: String::new(),
+        stdout: _stdout,
+        stderr: None,
+    };
+    let url = wait_line(&stderr, |l| l.contains("Function URL"));
+    let url = url
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {url}"))
+        .to_owned();
+    let event: serde_json::Value =
+        serde_json::from_str(&curl(&[&format!("{url}from/json")])).unwrap_or_default();
+    assert_eq!(event["rawPath"], "/from/json");
+    drop(server);
+}
+
+#[test]
+fn up_rejects_each_broken_template_with_file_logical_id_and_property() {
+    let function = |extra: &str| {
+        format!(
+            "Transform: AWS::Serverless-2016-10-31\nResources:\n  Echo:\n    Type: AWS::Serverless::Function\n    Properties:\n      Runtime: provided.al2023\n      Handler: h\n{extra}"
+        )
+    };
+    let cases = [
+        (
+            "YAML syntax",
+            "Resources:\n  Echo: [unclosed\n".to_owned(),
+            "template.yaml:".to_owned(),
+        ),
+        (
+            "an unknown Ref",
+            function(
+                "      CodeUri: code\n      Environment:\n        Variables:\n          X: !Ref Nowhere\n",
+            ),
+            "Resources.Echo.Properties.Environment.Variables.X".to_owned(),
+        ),
+        (
+            "GetAtt of a missing attribute",
+            format!(
+                "{}  Topic:\n    Type: AWS::SNS::Topic\n",
+                function(
+                    "      CodeUri: code\n      Environment:\n        Variables:\n          X: !GetAtt Topic.Colour\n"
+                )
+            ),
+            "Resources.Echo.Properties.Environment.Variables.X".to_owned(),
+        ),
+        (
+            "a function without code",
+            function(""),
+            "Resources.Echo.Properties.CodeUri".to_owned(),
+        ),
+        (
+            "a parameter outside AllowedValues",
+            format!(
+                "Parameters:\n  Stage:\n    Type: String\n    Default: qa\n    AllowedValues: [dev, prod]\n{}",
+                function("      CodeUri: code\n")
+            ),
+            "Parameters.Stage".to_owned(),
+        ),
+        (
+            "a cycle",
+            format!(
+                "{}  A:\n    Type: AWS::SNS::Topic\n    DependsOn: B\n  B:\n    Type: AWS::SNS::Topic\n    DependsOn: A\n",
+                function("      CodeUri: code\n")
+            ),
+            "circular dependency".to_owned(),
+        ),
+    ];
+    for (what, template, names) in cases {
+        let dir = template_app("template.yaml", &template);
+        let out = coldstart()
+            .args(["up", "--listen", "127.0.0.1:0", "--port-base", "0"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(
+            err.contains("template.yaml") && err.contains(&names),
+            "{what}: {err}"
+        );
+        if what == "GetAtt of a missing attribute" {
+            assert!(err.contains("Topic") && err.contains("Colour"), "{err}");
+        }
+        if what == "a cycle" {
+            assert!(
+                err.contains("Resources.A") || err.contains("Resources.B"),
+                "{err}"
+            );
+        }
+    }
+}

@@ -1,48 +1,50 @@
-//! The chat app end to end, through its real front doors: the `chat` and `broadcast` binaries run
-//! as Lambda functions in an in-process emulator, behind a WebSocket API (stage `staging`, routes
-//! `$connect`, `$disconnect`, `$default` and `broadcast`) and an HTTP API (`POST /broadcast`,
-//! payload 2.0), configured as the repository's `coldstart.toml` configures them. Clients are
-//! tokio-tungstenite WebSockets; `@connections` is the WebSocket API's own.
+//! The chat app end to end, through its real front doors, served from its own SAM template
+//! (`examples/chat/template.yaml`) as `coldstart up` serves it: the `chat` and `broadcast`
+//! binaries run as `ChatFunction` and `BroadcastFunction` behind the template's WebSocket API
+//! (stage `staging`, routes `$connect`, `$disconnect`, `$default` and `broadcast`) and HTTP API
+//! (`POST /broadcast`, payload 2.0). The functions find `@connections` through the template's
+//! `execute-api` URL, rewritten to the local API. Clients are tokio-tungstenite WebSockets.
 //!
 //! Every scenario runs with the same body against both connection stores: SQLite (a file in a
-//! fresh temporary directory) and DynamoDB (a table with its GSI on a dynalite each test starts;
-//! these fail, not skip, without dynalite). The test reads and writes the same store as the
-//! functions, to check what they recorded and to plant records.
+//! fresh temporary directory: the template's table name is there, but no DynamoDB endpoint) and
+//! DynamoDB (the template's table, created with its GSI and TTL by the stack on a dynalite each
+//! test starts; these fail, not skip, without dynalite). The test reads and writes the same store
+//! as the functions, to check what they recorded and to plant records.
 //!
 //! Tests wait on signals only (frames, the functions' log lines, answers), each for at most
 //! [`PATIENCE`]; a test that fails kills the sandboxes it started.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chat::config::{CONNECTIONS_DB, CONNECTIONS_INDEX, CONNECTIONS_TABLE, DEFAULT_CHANNEL_INDEX};
+use chat::config::{CONNECTIONS_DB, DEFAULT_CHANNEL_INDEX};
 use chat::{ConnectionStore, DynamoDbStore, SqliteStore, Store};
-use coldstart_emulator::{
-    Emulator, FunctionConfig, HttpApi, LogSink, PayloadVersion, RouteKey, Router, Settings,
-    serve_http_api,
-};
-use coldstart_websocket::{RouteTarget, WebSocketApi, serve_websocket_api};
+use coldstart_emulator::LogSink;
+use coldstart_stack::{EndpointKind, Running, StartOptions, TemplateOptions};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use tokio_util::sync::CancellationToken;
 
 use crate::support::{Dynalite, TempDir, dynamodb_client, sdk_config, unique};
 
 /// The longest a test waits for anything it expects to happen.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// The WebSocket API's stage, as in `coldstart.toml`.
+/// The WebSocket API's stage, as in the template.
 const STAGE: &str = "staging";
+
+/// The functions' logical ids in the template.
+const CHAT: &str = "ChatFunction";
+const BROADCAST: &str = "BroadcastFunction";
 
 /// The channel of a connection that names none (`chat::config::DEFAULT_CHANNEL`).
 const DEFAULT_CHANNEL: &str = "test";
@@ -117,8 +119,8 @@ async fn a_broadcast_reaches_exactly_its_channel(app: &ChatApp) {
     }
 
     // Both functions really ran on the store the test set up.
-    app.uses_the_test_store("chat").await;
-    app.uses_the_test_store("broadcast").await;
+    app.uses_the_test_store(CHAT, "chat").await;
+    app.uses_the_test_store(BROADCAST, "broadcast").await;
 }
 
 /// A `$default` message (plain text, or JSON whose `action` names no route) comes back to its
@@ -129,7 +131,7 @@ async fn a_message_is_echoed_to_its_sender(app: &ChatApp) {
     alice.send("hello, echo").await;
     assert_eq!(alice.text().await, "hello, echo");
     app.logs
-        .wait_for(|line| line == format!("chat: connection {}: echo Sent", alice.id))
+        .wait_for(|line| line == format!("{CHAT}: connection {}: echo Sent", alice.id))
         .await;
     let unrouted = r#"{"action":"shout","text":"hi"}"#;
     alice.send(unrouted).await;
@@ -137,7 +139,7 @@ async fn a_message_is_echoed_to_its_sender(app: &ChatApp) {
     // Bob, on the same channel, got neither: his first message is his own echo.
     bob.send("bob here").await;
     assert_eq!(bob.text().await, "bob here");
-    app.uses_the_test_store("chat").await;
+    app.uses_the_test_store(CHAT, "chat").await;
 }
 
 /// The WebSocket route `broadcast` (`{"action":"broadcast","message":…}`) sends the message to
@@ -154,7 +156,7 @@ async fn a_client_broadcast_reaches_its_channel(app: &ChatApp) {
     app.logs
         .wait_for(|line| {
             line == format!(
-                "chat: connection {}: broadcast to channel room: 2 sent, 0 gone, 0 failed",
+                "{CHAT}: connection {}: broadcast to channel room: 2 sent, 0 gone, 0 failed",
                 alice.id
             )
         })
@@ -223,11 +225,14 @@ async fn gone_connections_are_forgotten(app: &ChatApp) {
 // The stores
 
 /// A store for the app: the test's own handle on it, the environment that points both
-/// functions at it, and what keeps it alive.
+/// functions at it, the DynamoDB endpoint the stack creates its table on, the stack's name (the
+/// table's is `<stack>-ConnectionsTable`), and what keeps it alive.
 #[derive(Debug)]
 struct Backing {
     store: Store,
     environment: Vec<(String, String)>,
+    dynamodb_endpoint: Option<String>,
+    stack_name: String,
     guard: Guard,
 }
 
@@ -247,11 +252,9 @@ async fn sqlite_store() -> Backing {
         .expect("open the sqlite store");
     Backing {
         store: Store::Sqlite(store),
-        environment: vec![
-            (CONNECTIONS_DB.into(), path.display().to_string()),
-            // SQLite whatever the host's environment says.
-            (CONNECTIONS_TABLE.into(), String::new()),
-        ],
+        environment: vec![(CONNECTIONS_DB.into(), path.display().to_string())],
+        dynamodb_endpoint: None,
+        stack_name: "chat".into(),
         guard: Guard {
             _directory: Some(dir),
             ..Guard::default()
@@ -259,20 +262,19 @@ async fn sqlite_store() -> Backing {
     }
 }
 
-/// DynamoDB: a fresh table with its GSI, on a dynalite of this test's own.
+/// DynamoDB: the template's table, which the stack creates (with its GSI) on a dynalite of this
+/// test's own.
 async fn dynamodb_store() -> Backing {
     let server = Dynalite::start().await;
     let client = dynamodb_client(&sdk_config().await, server.endpoint());
-    let table = unique("connections");
+    let stack_name = unique("chat");
+    let table = format!("{stack_name}-ConnectionsTable");
     let store = DynamoDbStore::new(client, &table, DEFAULT_CHANNEL_INDEX);
-    store.create_table().await.expect("create the table");
     Backing {
         store: Store::DynamoDb(store),
-        environment: vec![
-            (CONNECTIONS_TABLE.into(), table),
-            (CONNECTIONS_INDEX.into(), DEFAULT_CHANNEL_INDEX.into()),
-            ("AWS_ENDPOINT_URL_DYNAMODB".into(), server.endpoint().into()),
-        ],
+        environment: Vec::new(),
+        dynamodb_endpoint: Some(server.endpoint().to_owned()),
+        stack_name,
         guard: Guard {
             _server: Some(server),
             ..Guard::default()
@@ -283,21 +285,19 @@ async fn dynamodb_store() -> Backing {
 // ---------------------------------------------------------------------------------------------
 // The app
 
-/// Both functions in an emulator, the WebSocket API and the HTTP API in front of them, and the
-/// store they share. Dropping it kills every sandbox it started (a failed test leaves nothing
-/// behind); [`ChatApp::stop`] stops everything in order.
+/// The template's stack with both functions, its WebSocket API and HTTP API, and the store they
+/// share. Dropping it kills every sandbox it started (a failed test leaves nothing behind);
+/// [`ChatApp::stop`] stops everything in order.
 #[derive(Debug)]
 struct ChatApp {
-    emulator: Emulator,
+    /// The running stack; taken by [`ChatApp::stop`].
+    running: Option<Running>,
     logs: Arc<Logs>,
     store: Store,
     /// The WebSocket API: `ws://{websocket}/staging`, `@connections` beside it.
     websocket: SocketAddr,
     /// The HTTP API: `POST http://{http}/broadcast`.
     http: SocketAddr,
-    shutdown: CancellationToken,
-    websocket_server: Option<JoinHandle<Result<(), coldstart_websocket::Error>>>,
-    http_server: Option<JoinHandle<()>>,
     /// Every channel a client connected to, to check at the end that all were cleaned.
     channels: Mutex<BTreeSet<String>>,
     /// Ids of the connections opened so far, to tell a new one's `$connect` line.
@@ -307,84 +307,50 @@ struct ChatApp {
 
 impl ChatApp {
     async fn start(backing: Backing) -> Self {
-        // The WebSocket API's listener first: its port is in the functions' environment.
-        let websocket_listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the websocket api");
-        let websocket = websocket_listener.local_addr().expect("its address");
-        let http_listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the http api");
-        let http = http_listener.local_addr().expect("its address");
-
-        // What `coldstart.toml` gives both functions, then the store's settings.
-        let mut environment: BTreeMap<String, String> = [
-            (
-                "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
-                format!("http://{websocket}/{STAGE}"),
-            ),
-            ("AWS_ACCESS_KEY_ID", "local".into()),
-            ("AWS_SECRET_ACCESS_KEY", "local".into()),
-            ("AWS_REGION", Settings::default().region),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect();
-        environment.extend(backing.environment);
-        let function = |name: &str, bootstrap: &str, timeout: u64| {
-            let mut function = FunctionConfig::new(name, vec![bootstrap.into()]);
-            function.timeout = Duration::from_secs(timeout);
-            function.environment = environment.clone();
+        let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
+        let options = TemplateOptions {
+            stack_name: backing.stack_name.clone(),
+            port_base: 0,
+            ..TemplateOptions::default()
+        };
+        let mut stack = coldstart_stack::template::load(&template, &options)
+            .unwrap_or_else(|error| panic!("{error}"));
+        // The binaries cargo built for this test stand for the Makefile's builds.
+        for function in &mut stack.functions {
+            let binary = match function.config.name.as_str() {
+                CHAT => env!("CARGO_BIN_EXE_chat"),
+                BROADCAST => env!("CARGO_BIN_EXE_broadcast"),
+                other => panic!("the template has a function {other} the test does not know"),
+            };
+            function.config.command = vec![binary.into()];
+            function.config.task_root = None;
+            function.build = None;
             function
-        };
-        let functions = vec![
-            function("chat", env!("CARGO_BIN_EXE_chat"), 10),
-            function("broadcast", env!("CARGO_BIN_EXE_broadcast"), 29),
-        ];
+                .config
+                .environment
+                .extend(backing.environment.iter().cloned());
+        }
         let logs = Arc::new(Logs::default());
-        let emulator = Emulator::new(functions, Settings::default(), logs.clone())
-            .unwrap_or_else(|error| panic!("emulator: {error}"));
-
-        let mut websocket_api = WebSocketApi::new("chat", STAGE)
-            .route("$connect", RouteTarget::new("chat"))
-            .route("$disconnect", RouteTarget::new("chat"))
-            .route("$default", RouteTarget::new("chat"))
-            .route("broadcast", RouteTarget::new("chat"));
-        websocket_api.route_selection = "$request.body.action".into();
-        websocket_api
-            .validate(&emulator)
-            .unwrap_or_else(|error| panic!("websocket api: {error}"));
-        let route =
-            RouteKey::parse("POST /broadcast").unwrap_or_else(|error| panic!("route key: {error}"));
-        let http_api = HttpApi {
-            name: "api".into(),
-            payload_version: PayloadVersion::V2,
-            router: Router::new(vec![(route, "broadcast".into())]),
-            stage: "$default".into(),
-        };
-
-        let shutdown = CancellationToken::new();
-        let websocket_server = tokio::spawn(serve_websocket_api(
-            emulator.clone(),
-            websocket_api,
-            websocket_listener,
-            shutdown.clone(),
-        ));
-        let http_server = tokio::spawn(serve_http_api(
-            emulator.clone(),
-            http_api,
-            http_listener,
-            shutdown.clone(),
-        ));
+        let mut start = StartOptions::new(logs.clone());
+        start.listen = "127.0.0.1:0".parse().expect("an address");
+        start.dynamodb_endpoint = backing.dynamodb_endpoint.clone();
+        let running = coldstart_stack::start(&stack, start)
+            .await
+            .unwrap_or_else(|error| panic!("start the template's stack: {error}"));
+        let websocket = running
+            .endpoint("WebSocketApi", EndpointKind::WebSocket)
+            .unwrap_or_else(|| panic!("no WebSocket API in {:?}", running.endpoints))
+            .addr;
+        let http = running
+            .endpoint("ServerlessHttpApi", EndpointKind::HttpApi)
+            .unwrap_or_else(|| panic!("no HTTP API in {:?}", running.endpoints))
+            .addr;
         Self {
-            emulator,
+            running: Some(running),
             logs,
             store: backing.store,
             websocket,
             http,
-            shutdown,
-            websocket_server: Some(websocket_server),
-            http_server: Some(http_server),
             channels: Mutex::default(),
             connections: Mutex::default(),
             _guard: backing.guard,
@@ -409,13 +375,13 @@ impl ChatApp {
         let line = self
             .logs
             .wait_for(|line| {
-                line.starts_with("chat: connection ")
+                line.starts_with(&format!("{CHAT}: connection "))
                     && line.contains(": connected to channel ")
                     && !known.iter().any(|id| line.contains(id.as_str()))
             })
             .await;
         let (id, connected_to) = line
-            .strip_prefix("chat: connection ")
+            .strip_prefix(&format!("{CHAT}: connection "))
             .and_then(|rest| rest.split_once(": connected to channel "))
             .unwrap_or_else(|| panic!("unexpected $connect line {line:?}"));
         assert_eq!(connected_to, expected, "{line}");
@@ -444,14 +410,15 @@ impl ChatApp {
     /// Waits for the `chat` function's `$disconnect` line of `id`: written once the record is
     /// deleted.
     async fn disconnected(&self, id: &str) {
-        let expected = format!("chat: connection {id}: disconnected");
+        let expected = format!("{CHAT}: connection {id}: disconnected");
         self.logs.wait_for(|line| line == expected).await;
     }
 
-    /// Waits for `function`'s start-up line and checks it names the test's store and the
-    /// WebSocket API's `@connections`.
-    async fn uses_the_test_store(&self, function: &str) {
-        let prefix = format!("{function}: {function}: store: ");
+    /// Waits for `function`'s start-up line (its `binary` names itself in it) and checks it
+    /// names the test's store and the local WebSocket API's `@connections`, which the template
+    /// gives as its `execute-api` URL.
+    async fn uses_the_test_store(&self, function: &str, binary: &str) {
+        let prefix = format!("{function}: {binary}: store: ");
         let line = self.logs.wait_for(|line| line.starts_with(&prefix)).await;
         let expected = format!(
             "{prefix}{}; @connections: http://{}/{STAGE}",
@@ -482,23 +449,13 @@ impl ChatApp {
     /// `$disconnect` is queued and the emulator's shutdown runs them, so by then no channel has
     /// a record left.
     async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(server) = self.websocket_server.take() {
-            let result = tokio::time::timeout(PATIENCE, server)
+        // The `$disconnect`s are queued as `Event` invocations: the emulator's shutdown, after
+        // the servers', waits for them.
+        if let Some(running) = self.running.take() {
+            tokio::time::timeout(PATIENCE, running.stop())
                 .await
-                .unwrap_or_else(|_| panic!("the websocket api did not stop"))
-                .unwrap_or_else(|error| panic!("the websocket api panicked: {error}"));
-            assert!(result.is_ok(), "{result:?}");
+                .unwrap_or_else(|_| panic!("the stack did not stop"));
         }
-        if let Some(server) = self.http_server.take() {
-            tokio::time::timeout(PATIENCE, server)
-                .await
-                .unwrap_or_else(|_| panic!("the http api did not stop"))
-                .unwrap_or_else(|error| panic!("the http api panicked: {error}"));
-        }
-        // The `$disconnect`s are queued as `Event` invocations: the emulator's shutdown waits
-        // for them.
-        self.emulator.shutdown(Duration::from_secs(5)).await;
         let channels = lock(&self.channels).clone();
         for channel in channels {
             assert_eq!(
@@ -513,8 +470,9 @@ impl ChatApp {
 impl Drop for ChatApp {
     fn drop(&mut self) {
         // A failed test must not leave processes behind.
-        for name in self.emulator.function_names() {
-            for pid in self.emulator.sandbox_pids(&name) {
+        let Some(running) = &self.running else { return };
+        for name in running.emulator.function_names() {
+            for pid in running.emulator.sandbox_pids(&name) {
                 let pid = i32::try_from(pid).unwrap_or(i32::MAX);
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(pid),
