@@ -109,6 +109,7 @@ fn print_table(stack: &Stack, running: &Running, took: std::time::Duration) {
     for endpoint in &running.endpoints {
         let door = match endpoint.kind {
             EndpointKind::Invoke => "Invoke API".to_owned(),
+            EndpointKind::Url if endpoint.streaming => "Function URL (stream)".to_owned(),
             EndpointKind::Url => "Function URL".to_owned(),
             EndpointKind::HttpApi | EndpointKind::RestApi if toml => {
                 format!("http_apis.{}", endpoint.name)
@@ -119,12 +120,7 @@ fn print_table(stack: &Stack, running: &Running, took: std::time::Duration) {
             EndpointKind::WebSocket => format!("WebSocket API {}", endpoint.name),
         };
         for (function, shown) in &endpoint.routes {
-            let door = match shown.strip_suffix(" (stream)") {
-                Some(_) => format!("{door} (stream)"),
-                None => door.clone(),
-            };
-            let shown = shown.trim_end_matches(" (stream)").to_owned();
-            rows.push((function.clone(), door, shown));
+            rows.push((function.clone(), door.clone(), shown.clone()));
         }
     }
     let width = |i: usize| {

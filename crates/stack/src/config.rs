@@ -101,11 +101,7 @@ pub fn load(path: &Path) -> Result<Stack, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::invalid(path, Location::File, format!("cannot read the config: {e}"))
     })?;
-    let root = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let root = std::fs::canonicalize(&root).unwrap_or(root);
+    let root = crate::discover::folder_of(path);
     let mut stack = parse(path, &text, &root)?;
     stack.source = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     Ok(stack)
@@ -314,6 +310,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             name: name.clone(),
             port,
             payload_version,
+            rest: payload_version == coldstart_emulator::PayloadVersion::V1,
             stage: "$default".to_owned(),
             routes,
             aws_host: None,

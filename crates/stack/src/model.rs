@@ -121,6 +121,8 @@ pub struct HttpApiSpec {
     pub port: u16,
     /// The event format of its functions: 2.0 (HTTP API) or 1.0 (REST API, HTTP API 1.0).
     pub payload_version: PayloadVersion,
+    /// A REST API (API Gateway v1) rather than an HTTP API.
+    pub rest: bool,
     /// The stage: `$default` serves at the root; any other name under `/<stage>`.
     pub stage: String,
     /// Route key (`GET /items/{id}`, `ANY /{proxy+}`, `$default`) → function name.

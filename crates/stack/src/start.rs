@@ -17,8 +17,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use coldstart_emulator::{
-    Emulator, FunctionConfig, HttpApi, InvokeMode, LogSink, PayloadVersion, RouteKey, Router,
-    serve_function_url, serve_http_api, serve_invoke_api,
+    Emulator, FunctionConfig, HttpApi, InvokeMode, LogSink, RouteKey, Router, serve_function_url,
+    serve_http_api, serve_invoke_api,
 };
 use coldstart_websocket::{RouteTarget, WebSocketApi, serve_websocket_api};
 
@@ -107,6 +107,8 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// What it serves, as (function, what to call): one row per route or function.
     pub routes: Vec<(String, String)>,
+    /// A Function URL in `RESPONSE_STREAM` mode: answers are streamed.
+    pub streaming: bool,
 }
 
 /// A stack being served. Dropping it does not stop it: call [`Running::stop`], or cancel the
@@ -256,22 +258,20 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
                 )
             })
             .collect(),
+        streaming: false,
     }];
     servers.spawn(serve_invoke_api(emulator.clone(), invoke, shutdown.clone()));
 
     for (f, url, listener) in urls {
         let addr = local_addr(&listener)?;
         let name = f.config.name.clone();
-        let shown = match url.invoke_mode {
-            InvokeMode::Buffered => format!("http://{addr}/"),
-            InvokeMode::ResponseStream => format!("http://{addr}/ (stream)"),
-        };
         endpoints.push(Endpoint {
             name: name.clone(),
             kind: EndpointKind::Url,
             url: format!("http://{addr}/"),
             addr,
-            routes: vec![(name.clone(), shown)],
+            routes: vec![(name.clone(), format!("http://{addr}/"))],
+            streaming: url.invoke_mode == InvokeMode::ResponseStream,
         });
         servers.spawn(serve_function_url(
             emulator.clone(),
@@ -303,7 +303,7 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             ));
             routes.push((route, function.clone()));
         }
-        let kind = if api.payload_version == PayloadVersion::V1 && api.stage != "$default" {
+        let kind = if api.rest {
             EndpointKind::RestApi
         } else {
             EndpointKind::HttpApi
@@ -314,6 +314,7 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             url: format!("{base}/"),
             addr,
             routes: shown,
+            streaming: false,
         });
         let http_api = HttpApi {
             name: api.name.clone(),
@@ -373,6 +374,7 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             url,
             addr,
             routes,
+            streaming: false,
         });
         let (emulator, shutdown) = (emulator.clone(), shutdown.clone());
         let name = spec.name.clone();

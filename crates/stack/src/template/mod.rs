@@ -85,11 +85,7 @@ pub fn load(path: &Path, options: &TemplateOptions) -> Result<Stack, Error> {
             format!("cannot read the template: {e}"),
         )
     })?;
-    let root = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let root = std::fs::canonicalize(&root).unwrap_or(root);
+    let root = crate::discover::folder_of(path);
     let mut stack = parse(path, &text, &root, options)?;
     stack.source = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     Ok(stack)
