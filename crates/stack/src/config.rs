@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -423,6 +423,7 @@ fn locate(file: &Path, text: &str, span: Range<usize>, message: String) -> Error
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn load_str(text: &str) -> Result<Stack, String> {
         parse(Path::new("coldstart.toml"), text, Path::new("/app")).map_err(|e| e.to_string())
