@@ -57,6 +57,10 @@ pub(crate) struct RunArgs {
     /// A folder whose every file is an external extension, like `/opt/extensions` in Lambda.
     #[arg(long, value_name = "DIR")]
     pub(crate) extensions_dir: Option<PathBuf>,
+    /// Once the Invoke API answers, print one JSON line on standard output naming it
+    /// (`{"ready":true,"endpoints":[...]}`); function logs go to standard error.
+    #[arg(long)]
+    pub(crate) ready_json: bool,
     /// The bootstrap and its arguments.
     #[arg(last = true, required = true, value_name = "BOOTSTRAP")]
     pub(crate) command: Vec<std::ffi::OsString>,
@@ -105,6 +109,11 @@ pub(crate) struct UpArgs {
     /// functions get `AWS_ENDPOINT_URL_DYNAMODB`.
     #[arg(long, value_name = "URL")]
     pub(crate) dynamodb_endpoint: Option<String>,
+    /// Once every endpoint answers, print one JSON line on standard output naming them
+    /// (`{"ready":true,"endpoints":[{"name":..,"kind":..,"url":..}]}`); everything else,
+    /// function logs included, goes to standard error.
+    #[arg(long)]
+    pub(crate) ready_json: bool,
 }
 
 #[derive(Debug, Args)]

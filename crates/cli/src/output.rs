@@ -28,7 +28,8 @@ pub(crate) fn init_tracing() {
         .init();
 }
 
-/// Prints each log line as `[function] line` on standard output.
+/// Prints each log line as `[function] line` on standard output (standard error with
+/// `--ready-json`, whose one line owns standard output).
 #[derive(Debug)]
 pub(crate) struct StdoutSink {
     /// The writer thread holds the receiver; an empty string asks it to flush and exit.
@@ -38,13 +39,20 @@ pub(crate) struct StdoutSink {
 }
 
 impl StdoutSink {
-    pub(crate) fn new() -> Self {
+    /// Lines go to standard output, or to standard error when `to_stderr`.
+    pub(crate) fn new(to_stderr: bool) -> Self {
         let (lines, rx) = mpsc::channel::<String>();
         let writer = std::thread::Builder::new()
             .name("coldstart-logs".into())
             .spawn(move || {
-                let stdout = std::io::stdout();
-                let mut out = std::io::BufWriter::new(stdout.lock());
+                // Standard error is shared with human output: its lock is taken per burst, not
+                // held by this thread.
+                let target: Box<dyn Write> = if to_stderr {
+                    Box::new(std::io::stderr())
+                } else {
+                    Box::new(std::io::stdout().lock())
+                };
+                let mut out = std::io::BufWriter::new(target);
                 'lines: while let Ok(line) = rx.recv() {
                     if line.is_empty() {
                         break;
@@ -78,6 +86,14 @@ impl StdoutSink {
             let _ = writer.join();
         }
     }
+}
+
+/// Prints the `--ready-json` line on standard output, alone, and flushes it.
+pub(crate) fn ready_line(endpoints: &[coldstart_stack::Endpoint]) {
+    let line = coldstart_stack::ready_json(endpoints);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 impl LogSink for StdoutSink {

@@ -20,7 +20,7 @@ const FUNCTION_NAME: &str = "function";
 pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     let config = function_config(&args)?;
     check_bootstrap(Path::new(&config.command[0])).map_err(Failure::usage)?;
-    let sink = Arc::new(StdoutSink::new());
+    let sink = Arc::new(StdoutSink::new(args.ready_json));
     let emulator = Emulator::new(vec![config], settings(), sink.clone())
         .map_err(|e| Failure::usage(e.into()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -36,7 +36,20 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
 
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
-    serve_invoke_api(emulator.clone(), listener, shutdown.clone()).await;
+    let server = tokio::spawn(serve_invoke_api(
+        emulator.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+    if args.ready_json {
+        let invoke = coldstart_stack::Endpoint::invoke_api(addr, &[FUNCTION_NAME.to_owned()]);
+        coldstart_stack::answering(&[&invoke])
+            .await
+            .map_err(|e| Failure::runtime(e.into()))?;
+        crate::output::ready_line(&[invoke]);
+    }
+    // Returns once `shutdown` is cancelled and the requests in flight are done.
+    let _ = server.await;
     emulator.shutdown(emulator.longest_timeout()).await;
     sink.close();
     signals.abort();

@@ -55,7 +55,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
     }
 
     let started = Instant::now();
-    let sink = Arc::new(StdoutSink::new());
+    let sink = Arc::new(StdoutSink::new(args.ready_json));
     let mut start = StartOptions::new(sink.clone());
     start.listen = args.listen;
     start.freeze = !args.no_freeze;
@@ -65,6 +65,10 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
         .await
         .map_err(failure)?;
     print_table(&stack, &running, started.elapsed());
+    if args.ready_json {
+        running.answering().await.map_err(failure)?;
+        crate::output::ready_line(&running.endpoints);
+    }
 
     let shutdown = running.shutdown_token();
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));

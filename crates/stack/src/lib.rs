@@ -56,5 +56,7 @@ pub use model::{
     WebSocketApiSpec,
 };
 pub use report::Reporter;
-pub use start::{Endpoint, EndpointKind, Running, StartOptions, executable, start};
+pub use start::{
+    Endpoint, EndpointKind, Running, StartOptions, answering, executable, ready_json, start,
+};
 pub use template::TemplateOptions;

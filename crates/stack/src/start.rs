@@ -97,11 +97,13 @@ impl EndpointKind {
 /// One listener of a running stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    /// The function (for a URL) or API it serves; `invoke` for the Invoke API.
+    /// The function (for a URL) or API it serves; `*` for the Invoke API.
     pub name: String,
     /// What it is.
     pub kind: EndpointKind,
-    /// Its base URL: `http://127.0.0.1:3000/`, `ws://127.0.0.1:3001/staging`.
+    /// Its full URL: `http://127.0.0.1:9000` (the Invoke API), `http://127.0.0.1:3000/` (a
+    /// Function URL or an API), `http://127.0.0.1:3000/Prod/` (a REST API's stage),
+    /// `ws://127.0.0.1:3001/staging` (a WebSocket API's stage).
     pub url: String,
     /// Its address.
     pub addr: SocketAddr,
@@ -109,6 +111,68 @@ pub struct Endpoint {
     pub routes: Vec<(String, String)>,
     /// A Function URL in `RESPONSE_STREAM` mode: answers are streamed.
     pub streaming: bool,
+}
+
+impl Endpoint {
+    /// The name of the Invoke API's endpoint, which serves every function.
+    pub const INVOKE_API: &'static str = "*";
+
+    /// The Invoke API at `addr`, serving `functions`.
+    pub fn invoke_api(addr: SocketAddr, functions: &[String]) -> Self {
+        Self {
+            name: Self::INVOKE_API.into(),
+            kind: EndpointKind::Invoke,
+            url: format!("http://{addr}"),
+            addr,
+            routes: functions
+                .iter()
+                .map(|name| {
+                    (
+                        name.clone(),
+                        format!("http://{addr}/2015-03-31/functions/{name}/invocations"),
+                    )
+                })
+                .collect(),
+            streaming: false,
+        }
+    }
+}
+
+/// The `--ready-json` line (design.md's readiness contract): `{"ready":true,"endpoints":[...]}`,
+/// each endpoint with its `name` (`*` for the Invoke API), `kind` and full `url`.
+pub fn ready_json(endpoints: &[Endpoint]) -> String {
+    let endpoints: Vec<serde_json::Value> = endpoints
+        .iter()
+        .map(|e| serde_json::json!({"name": e.name, "kind": e.kind.as_str(), "url": e.url}))
+        .collect();
+    serde_json::json!({"ready": true, "endpoints": endpoints}).to_string()
+}
+
+/// How long [`answering`] waits for an endpoint to accept a connection.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until every endpoint accepts a connection (each is served by then: its listener is
+/// bound and its server task spawned), at most a few seconds each.
+pub async fn answering(endpoints: &[&Endpoint]) -> Result<(), Error> {
+    for endpoint in endpoints {
+        let connect = tokio::net::TcpStream::connect(endpoint.addr);
+        match tokio::time::timeout(ANSWER_WITHIN, connect).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(source)) => {
+                return Err(Error::Io {
+                    what: format!("{} ({}) does not answer", endpoint.name, endpoint.url),
+                    source,
+                });
+            }
+            Err(_) => {
+                return Err(Error::Io {
+                    what: format!("{} ({}) does not answer", endpoint.name, endpoint.url),
+                    source: std::io::ErrorKind::TimedOut.into(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A stack being served. Dropping it does not stop it: call [`Running::stop`], or cancel the
@@ -140,6 +204,11 @@ impl Running {
         self.endpoints
             .iter()
             .find(|e| e.name == name && e.kind == kind)
+    }
+
+    /// Waits until every endpoint accepts connections.
+    pub async fn answering(&self) -> Result<(), Error> {
+        answering(&self.endpoints.iter().collect::<Vec<_>>()).await
     }
 
     /// Waits until the shutdown token is cancelled, then for every server to finish its
@@ -242,24 +311,12 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
     )?;
     let shutdown = CancellationToken::new();
     let mut servers = JoinSet::new();
-    let mut endpoints = vec![Endpoint {
-        name: "invoke".into(),
-        kind: EndpointKind::Invoke,
-        url: format!("http://{invoke_addr}/"),
-        addr: invoke_addr,
-        routes: stack
-            .functions
-            .iter()
-            .map(|f| {
-                let name = &f.config.name;
-                (
-                    name.clone(),
-                    format!("http://{invoke_addr}/2015-03-31/functions/{name}/invocations"),
-                )
-            })
-            .collect(),
-        streaming: false,
-    }];
+    let names: Vec<String> = stack
+        .functions
+        .iter()
+        .map(|f| f.config.name.clone())
+        .collect();
+    let mut endpoints = vec![Endpoint::invoke_api(invoke_addr, &names)];
     servers.spawn(serve_invoke_api(emulator.clone(), invoke, shutdown.clone()));
 
     for (f, url, listener) in urls {

@@ -724,3 +724,89 @@ fn up_rejects_each_broken_template_with_file_logical_id_and_property() {
         }
     }
 }
+
+/// A client in another language drives `--ready-json`: Python starts `coldstart up`, reads the
+/// one line on its standard output, invokes the function through the Invoke API it names and
+/// calls the Function URL, then stops it.
+#[test]
+fn ready_json_names_every_endpoint_for_a_python_client() {
+    let dir = template_app(
+        "template.yaml",
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Echo:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: code\n      Runtime: provided.al2023\n      Handler: h\n      FunctionUrlConfig:\n        AuthType: NONE\n",
+    );
+    let script = r#"
+import json, os, signal, subprocess, sys, urllib.request
+up = subprocess.Popen([sys.argv[1], "up", "--ready-json", "--listen", "127.0.0.1:0", "--port-base", "0"],
+                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+try:
+    ready = json.loads(up.stdout.readline())
+    kinds = {e["kind"]: e for e in ready["endpoints"]}
+    invoke = kinds["invoke"]["url"] + "/2015-03-31/functions/Echo/invocations"
+    answer = urllib.request.urlopen(urllib.request.Request(invoke, data=b'{"from":"python"}')).read()
+    url = urllib.request.urlopen(kinds["url"]["url"] + "py/path").read()
+    print(json.dumps({"ready": ready, "answer": json.loads(answer), "url": json.loads(url)}))
+finally:
+    os.killpg(up.pid, signal.SIGTERM)
+    up.wait(timeout=20)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_coldstart"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    assert_eq!(seen["ready"]["ready"], true);
+    let endpoints = seen["ready"]["endpoints"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{seen}"));
+    assert_eq!(endpoints[0]["name"], "*");
+    assert_eq!(endpoints[0]["kind"], "invoke");
+    assert!(
+        endpoints
+            .iter()
+            .any(|e| e["name"] == "Echo" && e["kind"] == "url"),
+        "{seen}"
+    );
+    assert_eq!(seen["answer"]["from"], "python");
+    assert_eq!(seen["url"]["rawPath"], "/py/path");
+}
+
+/// `run --ready-json` prints its one line too: the Invoke API of the function `function`.
+#[test]
+fn run_ready_json_prints_one_line_naming_the_invoke_api() {
+    let mut child = coldstart()
+        .args(["run", "--ready-json", "--listen", "127.0.0.1:0", "--"])
+        .arg(repo("crates/testkit/fixtures/event-echo.sh"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = lines(child.stdout.take());
+    let server = Server {
+        child,
+        endpoint: String::new(),
+        stdout,
+        stderr: None,
+    };
+    let line = server
+        .stdout
+        .recv_timeout(PATIENCE)
+        .unwrap_or_else(|e| panic!("no ready line: {e}"));
+    let ready: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(ready["ready"], true);
+    let url = ready["endpoints"][0]["url"].as_str().unwrap_or_default();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let answer = curl(&[
+        "-XPOST",
+        &format!("{url}/2015-03-31/functions/function/invocations"),
+        "-d",
+        "{\"a\":1}",
+    ]);
+    assert_eq!(answer, "{\"a\":1}");
+}

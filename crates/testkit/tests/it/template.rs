@@ -189,7 +189,7 @@ async fn serve(project: &Project, options: &TemplateOptions) -> (Running, Arc<Lo
 
 fn sdk(running: &Running) -> aws_sdk_lambda::Client {
     let invoke = running
-        .endpoint("invoke", EndpointKind::Invoke)
+        .endpoint(coldstart_stack::Endpoint::INVOKE_API, EndpointKind::Invoke)
         .unwrap_or_else(|| panic!("no Invoke API"));
     let config = aws_sdk_lambda::Config::builder()
         .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
@@ -259,7 +259,7 @@ async fn a_sam_template_serves_every_front_door_with_local_endpoints() {
         format!("http://{}/dev", socket.addr).as_str()
     );
     let invoke_api = running
-        .endpoint("invoke", EndpointKind::Invoke)
+        .endpoint(coldstart_stack::Endpoint::INVOKE_API, EndpointKind::Invoke)
         .map(|e| e.addr)
         .unwrap_or_else(|| panic!("no Invoke API"));
     assert_eq!(
