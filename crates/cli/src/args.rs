@@ -22,6 +22,20 @@ pub(crate) enum Command {
     Up(UpArgs),
     /// Invoke a function through the Invoke API and print its answer.
     Invoke(InvokeArgs),
+    /// Print a sample event (SAM's `generate-event` names); with no arguments, list them.
+    Event(EventArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventArgs {
+    /// The service: `apigateway`, `sqs`, `s3`, ...
+    pub(crate) service: Option<String>,
+    /// The event: `aws-proxy`, `receive-message`, `put`, ...
+    #[arg(requires = "service")]
+    pub(crate) event: Option<String>,
+    /// Set a field by dotted path (`body=hi`, `Records.0.body=hi`); repeatable.
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = parse_env, requires = "event")]
+    pub(crate) sets: Vec<(String, String)>,
 }
 
 #[derive(Debug, Args)]
@@ -124,8 +138,12 @@ pub(crate) struct InvokeArgs {
     #[arg(conflicts_with = "file")]
     pub(crate) payload: Option<String>,
     /// Read the payload from a file.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "event")]
     pub(crate) file: Option<PathBuf>,
+    /// Send a sample event, `SERVICE/EVENT` as `coldstart event` names them
+    /// (`sqs/receive-message`).
+    #[arg(long, value_name = "SERVICE/EVENT", conflicts_with = "payload")]
+    pub(crate) event: Option<String>,
     /// The Invoke API endpoint.
     #[arg(long, default_value = "http://127.0.0.1:9000")]
     pub(crate) endpoint: String,

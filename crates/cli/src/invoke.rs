@@ -162,6 +162,11 @@ fn complete(payload: &[u8]) -> Result<(), Failure> {
 }
 
 fn payload(args: &InvokeArgs) -> anyhow::Result<Bytes> {
+    if let Some(name) = &args.event {
+        let sample = crate::event::sample(name)?;
+        let event = sample.build(&[]).map_err(|e| anyhow!(e))?;
+        return Ok(Bytes::from(event.to_string()));
+    }
     if let Some(file) = &args.file {
         return std::fs::read(file)
             .map(Bytes::from)

@@ -4,6 +4,7 @@
 //! the outcome to an exit code (0 success, 1 failure, 2 bad usage or configuration).
 
 mod args;
+mod event;
 mod invoke;
 mod output;
 mod run;
@@ -79,6 +80,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Up(args) => up::up(args).await,
             Command::Invoke(args) => invoke::invoke(args).await,
+            Command::Event(args) => event::event(args),
         }
     });
     match result {

@@ -35,6 +35,7 @@
 //! - `report`: the [`Reporter`] that progress lines go through.
 //! - `start`: binds, wires local endpoints and serves: [`start()`] → [`Running`].
 //! - [`watch`]: rebuild and reload on source changes.
+//! - [`samples`]: sample events by SAM's `generate-event` names.
 //! - [`error`]: what can go wrong, located in the user's file.
 
 pub mod build;
@@ -44,6 +45,7 @@ pub mod error;
 mod layers;
 pub mod model;
 mod report;
+pub mod samples;
 mod start;
 mod tables;
 pub mod template;

@@ -810,3 +810,61 @@ fn run_ready_json_prints_one_line_naming_the_invoke_api() {
     ]);
     assert_eq!(answer, "{\"a\":1}");
 }
+
+#[test]
+fn event_lists_the_samples_and_prints_one_with_its_fields_set() {
+    let list = coldstart()
+        .arg("event")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(list.status.success());
+    let listed = text(&list.stdout);
+    for name in [
+        "apigateway aws-proxy",
+        "sqs receive-message",
+        "s3 put",
+        "lambda function-url",
+    ] {
+        assert!(listed.contains(name), "{name} is not listed:\n{listed}");
+    }
+
+    let out = coldstart()
+        .args([
+            "event",
+            "sqs",
+            "receive-message",
+            "--set",
+            "Records.0.body=hi there",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let event: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(event["Records"][0]["body"], "hi there");
+    assert_eq!(event["Records"][0]["eventSource"], "aws:sqs");
+
+    let unknown = coldstart()
+        .args(["event", "sqs", "nope"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("no sample event sqs nope"));
+}
+
+/// `invoke --event` sends a sample: a REST API proxy event reaches the function whole.
+#[test]
+fn invoke_sends_a_sample_event() {
+    let server = Server::start(&[
+        "--",
+        repo("crates/testkit/fixtures/event-echo.sh")
+            .to_str()
+            .unwrap_or_default(),
+    ]);
+    let out = server.invoke(&["function", "--event", "apigateway/aws-proxy"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let event: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(event["httpMethod"], "POST");
+    assert_eq!(event["requestContext"]["resourcePath"], "/{proxy+}");
+}
