@@ -1,0 +1,333 @@
+//! A stack under test: read (a template, a `coldstart.toml`, one bootstrap), built, started on
+//! free ports through `coldstart-stack`, called, stopped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use coldstart_emulator::FunctionConfig;
+use coldstart_stack::{
+    Endpoint, EndpointKind, FunctionSpec, Reporter, Running, Source, StartOptions, TemplateOptions,
+};
+
+use crate::error::Error;
+use crate::http::{Response, send};
+use crate::invocation::Invocation;
+use crate::logs::Logs;
+
+/// What a stack is read from.
+#[derive(Debug, Clone)]
+enum From {
+    File(Source),
+    Bootstrap(PathBuf),
+}
+
+/// How to start a [`Stack`]: made by [`Stack::from_template`], [`Stack::from_config`] or
+/// [`Stack::function`], then [`Builder::start`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until started"]
+pub struct Builder {
+    from: From,
+    options: TemplateOptions,
+    build: bool,
+    environment: Vec<(String, String)>,
+    dynamodb_endpoint: Option<String>,
+}
+
+/// A running stack. Dropping it kills its functions' processes; [`Stack::stop`] stops it in
+/// order (runtimes get SIGTERM, extensions SHUTDOWN).
+#[derive(Debug)]
+pub struct Stack {
+    /// Taken by [`Stack::stop`].
+    running: Option<Running>,
+    logs: Arc<Logs>,
+    sdk: aws_sdk_lambda::Client,
+}
+
+/// The name a stack of one bootstrap ([`Stack::function`]) gives its function, as `coldstart
+/// run` and the Runtime Interface Emulator do.
+pub const FUNCTION: &str = "function";
+
+impl Stack {
+    /// A SAM/CloudFormation template's stack.
+    pub fn from_template(path: impl Into<PathBuf>) -> Builder {
+        Builder::new(From::File(Source::Template(path.into())))
+    }
+
+    /// A `coldstart.toml`'s stack.
+    pub fn from_config(path: impl Into<PathBuf>) -> Builder {
+        Builder::new(From::File(Source::Config(path.into())))
+    }
+
+    /// One bootstrap (any executable speaking the Runtime API: a `cargo` binary, a script)
+    /// served as the function [`FUNCTION`].
+    pub fn function(bootstrap: impl Into<PathBuf>) -> Builder {
+        Builder::new(From::Bootstrap(bootstrap.into()))
+    }
+
+    fn running(&self) -> &Running {
+        // Only `stop` (which consumes the stack) and `drop` take it.
+        self.running
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a stack is running until stopped"))
+    }
+
+    /// Every endpoint: the Invoke API first, then Function URLs and APIs.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.running().endpoints
+    }
+
+    /// The URL of the endpoint named `name` (a function with a URL, or an API; `*` for the
+    /// Invoke API): `http://127.0.0.1:PORT/`, `http://…/Prod/`, `ws://…/stage`.
+    pub fn url(&self, name: &str) -> Result<&str, Error> {
+        self.endpoints()
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.url.as_str())
+            .ok_or_else(|| Error::NoEndpoint {
+                name: name.to_owned(),
+                kind: "any",
+            })
+    }
+
+    /// An `aws-sdk-lambda` client pointed at the stack's Invoke API, with test credentials.
+    pub fn sdk(&self) -> &aws_sdk_lambda::Client {
+        &self.sdk
+    }
+
+    /// Invokes `function` synchronously with `payload` (JSON text); the answer comes with the
+    /// invocation's log lines.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<Invocation, Error> {
+        use base64::Engine as _;
+        let out = self
+            .sdk
+            .invoke()
+            .function_name(function)
+            .log_type(aws_sdk_lambda::types::LogType::Tail)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload.into()))
+            .send()
+            .await
+            .map_err(|e| Error::Invoke {
+                function: function.to_owned(),
+                message: format!("{}", aws_sdk_lambda::error::DisplayErrorContext(e)),
+            })?;
+        let logs = out
+            .log_result()
+            .and_then(|tail| base64::engine::general_purpose::STANDARD.decode(tail).ok())
+            .map(|bytes| {
+                String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Invocation {
+            payload: out
+                .payload()
+                .map(|b| Bytes::copy_from_slice(b.as_ref()))
+                .unwrap_or_default(),
+            function_error: out.function_error().map(str::to_owned),
+            logs,
+            version: out.executed_version().map(str::to_owned),
+        })
+    }
+
+    /// Sends `request` to the endpoint `name` (a Function URL's function, or an API): its path
+    /// is relative to the endpoint's URL (an API's stage included).
+    pub async fn send(&self, name: &str, request: http::Request<Bytes>) -> Result<Response, Error> {
+        let base = self
+            .endpoints()
+            .iter()
+            .find(|e| e.name == name && e.kind != EndpointKind::WebSocket)
+            .map(|e| e.url.clone())
+            .ok_or_else(|| Error::NoEndpoint {
+                name: name.to_owned(),
+                kind: "http",
+            })?;
+        send(&base, request).await
+    }
+
+    /// `GET path` on the endpoint `name`.
+    pub async fn get(&self, name: &str, path: &str) -> Result<Response, Error> {
+        let request = http::Request::get(path)
+            .body(Bytes::new())
+            .map_err(|e| Error::Request {
+                url: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        self.send(name, request).await
+    }
+
+    /// The process ids of `function`'s live sandboxes (each its bootstrap's process group).
+    pub fn sandbox_pids(&self, function: &str) -> Vec<u32> {
+        self.running().emulator.sandbox_pids(function)
+    }
+
+    /// Every log line so far, as `(function, line)`.
+    pub fn logs(&self) -> Vec<(String, String)> {
+        self.logs.all()
+    }
+
+    /// Waits up to `patience` for a log line of `function` that `pred` accepts.
+    pub async fn wait_for_log(
+        &self,
+        function: &str,
+        patience: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        self.logs.wait_for(function, patience, pred).await
+    }
+
+    /// Stops the stack: servers finish their requests, runtimes get SIGTERM, extensions
+    /// SHUTDOWN, then whatever is left is killed.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Not stopped (a test that failed, or forgot): no process may outlive the test.
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        running.shutdown_token().cancel();
+        for name in running.emulator.function_names() {
+            for pid in running.emulator.sandbox_pids(&name) {
+                if let Ok(pid) = i32::try_from(pid) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Builder {
+    fn new(from: From) -> Self {
+        Self {
+            from,
+            options: TemplateOptions {
+                port_base: 0,
+                ..TemplateOptions::default()
+            },
+            build: true,
+            environment: Vec::new(),
+            dynamodb_endpoint: None,
+        }
+    }
+
+    /// A template parameter's value (`--parameter-overrides`).
+    pub fn parameter(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options
+            .parameter_overrides
+            .push((key.into(), value.into()));
+        self
+    }
+
+    /// An environment variable for every function (over the file's own).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.environment.push((key.into(), value.into()));
+        self
+    }
+
+    /// Run the stack's builds before starting (`coldstart up` does; `--no-build` does not).
+    /// Default: true.
+    pub fn build(mut self, build: bool) -> Self {
+        self.build = build;
+        self
+    }
+
+    /// A DynamoDB-compatible endpoint: the template's tables are created there and functions
+    /// get `AWS_ENDPOINT_URL_DYNAMODB`.
+    pub fn dynamodb_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.dynamodb_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Reads, builds (unless told not to) and starts the stack, every port a free one.
+    pub async fn start(self) -> Result<Stack, Error> {
+        let mut stack = match &self.from {
+            From::File(source) => source.load(&self.options)?,
+            From::Bootstrap(bootstrap) => one_function(bootstrap),
+        };
+        for function in &mut stack.functions {
+            function
+                .config
+                .environment
+                .extend(self.environment.iter().cloned());
+        }
+        if self.build {
+            coldstart_stack::build::build_all(&stack, &Reporter::default()).await?;
+        }
+        let logs = Arc::new(Logs::default());
+        let mut options = StartOptions::new(logs.clone());
+        options.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        options.dynamodb_endpoint = self.dynamodb_endpoint;
+        let running = coldstart_stack::start(&stack, options).await?;
+        let invoke = running
+            .endpoint(Endpoint::INVOKE_API, EndpointKind::Invoke)
+            .map(|e| e.addr)
+            .ok_or_else(|| Error::NoEndpoint {
+                name: Endpoint::INVOKE_API.into(),
+                kind: "invoke",
+            })?;
+        Ok(Stack {
+            running: Some(running),
+            logs,
+            sdk: sdk(invoke),
+        })
+    }
+}
+
+/// A stack of one function, [`FUNCTION`], running `bootstrap` from its folder.
+fn one_function(bootstrap: &Path) -> coldstart_stack::Stack {
+    let root = bootstrap
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let mut config = FunctionConfig::new(FUNCTION, vec![bootstrap.as_os_str().to_owned()]);
+    config.sandbox_port = coldstart_stack::config::wants_sandbox_port(&config);
+    coldstart_stack::Stack {
+        source: bootstrap.to_path_buf(),
+        root: root.clone(),
+        functions: vec![FunctionSpec {
+            config,
+            build: None,
+            url: None,
+            watch: vec![root],
+            layers: Vec::new(),
+        }],
+        ..coldstart_stack::Stack::default()
+    }
+}
+
+/// An SDK client for the Invoke API at `addr`: fixed region and test credentials, no retries
+/// (a throttle must show), plain HTTP.
+fn sdk(addr: std::net::SocketAddr) -> aws_sdk_lambda::Client {
+    use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_lambda::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "coldstart-test",
+        ))
+        .endpoint_url(format!("http://{addr}"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
+}
