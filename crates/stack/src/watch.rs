@@ -63,7 +63,7 @@ pub async fn watch(app: Stack, emulator: Emulator, shutdown: CancellationToken, 
                 path = rx.recv() => match path { Some(p) => changed.push(p), None => return },
             }
         }
-        if changed.iter().any(|p| *p == app.source) {
+        if changed.contains(&app.source) {
             // The emulator's functions are fixed when it starts: new settings need a new `up`.
             report.say(format!(
                 "{} changed: functions are rebuilt and reloaded from their sources, but new \

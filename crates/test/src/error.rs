@@ -7,8 +7,8 @@ pub enum Error {
     /// The stack could not be read, built or started.
     #[error(transparent)]
     Stack(#[from] coldstart_stack::Error),
-    /// The stack has no endpoint of that name and kind.
-    #[error("the stack has no {kind} endpoint named {name}")]
+    /// The stack has no endpoint (or function) of that name and kind.
+    #[error("the stack has no {kind} named {name}")]
     NoEndpoint {
         /// The name asked for.
         name: String,

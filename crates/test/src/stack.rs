@@ -34,6 +34,8 @@ pub struct Builder {
     build: bool,
     environment: Vec<(String, String)>,
     dynamodb_endpoint: Option<String>,
+    /// (function, executable) that replace the file's bootstraps.
+    bootstraps: Vec<(String, PathBuf)>,
 }
 
 /// A running stack. Dropping it kills its functions' processes; [`Stack::stop`] stops it in
@@ -224,7 +226,20 @@ impl Builder {
             build: true,
             environment: Vec::new(),
             dynamodb_endpoint: None,
+            bootstraps: Vec::new(),
         }
+    }
+
+    /// Runs `executable` as `function`'s bootstrap instead of what its build makes: a test
+    /// serves the template with the binary cargo built for it (`env!("CARGO_BIN_EXE_…")`).
+    /// That function's build is skipped.
+    pub fn bootstrap(
+        mut self,
+        function: impl Into<String>,
+        executable: impl Into<PathBuf>,
+    ) -> Self {
+        self.bootstraps.push((function.into(), executable.into()));
+        self
     }
 
     /// A template parameter's value (`--parameter-overrides`).
@@ -261,6 +276,19 @@ impl Builder {
             From::File(source) => source.load(&self.options)?,
             From::Bootstrap(bootstrap) => one_function(bootstrap),
         };
+        for (name, executable) in &self.bootstraps {
+            let function = stack
+                .functions
+                .iter_mut()
+                .find(|f| &f.config.name == name)
+                .ok_or_else(|| Error::NoEndpoint {
+                    name: name.clone(),
+                    kind: "function",
+                })?;
+            function.config.command = vec![executable.as_os_str().to_owned()];
+            function.config.task_root = None;
+            function.build = None;
+        }
         for function in &mut stack.functions {
             function
                 .config
