@@ -161,7 +161,7 @@ async fn report(sandbox: &Arc<Sandbox>, req: Request<Incoming>, report: Report) 
 }
 
 /// The `Lambda-Extension-Identifier` header, checked for presence and UUID shape.
-fn identifier(headers: &HeaderMap) -> Result<String, ExtensionRefusal> {
+pub(crate) fn identifier(headers: &HeaderMap) -> Result<String, ExtensionRefusal> {
     let Some(id) = header(headers, &ext::IDENTIFIER) else {
         return Err(ExtensionRefusal::new(
             "Extension.MissingExtensionIdentifier",
@@ -195,6 +195,6 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     response
 }
 
-fn refused(refusal: ExtensionRefusal) -> Response<Body> {
+pub(crate) fn refused(refusal: ExtensionRefusal) -> Response<Body> {
     rapid_error(StatusCode::FORBIDDEN, refusal.error_type, &refusal.message)
 }

@@ -211,6 +211,27 @@ impl Extensions {
         Ok(())
     }
 
+    /// The name extension `id` registered with.
+    pub(crate) fn name_of(&mut self, id: &str) -> Result<String, ExtensionRefusal> {
+        self.find(id).map(|e| e.name.clone())
+    }
+
+    /// Every registered extension's name and the events it subscribed to, as
+    /// `platform.extension` reports them.
+    pub(crate) fn states(&self) -> Vec<(String, Vec<String>)> {
+        self.registered
+            .iter()
+            .map(|e| {
+                let events = [(e.invoke, "INVOKE"), (e.shutdown, "SHUTDOWN")]
+                    .into_iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, name)| name.to_owned())
+                    .collect();
+                (e.name.clone(), events)
+            })
+            .collect()
+    }
+
     /// Checks that `id` is registered.
     pub(crate) fn check(&mut self, id: &str) -> Result<(), ExtensionRefusal> {
         self.find(id).map(|_| ())

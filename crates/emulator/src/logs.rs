@@ -1,7 +1,9 @@
 //! Function logs: every line a sandbox writes, plus the platform's `START`, `END` and `REPORT`.
 //!
 //! A sandbox's stdout and stderr share one pipe, as in Lambda, so lines keep the order the
-//! function wrote them in. The read end is non-blocking and guarded by one lock: a reader task
+//! function wrote them in; its external extensions write to a second pipe, read by a second
+//! capture, so that their lines can be told apart (`extension` rather than `function` records on
+//! the sandbox's platform event stream, where every captured line is also published). The read end is non-blocking and guarded by one lock: a reader task
 //! drains it as data arrives, and the invocation path drains it again before writing `END`, so a
 //! line the function printed before answering always lands inside its invocation.
 
@@ -12,6 +14,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::unix::AsyncFd;
 
 use coldstart_protocol::limits::LOG_TAIL;
+use coldstart_protocol::telemetry::{Category, Record};
+
+use crate::telemetry::Telemetry;
 
 /// Where function log lines go. The CLI prints them; tests collect them.
 pub trait LogSink: Send + Sync + 'static {
@@ -38,6 +43,10 @@ const TAIL_TRIM_AT: usize = 64 * 1024;
 pub(crate) struct LogCapture {
     function: Arc<str>,
     sink: Arc<dyn LogSink>,
+    /// The sandbox's event stream, where each captured line is published.
+    telemetry: Arc<Telemetry>,
+    /// Whose lines these are: [`Category::Function`] or [`Category::Extension`].
+    category: Category,
     /// The pipe's read end. Every read happens under `state`'s lock.
     pipe: AsyncFd<OwnedFd>,
     state: Mutex<CaptureState>,
@@ -53,16 +62,20 @@ struct CaptureState {
 }
 
 impl LogCapture {
-    /// Wraps the read end of a sandbox's log pipe.
+    /// Wraps the read end of a sandbox's log pipe, whose lines are `category`'s.
     pub(crate) fn new(
         function: Arc<str>,
         sink: Arc<dyn LogSink>,
         read_end: OwnedFd,
+        telemetry: Arc<Telemetry>,
+        category: Category,
     ) -> io::Result<Self> {
         set_nonblocking(&read_end)?;
         Ok(Self {
             function,
             sink,
+            telemetry,
+            category,
             // SAFETY: the `OwnedFd` is moved into the `AsyncFd`, so the descriptor stays open and
             // refers to the same pipe for the `AsyncFd`'s whole life.
             pipe: unsafe { AsyncFd::register(read_end) }.map_err(io::Error::from)?,
@@ -122,18 +135,18 @@ impl LogCapture {
         while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
             let (line, after) = rest.split_at(pos);
             if state.partial.is_empty() {
-                self.emit(&mut state, line);
+                self.emit(&mut state, line, true);
             } else {
                 let mut whole = std::mem::take(&mut state.partial);
                 whole.extend_from_slice(line);
-                self.emit(&mut state, &whole);
+                self.emit(&mut state, &whole, true);
             }
             rest = &after[1..];
         }
         state.partial.extend_from_slice(rest);
         if state.partial.len() > MAX_LINE {
             let whole = std::mem::take(&mut state.partial);
-            self.emit(&mut state, &whole);
+            self.emit(&mut state, &whole, true);
         }
         Ok(n)
     }
@@ -142,7 +155,7 @@ impl LogCapture {
         let mut state = self.lock();
         if !state.partial.is_empty() {
             let whole = std::mem::take(&mut state.partial);
-            self.emit(&mut state, &whole);
+            self.emit(&mut state, &whole, true);
         }
     }
 
@@ -161,13 +174,13 @@ impl LogCapture {
             state.tail = Some(Vec::new());
         }
         let line = format!("START RequestId: {request_id} Version: $LATEST");
-        self.emit(&mut state, line.as_bytes());
+        self.emit(&mut state, line.as_bytes(), false);
     }
 
     /// Writes a platform line (`END`, `REPORT`, a timeout notice) into the log.
     pub(crate) fn platform_line(&self, line: &str) {
         let mut state = self.lock();
-        self.emit(&mut state, line.as_bytes());
+        self.emit(&mut state, line.as_bytes(), false);
     }
 
     /// Ends the invocation's capture, returning the last 4 KB of its log when it was kept.
@@ -179,10 +192,19 @@ impl LogCapture {
         Some(tail)
     }
 
-    fn emit(&self, state: &mut CaptureState, line: &[u8]) {
+    /// Writes one line to the sink and the tail; the process's `own` lines (not the platform's)
+    /// are published too.
+    fn emit(&self, state: &mut CaptureState, line: &[u8], own: bool) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let text = String::from_utf8_lossy(line);
         self.sink.line(&self.function, &text);
+        if own {
+            self.telemetry
+                .publish(self.category, || match self.category {
+                    Category::Extension => Record::ExtensionLog(text.to_string()),
+                    _ => Record::Function(text.to_string()),
+                });
+        }
         if let Some(tail) = state.tail.as_mut() {
             tail.extend_from_slice(line);
             tail.push(b'\n');
@@ -227,6 +249,10 @@ mod tests {
     use std::io::Write;
     use std::sync::Mutex as StdMutex;
 
+    fn stream() -> Arc<Telemetry> {
+        Arc::new(Telemetry::new(tokio_util::sync::CancellationToken::new()))
+    }
+
     #[derive(Default)]
     struct Collect(StdMutex<Vec<String>>);
     impl LogSink for Collect {
@@ -241,7 +267,13 @@ mod tests {
     async fn drain_splits_lines_and_keeps_the_invocations_tail() -> io::Result<()> {
         let sink = Arc::new(Collect::default());
         let (r, mut w) = std::io::pipe()?;
-        let capture = LogCapture::new("f".into(), sink.clone(), OwnedFd::from(r))?;
+        let capture = LogCapture::new(
+            "f".into(),
+            sink.clone(),
+            OwnedFd::from(r),
+            stream(),
+            Category::Function,
+        )?;
         capture.begin_invocation("id-1", true);
         w.write_all(b"hello\nwor")?;
         capture.drain();
@@ -264,7 +296,13 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn tail_is_the_last_4_kb() -> io::Result<()> {
         let (r, _w) = std::io::pipe()?;
-        let capture = LogCapture::new("f".into(), Arc::new(Collect::default()), OwnedFd::from(r))?;
+        let capture = LogCapture::new(
+            "f".into(),
+            Arc::new(Collect::default()),
+            OwnedFd::from(r),
+            stream(),
+            Category::Function,
+        )?;
         capture.begin_invocation("id", true);
         for i in 0..2000 {
             capture.platform_line(&format!("line {i}"));

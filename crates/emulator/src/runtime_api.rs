@@ -23,8 +23,9 @@ use http_body_util::BodyExt;
 
 use crate::extension_api;
 use crate::invocation::{Outcome, StreamError, StreamItem};
-use crate::sandbox::{Delivery, NextAction, Refusal, Sandbox};
+use crate::sandbox::{Delivery, NextAction, Refusal, ResponseTiming, Sandbox};
 use crate::server;
+use crate::telemetry_api;
 
 /// Where the Extensions API's paths begin.
 const EXTENSION_API: &str = "/2020-01-01/";
@@ -38,18 +39,16 @@ pub(crate) async fn serve(listener: TcpListener, sandbox: Arc<Sandbox>) {
 
 async fn handle(sandbox: Arc<Sandbox>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
-    if path == ext::TELEMETRY_PATH || path == ext::LOGS_PATH {
-        // Extensions that ship logs subscribe here; like the Runtime Interface Emulator, accept
-        // and say it is not supported, so that they carry on.
-        let (error_type, what) = if path == ext::TELEMETRY_PATH {
-            ("Telemetry.NotSupported", "Telemetry API")
-        } else {
-            ("Logs.NotSupported", "Logs API")
-        };
+    if path == ext::TELEMETRY_PATH {
+        return telemetry_api::handle(&sandbox, req).await;
+    }
+    if path == ext::LOGS_PATH {
+        // Log shippers on the older Logs API subscribe here; like the Runtime Interface
+        // Emulator, accept and say it is not supported, so that they carry on.
         return rapid_error(
             StatusCode::ACCEPTED,
-            error_type,
-            &format!("{what} is not supported"),
+            "Logs.NotSupported",
+            "Logs API is not supported",
         );
     }
     if path.starts_with(EXTENSION_API) {
@@ -124,6 +123,7 @@ async fn response(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> R
     if let Err(refusal) = sandbox.check_answer(id) {
         return refuse(refusal);
     }
+    let began = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     match parts.headers.get(rt::RESPONSE_MODE) {
         None => {}
@@ -167,7 +167,11 @@ async fn response(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> R
                 .map(str::to_owned),
         },
     };
-    answered(sandbox, sandbox.answer(id, outcome)).await
+    let timing = ResponseTiming {
+        began,
+        ended: std::time::Instant::now(),
+    };
+    answered(sandbox, sandbox.answer_timed(id, outcome, Some(timing))).await
 }
 
 /// The runtime's answer to an accepted `/response` or `/error`. On the emulator's one thread the

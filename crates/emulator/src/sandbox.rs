@@ -24,6 +24,9 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use coldstart_protocol::ErrorBody;
 use coldstart_protocol::extension::{Event, EventType, ShutdownReason, Tracing};
+use coldstart_protocol::telemetry::{
+    self as tm, Category, InitPhase, InitType, Record, Status, TraceContext,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -39,6 +42,7 @@ use crate::logs::LogCapture;
 use crate::pool::Vacated;
 use crate::process::{StatusFile, describe_exit, describe_status, signal_group};
 use crate::runtime_api;
+use crate::telemetry::{FINAL_FLUSH_LIMIT, Telemetry};
 
 /// How long a sandbox stays idle before it is frozen. Lambda freezes at once; a short grace
 /// spares back-to-back invocations a SIGSTOP/SIGCONT pair each, while an idle sandbox still
@@ -149,6 +153,8 @@ struct Running {
     /// The runtime has received it from `next`.
     delivered: bool,
     started: Instant,
+    /// `started` on the wall clock, for the spans of `platform.runtimeDone`.
+    started_at: SystemTime,
     /// Init duration to report, on a cold start.
     init: Option<Duration>,
     /// Where the answer goes.
@@ -195,6 +201,9 @@ struct State {
     /// Why the sandbox failed, when an extension ended it: `(errorType, message)`, reported
     /// instead of the bootstrap's own exit.
     failure: Option<(String, String)>,
+    /// The runtime was killed at its deadline while extensions subscribe to telemetry: they
+    /// outlive it until the invocation's last events are delivered, then are killed too.
+    resetting: bool,
 }
 
 /// One execution environment.
@@ -214,6 +223,11 @@ pub(crate) struct Sandbox {
     /// The sandbox's own port (`PORT`, `AWS_LWA_PORT`), when the function asks for one.
     port: Option<u16>,
     pub(crate) logs: Arc<LogCapture>,
+    /// The external extensions' output, captured apart from the function's.
+    extension_logs: Option<Arc<LogCapture>>,
+    /// The sandbox's platform event stream: every lifecycle fact and log line, for the
+    /// Telemetry API's subscribers.
+    pub(crate) telemetry: Arc<Telemetry>,
     state: Mutex<State>,
     /// The bootstrap's `/proc` status, for its peak memory; set when it starts.
     status: OnceLock<StatusFile>,
@@ -256,15 +270,35 @@ impl Sandbox {
         };
 
         let (log_read, log_write) = io::pipe()?;
+        let extension_pipe = if function.extensions().is_empty() {
+            None
+        } else {
+            Some(io::pipe()?)
+        };
+        let gone = CancellationToken::new();
+        let telemetry = Arc::new(Telemetry::new(gone.clone()));
+        telemetry.publish(Category::Platform, || {
+            Record::InitStart(tm::InitStart {
+                initialization_type: InitType::OnDemand,
+                phase: InitPhase::Init,
+                function_name: function.name.to_string(),
+                function_version: "$LATEST".into(),
+                runtime_version: None,
+                runtime_version_arn: None,
+            })
+        });
         let started = Instant::now();
         let mut extension_children = Vec::new();
         let mut extension_group: Option<Pid> = None;
         for path in function.extensions() {
+            let Some((_, ext_write)) = &extension_pipe else {
+                break;
+            };
             let mut command = function.extension_command(path, &runtime_api, port);
             command
                 .stdin(Stdio::null())
-                .stdout(log_write.try_clone()?)
-                .stderr(log_write.try_clone()?)
+                .stdout(ext_write.try_clone()?)
+                .stderr(ext_write.try_clone()?)
                 .process_group(extension_group.map_or(0, Pid::as_raw));
             let child = match command.spawn() {
                 Ok(child) => child,
@@ -295,7 +329,20 @@ impl Sandbox {
             function.name.clone(),
             function.sink.clone(),
             OwnedFd::from(log_read),
+            telemetry.clone(),
+            Category::Function,
         )?);
+        // Our write end is dropped here: the pipe ends when the extensions are gone.
+        let extension_logs = match extension_pipe {
+            Some((ext_read, _)) => Some(Arc::new(LogCapture::new(
+                function.name.clone(),
+                function.sink.clone(),
+                OwnedFd::from(ext_read),
+                telemetry.clone(),
+                Category::Extension,
+            )?)),
+            None => None,
+        };
         let (ready_tx, ready_rx) = oneshot::channel();
         let names: Vec<String> = extension_children.iter().map(|(n, _)| n.clone()).collect();
         let sandbox = Arc::new(Sandbox {
@@ -311,6 +358,8 @@ impl Sandbox {
             runtime_api,
             port,
             logs: logs.clone(),
+            extension_logs: extension_logs.clone(),
+            telemetry,
             state: Mutex::new(State {
                 phase: Phase::Initializing {
                     started,
@@ -327,10 +376,11 @@ impl Sandbox {
                 alive: extension_children.len() + usize::from(bootstrap.is_some()),
                 extensions_deadline: None,
                 failure: None,
+                resetting: false,
             }),
             status: OnceLock::new(),
             peak_mb: AtomicU64::new(0),
-            gone: CancellationToken::new(),
+            gone,
             runtime_gone: CancellationToken::new(),
             parked: Notify::new(),
         });
@@ -338,6 +388,9 @@ impl Sandbox {
         tracing::debug!(function = &*function.name, sandbox = id, pid, runtime_api = %sandbox.runtime_api, ?port, "sandbox started");
 
         tokio::spawn(logs.run());
+        if let Some(extension_logs) = extension_logs {
+            tokio::spawn(extension_logs.run());
+        }
         tokio::spawn(runtime_api::serve(listener, sandbox.clone()));
         tokio::spawn(sandbox.clone().idler());
         for (name, mut child) in extension_children {
@@ -426,6 +479,10 @@ impl Sandbox {
             st.alive += 1;
             let pipe = st.log_pipe.take();
             drop(st);
+            // What the extensions printed while registering comes before the runtime's lines.
+            if let Some(extension_logs) = &self.extension_logs {
+                extension_logs.drain();
+            }
             self.start_deferred_bootstrap(pipe);
         }
         Ok(id)
@@ -441,7 +498,7 @@ impl Sandbox {
         if matches!(next, ExtensionNext::Wait(_)) {
             match st.phase {
                 Phase::Initializing { .. } => {
-                    if let Some(ready) = Self::complete_init(&mut st) {
+                    if let Some(ready) = self.complete_init(&mut st) {
                         drop(st);
                         let _ = ready.send(Ok(()));
                     }
@@ -475,6 +532,11 @@ impl Sandbox {
         Ok(())
     }
 
+    /// The name extension `id` registered with.
+    pub(crate) fn extension_name(&self, id: &str) -> Result<String, ExtensionRefusal> {
+        self.lock().extensions.name_of(id)
+    }
+
     /// Extension `id` reported `exit/error`; its exit will carry `error_type`.
     pub(crate) fn extension_exit_error(
         &self,
@@ -486,7 +548,7 @@ impl Sandbox {
 
     /// Init is complete when the bootstrap runs, the runtime waits in `next` and every extension
     /// waits in `event/next`: the sandbox becomes idle and the spawner's channel is returned.
-    fn complete_init(st: &mut State) -> Option<oneshot::Sender<InitResult>> {
+    fn complete_init(&self, st: &mut State) -> Option<oneshot::Sender<InitResult>> {
         if !st.extensions.all_registered() || st.next_waiter.is_none() || !st.extensions.all_ready()
         {
             return None;
@@ -495,9 +557,87 @@ impl Sandbox {
             return None;
         };
         let ready = ready.take();
-        st.init_duration = Some(started.elapsed());
+        let duration = started.elapsed();
+        st.init_duration = Some(duration);
         st.phase = Phase::Idle;
+        for (name, events) in st.extensions.states() {
+            self.telemetry.publish(Category::Platform, || {
+                Record::Extension(tm::ExtensionState {
+                    name,
+                    state: "Ready".into(),
+                    events,
+                })
+            });
+        }
+        self.publish_init_done(duration, Status::Success, None);
         ready
+    }
+
+    /// Publishes the end of init (`platform.initRuntimeDone`, `platform.initReport`); events are
+    /// no longer kept for later subscribers.
+    fn publish_init_done(&self, duration: Duration, status: Status, error_type: Option<&str>) {
+        self.telemetry.publish(Category::Platform, || {
+            Record::InitRuntimeDone(tm::InitRuntimeDone {
+                initialization_type: InitType::OnDemand,
+                phase: InitPhase::Init,
+                status,
+                error_type: error_type.map(str::to_owned),
+                spans: Vec::new(),
+            })
+        });
+        self.telemetry.publish(Category::Platform, || {
+            Record::InitReport(tm::InitReport {
+                initialization_type: InitType::OnDemand,
+                phase: InitPhase::Init,
+                status,
+                error_type: error_type.map(str::to_owned),
+                metrics: tm::InitReportMetrics {
+                    duration_ms: millis(duration),
+                },
+                spans: Vec::new(),
+            })
+        });
+        self.telemetry.end_init();
+    }
+
+    /// Publishes `platform.start` of `invocation`.
+    fn publish_start(&self, invocation: &Invocation) {
+        self.telemetry.publish(Category::Platform, || {
+            Record::Start(tm::Start {
+                request_id: invocation.request_id.clone(),
+                version: Some("$LATEST".into()),
+                tracing: trace_context(&invocation.trace_id),
+            })
+        });
+    }
+
+    /// Publishes `platform.runtimeDone` of `running`.
+    fn publish_runtime_done(
+        &self,
+        running: &Running,
+        status: Status,
+        error_type: Option<&str>,
+        produced_bytes: Option<u64>,
+        timing: Option<ResponseTiming>,
+    ) {
+        if self.telemetry.wants(Category::Function) {
+            // The lines the function printed before answering belong before its runtimeDone.
+            self.logs.drain();
+        }
+        self.telemetry.publish(Category::Platform, || {
+            let spans = timing.map_or_else(Vec::new, |t| t.spans(running));
+            Record::RuntimeDone(tm::RuntimeDone {
+                request_id: running.invocation.request_id.clone(),
+                status,
+                error_type: error_type.map(str::to_owned),
+                metrics: Some(tm::RuntimeDoneMetrics {
+                    duration_ms: millis(running.started.elapsed()),
+                    produced_bytes,
+                }),
+                spans,
+                tracing: trace_context(&running.invocation.trace_id),
+            })
+        });
     }
 
     /// Assigns an invocation to this idle sandbox and returns where its answer will arrive, or
@@ -521,6 +661,7 @@ impl Sandbox {
         // always follow it.
         self.logs
             .begin_invocation(&invocation.request_id, invocation.log_tail);
+        self.publish_start(&invocation);
         let delivered = match st.next_waiter.take() {
             Some(waiter) => waiter
                 .send(Delivery {
@@ -549,6 +690,7 @@ impl Sandbox {
             deadline: Instant::now() + self.function.config.timeout,
             delivered,
             started: Instant::now(),
+            started_at: SystemTime::now(),
             init,
             answer: Answer::Pending(reply),
         });
@@ -562,7 +704,7 @@ impl Sandbox {
             Phase::Initializing { .. } => {
                 let (tx, rx) = oneshot::channel();
                 st.next_waiter = Some(tx);
-                if let Some(ready) = Self::complete_init(&mut st) {
+                if let Some(ready) = self.complete_init(&mut st) {
                     drop(st);
                     // The spawner dispatches next; if it gave up, the sandbox is killed anyway.
                     let _ = ready.send(Ok(()));
@@ -645,6 +787,17 @@ impl Sandbox {
         request_id: &str,
         outcome: Outcome,
     ) -> Result<Option<Report>, Refusal> {
+        self.answer_timed(request_id, outcome, None)
+    }
+
+    /// [`Self::answer`], with when the runtime's answer began and ended arriving (the spans of
+    /// `platform.runtimeDone`).
+    pub(crate) fn answer_timed(
+        self: &Arc<Self>,
+        request_id: &str,
+        outcome: Outcome,
+        timing: Option<ResponseTiming>,
+    ) -> Result<Option<Report>, Refusal> {
         let mut st = self.lock();
         Self::answerable(&st, request_id)?;
         let Phase::Busy(running) = std::mem::replace(&mut st.phase, Phase::Finishing) else {
@@ -657,6 +810,11 @@ impl Sandbox {
             self.bound_extensions(request_id, running.deadline);
         }
         self.function.pool.on_responded();
+        let (done, produced) = match &outcome {
+            Outcome::Response { body, .. } => (Status::Success, Some(body.len() as u64)),
+            _ => (Status::Error, None),
+        };
+        self.publish_runtime_done(&running, done, outcome.error_type(), produced, timing);
         let status = outcome
             .error_type()
             .map(|t| ReportStatus::Error(t.to_owned()));
@@ -759,9 +917,18 @@ impl Sandbox {
         };
         st.last_request_id = Some(request_id.to_owned());
         st.next_waiter = None;
+        // As Lambda resets an environment, the runtime goes first; subscribed extensions get the
+        // invocation's last events before they follow.
+        st.resetting = self.extension_group.is_some() && self.telemetry.has_subscribers();
+        let resetting = st.resetting;
         drop(st);
         self.refresh_peak();
-        self.signal_all(Signal::SIGKILL);
+        if resetting {
+            let pid = self.pid.load(Ordering::Acquire);
+            signal_group(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        } else {
+            self.signal_all(Signal::SIGKILL);
+        }
         self.function.pool.on_dead(self, Vacated::Other);
         let seconds = format!("{:.2}", self.function.config.timeout.as_secs_f64());
         let cause = format!("Task timed out after {seconds} seconds");
@@ -771,8 +938,28 @@ impl Sandbox {
             iso_millis(SystemTime::now())
         ));
         let outcome = Outcome::platform_error("Sandbox.Timedout", request_id, &cause);
+        self.publish_runtime_done(
+            &running,
+            Status::Timeout,
+            Some("Sandbox.Timedout"),
+            None,
+            None,
+        );
         if let Some(report) = self.finish(running, outcome, Some(ReportStatus::Timeout)) {
             self.write_report(report);
+        }
+        if resetting {
+            let sandbox = self.clone();
+            tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(RUNTIME_SHUTDOWN_SHARE, sandbox.runtime_gone.cancelled())
+                        .await;
+                sandbox.logs.drain();
+                sandbox.telemetry.shutdown(FINAL_FLUSH_LIMIT).await;
+                if let Some(group) = sandbox.extension_group {
+                    signal_group(group, Signal::SIGKILL);
+                }
+            });
         }
     }
 
@@ -807,7 +994,7 @@ impl Sandbox {
         st.frozen = false;
         let failure = st.failure.take();
         // On a graceful stop the extensions outlive the runtime to get their SHUTDOWN event.
-        let keep_extensions = expected && self.extension_group.is_some();
+        let keep_extensions = (expected || st.resetting) && self.extension_group.is_some();
         drop(st);
         self.runtime_gone.cancel();
         // Whatever the bootstrap left behind in its group goes with it; after a crash, the
@@ -843,6 +1030,7 @@ impl Sandbox {
                     .platform_line(&format!("RequestId: {request_id} Error: {cause}"));
                 self.logs.platform_line(&error_type);
                 let outcome = Outcome::platform_error(&error_type, &request_id, &cause);
+                self.publish_runtime_done(&running, Status::Error, Some(&error_type), None, None);
                 let status = Some(ReportStatus::Error(error_type));
                 if let Some(report) = self.finish(running, outcome, status) {
                     self.write_report(report);
@@ -909,6 +1097,11 @@ impl Sandbox {
         drop(st);
         // Every writer is gone: whatever is left in the pipe are the sandbox's last lines.
         self.logs.drain();
+        if let Some(extension_logs) = &self.extension_logs {
+            extension_logs.drain();
+        }
+        // Every listener is gone too: delivery ends (the tasks stop with `gone`).
+        drop(self.telemetry.close());
         self.function.forget(self.id);
         self.gone.cancel();
     }
@@ -929,6 +1122,10 @@ impl Sandbox {
             }
         }
         if self.extension_group.is_none() {
+            // A subscriber can only be inside the runtime here (an internal extension): it gets
+            // the last events before its SIGTERM.
+            self.logs.drain();
+            self.telemetry.shutdown(FINAL_FLUSH_LIMIT).await;
             if !self.gone.is_cancelled() {
                 self.signal_all(Signal::SIGTERM);
             }
@@ -957,6 +1154,11 @@ impl Sandbox {
             }
         }
         let deadline = began + EXTENSIONS_SHUTDOWN_LIMIT;
+        // The runtime is gone: its last lines and events go to the subscribers (the extensions'
+        // listeners) before their SHUTDOWN, within the shutdown's time.
+        self.logs.drain();
+        let flush = FINAL_FLUSH_LIMIT.min(deadline.saturating_duration_since(Instant::now()));
+        self.telemetry.shutdown(flush).await;
         let event = Event::Shutdown {
             shutdown_reason: ShutdownReason::Spindown,
             deadline_ms: epoch_ms(
@@ -987,6 +1189,7 @@ impl Sandbox {
     ) -> InvokeResponse {
         let request_id = &invocation.request_id;
         self.logs.begin_invocation(request_id, invocation.log_tail);
+        self.publish_start(invocation);
         let status = if timed_out {
             ReportStatus::Timeout
         } else {
@@ -1056,6 +1259,16 @@ impl Sandbox {
                         }
                         // Granted to an invocation meanwhile: wait for its next idle period.
                         break;
+                    }
+                    if config.freeze && !frozen && !self.telemetry.is_quiet() {
+                        // Telemetry is on its way to a listener inside the sandbox, which could
+                        // not take it frozen: freeze once it is delivered (or given up on).
+                        tokio::select! {
+                            () = self.gone.cancelled() => return,
+                            () = self.telemetry.quieted() => {}
+                            () = tokio::time::sleep_until((since + config.idle_timeout).into()) => {}
+                        }
+                        continue;
                     }
                     self.freeze_if_idle_since(since);
                     continue;
@@ -1220,6 +1433,18 @@ impl Sandbox {
             self.bound_extensions(request_id, running.deadline);
         }
         self.function.pool.on_responded();
+        let done = if error.is_some() {
+            Status::Error
+        } else {
+            Status::Success
+        };
+        self.publish_runtime_done(
+            &running,
+            done,
+            error.map(|e| e.error_type.as_str()),
+            None,
+            None,
+        );
         let status = error.map(|e| ReportStatus::Error(e.error_type.clone()));
         self.logs.drain();
         self.write_end_report(request_id, running.started.elapsed(), running.init, status);
@@ -1235,13 +1460,34 @@ impl Sandbox {
     ) {
         let config = &self.function.config;
         let billed = (duration + init.unwrap_or_default()).as_secs_f64() * 1000.0;
+        let billed = billed.ceil().max(1.0) as u64;
+        let peak = self.refresh_peak();
         let mut report = format!(
-            "REPORT RequestId: {request_id}\tDuration: {} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t",
+            "REPORT RequestId: {request_id}\tDuration: {} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {peak} MB\t",
             ms2(duration),
-            billed.ceil().max(1.0) as u64,
             config.memory_mb,
-            self.refresh_peak(),
         );
+        self.telemetry.publish(Category::Platform, || {
+            let (status, error_type) = match &status {
+                None => (Status::Success, None),
+                Some(ReportStatus::Timeout) => (Status::Timeout, Some("Sandbox.Timedout".into())),
+                Some(ReportStatus::Error(t)) => (Status::Error, Some(t.clone())),
+            };
+            Record::Report(tm::Report {
+                request_id: request_id.to_owned(),
+                status,
+                error_type,
+                metrics: tm::ReportMetrics {
+                    duration_ms: millis(duration),
+                    billed_duration_ms: billed,
+                    memory_size_mb: u64::from(config.memory_mb),
+                    max_memory_used_mb: peak,
+                    init_duration_ms: init.map(millis),
+                },
+                spans: Vec::new(),
+                tracing: None,
+            })
+        });
         if let Some(init) = init {
             report.push_str(&format!("Init Duration: {} ms\t", ms2(init)));
         }
@@ -1268,6 +1514,12 @@ impl Sandbox {
         }
         self.logs.drain();
         self.logs.platform_line(&line);
+        let status = if status == "timeout" {
+            Status::Timeout
+        } else {
+            Status::Error
+        };
+        self.publish_init_done(duration, status, error_type);
     }
 
     fn refresh_peak(&self) -> u64 {
@@ -1292,6 +1544,47 @@ pub(crate) struct Report {
     duration: Duration,
     init: Option<Duration>,
     status: Option<ReportStatus>,
+}
+
+/// When the runtime's buffered answer began and finished arriving.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResponseTiming {
+    pub(crate) began: Instant,
+    pub(crate) ended: Instant,
+}
+
+impl ResponseTiming {
+    /// `responseLatency` (the invocation's start to the answer's start) and `responseDuration`
+    /// (the answer's start to its end).
+    fn spans(self, running: &Running) -> Vec<tm::Span> {
+        let began_at = running.started_at + self.began.saturating_duration_since(running.started);
+        vec![
+            tm::Span {
+                name: tm::RESPONSE_LATENCY.into(),
+                start: iso_millis(running.started_at),
+                duration_ms: millis(self.began.saturating_duration_since(running.started)),
+            },
+            tm::Span {
+                name: tm::RESPONSE_DURATION.into(),
+                start: iso_millis(began_at),
+                duration_ms: millis(self.ended.saturating_duration_since(self.began)),
+            },
+        ]
+    }
+}
+
+/// Milliseconds with microsecond precision, as Lambda's metrics.
+fn millis(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+/// The Telemetry API's trace context of an invocation's trace header, if it has one.
+fn trace_context(trace_id: &str) -> Option<TraceContext> {
+    (!trace_id.is_empty()).then(|| TraceContext {
+        span_id: None,
+        kind: "X-Amzn-Trace-Id".into(),
+        value: trace_id.to_owned(),
+    })
 }
 
 /// The `Status` of a `REPORT` line.

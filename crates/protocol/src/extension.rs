@@ -19,9 +19,8 @@ pub const INIT_ERROR_PATH: &str = "/2020-01-01/extension/init/error";
 /// `POST /2020-01-01/extension/exit/error`: the extension is about to exit with an error.
 pub const EXIT_ERROR_PATH: &str = "/2020-01-01/extension/exit/error";
 
-/// `PUT /2022-07-01/telemetry`: the Telemetry API subscription (not emulated: answered
-/// `Telemetry.NotSupported`, as the Runtime Interface Emulator does).
-pub const TELEMETRY_PATH: &str = "/2022-07-01/telemetry";
+/// `PUT /2022-07-01/telemetry`: the Telemetry API subscription (see [`crate::telemetry`]).
+pub const TELEMETRY_PATH: &str = crate::telemetry::SUBSCRIBE_PATH;
 /// `PUT /2020-08-15/logs`: the older Logs API subscription (not emulated: `Logs.NotSupported`).
 pub const LOGS_PATH: &str = "/2020-08-15/logs";
 

@@ -18,6 +18,7 @@
 //! - [`extension`]: the Extensions API (`2020-01-01`): paths, headers, register and event bodies.
 //! - [`invoke`]: the Invoke API (`2015-03-31`): path, request and response headers, invocation types.
 //! - [`error`]: the JSON error bodies of the Runtime API and of the Invoke API.
+//! - [`telemetry`]: the Telemetry API (`2022-07-01`): subscription, buffering limits, event records.
 //! - [`env`]: the environment variable names of the execution environment.
 //! - [`limits`]: payload size limits.
 
@@ -27,6 +28,7 @@ pub mod extension;
 pub mod invoke;
 pub mod limits;
 pub mod runtime;
+pub mod telemetry;
 
 pub use error::{ApiErrorBody, ErrorBody};
 pub use invoke::InvocationType;

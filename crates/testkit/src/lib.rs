@@ -18,6 +18,8 @@
 //!   `AWS_ENDPOINT_URL_LAMBDA` (templates: local endpoints, functions calling functions).
 //! - `src/bin/fx-ws.rs`: a WebSocket API function (`$connect` answers as its query asks,
 //!   messages by route).
+//! - `src/bin/fx-telemetry.rs`: an external extension that subscribes to the Telemetry API with
+//!   an HTTP listener and prints every event it receives (or, asked to, never answers).
 //! - `fixtures/`: shell bootstraps, shared with the CLI's tests: a hand-held runtime that lets a
 //!   test speak the Runtime API, an event echo that prints its PID, one that dies mid-invoke, one
 //!   that answers with a file read at start-up; and `extension.sh`, an external extension that

@@ -262,11 +262,11 @@ async fn an_internal_extension_gets_invokes_and_misuse_is_refused() {
     .await;
     assert_eq!(error_type(&no_type), "Extension.MissingHeader");
 
-    // The Telemetry and Logs APIs are accepted but not emulated, as by the Runtime Interface
-    // Emulator, so that log-shipping extensions carry on.
+    // The Telemetry API subscribes (see `telemetry.rs`); the older Logs API is accepted but not
+    // emulated, as by the Runtime Interface Emulator, so that log-shipping extensions carry on.
     let telemetry = put(api, ext::TELEMETRY_PATH, &id).await;
-    assert_eq!(telemetry.status, 202);
-    assert_eq!(error_type(&telemetry), "Telemetry.NotSupported");
+    assert_eq!(telemetry.status, 200);
+    assert_eq!(&telemetry.body[..], b"\"OK\"");
     let logs = put(api, ext::LOGS_PATH, &id).await;
     assert_eq!(logs.status, 202);
     assert_eq!(error_type(&logs), "Logs.NotSupported");

@@ -8,5 +8,6 @@ mod runtimes;
 mod sdk;
 mod streaming;
 mod support;
+mod telemetry;
 mod template;
 mod websocket;

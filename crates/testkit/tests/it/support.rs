@@ -32,6 +32,7 @@ pub fn fixture(bin: &str) -> PathBuf {
         "fx-lr-stream" => env!("CARGO_BIN_EXE_fx-lr-stream"),
         "fx-ws" => env!("CARGO_BIN_EXE_fx-ws"),
         "fx-env" => env!("CARGO_BIN_EXE_fx-env"),
+        "fx-telemetry" => env!("CARGO_BIN_EXE_fx-telemetry"),
         other => panic!("no fixture {other}"),
     })
 }

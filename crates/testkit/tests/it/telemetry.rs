@@ -1,0 +1,236 @@
+//! The Telemetry API: a real extension process (`fx-telemetry`) subscribes its HTTP listener on
+//! `sandbox.localdomain` as vendors' extensions do, and prints what it receives; the function is
+//! `fx-faults`, whose event chooses what it does.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Harness, Logs, fixture, function};
+
+/// A function `name` on `fx-faults`, with the subscribing extension.
+fn with_subscriber(name: &str) -> coldstart_emulator::FunctionConfig {
+    let mut f = function(name, fixture("fx-faults"));
+    f.extensions = vec![fixture("fx-telemetry")];
+    f
+}
+
+/// Every event the extension received so far, in order.
+fn received(logs: &Logs, name: &str) -> Vec<Value> {
+    let prefix = format!("{name}: TELEMETRY ");
+    logs.all()
+        .iter()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|json| serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}")))
+        .collect()
+}
+
+/// Waits for the event of `kind` about invocation `request_id`, and returns it.
+async fn wait_event(h: &Harness, name: &str, kind: &str, request_id: &str) -> Value {
+    let prefix = format!("{name}: TELEMETRY ");
+    let line = h
+        .logs
+        .wait_for(|l| {
+            l.starts_with(&prefix)
+                && l.contains(&format!(r#""type":"{kind}""#))
+                && l.contains(request_id)
+        })
+        .await;
+    serde_json::from_str(line.trim_start_matches(&prefix)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The position of the first event matching `pred`, or a failure listing what arrived.
+fn position(events: &[Value], what: &str, pred: impl Fn(&Value) -> bool) -> usize {
+    events.iter().position(pred).unwrap_or_else(|| {
+        panic!(
+            "no {what}; received:\n{}",
+            events
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+fn of<'a>(kind: &'static str, request_id: &'a str) -> impl Fn(&Value) -> bool + 'a {
+    move |e: &Value| e["type"] == kind && e["record"]["requestId"] == request_id
+}
+
+/// `2022-10-12T00:00:15.064Z`: RFC 3339, milliseconds, UTC.
+fn is_rfc3339_millis(time: &Value) -> bool {
+    let t = time.as_str().unwrap_or_default();
+    t.len() == 24 && t.ends_with('Z') && &t[10..11] == "T" && &t[19..20] == "."
+}
+
+async fn invoke(h: &Harness, name: &str, event: &str) -> (u16, String) {
+    let answer = h.invoke_raw(name, &[], event.to_owned()).await;
+    let id = answer
+        .header("x-amzn-requestid")
+        .unwrap_or_default()
+        .to_owned();
+    (answer.status, id)
+}
+
+#[tokio::test]
+async fn a_subscriber_gets_init_the_invocation_its_report_and_the_functions_lines() {
+    let h = Harness::start(vec![with_subscriber("tel")]).await;
+    let (status, id) = invoke(&h, "tel", r#"{"op":"print","lines":["hello","world"]}"#).await;
+    assert_eq!(status, 200);
+    let report = wait_event(&h, "tel", "platform.report", &id).await;
+    let events = received(&h.logs, "tel");
+    assert!(
+        events.iter().all(|e| is_rfc3339_millis(&e["time"])),
+        "{events:?}"
+    );
+
+    // Init: what happened before the extension subscribed is delivered too.
+    let init_start = position(&events, "initStart", |e| e["type"] == "platform.initStart");
+    assert_eq!(events[init_start]["record"]["functionName"], "tel");
+    assert_eq!(
+        events[init_start]["record"]["initializationType"],
+        "on-demand"
+    );
+    let subscribed = position(&events, "telemetrySubscription", |e| {
+        e["type"] == "platform.telemetrySubscription"
+    });
+    assert_eq!(events[subscribed]["record"]["name"], "fx-telemetry");
+    assert_eq!(events[subscribed]["record"]["state"], "Subscribed");
+    let extension = position(&events, "platform.extension", |e| {
+        e["type"] == "platform.extension"
+    });
+    assert_eq!(
+        events[extension]["record"]["events"],
+        serde_json::json!(["INVOKE", "SHUTDOWN"])
+    );
+    let runtime_done = position(&events, "initRuntimeDone", |e| {
+        e["type"] == "platform.initRuntimeDone"
+    });
+    assert_eq!(events[runtime_done]["record"]["status"], "success");
+    let init_report = position(&events, "initReport", |e| {
+        e["type"] == "platform.initReport"
+    });
+    assert!(events[init_report]["record"]["metrics"]["durationMs"].is_f64());
+    // The extension's own lines arrive as `extension` records.
+    position(&events, "the extension's line", |e| {
+        e["type"] == "extension"
+            && e["record"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("TELEMETRY-SUBSCRIBED 200"))
+    });
+    assert!(init_start < runtime_done && runtime_done < init_report);
+
+    // The invocation: start, the function's lines, runtimeDone, report, in that order.
+    let start = position(&events, "start", of("platform.start", &id));
+    assert_eq!(events[start]["record"]["version"], "$LATEST");
+    let hello = position(&events, "hello", |e| {
+        e["type"] == "function" && e["record"] == "hello"
+    });
+    let world = position(&events, "world", |e| {
+        e["type"] == "function" && e["record"] == "world"
+    });
+    let done = position(&events, "runtimeDone", of("platform.runtimeDone", &id));
+    let reported = position(&events, "report", of("platform.report", &id));
+    assert!(
+        init_report < start && start < hello && hello < world && world < done && done < reported,
+        "{events:?}"
+    );
+    let done = &events[done]["record"];
+    assert_eq!(done["status"], "success");
+    assert!(done.get("errorType").is_none());
+    assert!(done["metrics"]["durationMs"].is_f64());
+    assert_eq!(
+        done["metrics"]["producedBytes"],
+        r#"{"printed":true}"#.len()
+    );
+    let spans: Vec<&str> = done["spans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(spans, ["responseLatency", "responseDuration"]);
+
+    let record = &report["record"];
+    assert_eq!(record["status"], "success");
+    let metrics = &record["metrics"];
+    assert!(metrics["durationMs"].is_f64(), "{report}");
+    assert!(metrics["billedDurationMs"].as_u64().unwrap_or_default() >= 1);
+    assert_eq!(metrics["memorySizeMB"], 128);
+    assert!(metrics["maxMemoryUsedMB"].as_u64().unwrap_or_default() >= 1);
+    assert!(metrics["initDurationMs"].is_f64(), "a cold start: {report}");
+
+    // A warm invocation: no init duration.
+    let (status, warm) = invoke(&h, "tel", r#"{"op":"echo"}"#).await;
+    assert_eq!(status, 200);
+    let report = wait_event(&h, "tel", "platform.report", &warm).await;
+    assert!(report["record"]["metrics"].get("initDurationMs").is_none());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_handler_error_is_runtime_done_with_status_error() {
+    let h = Harness::start(vec![with_subscriber("telerr")]).await;
+    let (status, id) = invoke(&h, "telerr", r#"{"op":"error","message":"boom"}"#).await;
+    assert_eq!(status, 200);
+    let done = wait_event(&h, "telerr", "platform.runtimeDone", &id).await;
+    assert_eq!(done["record"]["status"], "error");
+    let error_type = done["record"]["errorType"].as_str().unwrap_or_default();
+    assert!(!error_type.is_empty(), "{done}");
+    let report = wait_event(&h, "telerr", "platform.report", &id).await;
+    assert_eq!(report["record"]["status"], "error");
+    assert_eq!(report["record"]["errorType"], error_type);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_timeout_is_runtime_done_with_status_timeout() {
+    let mut f = with_subscriber("teltime");
+    f.timeout = Duration::from_secs(1);
+    let h = Harness::start(vec![f]).await;
+    let (status, id) = invoke(&h, "teltime", r#"{"op":"sleep","ms":5000}"#).await;
+    assert_eq!(status, 200);
+    let done = wait_event(&h, "teltime", "platform.runtimeDone", &id).await;
+    assert_eq!(done["record"]["status"], "timeout");
+    assert_eq!(done["record"]["errorType"], "Sandbox.Timedout");
+    let report = wait_event(&h, "teltime", "platform.report", &id).await;
+    assert_eq!(report["record"]["status"], "timeout");
+    // The environment was reset: the next invocation starts a new one, subscribed again.
+    let (status, next) = invoke(&h, "teltime", r#"{"op":"echo"}"#).await;
+    assert_eq!(status, 200);
+    let report = wait_event(&h, "teltime", "platform.report", &next).await;
+    assert!(report["record"]["metrics"]["initDurationMs"].is_f64());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_subscriber_that_never_answers_delays_no_invocation() {
+    // Symptom guarded against: publishing waits on a subscriber's delivery.
+    let mut f = with_subscriber("teldead");
+    f.environment.insert("TELEMETRY_DEAD".into(), "1".into());
+    let h = Harness::start(vec![f]).await;
+    let (status, _) = invoke(&h, "teldead", r#"{"op":"echo"}"#).await;
+    assert_eq!(status, 200);
+    h.logs
+        .wait_for(|l| l == r#"teldead: TELEMETRY-SUBSCRIBED 200 "OK""#)
+        .await;
+    let began = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..50 {
+        let one = Instant::now();
+        let (status, _) = invoke(&h, "teldead", &format!(r#"{{"op":"echo","n":{i}}}"#)).await;
+        assert_eq!(status, 200, "invocation {i}");
+        slowest = slowest.max(one.elapsed());
+    }
+    // One delivery attempt waits a second for the dead listener; no invocation may.
+    assert!(slowest < Duration::from_millis(900), "slowest {slowest:?}");
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        began.elapsed()
+    );
+    // Shutdown's final delivery is bounded too.
+    let stopping = Instant::now();
+    h.stop().await;
+    assert!(stopping.elapsed() < Duration::from_secs(5));
+}
