@@ -48,11 +48,19 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
             .collect();
         report.say(format!("not emulated: {}", list.join(", ")));
     }
-    if !args.no_build {
-        coldstart_stack::build::build_all(&stack, &report)
+    // Layers first (they are merged into the functions' /opt when the stack starts); the
+    // functions' own builds run once it serves, each function `Pending` until its build is done.
+    let pending: Vec<String> = if args.no_build {
+        Vec::new()
+    } else {
+        coldstart_stack::build::build_layers(&stack, &report)
             .await
             .map_err(failure)?;
-    }
+        coldstart_stack::build::function_steps(&stack)
+            .into_iter()
+            .flat_map(|step| step.names)
+            .collect()
+    };
 
     let started = Instant::now();
     let sink = Arc::new(StdoutSink::new(args.ready_json));
@@ -61,6 +69,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
     start.freeze = !args.no_freeze;
     start.dynamodb_endpoint = args.dynamodb_endpoint.clone();
     start.report = report.clone();
+    start.pending = pending.clone();
     let running = coldstart_stack::start(&stack, start)
         .await
         .map_err(failure)?;
@@ -70,6 +79,18 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
         crate::output::ready_line(&running.endpoints);
     }
 
+    if !pending.is_empty() {
+        report.say(format!(
+            "building {} while the rest serves; they answer 409 until built",
+            pending.join(", ")
+        ));
+        tokio::spawn(coldstart_stack::activate(
+            stack.clone(),
+            running.emulator.clone(),
+            running.functions.clone(),
+            report.clone(),
+        ));
+    }
     let shutdown = running.shutdown_token();
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
     let watcher = args.watch.then(|| {

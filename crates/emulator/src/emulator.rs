@@ -13,7 +13,7 @@ use coldstart_protocol::{InvocationType, limits};
 use crate::clock;
 use crate::config::{FunctionConfig, Settings};
 use crate::error::{Error, InvokeError};
-use crate::function::Function;
+use crate::function::{Function, State};
 use crate::invocation::{Invocation, InvokeRequest, InvokeResponse, Outcome};
 use crate::logs::LogSink;
 use crate::pool::Urgency;
@@ -72,6 +72,19 @@ impl Emulator {
         names
     }
 
+    /// Sets `function`'s [`State`]: a `Pending` or `Failed` function refuses invocations with
+    /// 409 `ResourceConflictException`, as Lambda does; `up` keeps a function `Pending` while its
+    /// code builds. Returns false when there is no such function.
+    pub fn set_state(&self, function: &str, state: State) -> bool {
+        match self.inner.functions.get(function) {
+            Some(f) => {
+                f.set_state(state);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Process ids of `function`'s live sandboxes (their bootstraps, each a process group leader).
     pub fn sandbox_pids(&self, function: &str) -> Vec<u32> {
         self.inner
@@ -89,6 +102,14 @@ impl Emulator {
         request: InvokeRequest,
     ) -> Result<InvokeResponse, InvokeError> {
         let (function, invoked_arn) = self.resolve(function, request.qualifier.as_deref())?;
+        match function.state() {
+            State::Active => {}
+            state => {
+                return Err(InvokeError::NotActive {
+                    state: state.as_str(),
+                });
+            }
+        }
         let limit = match request.invocation_type {
             InvocationType::Event => limits::MAX_ASYNC_REQUEST,
             _ => limits::MAX_SYNC_REQUEST,
@@ -248,6 +269,34 @@ mod tests {
         let f = FunctionConfig::new("echo", vec!["/bin/true".into()]);
         Emulator::new(vec![f], Settings::default(), Arc::new(TracingSink))
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn a_function_that_is_not_active_refuses_invocations_with_409() {
+        let emu = emulator();
+        assert!(emu.set_state("echo", State::Pending));
+        let err = emu
+            .invoke("echo", InvokeRequest::default())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a pending function was invoked"));
+        assert_eq!(err.status(), http::StatusCode::CONFLICT);
+        assert_eq!(err.error_type(), "ResourceConflictException");
+        assert!(
+            err.to_string().ends_with("following state: Pending"),
+            "{err}"
+        );
+        assert!(emu.set_state("echo", State::Failed));
+        let err = emu
+            .invoke("echo", InvokeRequest::default())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a failed function was invoked"));
+        assert!(
+            err.to_string().ends_with("following state: Failed"),
+            "{err}"
+        );
+        assert!(!emu.set_state("nope", State::Active));
     }
 
     #[test]

@@ -68,6 +68,15 @@ pub enum InvokeError {
     /// 500 `ServiceException`: the emulator is shutting down or failed.
     #[error("{0}")]
     Service(String),
+    /// 409 `ResourceConflictException`: the function is not `Active` yet (its code is still
+    /// being built), or its build failed.
+    #[error(
+        "The operation cannot be performed at this time. The function is currently in the following state: {state}"
+    )]
+    NotActive {
+        /// `Pending` or `Failed`.
+        state: &'static str,
+    },
 }
 
 impl InvokeError {
@@ -79,6 +88,7 @@ impl InvokeError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Self::Service(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::NotActive { .. } => StatusCode::CONFLICT,
         }
     }
 
@@ -91,6 +101,7 @@ impl InvokeError {
             Self::TooLarge(_) => exception::REQUEST_TOO_LARGE,
             Self::Throttled => exception::TOO_MANY_REQUESTS,
             Self::Service(_) => exception::SERVICE,
+            Self::NotActive { .. } => exception::RESOURCE_CONFLICT,
         }
     }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -43,6 +43,47 @@ pub(crate) struct Function {
     generation: AtomicU64,
     /// Every live sandbox, for shutdown; entries leave when their process is reaped.
     sandboxes: Mutex<HashMap<u64, Arc<Sandbox>>>,
+    /// [`State`] as a number: invocations of a function that is not `Active` are refused.
+    state: AtomicU8,
+}
+
+/// Whether a function can be invoked, as Lambda's function `State`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum State {
+    /// Invocable (the default).
+    Active,
+    /// Not yet: its code is being built. Invocations get 409 `ResourceConflictException`.
+    Pending,
+    /// Its build failed. Invocations get 409 `ResourceConflictException`.
+    Failed,
+}
+
+impl State {
+    /// The state's name, as Lambda spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "Active",
+            Self::Pending => "Pending",
+            Self::Failed => "Failed",
+        }
+    }
+
+    fn from_u8(n: u8) -> Self {
+        match n {
+            1 => Self::Pending,
+            2 => Self::Failed,
+            _ => Self::Active,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            Self::Active => 0,
+            Self::Pending => 1,
+            Self::Failed => 2,
+        }
+    }
 }
 
 impl std::fmt::Debug for Function {
@@ -116,6 +157,7 @@ impl Function {
             next_id: AtomicU64::new(1),
             generation: AtomicU64::new(0),
             sandboxes: Mutex::new(HashMap::new()),
+            state: AtomicU8::new(State::Active.to_u8()),
         }))
     }
 
@@ -183,6 +225,16 @@ impl Function {
             command.env(env::LWA_READINESS_CHECK_PORT, &port);
         }
         command.env(env::PORT, &port).env(env::LWA_PORT, &port);
+    }
+
+    /// Whether the function can be invoked.
+    pub(crate) fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Sets the function's state (see [`State`]).
+    pub(crate) fn set_state(&self, state: State) {
+        self.state.store(state.to_u8(), Ordering::Release);
     }
 
     /// The current code generation.

@@ -68,6 +68,7 @@ mod telemetry_api;
 pub use config::{FunctionConfig, Settings};
 pub use emulator::{Emulator, SHUTDOWN_GRACE};
 pub use error::{Error, InvokeError};
+pub use function::State;
 pub use gateway::{
     HttpApi, InvokeMode, PayloadVersion, RouteKey, Router, serve_function_url, serve_http_api,
 };

@@ -107,6 +107,8 @@ pub mod exception {
     pub const TOO_MANY_REQUESTS: &str = "TooManyRequestsException";
     /// 500: the service failed.
     pub const SERVICE: &str = "ServiceException";
+    /// 409: the function is not `Active` (still `Pending`, or `Failed`).
+    pub const RESOURCE_CONFLICT: &str = "ResourceConflictException";
     /// 502: the function's environment could not be set up.
     pub const RESOURCE_NOT_READY: &str = "ResourceNotReadyException";
 }

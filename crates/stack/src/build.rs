@@ -52,18 +52,46 @@ pub fn steps(stack: &Stack) -> Vec<Step> {
 /// Runs every build of `stack` once, in order; stops at the first failure.
 pub async fn build_all(stack: &Stack, report: &Reporter) -> Result<(), Error> {
     for step in steps(stack) {
-        let name = step.names.join(", ");
-        report.say(format!("building {name}: {}", describe(&step.build)));
-        let started = Instant::now();
-        run(&step.build).await.map_err(|reason| Error::Build {
-            name: name.clone(),
-            reason,
-        })?;
-        report.say(format!(
-            "built {name} in {:.1} s",
-            started.elapsed().as_secs_f64()
-        ));
+        run_step(&step, report).await?;
     }
+    Ok(())
+}
+
+/// Runs the builds that make layers (a function's layers are merged when the stack starts,
+/// so they come first); stops at the first failure.
+pub async fn build_layers(stack: &Stack, report: &Reporter) -> Result<(), Error> {
+    let layers: Vec<&str> = stack.layers.iter().map(|l| l.name.as_str()).collect();
+    for step in steps(stack)
+        .into_iter()
+        .filter(|s| s.names.iter().any(|n| layers.contains(&n.as_str())))
+    {
+        run_step(&step, report).await?;
+    }
+    Ok(())
+}
+
+/// The builds that make only functions, in order: what [`build_layers`] leaves.
+pub fn function_steps(stack: &Stack) -> Vec<Step> {
+    let layers: Vec<&str> = stack.layers.iter().map(|l| l.name.as_str()).collect();
+    steps(stack)
+        .into_iter()
+        .filter(|s| !s.names.iter().any(|n| layers.contains(&n.as_str())))
+        .collect()
+}
+
+/// Runs one build with its progress lines.
+pub async fn run_step(step: &Step, report: &Reporter) -> Result<(), Error> {
+    let name = step.names.join(", ");
+    report.say(format!("building {name}: {}", describe(&step.build)));
+    let started = Instant::now();
+    run(&step.build).await.map_err(|reason| Error::Build {
+        name: name.clone(),
+        reason,
+    })?;
+    report.say(format!(
+        "built {name} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
     Ok(())
 }
 

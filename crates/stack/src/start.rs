@@ -17,8 +17,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use coldstart_emulator::{
-    Emulator, FunctionConfig, HttpApi, InvokeMode, LogSink, RouteKey, Router, serve_function_url,
-    serve_http_api, serve_invoke_api,
+    Emulator, FunctionConfig, HttpApi, InvokeMode, LogSink, RouteKey, Router, State,
+    serve_function_url, serve_http_api, serve_invoke_api,
 };
 use coldstart_websocket::{RouteTarget, WebSocketApi, serve_websocket_api};
 
@@ -41,6 +41,11 @@ pub struct StartOptions {
     pub sink: Arc<dyn LogSink>,
     /// Where progress lines go (layers, tables). Default: `tracing`.
     pub report: Reporter,
+    /// Functions whose code is still being built: they start `Pending` (invocations get 409
+    /// `ResourceConflictException`, as Lambda answers for a function being created) and their
+    /// bootstrap is not looked for yet; [`activate`] makes them `Active` once built. Default:
+    /// none.
+    pub pending: Vec<String>,
 }
 
 impl std::fmt::Debug for StartOptions {
@@ -62,6 +67,7 @@ impl StartOptions {
             dynamodb_endpoint: None,
             sink,
             report: Reporter::default(),
+            pending: Vec::new(),
         }
     }
 }
@@ -237,7 +243,9 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
         if !f.layers.is_empty() {
             layers::attach(stack, f, &mut config, &options.report)?;
         }
-        check_executable(stack, &config)?;
+        if !options.pending.contains(&config.name) {
+            check_executable(stack, &config)?;
+        }
         configs.push(config);
     }
 
@@ -309,6 +317,9 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
         stack.settings.clone(),
         options.sink.clone(),
     )?;
+    for name in &options.pending {
+        emulator.set_state(name, State::Pending);
+    }
     let shutdown = CancellationToken::new();
     let mut servers = JoinSet::new();
     let names: Vec<String> = stack
@@ -458,6 +469,49 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
         shutdown,
         servers,
     })
+}
+
+/// Runs the builds of the functions of a started stack that are still `Pending` (layers were
+/// built before it started), one after another, making each function `Active` as soon as its
+/// build is done and its bootstrap is there, or `Failed` (with the build's output reported):
+/// the rest of the stack serves meanwhile.
+///
+/// Takes what it needs by value (the stack, a clone of [`Running::emulator`] and of
+/// [`Running::functions`]) so that it can run as a task beside the servers.
+pub async fn activate(
+    stack: Stack,
+    emulator: Emulator,
+    functions: Vec<FunctionConfig>,
+    report: Reporter,
+) {
+    for step in crate::build::function_steps(&stack) {
+        let built = crate::build::run_step(&step, &report).await;
+        for name in &step.names {
+            let Some(config) = functions.iter().find(|c| &c.name == name) else {
+                continue;
+            };
+            let ready = match &built {
+                Ok(()) => check_executable(&stack, config),
+                Err(e) => Err(Error::Build {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                }),
+            };
+            match ready {
+                Ok(()) => {
+                    emulator.set_state(name, State::Active);
+                    report.say(format!("{name} is ready"));
+                }
+                Err(e) => {
+                    emulator.set_state(name, State::Failed);
+                    report.say(format!(
+                        "{e}\n{name} is Failed: invocations get 409 ResourceConflictException \
+                         until a build passes (`up --watch` rebuilds on change)"
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// No two endpoints on one port, and none on the Invoke API's.

@@ -112,6 +112,8 @@ async fn rebuild(affected: &[&FunctionSpec], emulator: &Emulator, report: &Repor
             },
         };
         if ok {
+            // A function whose first build failed becomes invocable.
+            emulator.set_state(name, coldstart_emulator::State::Active);
             emulator.replace_sandboxes(name);
             report.say(format!("{name} reloaded: new invocations run the new code"));
         } else {

@@ -383,6 +383,11 @@ port = 0
 routes = { "GET /items/{id}" = "web" }
 "#);
     let (server, table) = Server::up(&config);
+    let stderr = server
+        .stderr
+        .as_ref()
+        .unwrap_or_else(|| panic!("up keeps its stderr"));
+    wait_line(stderr, |l| l.contains("web is ready"));
     assert!(
         dir.path().join("built.marker").exists(),
         "the build ran in the config's folder"
@@ -435,20 +440,60 @@ fn up_rejects_a_bad_config_with_file_line_and_key() {
 }
 
 #[test]
-fn up_stops_at_a_failed_build_and_shows_its_output() {
+fn a_failed_build_is_shown_and_its_function_is_failed_while_the_rest_serves() {
     let (_dir, config) = app(
-        "[functions.web]\nbuild = \"echo compiler says no >&2; exit 3\"\nbootstrap = \"event-echo.sh\"\n",
+        "[functions.web]\nbuild = \"echo compiler says no >&2; exit 3\"\nbootstrap = \"event-echo.sh\"\n\n[functions.other]\nbootstrap = \"event-echo.sh\"\n",
     );
-    let out = coldstart()
-        .args(["up", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (server, _) = Server::up(&config);
+    let stderr = server
+        .stderr
+        .as_ref()
+        .unwrap_or_else(|| panic!("up keeps its stderr"));
+    wait_line(stderr, |l| l.contains("compiler says no"));
+    wait_line(stderr, |l| l.contains("web is Failed"));
+    let out = server.invoke(&["web", "{}"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains("compiler says no") && err.contains("the build of web failed"),
+        err.contains("ResourceConflictException") && err.contains("following state: Failed"),
         "{err}"
+    );
+    // The function without a build serves all along.
+    assert_eq!(
+        text(&server.invoke(&["other", "{\"ok\":1}"]).stdout),
+        "{\"ok\":1}\n"
+    );
+}
+
+#[test]
+fn up_serves_at_once_and_each_function_once_its_build_is_done() {
+    // The build waits for the test's go-ahead (a file), at most 20 s.
+    let (dir, config) = app(
+        "[functions.slow]\nbuild = \"for i in $(seq 400); do [ -e go ] && break; sleep 0.05; done; cp event-echo.sh built.sh\"\nbootstrap = \"built.sh\"\n\n[functions.fast]\nbootstrap = \"event-echo.sh\"\n",
+    );
+    let (server, table) = Server::up(&config);
+    assert!(table.iter().any(|l| l.contains("slow")), "{table:?}");
+    let pending = server.invoke(&["slow", "{}"]);
+    assert_eq!(pending.status.code(), Some(1));
+    assert!(
+        text(&pending.stderr).contains("following state: Pending"),
+        "{}",
+        text(&pending.stderr)
+    );
+    assert_eq!(
+        text(&server.invoke(&["fast", "{\"n\":1}"]).stdout),
+        "{\"n\":1}\n"
+    );
+
+    std::fs::write(dir.path().join("go"), "").unwrap_or_else(|e| panic!("{e}"));
+    let stderr = server
+        .stderr
+        .as_ref()
+        .unwrap_or_else(|| panic!("up keeps its stderr"));
+    wait_line(stderr, |l| l.contains("slow is ready"));
+    assert_eq!(
+        text(&server.invoke(&["slow", "{\"n\":2}"]).stdout),
+        "{\"n\":2}\n"
     );
 }
 
@@ -464,7 +509,15 @@ fn up_watch_rebuilds_a_changed_function_and_serves_the_new_code() {
         .stderr
         .as_ref()
         .unwrap_or_else(|| panic!("up keeps its stderr"));
-    wait_line(stderr, |l| l.starts_with("coldstart: watching"));
+    // Both, in either order: the watcher is set and the first build is done.
+    let first = wait_line(stderr, |l| {
+        l.contains("web is ready") || l.starts_with("coldstart: watching")
+    });
+    if first.contains("web is ready") {
+        wait_line(stderr, |l| l.starts_with("coldstart: watching"));
+    } else {
+        wait_line(stderr, |l| l.contains("web is ready"));
+    }
     assert_eq!(text(&server.invoke(&["web", "{}"]).stdout), "\"v1\"\n");
 
     std::fs::write(dir.path().join("src/answer.txt"), "v2").unwrap_or_else(|e| panic!("{e}"));
