@@ -101,7 +101,7 @@ pub fn load(path: &Path) -> Result<Stack, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::invalid(path, Location::File, format!("cannot read the config: {e}"))
     })?;
-    let root = crate::discover::folder_of(path);
+    let root = Stack::folder_of(path);
     let mut stack = parse(path, &text, &root)?;
     stack.source = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     Ok(stack)

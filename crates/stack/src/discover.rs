@@ -67,16 +67,6 @@ impl Source {
     }
 }
 
-/// The folder of a stack's file, canonical where it can be: builds run there and relative
-/// paths start there.
-pub(crate) fn folder_of(file: &Path) -> PathBuf {
-    let folder = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    std::fs::canonicalize(&folder).unwrap_or(folder)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

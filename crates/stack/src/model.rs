@@ -196,6 +196,16 @@ pub struct OutputSpec {
 }
 
 impl Stack {
+    /// The folder of a stack's file, canonical where it can be: builds run there and relative
+    /// paths start there.
+    pub fn folder_of(file: &std::path::Path) -> PathBuf {
+        let folder = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
+        std::fs::canonicalize(&folder).unwrap_or(folder)
+    }
+
     /// Every port the stack claims (0 excepted), with its owner.
     pub fn ports(&self) -> Vec<(u16, String)> {
         let urls = self.functions.iter().filter_map(|f| {

@@ -85,7 +85,7 @@ pub fn load(path: &Path, options: &TemplateOptions) -> Result<Stack, Error> {
             format!("cannot read the template: {e}"),
         )
     })?;
-    let root = crate::discover::folder_of(path);
+    let root = Stack::folder_of(path);
     let mut stack = parse(path, &text, &root, options)?;
     stack.source = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     Ok(stack)
