@@ -90,7 +90,7 @@ impl Stack {
             .map(|e| e.url.as_str())
             .ok_or_else(|| Error::NoEndpoint {
                 name: name.to_owned(),
-                kind: "any",
+                kind: "endpoint",
             })
     }
 
@@ -150,7 +150,7 @@ impl Stack {
             .map(|e| e.url.clone())
             .ok_or_else(|| Error::NoEndpoint {
                 name: name.to_owned(),
-                kind: "http",
+                kind: "HTTP endpoint",
             })?;
         send(&base, request).await
     }
@@ -308,7 +308,7 @@ impl Builder {
             .map(|e| e.addr)
             .ok_or_else(|| Error::NoEndpoint {
                 name: Endpoint::INVOKE_API.into(),
-                kind: "invoke",
+                kind: "Invoke API endpoint",
             })?;
         Ok(Stack {
             running: Some(running),
