@@ -456,6 +456,36 @@ mod tests {
             .unwrap_or_else(|| panic!("no function {name}: {:?}", stack.functions))
     }
 
+    /// Hostile input: every example template cut short, with a line dropped, or with a
+    /// character replaced, is read to a stack or an error — never a panic.
+    #[test]
+    fn mangled_templates_are_errors_not_panics() {
+        let mut tried = 0;
+        for name in ["echo", "stream", "bash", "web", "chat"] {
+            let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"))
+                .join(name)
+                .join("template.yaml");
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+            let lines: Vec<&str> = text.lines().collect();
+            let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+            // Deterministic positions spread over the text.
+            for k in 0..40 {
+                let at = boundaries[(k * 7919) % boundaries.len()];
+                let _ = read(&text[..at]);
+                let mut replaced = text.clone();
+                let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+                let junk = ["!", ":", "[", "{", "!Ref", "\t", "- ", "&a *a"][k % 8];
+                replaced.replace_range(at..end, junk);
+                let _ = read(&replaced);
+                let mut dropped = lines.clone();
+                dropped.remove((k * 31) % lines.len());
+                let _ = read(&dropped.join("\n"));
+                tried += 3;
+            }
+        }
+        assert_eq!(tried, 600);
+    }
+
     const FUNCTION: &str = "
 Transform: AWS::Serverless-2016-10-31
 Resources:
