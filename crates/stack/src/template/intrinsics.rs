@@ -16,7 +16,6 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Location};
-use crate::template::resources::Facts;
 
 /// The account id ARNs name (`AWS::AccountId`).
 pub(crate) const ACCOUNT_ID: &str = "123456789012";
@@ -88,6 +87,19 @@ impl<'a> At<'a> {
         }
         out
     }
+}
+
+/// What `Ref` and `Fn::GetAtt` give for one resource.
+#[derive(Debug, Clone)]
+pub(crate) struct Facts {
+    /// The resource's type, for messages.
+    pub(crate) kind: String,
+    /// What `Ref` gives.
+    pub(crate) reference: Value,
+    /// What `Fn::GetAtt` gives, by attribute; any other attribute is an error.
+    pub(crate) attributes: Vec<(&'static str, Value)>,
+    /// Why the resource's facts could not be resolved, reported when it is referenced.
+    pub(crate) broken: Option<String>,
 }
 
 /// What a template's values can name, and the functions that resolve them.

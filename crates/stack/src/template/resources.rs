@@ -16,7 +16,8 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Location};
 use crate::template::globals::Globals;
 use crate::template::intrinsics::{
-    ACCOUNT_ID, At, PARTITION, Resolver, URL_SUFFIX, describe, intrinsic, sub_references, text,
+    ACCOUNT_ID, At, Facts, PARTITION, Resolver, URL_SUFFIX, describe, intrinsic, sub_references,
+    text,
 };
 
 /// The implicit HTTP API of `HttpApi` events without an `ApiId`.
@@ -46,19 +47,6 @@ impl Resource {
     pub(crate) fn path(&self) -> String {
         format!("Resources.{}.Properties", self.id)
     }
-}
-
-/// What `Ref` and `Fn::GetAtt` give for one resource.
-#[derive(Debug, Clone)]
-pub(crate) struct Facts {
-    /// The resource's type, for messages.
-    pub(crate) kind: String,
-    /// What `Ref` gives.
-    pub(crate) reference: Value,
-    /// What `Fn::GetAtt` gives, by attribute; any other attribute is an error.
-    pub(crate) attributes: Vec<(&'static str, Value)>,
-    /// Why the resource's facts could not be resolved, reported when it is referenced.
-    pub(crate) broken: Option<String>,
 }
 
 /// Evaluates the `Conditions` section into `resolver.conditions`, conditions named by others
