@@ -37,6 +37,6 @@ mod stack;
 pub use error::Error;
 pub use http::Response;
 pub use invocation::Invocation;
-pub use stack::{Builder, Stack};
+pub use stack::{Builder, Stack, sdk_client};
 
 pub use coldstart_stack::{Endpoint, EndpointKind};

@@ -313,7 +313,7 @@ impl Builder {
         Ok(Stack {
             running: Some(running),
             logs,
-            sdk: sdk(invoke),
+            sdk: sdk_client(invoke),
         })
     }
 }
@@ -339,9 +339,10 @@ fn one_function(bootstrap: &Path) -> coldstart_stack::Stack {
     }
 }
 
-/// An SDK client for the Invoke API at `addr`: fixed region and test credentials, no retries
-/// (a throttle must show), plain HTTP.
-fn sdk(addr: std::net::SocketAddr) -> aws_sdk_lambda::Client {
+/// An `aws-sdk-lambda` client for the Invoke API at `addr`: fixed region and test credentials
+/// (it neither needs nor touches anyone's AWS account), no retries (a throttle must show), plain
+/// HTTP. [`Stack::sdk`] is one; this makes one for any emulator.
+pub fn sdk_client(addr: std::net::SocketAddr) -> aws_sdk_lambda::Client {
     use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_lambda::Config::builder()
         .behavior_version(BehaviorVersion::latest())

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use bytes::Bytes;
 use coldstart_emulator::{Emulator, FunctionConfig, LogSink, Settings, serve_invoke_api};
 use http_body_util::{BodyExt, Full};
@@ -127,21 +126,7 @@ impl Harness {
 
     /// An `aws-sdk-lambda` client pointed at the emulator, without retries (a 429 must show).
     pub fn sdk(&self) -> aws_sdk_lambda::Client {
-        let config = aws_sdk_lambda::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "coldstart-tests",
-            ))
-            .endpoint_url(format!("http://{}", self.addr))
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
-            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
-            .build();
-        aws_sdk_lambda::Client::from_conf(config)
+        coldstart_test::sdk_client(self.addr)
     }
 
     /// A plain HTTP invocation: `POST /2015-03-31/functions/{name}/invocations`.

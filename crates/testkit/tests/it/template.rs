@@ -191,16 +191,7 @@ fn sdk(running: &Running) -> aws_sdk_lambda::Client {
     let invoke = running
         .endpoint(coldstart_stack::Endpoint::INVOKE_API, EndpointKind::Invoke)
         .unwrap_or_else(|| panic!("no Invoke API"));
-    let config = aws_sdk_lambda::Config::builder()
-        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
-        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .endpoint_url(format!("http://{}", invoke.addr))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    aws_sdk_lambda::Client::from_conf(config)
+    coldstart_test::sdk_client(invoke.addr)
 }
 
 async fn invoke(client: &aws_sdk_lambda::Client, name: &str, payload: &str) -> Value {
