@@ -65,6 +65,11 @@ pub struct FunctionConfig {
     /// sandboxes of one web app can listen at once, as each has its own network in Lambda.
     /// Default: false.
     pub sandbox_port: bool,
+    /// A folder bound read-only at `/opt` in a mount namespace of each sandbox's own (its
+    /// bootstrap and extensions), as Lambda unpacks layers there; extensions under it start from
+    /// their `/opt/...` path. Only where [`crate::opt_mount_available`]: otherwise
+    /// [`crate::Emulator::new`] refuses the function. Default: none (the host's `/opt`).
+    pub opt: Option<PathBuf>,
 }
 
 impl FunctionConfig {
@@ -85,6 +90,7 @@ impl FunctionConfig {
             idle_timeout: Duration::from_secs(600),
             extensions: Vec::new(),
             sandbox_port: false,
+            opt: None,
         }
     }
 

@@ -15,6 +15,7 @@ use crate::config::{FunctionConfig, Settings};
 use crate::error::{Error, InvokeError};
 use crate::invocation::{Invocation, InvokeResponse, Outcome};
 use crate::logs::LogSink;
+use crate::opt::OptMount;
 use crate::pool::{Acquire, Fallback, Grant, Pool, Urgency};
 use crate::sandbox::{InitFailure, Sandbox, command_for};
 use coldstart_protocol::env;
@@ -32,6 +33,8 @@ pub(crate) struct Function {
     argv: Vec<OsString>,
     /// External extensions' executables, absolute.
     extensions: Vec<PathBuf>,
+    /// The folder bound at `/opt` in each sandbox, if any.
+    opt: Option<OptMount>,
     /// The account the emulator presents.
     account_id: String,
     task_root: PathBuf,
@@ -144,8 +147,19 @@ impl Function {
             env.push((env::HANDLER.to_owned(), handler.clone()));
         }
         let extensions = config.extensions.iter().map(|p| cwd.join(p)).collect();
+        let opt =
+            match &config.opt {
+                Some(folder) => Some(OptMount::new(&cwd.join(folder)).map_err(|err| {
+                    Error::InvalidFunction {
+                        function: name.clone(),
+                        reason: format!("cannot mount {} at /opt: {err}", folder.display()),
+                    }
+                })?),
+                None => None,
+            };
         Ok(Arc::new(Self {
             extensions,
+            opt,
             account_id: settings.account_id.clone(),
             name: name.into(),
             pool: Pool::new(config.concurrency, config.throttle_after),
@@ -171,6 +185,9 @@ impl Function {
             &log_stream_name(),
         );
         self.give_port(&mut command, port);
+        if let Some(opt) = &self.opt {
+            opt.apply(&mut command);
+        }
         command
     }
 
@@ -192,7 +209,15 @@ impl Function {
         runtime_api: &str,
         port: Option<u16>,
     ) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(path);
+        // Under a mounted `/opt`, an extension from the folder starts from its `/opt/...` path.
+        let program = match &self.opt {
+            Some(opt) => match path.strip_prefix(opt.folder()) {
+                Ok(rel) => Path::new(crate::opt::OPT).join(rel),
+                Err(_) => path.to_path_buf(),
+            },
+            None => path.to_path_buf(),
+        };
+        let mut command = tokio::process::Command::new(program);
         command.current_dir(&self.task_root);
         command.env_remove(env::TRACE_ID);
         for name in env::RUNTIME_ONLY {
@@ -206,6 +231,9 @@ impl Function {
         );
         command.env(env::RUNTIME_API, runtime_api);
         self.give_port(&mut command, port);
+        if let Some(opt) = &self.opt {
+            opt.apply(&mut command);
+        }
         command
     }
 

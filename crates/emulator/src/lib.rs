@@ -40,6 +40,7 @@
 //!   subscriptions' bounded queues and delivery tasks; `telemetry_api` beside it: the
 //!   Telemetry API's `PUT /2022-07-01/telemetry`.
 //! - `invocation`: what front doors send in and get back.
+//! - `opt`: a sandbox's own `/opt`, bound in a mount namespace.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
 
@@ -57,6 +58,7 @@ mod gateway;
 mod invocation;
 mod invoke_api;
 pub mod logs;
+mod opt;
 mod pool;
 mod process;
 mod runtime_api;
@@ -77,3 +79,4 @@ pub use invocation::{
 };
 pub use invoke_api::serve_invoke_api;
 pub use logs::{LogSink, TracingSink};
+pub use opt::{OPT, opt_mount_available};

@@ -3,8 +3,10 @@
 //! In Lambda a function's layers are unpacked into `/opt` in the order the function lists them
 //! (a later layer's file wins), `/opt/bin` is on `PATH`, `/opt/lib` on `LD_LIBRARY_PATH`, and
 //! every file in `/opt/extensions` is started as an external extension. Locally the merge goes to
-//! `.coldstart/opt/<function>/` beside the template and the environment points there instead of
-//! at `/opt` (no mount namespace is set up), which the startup log says.
+//! `.coldstart/opt/<function>/` beside the template. Where the platform allows mount namespaces
+//! (see [`coldstart_emulator::opt_mount_available`]) that folder is bound read-only at a real
+//! `/opt` in each sandbox; elsewhere the environment points at the folder instead. The startup
+//! log says which.
 
 use std::path::{Path, PathBuf};
 
@@ -60,23 +62,37 @@ pub fn attach(
             ),
         ));
     }
-    prepend(&mut config.environment, "PATH", &opt.join("bin"));
-    prepend(&mut config.environment, "LD_LIBRARY_PATH", &opt.join("lib"));
+    // Seen from the sandbox: a real `/opt` when it can be mounted, else the folder itself.
+    let mounted = coldstart_emulator::opt_mount_available();
+    let seen = if mounted {
+        PathBuf::from(coldstart_emulator::OPT)
+    } else {
+        opt.clone()
+    };
+    for (key, sub) in [("PATH", "bin"), ("LD_LIBRARY_PATH", "lib")] {
+        if opt.join(sub).is_dir() {
+            prepend(&mut config.environment, key, &seen.join(sub));
+        }
+    }
     config.sandbox_port = config.sandbox_port || crate::config::wants_sandbox_port(config);
-    report.say(format!(
-        "{name}: layers {} merged into {} (standing for /opt: PATH, LD_LIBRARY_PATH and the extensions point there)",
-        function.layers.join(", "),
-        opt.display()
-    ));
+    let layers = function.layers.join(", ");
+    if mounted {
+        config.opt = Some(opt.clone());
+        report.say(format!(
+            "{name}: layers {layers} mounted read-only at /opt (a mount namespace per sandbox; merged in {})",
+            opt.display()
+        ));
+    } else {
+        report.say(format!(
+            "{name}: layers {layers} merged into {} (no mount namespaces here, so not at /opt: PATH, LD_LIBRARY_PATH and the extensions point there)",
+            opt.display()
+        ));
+    }
     Ok(())
 }
 
-/// Puts `dir` first on the search path `key` (the function's own value, else the host's), when
-/// `dir` exists.
+/// Puts `dir` first on the search path `key` (the function's own value, else the host's).
 fn prepend(env: &mut std::collections::BTreeMap<String, String>, key: &str, dir: &Path) {
-    if !dir.is_dir() {
-        return;
-    }
     let rest = env
         .get(key)
         .cloned()
@@ -170,10 +186,21 @@ mod tests {
             "two"
         );
         assert_eq!(config.extensions, vec![opt.join("extensions/ext")]);
-        assert!(config.environment["PATH"].starts_with(&format!("{}:", opt.join("bin").display())));
+        let seen = if coldstart_emulator::opt_mount_available() {
+            assert_eq!(config.opt.as_deref(), Some(opt.as_path()));
+            PathBuf::from("/opt")
+        } else {
+            assert_eq!(config.opt, None);
+            opt.clone()
+        };
+        assert!(
+            config.environment["PATH"].starts_with(&format!("{}:", seen.join("bin").display())),
+            "{}",
+            config.environment["PATH"]
+        );
         assert!(
             config.environment["LD_LIBRARY_PATH"]
-                .starts_with(&opt.join("lib").display().to_string())
+                .starts_with(&seen.join("lib").display().to_string())
         );
         assert!(
             config.sandbox_port,

@@ -1,7 +1,8 @@
 //! A function that shows its environment and calls its siblings, for stacks read from templates:
 //! `{"invoke": "Other", "payload": {...}}` invokes the function `Other` through
 //! `AWS_ENDPOINT_URL_LAMBDA` (as an SDK inside a function would) and answers with its answer;
-//! any other event gets `{"env": {...every variable...}, "event": <the event>}`.
+//! `{"read": PATH}` answers `{"content": <the file's text>}`, `{"list": DIR}` answers
+//! `{"names": [<the folder's entries, sorted>]}`; any other event gets `{"env": {...every variable...}, "event": <the event>}`.
 
 use std::io::{Read as _, Write as _};
 
@@ -14,6 +15,19 @@ async fn main() -> Result<(), coldstart_runtime::Error> {
             if let Some(name) = event.get("invoke").and_then(Value::as_str) {
                 let payload = event.get("payload").cloned().unwrap_or(Value::Null);
                 return invoke(name, &payload.to_string());
+            }
+            if let Some(path) = event.get("read").and_then(Value::as_str) {
+                let content = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+                return Ok(json!({ "content": content }));
+            }
+            if let Some(dir) = event.get("list").and_then(Value::as_str) {
+                let mut names: Vec<String> = std::fs::read_dir(dir)
+                    .map_err(|e| format!("{dir}: {e}"))?
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                return Ok(json!({ "names": names }));
             }
             let env: serde_json::Map<String, Value> = std::env::vars()
                 .map(|(k, v)| (k, Value::String(v)))

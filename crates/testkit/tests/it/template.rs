@@ -393,3 +393,84 @@ async fn a_json_template_is_found_without_flags_and_its_not_emulated_resources_l
     assert_eq!(answer["env"]["_HANDLER"], "x");
     running.stop().await;
 }
+
+const LAYERED: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Base:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: base
+  Top:
+    Type: AWS::Lambda::LayerVersion
+    Properties:
+      Content: top
+  Layered:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: env
+      Runtime: provided.al2023
+      Handler: bootstrap
+      Layers: [!Ref Base, !Ref Top]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layers_are_merged_in_order_into_opt_and_their_extensions_start() {
+    let project = Project::new(LAYERED, "template.yaml");
+    let write = |path: &str, text: &str| {
+        let path = project.path().join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+    };
+    write("base/note.txt", "base");
+    write("base/lib/libbase.so", "");
+    write("top/note.txt", "top wins");
+    write("top/bin/tool", "#!/bin/sh\n");
+    std::fs::create_dir_all(project.path().join("base/extensions"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A real extension (it registers, subscribes to the Telemetry API and waits for events):
+    // init completes only once it has registered, so an answer proves it started.
+    std::os::unix::fs::symlink(
+        fixture("fx-telemetry"),
+        project.path().join("base/extensions/fx-telemetry"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (running, _logs) = serve(&project, &TemplateOptions::default()).await;
+    let client = sdk(&running);
+
+    // Where the platform allows it, the layers are at a real, read-only /opt; elsewhere the
+    // environment points at the merged folder.
+    let opt = if coldstart_emulator::opt_mount_available() {
+        "/opt".to_owned()
+    } else {
+        project
+            .path()
+            .join(".coldstart/opt/Layered")
+            .display()
+            .to_string()
+    };
+    let note = invoke(
+        &client,
+        "Layered",
+        &format!(r#"{{"read":"{opt}/note.txt"}}"#),
+    )
+    .await;
+    assert_eq!(note["content"], "top wins", "the later layer wins");
+    let listed = invoke(&client, "Layered", &format!(r#"{{"list":"{opt}"}}"#)).await;
+    assert_eq!(
+        listed["names"],
+        serde_json::json!(["bin", "extensions", "lib", "note.txt"]),
+        "only the layers' files, merged"
+    );
+    let env = invoke(&client, "Layered", "{}").await;
+    let path = env["env"]["PATH"].as_str().unwrap_or_default();
+    assert!(path.starts_with(&format!("{opt}/bin:")), "PATH: {path}");
+    let lib = env["env"]["LD_LIBRARY_PATH"].as_str().unwrap_or_default();
+    assert!(
+        lib.starts_with(&format!("{opt}/lib")),
+        "LD_LIBRARY_PATH: {lib}"
+    );
+    running.stop().await;
+}
