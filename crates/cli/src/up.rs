@@ -32,11 +32,86 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
         port_base: args.port_base,
         adapter: adapter(),
     };
-    let mut stack = source.load(&options).map_err(failure)?;
-    if let Source::Config(_) = source {
-        stack.settings = settings();
-    }
+    let is_config = matches!(source, Source::Config(_));
+    let load = move || {
+        let mut stack = source.load(&options)?;
+        if is_config {
+            stack.settings = settings();
+        }
+        Ok(stack)
+    };
+    let mut stack = load().map_err(failure)?;
     let report = Reporter::new(|line| eprintln!("coldstart: {line}"));
+    let sink = Arc::new(StdoutSink::new(args.ready_json));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signals = tokio::spawn(wait_for_signal(stop.clone()));
+    let load: Arc<dyn Fn() -> Result<Stack, coldstart_stack::Error> + Send + Sync> = Arc::new(load);
+    let mut first = true;
+    // Served until a signal; under --watch, started again when the stack's shape changes.
+    loop {
+        let running = serve(&stack, &args, &report, sink.clone(), first).await?;
+        first = false;
+        let (restart, mut restarts) = tokio::sync::mpsc::unbounded_channel();
+        let watcher = args.watch.then(|| {
+            let load = load.clone();
+            tokio::spawn(coldstart_stack::watch::watch(
+                coldstart_stack::watch::Watch {
+                    load: Box::new(move || load()),
+                    reloader: running.reloader(),
+                    emulator: running.emulator.clone(),
+                    shutdown: running.shutdown_token(),
+                    report: report.clone(),
+                    restart: restart.clone(),
+                },
+            ))
+        });
+        // `restart` lives here, so `recv` waits (for ever without --watch).
+        let next = tokio::select! {
+            () = stop.cancelled() => None,
+            next = restarts.recv() => next,
+        };
+        drop(restart);
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        // Servers finish the requests in flight, then every sandbox stops.
+        running.running.stop().await;
+        if let Some(building) = running.building {
+            building.abort();
+        }
+        match next {
+            Some(next) => stack = next,
+            None => break,
+        }
+    }
+    sink.close();
+    signals.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A started stack and the task building its pending functions.
+struct Served {
+    running: Running,
+    building: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for Served {
+    type Target = Running;
+    fn deref(&self) -> &Running {
+        &self.running
+    }
+}
+
+/// Builds the layers, starts `stack`, prints where it serves (and the `--ready-json` line the
+/// first time), and starts building its functions while it serves.
+async fn serve(
+    stack: &Stack,
+    args: &UpArgs,
+    report: &Reporter,
+    sink: Arc<StdoutSink>,
+    first: bool,
+) -> Result<Served, Failure> {
     for notice in &stack.notices {
         report.say(notice);
     }
@@ -53,33 +128,32 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
     let pending: Vec<String> = if args.no_build {
         Vec::new()
     } else {
-        coldstart_stack::build::build_layers(&stack, &report)
+        coldstart_stack::build::build_layers(stack, report)
             .await
             .map_err(failure)?;
-        coldstart_stack::build::function_steps(&stack)
+        coldstart_stack::build::function_steps(stack)
             .into_iter()
             .flat_map(|step| step.names)
             .collect()
     };
 
     let started = Instant::now();
-    let sink = Arc::new(StdoutSink::new(args.ready_json));
-    let mut start = StartOptions::new(sink.clone());
+    let mut start = StartOptions::new(sink);
     start.listen = args.listen;
     start.freeze = !args.no_freeze;
     start.dynamodb_endpoint = args.dynamodb_endpoint.clone();
     start.report = report.clone();
     start.pending = pending.clone();
-    let running = coldstart_stack::start(&stack, start)
+    let running = coldstart_stack::start(stack, start)
         .await
         .map_err(failure)?;
-    print_table(&stack, &running, started.elapsed());
-    if args.ready_json {
+    print_table(stack, &running, started.elapsed());
+    if args.ready_json && first {
         running.answering().await.map_err(failure)?;
         crate::output::ready_line(&running.endpoints);
     }
 
-    if !pending.is_empty() {
+    let building = (!pending.is_empty()).then(|| {
         report.say(format!(
             "building {} while the rest serves; they answer 409 until built",
             pending.join(", ")
@@ -89,27 +163,9 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
             running.emulator.clone(),
             running.functions.clone(),
             report.clone(),
-        ));
-    }
-    let shutdown = running.shutdown_token();
-    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
-    let watcher = args.watch.then(|| {
-        tokio::spawn(coldstart_stack::watch::watch(
-            stack,
-            running.emulator.clone(),
-            shutdown.clone(),
-            report,
         ))
     });
-    // Returns once `shutdown` is cancelled and every server's requests in flight are done.
-    running.wait().await;
-    if let Some(watcher) = watcher {
-        watcher.abort();
-    }
-    sink.close();
-    signals.abort();
-    tracing::info!("stopped");
-    Ok(())
+    Ok(Served { running, building })
 }
 
 /// Mistakes in the user's files exit 2, the rest 1.

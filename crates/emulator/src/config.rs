@@ -24,7 +24,7 @@ pub const MAX_MEMORY_MB: u32 = 10_240;
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One function: its bootstrap and its Lambda settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionConfig {
     /// The function's name, as callers name it. Letters, digits, `-` and `_`, at most 64.
     pub name: String,

@@ -2,7 +2,7 @@
 //! an orderly shutdown.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,12 +27,25 @@ pub struct Emulator {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
-    functions: HashMap<String, Arc<Function>>,
+    /// The functions by name; [`Emulator::reconfigure`] replaces entries at run time.
+    functions: RwLock<HashMap<String, Arc<Function>>>,
+    /// Functions replaced by [`Emulator::reconfigure`] whose sandboxes may still be answering;
+    /// stopped at shutdown like the rest.
+    retired: Mutex<Vec<Arc<Function>>>,
+    sink: Arc<dyn LogSink>,
     settings: Settings,
     /// `Event` invocations running in the background; waited for at shutdown.
     events: TaskTracker,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("functions", &self.functions)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Emulator {
@@ -53,7 +66,9 @@ impl Emulator {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                functions: map,
+                functions: RwLock::new(map),
+                retired: Mutex::new(Vec::new()),
+                sink,
                 settings,
                 events: TaskTracker::new(),
             }),
@@ -65,18 +80,95 @@ impl Emulator {
         &self.inner.settings
     }
 
+    /// The function called `name`, if any.
+    fn function(&self, name: &str) -> Option<Arc<Function>> {
+        self.inner
+            .functions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Every function served.
+    fn functions(&self) -> Vec<Arc<Function>> {
+        self.inner
+            .functions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The names of the functions served.
     pub fn function_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.inner.functions.keys().cloned().collect();
+        let mut names: Vec<String> = self
+            .inner
+            .functions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
         names.sort();
         names
+    }
+
+    /// Serves `config` under its name from now on, as Lambda's `UpdateFunctionConfiguration`
+    /// and `CreateFunction` do: new invocations start sandboxes with the new settings; the old
+    /// version's idle sandboxes stop at once and busy ones once their invocation is answered.
+    /// The new function keeps the old one's [`State`]. A config that fails validation changes
+    /// nothing.
+    pub fn reconfigure(&self, config: FunctionConfig) -> Result<(), Error> {
+        let name = config.name.clone();
+        let function = Function::new(config, &self.inner.settings, self.inner.sink.clone())?;
+        let old = self
+            .inner
+            .functions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name, function.clone());
+        if let Some(old) = old {
+            function.set_state(old.state());
+            old.replace_sandboxes();
+            self.inner
+                .retired
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(old);
+        }
+        Ok(())
+    }
+
+    /// Stops serving `function`, as Lambda's `DeleteFunction`: new invocations get 404; its idle
+    /// sandboxes stop at once and busy ones once answered. Returns false for an unknown function.
+    pub fn remove(&self, function: &str) -> bool {
+        let old = self
+            .inner
+            .functions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(function);
+        match old {
+            Some(old) => {
+                old.replace_sandboxes();
+                self.inner
+                    .retired
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(old);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets `function`'s [`State`]: a `Pending` or `Failed` function refuses invocations with
     /// 409 `ResourceConflictException`, as Lambda does; `up` keeps a function `Pending` while its
     /// code builds. Returns false when there is no such function.
     pub fn set_state(&self, function: &str, state: State) -> bool {
-        match self.inner.functions.get(function) {
+        match self.function(function) {
             Some(f) => {
                 f.set_state(state);
                 true
@@ -87,9 +179,7 @@ impl Emulator {
 
     /// Process ids of `function`'s live sandboxes (their bootstraps, each a process group leader).
     pub fn sandbox_pids(&self, function: &str) -> Vec<u32> {
-        self.inner
-            .functions
-            .get(function)
+        self.function(function)
             .map(|f| f.pids())
             .unwrap_or_default()
     }
@@ -210,12 +300,10 @@ impl Emulator {
             }
         };
         let function = self
-            .inner
-            .functions
-            .get(bare)
+            .function(bare)
             .filter(|_| qualifier.is_none_or(|q| q == "$LATEST"))
             .ok_or_else(|| InvokeError::NotFound { arn: arn_of(bare) })?;
-        Ok((function.clone(), arn_of(bare)))
+        Ok((function, arn_of(bare)))
     }
 
     /// Shuts down: refuses new invocations, lets background `Event` invocations finish (for at
@@ -229,8 +317,14 @@ impl Emulator {
             tracing::warn!("event invocations still running at shutdown were stopped");
         }
         let mut stops = tokio::task::JoinSet::new();
-        for function in self.inner.functions.values() {
-            let function = function.clone();
+        let retired: Vec<Arc<Function>> = std::mem::take(
+            &mut *self
+                .inner
+                .retired
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for function in self.functions().into_iter().chain(retired) {
             stops.spawn(async move { function.stop_all(SHUTDOWN_GRACE).await });
         }
         while stops.join_next().await.is_some() {}
@@ -240,7 +334,7 @@ impl Emulator {
     /// once their invocation is answered; the next invocations start new sandboxes. Returns false
     /// for an unknown function.
     pub fn replace_sandboxes(&self, function: &str) -> bool {
-        match self.inner.functions.get(function) {
+        match self.function(function) {
             Some(f) => {
                 f.replace_sandboxes();
                 true
@@ -251,9 +345,8 @@ impl Emulator {
 
     /// The longest timeout of any function: how long an in-flight invocation may still take.
     pub fn longest_timeout(&self) -> Duration {
-        self.inner
-            .functions
-            .values()
+        self.functions()
+            .iter()
             .map(|f| f.config.timeout)
             .max()
             .unwrap_or_default()
@@ -269,6 +362,37 @@ mod tests {
         let f = FunctionConfig::new("echo", vec!["/bin/true".into()]);
         Emulator::new(vec![f], Settings::default(), Arc::new(TracingSink))
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn functions_are_replaced_added_and_removed_while_serving() {
+        let emu = emulator();
+        assert!(emu.set_state("echo", State::Pending));
+        let mut longer = FunctionConfig::new("echo", vec!["/bin/true".into()]);
+        longer.timeout = Duration::from_secs(60);
+        emu.reconfigure(longer).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(emu.longest_timeout(), Duration::from_secs(60));
+        let err = emu.invoke("echo", InvokeRequest::default()).await.err();
+        assert_eq!(
+            err.map(|e| e.status()),
+            Some(http::StatusCode::CONFLICT),
+            "the new version keeps the old one's state"
+        );
+
+        let mut bad = FunctionConfig::new("echo", vec!["/bin/true".into()]);
+        bad.timeout = Duration::ZERO;
+        assert!(emu.reconfigure(bad).is_err());
+        assert_eq!(emu.longest_timeout(), Duration::from_secs(60), "unchanged");
+
+        emu.reconfigure(FunctionConfig::new("other", vec!["/bin/true".into()]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(emu.function_names(), ["echo", "other"]);
+        assert!(emu.remove("echo"));
+        assert!(!emu.remove("echo"));
+        let err = emu.invoke("echo", InvokeRequest::default()).await.err();
+        assert_eq!(err.map(|e| e.status()), Some(http::StatusCode::NOT_FOUND));
+        assert_eq!(emu.function_names(), ["other"]);
+        emu.shutdown(Duration::from_millis(10)).await;
     }
 
     #[tokio::test]

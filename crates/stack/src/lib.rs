@@ -59,7 +59,7 @@ pub use model::{
 };
 pub use report::Reporter;
 pub use start::{
-    Endpoint, EndpointKind, Running, StartOptions, activate, answering, executable, ready_json,
-    start,
+    Endpoint, EndpointKind, Reload, Reloader, Running, StartOptions, activate, answering,
+    executable, ready_json, start,
 };
 pub use template::TemplateOptions;

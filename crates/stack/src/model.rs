@@ -43,7 +43,7 @@ pub struct Stack {
 }
 
 /// One function and what `up` does for it besides running it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FunctionSpec {
     /// How the emulator runs it. `config.name` is the name callers use (a template's logical id).
     pub config: FunctionConfig,
@@ -102,7 +102,7 @@ pub enum Build {
 }
 
 /// A layer: a folder merged into `/opt` of the functions that name it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LayerSpec {
     /// The layer's name (its logical id).
     pub name: String,
@@ -113,7 +113,7 @@ pub struct LayerSpec {
 }
 
 /// API Gateway HTTP API or REST API.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpApiSpec {
     /// The API's name (its logical id, or its `coldstart.toml` key).
     pub name: String,
@@ -132,7 +132,7 @@ pub struct HttpApiSpec {
 }
 
 /// API Gateway WebSocket API.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebSocketApiSpec {
     /// The API's name (its logical id, or its `coldstart.toml` key).
     pub name: String,

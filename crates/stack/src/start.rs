@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -24,7 +24,7 @@ use coldstart_websocket::{RouteTarget, WebSocketApi, serve_websocket_api};
 
 use crate::error::{Error, Location};
 use crate::layers;
-use crate::model::{OutputSpec, Stack};
+use crate::model::{FunctionSpec, OutputSpec, Stack};
 use crate::report::Reporter;
 
 /// How a stack is served.
@@ -193,6 +193,8 @@ pub struct Running {
     pub outputs: Vec<OutputSpec>,
     /// The functions as they were started (with their final environment).
     pub functions: Vec<FunctionConfig>,
+    /// Applies a changed stack to this one.
+    reloader: Reloader,
     /// Cancelled to stop every server; the servers hold clones.
     shutdown: CancellationToken,
     /// The servers; each returns once `shutdown` is cancelled and its requests are done.
@@ -203,6 +205,11 @@ impl Running {
     /// The token that stops the stack when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// What applies a changed stack (functions' new settings) to this one while it serves.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The endpoint of `name` (a function's URL or an API) of `kind`.
@@ -236,18 +243,6 @@ impl Running {
 /// Serves `stack`. Its code must be built already (see [`crate::build`]).
 pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Error> {
     check_ports(stack, options.listen)?;
-    let mut configs = Vec::with_capacity(stack.functions.len());
-    for f in &stack.functions {
-        let mut config = f.config.clone();
-        config.freeze = options.freeze;
-        if !f.layers.is_empty() {
-            layers::attach(stack, f, &mut config, &options.report)?;
-        }
-        if !options.pending.contains(&config.name) {
-            check_executable(stack, &config)?;
-        }
-        configs.push(config);
-    }
 
     let ip = options.listen.ip();
     let invoke = bind(options.listen).await?;
@@ -289,19 +284,22 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             rewrites.push((format!("wss://{host}"), format!("ws://{addr}")));
         }
     }
-    let local = |value: &str| rewrite(value, &rewrites);
-    for config in &mut configs {
-        for value in config.environment.values_mut() {
-            *value = local(value);
+    let wiring = Wiring {
+        invoke_addr,
+        rewrites,
+        freeze: options.freeze,
+        dynamodb_endpoint: options.dynamodb_endpoint.clone(),
+        report: options.report.clone(),
+    };
+    let mut configs = Vec::with_capacity(stack.functions.len());
+    for f in &stack.functions {
+        let config = wiring.configure(stack, f)?;
+        if !options.pending.contains(&config.name) {
+            check_executable(stack, &config)?;
         }
-        if stack.local_environment {
-            local_environment(
-                &mut config.environment,
-                invoke_addr,
-                options.dynamodb_endpoint.as_deref(),
-            );
-        }
+        configs.push(config);
     }
+    let local = |value: &str| rewrite(value, &wiring.rewrites);
     if let Some(endpoint) = &options.dynamodb_endpoint {
         crate::tables::create_all(
             &stack.tables,
@@ -461,14 +459,186 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             ..o.clone()
         })
         .collect();
+    let reloader = Reloader {
+        served: Arc::new(Mutex::new(Served {
+            stack: stack.clone(),
+            configs: configs.clone(),
+            wiring,
+            emulator: emulator.clone(),
+        })),
+    };
     Ok(Running {
         emulator,
         endpoints,
         outputs,
         functions: configs,
+        reloader,
         shutdown,
         servers,
     })
+}
+
+/// What makes a function's settings into the config the emulator runs: the started stack's
+/// local addresses and how it was started.
+#[derive(Debug, Clone)]
+struct Wiring {
+    invoke_addr: SocketAddr,
+    /// AWS addresses of local endpoints, with their local URLs.
+    rewrites: Vec<(String, String)>,
+    freeze: bool,
+    dynamodb_endpoint: Option<String>,
+    report: Reporter,
+}
+
+impl Wiring {
+    /// `f` as the emulator runs it: its layers at `/opt`, AWS addresses of local endpoints made
+    /// local, and a template's local environment.
+    fn configure(&self, stack: &Stack, f: &FunctionSpec) -> Result<FunctionConfig, Error> {
+        let mut config = f.config.clone();
+        config.freeze = self.freeze;
+        if !f.layers.is_empty() {
+            layers::attach(stack, f, &mut config, &self.report)?;
+        }
+        for value in config.environment.values_mut() {
+            *value = rewrite(value, &self.rewrites);
+        }
+        if stack.local_environment {
+            local_environment(
+                &mut config.environment,
+                self.invoke_addr,
+                self.dynamodb_endpoint.as_deref(),
+            );
+        }
+        Ok(config)
+    }
+}
+
+/// What [`Reloader::reload`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reload {
+    /// Nothing the emulator runs changed.
+    Unchanged,
+    /// These functions run with their new settings from their next invocation on.
+    Reconfigured(Vec<String>),
+    /// The stack's shape changed (what is said here): functions added or removed, a Function
+    /// URL, an API, a table, a layer or the settings. It must be started again.
+    Restart(String),
+}
+
+/// Applies a changed [`Stack`] to a running one, function by function: see
+/// [`Running::reloader`].
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    served: Arc<Mutex<Served>>,
+}
+
+/// The stack as it is served now.
+#[derive(Debug)]
+struct Served {
+    stack: Stack,
+    configs: Vec<FunctionConfig>,
+    wiring: Wiring,
+    emulator: Emulator,
+}
+
+impl Reloader {
+    /// The stack as it is served now.
+    pub fn stack(&self) -> Stack {
+        self.lock().stack.clone()
+    }
+
+    /// What about `new` a [`Reloader::reload`] cannot apply (its shape changed), if anything.
+    pub fn reload_check(&self, new: &Stack) -> Option<String> {
+        shape_change(&self.lock().stack, new)
+    }
+
+    /// Serves `new` in place of the running stack when only functions' settings changed
+    /// (environment, memory, timeout, code, handler, layers used, ...): each changed function
+    /// gets new sandboxes with the new settings, as Lambda's `UpdateFunctionConfiguration`
+    /// does, while the rest keep theirs. Anything else says [`Reload::Restart`] and changes
+    /// nothing. The builds of changed functions must have run. A function that cannot run (its
+    /// bootstrap missing) is an error, and nothing changes.
+    pub fn reload(&self, new: &Stack) -> Result<Reload, Error> {
+        let mut served = self.lock();
+        if let Some(why) = shape_change(&served.stack, new) {
+            return Ok(Reload::Restart(why));
+        }
+        let mut configs = Vec::with_capacity(new.functions.len());
+        let mut changed = Vec::new();
+        for ((before, config), f) in served
+            .stack
+            .functions
+            .iter()
+            .zip(&served.configs)
+            .zip(&new.functions)
+        {
+            if before == f {
+                configs.push(config.clone());
+                continue;
+            }
+            let config = served.wiring.configure(new, f)?;
+            check_executable(new, &config)?;
+            changed.push(config.clone());
+            configs.push(config);
+        }
+        for config in &changed {
+            served.emulator.reconfigure(config.clone())?;
+        }
+        served.stack = new.clone();
+        served.configs = configs;
+        Ok(if changed.is_empty() {
+            Reload::Unchanged
+        } else {
+            Reload::Reconfigured(changed.into_iter().map(|c| c.name).collect())
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Served> {
+        self.served.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What changed between `old` and `new` that a reload cannot apply, if anything.
+fn shape_change(old: &Stack, new: &Stack) -> Option<String> {
+    let names =
+        |s: &Stack| -> Vec<String> { s.functions.iter().map(|f| f.config.name.clone()).collect() };
+    if names(old) != names(new) {
+        return Some(format!("the functions are now {}", names(new).join(", ")));
+    }
+    if let Some(f) = old
+        .functions
+        .iter()
+        .zip(&new.functions)
+        .find(|(a, b)| a.url != b.url)
+    {
+        return Some(format!("{}'s Function URL changed", f.1.config.name));
+    }
+    let api_names = |apis: &[crate::model::HttpApiSpec]| {
+        apis.iter()
+            .map(|a| a.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if old.http_apis != new.http_apis {
+        return Some(format!("the APIs changed ({})", api_names(&new.http_apis)));
+    }
+    if old.websocket_apis != new.websocket_apis {
+        return Some("the WebSocket APIs changed".into());
+    }
+    if old.tables != new.tables {
+        return Some("the tables changed".into());
+    }
+    if old.layers != new.layers {
+        return Some("the layers changed".into());
+    }
+    if old.settings.region != new.settings.region
+        || old.settings.account_id != new.settings.account_id
+        || old.local_environment != new.local_environment
+    {
+        return Some("the region or account changed".into());
+    }
+    None
 }
 
 /// Runs the builds of the functions of a started stack that are still `Pending` (layers were

@@ -58,6 +58,11 @@ impl Server {
             .args(extra)
             .arg("--config")
             .arg(config);
+        Self::up_command(&mut command)
+    }
+
+    /// Spawns `up` and waits for its endpoint table.
+    fn up_command(command: &mut Command) -> (Server, Vec<String>) {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -66,8 +71,20 @@ impl Server {
             .unwrap_or_else(|e| panic!("spawn coldstart up: {e}"));
         let stderr = lines(child.stderr.take());
         let stdout = lines(child.stdout.take());
+        let (endpoint, table) = Self::table(&stderr);
+        let server = Server {
+            child,
+            endpoint,
+            stdout,
+            stderr: Some(stderr),
+        };
+        (server, table)
+    }
+
+    /// Waits for `up`'s endpoint table on `stderr`; returns the Invoke API's URL and the rows.
+    fn table(stderr: &mpsc::Receiver<String>) -> (String, Vec<String>) {
         let mut table = Vec::new();
-        wait_line(&stderr, |l| l.contains("functions ready in"));
+        wait_line(stderr, |l| l.contains("functions ready in"));
         // The table follows: a blank line, a header, then one row per endpoint, then a blank.
         loop {
             match stderr.recv_timeout(PATIENCE) {
@@ -84,13 +101,7 @@ impl Server {
             .and_then(|rest| rest.split('/').next())
             .unwrap_or_else(|| panic!("no Invoke API in {table:?}"))
             .to_owned();
-        let server = Server {
-            child,
-            endpoint: format!("http://{invoke}"),
-            stdout,
-            stderr: Some(stderr),
-        };
-        (server, table)
+        (format!("http://{invoke}"), table)
     }
 
     fn spawn(command: &mut Command, ready: &str) -> Server {
@@ -523,6 +534,94 @@ fn up_watch_rebuilds_a_changed_function_and_serves_the_new_code() {
     std::fs::write(dir.path().join("src/answer.txt"), "v2").unwrap_or_else(|e| panic!("{e}"));
     wait_line(stderr, |l| l.contains("web reloaded"));
     assert_eq!(text(&server.invoke(&["web", "{}"]).stdout), "\"v2\"\n");
+}
+
+/// A shell runtime that answers every event with `"$GREETING"`.
+const GREETER: &str = r#"#!/bin/bash
+set -eu
+while true; do
+  HEADERS="$(mktemp)"
+  curl -sS -D "$HEADERS" -o /dev/null "http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/next"
+  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)
+  rm -f "$HEADERS"
+  curl -sS -o /dev/null -X POST "http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/$ID/response" -d "\"$GREETING\""
+done
+"#;
+
+/// A template of greeters: one function per (logical id, greeting).
+fn greeters(functions: &[(&str, &str)]) -> String {
+    let mut template = String::from("Transform: AWS::Serverless-2016-10-31\nResources:\n");
+    for (id, greeting) in functions {
+        template.push_str(&format!(
+            "  {id}:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: code\n      \
+             Runtime: provided.al2023\n      Handler: h\n      Environment:\n        Variables:\n          \
+             GREETING: {greeting}\n"
+        ));
+    }
+    template
+}
+
+#[test]
+fn up_watch_applies_a_changed_template_in_place_or_starts_the_stack_again() {
+    let dir = tempdir::Dir::new();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(code.join("bootstrap"), GREETER).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(
+        code.join("bootstrap"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let template = dir.path().join("template.yaml");
+    std::fs::write(&template, greeters(&[("Hello", "v1")])).unwrap_or_else(|e| panic!("{e}"));
+    let (mut server, _) = Server::up_command(
+        coldstart()
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--port-base",
+                "0",
+                "--watch",
+            ])
+            .arg("--template")
+            .arg(&template),
+    );
+    let stderr = server
+        .stderr
+        .take()
+        .unwrap_or_else(|| panic!("up keeps its stderr"));
+    wait_line(&stderr, |l| l.starts_with("coldstart: watching"));
+    assert_eq!(text(&server.invoke(&["Hello", "{}"]).stdout), "\"v1\"\n");
+
+    // A changed setting: the function is reconfigured in place, the stack keeps serving.
+    std::fs::write(&template, greeters(&[("Hello", "v2")])).unwrap_or_else(|e| panic!("{e}"));
+    wait_line(&stderr, |l| {
+        l.contains("Hello reloaded with the new settings")
+    });
+    assert_eq!(text(&server.invoke(&["Hello", "{}"]).stdout), "\"v2\"\n");
+
+    // A template that no longer reads changes nothing.
+    std::fs::write(&template, "Resources: [").unwrap_or_else(|e| panic!("{e}"));
+    wait_line(&stderr, |l| l.contains("does not read"));
+    assert_eq!(text(&server.invoke(&["Hello", "{}"]).stdout), "\"v2\"\n");
+
+    // A new function changes the stack's shape: it starts again, with both.
+    std::fs::write(&template, greeters(&[("Hello", "v3"), ("Other", "hi")]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_line(&stderr, |l| l.contains("starting the stack again"));
+    let (endpoint, table) = Server::table(&stderr);
+    assert!(table.iter().any(|row| row.contains("Other")), "{table:?}");
+    server.endpoint = endpoint;
+    assert_eq!(text(&server.invoke(&["Other", "{}"]).stdout), "\"hi\"\n");
+    assert_eq!(text(&server.invoke(&["Hello", "{}"]).stdout), "\"v3\"\n");
+    // Still watching, with the new stack.
+    std::fs::write(&template, greeters(&[("Hello", "v4"), ("Other", "hi")]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_line(&stderr, |l| {
+        l.contains("Hello reloaded with the new settings")
+    });
+    assert_eq!(text(&server.invoke(&["Hello", "{}"]).stdout), "\"v4\"\n");
 }
 
 #[test]
