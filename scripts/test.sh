@@ -23,3 +23,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/test-tools.sh
 
 cargo test --workspace --locked
+
+# A user's crate outside the workspace, depending on coldstart-test by path.
+scripts/test-outside-crate.sh
