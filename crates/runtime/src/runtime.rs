@@ -83,6 +83,13 @@ impl Runtime {
         Self::from_parts(runtime_api, Config::from_env()).await
     }
 
+    /// Connects to the Runtime API at `runtime_api` (`host:port`) for a function configured as
+    /// `config`, without reading the environment: for hosts that run a handler inside their own
+    /// process, such as a test harness serving several functions at once.
+    pub async fn connect(runtime_api: &str, config: Config) -> Result<Self, Error> {
+        Self::from_parts(Some(runtime_api.to_owned()), config).await
+    }
+
     /// Connects to `runtime_api` (`host:port`); `None` or empty is [`Error::MissingRuntimeApi`].
     pub(crate) async fn from_parts(
         runtime_api: Option<String>,
@@ -707,7 +714,7 @@ mod tests {
     }
 
     async fn connect(addr: SocketAddr) -> Runtime {
-        Runtime::from_parts(Some(addr.to_string()), Config::default())
+        Runtime::connect(&addr.to_string(), Config::default())
             .await
             .unwrap_or_else(|e| panic!("{e:?}"))
     }
