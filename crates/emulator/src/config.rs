@@ -70,6 +70,49 @@ pub struct FunctionConfig {
     /// their `/opt/...` path. Only where [`crate::opt_mount_available`]: otherwise
     /// [`crate::Emulator::new`] refuses the function. Default: none (the host's `/opt`).
     pub opt: Option<PathBuf>,
+    /// How its `Event` invocations are retried and where their outcomes go
+    /// (`EventInvokeConfig`, `DeadLetterConfig`). Default: AWS's (two retries, six hours).
+    pub async_config: AsyncConfig,
+}
+
+/// Fewest seconds `MaximumEventAgeInSeconds` takes.
+pub const MIN_EVENT_AGE: Duration = Duration::from_secs(60);
+/// Most seconds `MaximumEventAgeInSeconds` takes (and its default): six hours.
+pub const MAX_EVENT_AGE: Duration = Duration::from_secs(21_600);
+/// Most retries of a failed asynchronous invocation (and the default).
+pub const MAX_RETRY_ATTEMPTS: u32 = 2;
+
+/// A function's asynchronous invocation settings, as Lambda's `EventInvokeConfig` and
+/// `DeadLetterConfig`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncConfig {
+    /// `MaximumRetryAttempts`: retries after a function error, timeout or crash, 0 to 2.
+    /// Default: 2.
+    pub max_retry_attempts: u32,
+    /// `MaximumEventAgeInSeconds`: an event not processed by then is discarded (to
+    /// `on_failure`), 60 s to 6 h. Default: 6 h.
+    pub max_event_age: Duration,
+    /// `DestinationConfig.OnSuccess.Destination`: an ARN. A local function's ARN (or name) is
+    /// invoked with the destination record; any other is written to
+    /// [`Settings::async_records`]. Default: none.
+    pub on_success: Option<String>,
+    /// `DestinationConfig.OnFailure.Destination`, as `on_success`. Default: none.
+    pub on_failure: Option<String>,
+    /// `DeadLetterConfig.TargetArn` (an SQS queue or SNS topic): a discarded event is written
+    /// to [`Settings::async_records`] with its error. Default: none.
+    pub dead_letter: Option<String>,
+}
+
+impl Default for AsyncConfig {
+    fn default() -> Self {
+        Self {
+            max_retry_attempts: MAX_RETRY_ATTEMPTS,
+            max_event_age: MAX_EVENT_AGE,
+            on_success: None,
+            on_failure: None,
+            dead_letter: None,
+        }
+    }
 }
 
 impl FunctionConfig {
@@ -91,6 +134,7 @@ impl FunctionConfig {
             extensions: Vec::new(),
             sandbox_port: false,
             opt: None,
+            async_config: AsyncConfig::default(),
         }
     }
 
@@ -129,6 +173,19 @@ impl FunctionConfig {
         if self.concurrency == 0 {
             return bad("concurrency must be at least 1".into());
         }
+        let a = &self.async_config;
+        if a.max_retry_attempts > MAX_RETRY_ATTEMPTS {
+            return bad(format!(
+                "MaximumRetryAttempts must be between 0 and 2, not {}",
+                a.max_retry_attempts
+            ));
+        }
+        if a.max_event_age < MIN_EVENT_AGE || a.max_event_age > MAX_EVENT_AGE {
+            return bad(format!(
+                "MaximumEventAgeInSeconds must be between 60 and 21600, not {}",
+                a.max_event_age.as_secs()
+            ));
+        }
         if self.extensions.len() > MAX_EXTENSIONS {
             return bad(format!(
                 "at most {MAX_EXTENSIONS} extensions, not {}",
@@ -146,6 +203,15 @@ pub struct Settings {
     pub region: String,
     /// Account id used in ARNs. Default: `012345678912`, as the Runtime Interface Emulator.
     pub account_id: String,
+    /// How long a failed `Event` invocation waits before its first retry; Lambda waits one
+    /// minute (then two before the second retry). Every asynchronous wait and event age is
+    /// scaled by the same ratio, so a local `100ms` makes a six-hour maximum age 36 s. Default:
+    /// 60 s.
+    pub async_retry_delay: Duration,
+    /// A JSON-lines file where asynchronous outcomes bound for destinations that are not local
+    /// functions (SQS, SNS, EventBridge, S3, dead-letter queues) are appended. Default: none
+    /// (they are only logged).
+    pub async_records: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -153,9 +219,14 @@ impl Default for Settings {
         Self {
             region: "us-east-1".into(),
             account_id: "012345678912".into(),
+            async_retry_delay: AWS_RETRY_DELAY,
+            async_records: None,
         }
     }
 }
+
+/// Lambda's wait before the first retry of a failed asynchronous invocation.
+pub const AWS_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use coldstart_protocol::{InvocationType, limits};
@@ -37,6 +38,8 @@ struct Inner {
     settings: Settings,
     /// `Event` invocations running in the background; waited for at shutdown.
     events: TaskTracker,
+    /// Cancelled at shutdown: `Event` invocations waiting for a retry give up.
+    stopping: CancellationToken,
 }
 
 impl std::fmt::Debug for Inner {
@@ -71,6 +74,7 @@ impl Emulator {
                 sink,
                 settings,
                 events: TaskTracker::new(),
+                stopping: CancellationToken::new(),
             }),
         })
     }
@@ -249,12 +253,12 @@ impl Emulator {
                 if self.inner.events.is_closed() {
                     return Err(InvokeError::Service("the emulator is shutting down".into()));
                 }
-                self.inner.events.spawn(async move {
-                    let id = invocation.request_id.clone();
-                    if let Err(err) = function.run(invocation, Urgency::Async).await {
-                        tracing::warn!(function = &*function.name, request_id = id, %err, "event invocation dropped");
-                    }
-                });
+                self.inner.events.spawn(crate::async_invoke::run(
+                    self.clone(),
+                    function,
+                    invocation,
+                    self.inner.stopping.clone(),
+                ));
                 Ok(InvokeResponse {
                     request_id,
                     outcome: Outcome::Accepted,
@@ -310,6 +314,7 @@ impl Emulator {
     /// most `drain`), then stops every sandbox (SIGTERM, SIGKILL after [`SHUTDOWN_GRACE`]).
     pub async fn shutdown(&self, drain: Duration) {
         self.inner.events.close();
+        self.inner.stopping.cancel();
         if tokio::time::timeout(drain, self.inner.events.wait())
             .await
             .is_err()

@@ -219,7 +219,7 @@ impl InvokeResponse {
 }
 
 /// An invocation as the sandbox hands it to the runtime's `next`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Invocation {
     pub(crate) request_id: String,
     pub(crate) payload: Bytes,

@@ -39,12 +39,14 @@
 //! - `telemetry`: a sandbox's platform event stream (the Telemetry API's event kinds) and its
 //!   subscriptions' bounded queues and delivery tasks; `telemetry_api` beside it: the
 //!   Telemetry API's `PUT /2022-07-01/telemetry`.
-//! - `invocation`: what front doors send in and get back.
+//! - `invocation`: what front doors send in and get back; `async_invoke`: `Event` invocations
+//!   as Lambda runs them (retries, event age, destinations, dead-letter queue).
 //! - `opt`: a sandbox's own `/opt`, bound in a mount namespace.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
 
 pub mod apigw;
+mod async_invoke;
 mod body;
 mod clock;
 pub mod config;
@@ -67,7 +69,7 @@ mod server;
 mod telemetry;
 mod telemetry_api;
 
-pub use config::{FunctionConfig, Settings};
+pub use config::{AsyncConfig, FunctionConfig, Settings};
 pub use emulator::{Emulator, SHUTDOWN_GRACE};
 pub use error::{Error, InvokeError};
 pub use function::State;

@@ -255,6 +255,7 @@ pub fn parse(
         settings: coldstart_emulator::Settings {
             region: options.region.clone(),
             account_id: ACCOUNT_ID.to_owned(),
+            ..coldstart_emulator::Settings::default()
         },
         local_environment: true,
     })

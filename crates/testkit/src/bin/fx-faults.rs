@@ -1,6 +1,9 @@
 //! A function whose behaviour is chosen by its event's `op`:
 //! `echo`, `context`, `error`, `panic`, `sleep` (`ms`), `exit` (`code`), `print` (`lines`),
-//! `big` (`bytes`), `pid`.
+//! `big` (`bytes`), `pid`, `flaky` (fails until it has been called more than `failures` times,
+//! counted in the file `state`; a crash with `"crash": true`). An asynchronous invocation's
+//! destination record (an event with `requestContext.condition`) is printed as one line,
+//! `DESTINATION {json}`.
 
 use std::time::Duration;
 
@@ -19,8 +22,33 @@ impl std::fmt::Display for FixtureError {
 impl std::error::Error for FixtureError {}
 
 async fn handle(event: Value, ctx: coldstart_runtime::Context) -> Result<Value, FixtureError> {
+    if event.pointer("/requestContext/condition").is_some() {
+        println!("DESTINATION {event}");
+        return Ok(event);
+    }
     let op = event.get("op").and_then(Value::as_str).unwrap_or("echo");
     match op {
+        "flaky" => {
+            let state = event
+                .get("state")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let failures = event.get("failures").and_then(Value::as_u64).unwrap_or(0);
+            let calls = std::fs::read_to_string(state)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1;
+            std::fs::write(state, calls.to_string()).map_err(|e| FixtureError(e.to_string()))?;
+            println!("flaky call {calls}");
+            if calls > failures {
+                Ok(json!({"calls": calls}))
+            } else if event.get("crash").and_then(Value::as_bool) == Some(true) {
+                std::process::exit(3)
+            } else {
+                Err(FixtureError(format!("failing call {calls}")))
+            }
+        }
         "echo" => Ok(event),
         "context" => {
             let env = |k: &str| std::env::var(k).ok();

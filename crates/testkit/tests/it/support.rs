@@ -102,8 +102,12 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(functions: Vec<FunctionConfig>) -> Harness {
+        Self::start_with(functions, Settings::default()).await
+    }
+
+    pub async fn start_with(functions: Vec<FunctionConfig>, settings: Settings) -> Harness {
         let logs = Arc::new(Logs::default());
-        let emulator = Emulator::new(functions, Settings::default(), logs.clone())
+        let emulator = Emulator::new(functions, settings, logs.clone())
             .unwrap_or_else(|e| panic!("emulator: {e}"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

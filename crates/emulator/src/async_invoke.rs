@@ -1,0 +1,346 @@
+//! Asynchronous (`Event`) invocations as Lambda runs them: the event waits for capacity (a
+//! throttled event is queued, never dropped), a function error, timeout or crash is retried up to
+//! `MaximumRetryAttempts` times after one and then two minutes (scaled by
+//! [`Settings::async_retry_delay`]), an event older than `MaximumEventAgeInSeconds` is
+//! discarded, and the outcome goes to the `OnSuccess`/`OnFailure` destination as Lambda's
+//! destination record, and a discarded event to the dead-letter queue.
+//!
+//! A destination that is a local function is invoked (asynchronously, as Lambda does) with the
+//! record; any other destination's records are appended to [`Settings::async_records`] as JSON
+//! lines and logged.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use coldstart_protocol::{InvocationType, limits};
+
+use crate::clock;
+use crate::config::{AWS_RETRY_DELAY, Settings};
+use crate::emulator::Emulator;
+use crate::function::Function;
+use crate::invocation::{Invocation, InvokeRequest, Outcome};
+use crate::pool::Urgency;
+
+/// Why an asynchronous invocation ended, as the destination record's `condition` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    Success,
+    RetriesExhausted,
+    EventAgeExceeded,
+}
+
+impl Condition {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "Success",
+            Self::RetriesExhausted => "RetriesExhausted",
+            Self::EventAgeExceeded => "EventAgeExceeded",
+        }
+    }
+}
+
+/// The last answer of an attempt.
+struct Answer {
+    body: Bytes,
+    /// The function error's type, when the attempt failed.
+    error_type: Option<String>,
+}
+
+/// `wait` on Lambda's clock, as long as it lasts locally.
+fn scaled(settings: &Settings, wait: Duration) -> Duration {
+    wait.mul_f64(settings.async_retry_delay.as_secs_f64() / AWS_RETRY_DELAY.as_secs_f64())
+}
+
+/// Runs one `Event` invocation of `function` to its end, with retries, then sends its outcome
+/// to the destinations. Ends early, leaving the event unprocessed (and logged), when `stopping`
+/// is cancelled while it waits for a retry.
+///
+/// Boxed as `dyn Send`: a destination that is a local function is invoked through
+/// [`Emulator::invoke`], which spawns this again.
+pub(crate) fn run(
+    emulator: Emulator,
+    function: Arc<Function>,
+    invocation: Invocation,
+    stopping: CancellationToken,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(attempt_all(emulator, function, invocation, stopping))
+}
+
+async fn attempt_all(
+    emulator: Emulator,
+    function: Arc<Function>,
+    invocation: Invocation,
+    stopping: CancellationToken,
+) {
+    let settings = emulator.settings().clone();
+    let config = function.config.async_config.clone();
+    let name = function.name.clone();
+    let received = Instant::now();
+    let max_age = scaled(&settings, config.max_event_age);
+    let mut attempts: u32 = 0;
+    let (condition, answer) = loop {
+        attempts += 1;
+        let answer = match function.run(invocation.clone(), Urgency::Async).await {
+            Ok(response) => match response
+                .buffered(limits::MAX_RUNTIME_RESPONSE)
+                .await
+                .outcome
+            {
+                Outcome::Response { body, .. } => Answer {
+                    body,
+                    error_type: None,
+                },
+                Outcome::FunctionError { error_type, body } => Answer {
+                    body,
+                    error_type: Some(error_type),
+                },
+                _ => Answer {
+                    body: Bytes::new(),
+                    error_type: None,
+                },
+            },
+            Err(err) => {
+                tracing::warn!(
+                    function = &*name,
+                    request_id = invocation.request_id,
+                    %err,
+                    "event invocation dropped"
+                );
+                return;
+            }
+        };
+        if answer.error_type.is_none() {
+            break (Condition::Success, answer);
+        }
+        if attempts > config.max_retry_attempts {
+            break (Condition::RetriesExhausted, answer);
+        }
+        // One minute before the first retry, two before the second.
+        let wait = scaled(&settings, AWS_RETRY_DELAY * attempts);
+        if received.elapsed() + wait > max_age {
+            break (Condition::EventAgeExceeded, answer);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stopping.cancelled() => {
+                tracing::warn!(
+                    function = &*name,
+                    request_id = invocation.request_id,
+                    attempts,
+                    "event invocation not retried: the emulator is stopping"
+                );
+                return;
+            }
+        }
+    };
+    tracing::info!(
+        function = &*name,
+        request_id = invocation.request_id,
+        attempts,
+        condition = condition.as_str(),
+        "event invocation done"
+    );
+    let record = destination_record(&invocation, condition, attempts, &answer);
+    let destination = match condition {
+        Condition::Success => config.on_success.as_deref(),
+        _ => config.on_failure.as_deref(),
+    };
+    if let Some(destination) = destination {
+        deliver(&emulator, &settings, &name, destination, &record).await;
+    }
+    if condition != Condition::Success
+        && let Some(queue) = &config.dead_letter
+    {
+        dead_letter(&settings, &name, queue, &invocation, &answer);
+    }
+}
+
+/// Lambda's destination record: what was asked, how it ended, what came back.
+fn destination_record(
+    invocation: &Invocation,
+    condition: Condition,
+    attempts: u32,
+    answer: &Answer,
+) -> Value {
+    let payload = |bytes: &[u8]| {
+        serde_json::from_slice::<Value>(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    };
+    let mut response_context = json!({"statusCode": 200, "executedVersion": "$LATEST"});
+    if answer.error_type.is_some() {
+        response_context["functionError"] = json!("Unhandled");
+    }
+    let function_arn = if invocation.invoked_arn.ends_with(":$LATEST") {
+        invocation.invoked_arn.clone()
+    } else {
+        format!("{}:$LATEST", invocation.invoked_arn)
+    };
+    json!({
+        "version": "1.0",
+        "timestamp": clock::iso_millis(SystemTime::now()),
+        "requestContext": {
+            "requestId": invocation.request_id,
+            "functionArn": function_arn,
+            "condition": condition.as_str(),
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": payload(&invocation.payload),
+        "responseContext": response_context,
+        "responsePayload": if answer.body.is_empty() { Value::Null } else { payload(&answer.body) },
+    })
+}
+
+/// The local function a destination ARN (or bare name) names, if it is one.
+fn local_function(emulator: &Emulator, destination: &str) -> Option<String> {
+    let name = match destination.strip_prefix("arn:") {
+        Some(_) => {
+            let (_, rest) = destination.split_once(":function:")?;
+            rest.split(':').next()?
+        }
+        None => destination,
+    };
+    emulator
+        .function_names()
+        .into_iter()
+        .find(|known| known == name)
+}
+
+/// Sends `record` to `destination`: a local function is invoked asynchronously with it; any
+/// other destination gets it in the records file.
+async fn deliver(
+    emulator: &Emulator,
+    settings: &Settings,
+    function: &str,
+    destination: &str,
+    record: &Value,
+) {
+    if let Some(target) = local_function(emulator, destination) {
+        let request = InvokeRequest {
+            payload: Bytes::from(record.to_string()),
+            invocation_type: InvocationType::Event,
+            ..InvokeRequest::default()
+        };
+        if let Err(err) = emulator.invoke(&target, request).await {
+            tracing::warn!(function, destination, %err, "destination not invoked");
+        }
+        return;
+    }
+    append(
+        settings,
+        function,
+        &json!({"destination": destination, "record": record}),
+    );
+}
+
+/// Sends a discarded event to the dead-letter queue: its payload with the request id and error,
+/// as Lambda's message attributes carry them.
+fn dead_letter(
+    settings: &Settings,
+    function: &str,
+    queue: &str,
+    invocation: &Invocation,
+    answer: &Answer,
+) {
+    let message = serde_json::from_slice::<Value>(&answer.body)
+        .ok()
+        .and_then(|v| v.get("errorMessage").cloned())
+        .unwrap_or(Value::Null);
+    append(
+        settings,
+        function,
+        &json!({
+            "deadLetterQueue": queue,
+            "messageAttributes": {
+                "RequestID": invocation.request_id,
+                "ErrorCode": 200,
+                "ErrorMessage": message,
+            },
+            "body": String::from_utf8_lossy(&invocation.payload),
+        }),
+    );
+}
+
+/// Appends one JSON line to the records file, if there is one, and logs it.
+fn append(settings: &Settings, function: &str, line: &Value) {
+    tracing::info!(function, "async record: {line}");
+    let Some(path) = &settings.async_records else {
+        return;
+    };
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| writeln!(file, "{line}"));
+    if let Err(err) = written {
+        tracing::warn!(function, %err, "cannot write {}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_and_ages_scale_with_the_retry_delay() {
+        let settings = Settings {
+            async_retry_delay: Duration::from_millis(100),
+            ..Settings::default()
+        };
+        assert_eq!(
+            scaled(&settings, AWS_RETRY_DELAY),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            scaled(&settings, Duration::from_secs(21_600)),
+            Duration::from_secs(36)
+        );
+        assert_eq!(
+            scaled(&Settings::default(), Duration::from_secs(120)),
+            Duration::from_secs(120)
+        );
+    }
+
+    #[test]
+    fn the_destination_record_has_lambdas_shape() {
+        let invocation = Invocation {
+            request_id: "r-1".into(),
+            payload: Bytes::from_static(br#"{"order":7}"#),
+            content_type: None,
+            invoked_arn: "arn:aws:lambda:us-east-1:012345678912:function:f".into(),
+            trace_id: String::new(),
+            client_context: None,
+            tenant_id: None,
+            log_tail: false,
+        };
+        let answer = Answer {
+            body: Bytes::from_static(br#"{"errorType":"E","errorMessage":"no"}"#),
+            error_type: Some("E".into()),
+        };
+        let record = destination_record(&invocation, Condition::RetriesExhausted, 3, &answer);
+        assert_eq!(record["version"], "1.0");
+        assert_eq!(record["requestContext"]["requestId"], "r-1");
+        assert_eq!(
+            record["requestContext"]["functionArn"],
+            "arn:aws:lambda:us-east-1:012345678912:function:f:$LATEST"
+        );
+        assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+        assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
+        assert_eq!(record["requestPayload"]["order"], 7);
+        assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+        assert_eq!(record["responseContext"]["statusCode"], 200);
+        assert_eq!(record["responsePayload"]["errorMessage"], "no");
+        assert!(
+            record["timestamp"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z'))
+        );
+    }
+}
