@@ -55,6 +55,8 @@ pub(crate) struct Functions {
     pub(crate) urls: Vec<(String, String)>,
     /// Functions of the template left out (they cannot run here).
     pub(crate) left_out: HashSet<String>,
+    /// `AWS::Lambda::EventInvokeConfig` resources applied to their functions.
+    pub(crate) event_invoke_configs: Vec<String>,
 }
 
 /// SAM's `--env-vars` file: values for every function (`Parameters`) and per logical id.
@@ -262,7 +264,116 @@ pub(crate) fn read_functions(
         });
         out.urls.push((r.id.clone(), function));
     }
+    // Asynchronous invocation settings declared as resources of their own.
+    for r in resources
+        .iter()
+        .filter(|r| r.kind == "AWS::Lambda::EventInvokeConfig")
+    {
+        let Some(target) = cx.string(r, "FunctionName")? else {
+            return Err(cx.error(r, "FunctionName", "needs the function's name"));
+        };
+        let function = crate::template::resources::function_of(&target)
+            .unwrap_or(&target)
+            .to_owned();
+        let Some(spec) = out.functions.iter_mut().find(|f| f.config.name == function) else {
+            continue;
+        };
+        let mut settings = Map::new();
+        for key in [
+            "MaximumRetryAttempts",
+            "MaximumEventAgeInSeconds",
+            "DestinationConfig",
+        ] {
+            if let Some(v) = cx.property(r, key)? {
+                settings.insert(key.to_owned(), v);
+            }
+        }
+        event_invoke_config(
+            cx,
+            r,
+            "",
+            &Value::Object(settings),
+            &mut spec.config.async_config,
+        )?;
+        out.event_invoke_configs.push(r.id.clone());
+    }
     Ok(out)
+}
+
+/// `EventInvokeConfig` (SAM) or an `AWS::Lambda::EventInvokeConfig`'s properties (`path` is
+/// where they are, empty for the latter): retries, event age, destinations.
+fn event_invoke_config(
+    cx: &Context<'_>,
+    r: &Resource,
+    path: &str,
+    v: &Value,
+    config: &mut coldstart_emulator::AsyncConfig,
+) -> Result<(), Error> {
+    let at = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    let Value::Object(settings) = v else {
+        return Err(cx.error(r, path, format!("must be a map, not {}", describe(v))));
+    };
+    if let Some(n) = settings.get("MaximumRetryAttempts") {
+        match integer(n) {
+            Some(n @ 0..=2) => config.max_retry_attempts = n.unsigned_abs() as u32,
+            _ => {
+                return Err(cx.error(
+                    r,
+                    &at("MaximumRetryAttempts"),
+                    format!("must be 0, 1 or 2, not {}", shown(n)),
+                ));
+            }
+        }
+    }
+    if let Some(n) = settings.get("MaximumEventAgeInSeconds") {
+        match integer(n) {
+            Some(secs @ 60..=21_600) => {
+                config.max_event_age = Duration::from_secs(secs.unsigned_abs())
+            }
+            _ => {
+                return Err(cx.error(
+                    r,
+                    &at("MaximumEventAgeInSeconds"),
+                    format!("must be 60 to 21600 seconds, not {}", shown(n)),
+                ));
+            }
+        }
+    }
+    if let Some(destinations) = settings.get("DestinationConfig") {
+        for (key, slot) in [
+            ("OnSuccess", &mut config.on_success),
+            ("OnFailure", &mut config.on_failure),
+        ] {
+            let Some(d) = destinations.get(key) else {
+                continue;
+            };
+            let here = at(&format!("DestinationConfig.{key}.Destination"));
+            match (
+                d.get("Destination").and_then(text),
+                d.get("Type").and_then(text),
+            ) {
+                (Some(arn), _) => *slot = Some(arn),
+                // SAM makes the queue or topic when none is named.
+                (None, Some(kind)) if kind == "SQS" || kind == "SNS" => {
+                    let service = kind.to_lowercase();
+                    *slot = Some(format!(
+                        "arn:aws:{service}:{}:{ACCOUNT_ID}:{}EventInvokeConfig{key}{}",
+                        cx.options.region,
+                        r.id,
+                        if kind == "SQS" { "Queue" } else { "Topic" }
+                    ));
+                }
+                _ => return Err(cx.error(r, &here, "needs a Destination (an ARN)")),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn invoke_mode(
@@ -440,6 +551,26 @@ fn read_function(
                     r,
                     "ReservedConcurrentExecutions",
                     format!("must be a whole number from 0, not {}", shown(&v)),
+                ));
+            }
+        }
+    }
+    if sam && let Some(v) = cx.property(r, "EventInvokeConfig")? {
+        event_invoke_config(cx, r, "EventInvokeConfig", &v, &mut config.async_config)?;
+    }
+    let dead_letter = if sam {
+        "DeadLetterQueue"
+    } else {
+        "DeadLetterConfig"
+    };
+    if let Some(v) = cx.property(r, dead_letter)? {
+        match v.get("TargetArn").and_then(text) {
+            Some(arn) => config.async_config.dead_letter = Some(arn),
+            None => {
+                return Err(cx.error(
+                    r,
+                    &format!("{dead_letter}.TargetArn"),
+                    "needs the queue's or topic's ARN",
                 ));
             }
         }

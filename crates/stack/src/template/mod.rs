@@ -147,6 +147,7 @@ pub fn parse(
     let read = functions::read_functions(&cx, &resources, &layers, &mut notices)?;
     let mut functions = read.functions;
     used.extend(read.urls.iter().map(|(id, _)| id.clone()));
+    used.extend(read.event_invoke_configs.iter().cloned());
     let apis = apis::read(
         &cx,
         &resources,
@@ -455,6 +456,99 @@ mod tests {
         stack
             .function(name)
             .unwrap_or_else(|| panic!("no function {name}: {:?}", stack.functions))
+    }
+
+    #[test]
+    fn asynchronous_invocation_settings_come_from_the_function_and_from_resources() {
+        let stack = ok("
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn
+      Runtime: provided.al2023
+      Handler: h
+      DeadLetterQueue:
+        Type: SQS
+        TargetArn: !GetAtt Queue.Arn
+      EventInvokeConfig:
+        MaximumRetryAttempts: 1
+        MaximumEventAgeInSeconds: 120
+        DestinationConfig:
+          OnSuccess:
+            Type: Lambda
+            Destination: !GetAtt Other.Arn
+          OnFailure:
+            Type: SQS
+  Other:
+    Type: AWS::Lambda::Function
+    Properties:
+      Code: other
+      Runtime: provided.al2023
+      Handler: h
+      DeadLetterConfig:
+        TargetArn: arn:aws:sns:us-east-1:123456789012:dead
+  OtherAsync:
+    Type: AWS::Lambda::EventInvokeConfig
+    Properties:
+      FunctionName: !Ref Other
+      Qualifier: $LATEST
+      MaximumRetryAttempts: 0
+      DestinationConfig:
+        OnFailure:
+          Destination: !GetAtt Fn.Arn
+");
+        let a = &function(&stack, "Fn").config.async_config;
+        assert_eq!(a.max_retry_attempts, 1);
+        assert_eq!(a.max_event_age, std::time::Duration::from_secs(120));
+        assert_eq!(
+            a.on_success.as_deref(),
+            Some("arn:aws:lambda:us-east-1:123456789012:function:Other")
+        );
+        assert_eq!(
+            a.on_failure.as_deref(),
+            Some("arn:aws:sqs:us-east-1:123456789012:FnEventInvokeConfigOnFailureQueue")
+        );
+        assert!(
+            a.dead_letter
+                .as_deref()
+                .is_some_and(|arn| arn.starts_with("arn:aws:sqs:")),
+            "{a:?}"
+        );
+        let o = &function(&stack, "Other").config.async_config;
+        assert_eq!(o.max_retry_attempts, 0);
+        assert_eq!(
+            o.on_failure.as_deref(),
+            Some("arn:aws:lambda:us-east-1:123456789012:function:Fn")
+        );
+        assert_eq!(
+            o.dead_letter.as_deref(),
+            Some("arn:aws:sns:us-east-1:123456789012:dead")
+        );
+        assert!(
+            !stack.not_emulated.iter().any(|(id, _)| id == "OtherAsync"),
+            "{:?}",
+            stack.not_emulated
+        );
+
+        let bad = err("
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn
+      Runtime: provided.al2023
+      EventInvokeConfig:
+        MaximumRetryAttempts: 3
+");
+        assert!(
+            bad.contains("Resources.Fn.Properties.EventInvokeConfig.MaximumRetryAttempts")
+                && bad.contains("0, 1 or 2"),
+            "{bad}"
+        );
     }
 
     /// Hostile input: every example template cut short, with a line dropped, or with a
