@@ -1,7 +1,6 @@
-//! The WebSocket bench's clients: WebSocket connections (TCP_NODELAY, opened many at a time with
-//! a bound on how many handshakes are in flight), sequential round trips on one connection, idle
-//! connections that drain every frame and report when each text frame arrived, and an HTTP/1.1
-//! keep-alive connection for `@connections` and `/broadcast` POSTs.
+//! The WebSocket clients: connections (TCP_NODELAY, opened many at a time with a bound on the
+//! handshakes in flight), sequential round trips on one connection, and idle connections that
+//! drain every frame and report when each arrived. HTTP POSTs go through the core's client.
 //!
 //! Every wait is bounded ([`ANSWER_LIMIT`], [`CLOSE_LIMIT`]) and every socket is closed: a
 //! [`Crowd`] closes its connections politely on [`Crowd::close`], and aborts (drops) them if it is
@@ -14,10 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -345,47 +340,6 @@ async fn listen(
         Ok(Ok(())) => Ended::Closed,
         Ok(Err(err)) => Ended::Broken(format!("closing: {err:#}")),
         Err(_) => Ended::Broken(format!("no close frame within {CLOSE_LIMIT:?}")),
-    }
-}
-
-/// An HTTP/1.1 keep-alive connection with TCP_NODELAY. Dropping it ends its connection task.
-#[derive(Debug)]
-pub struct Http {
-    addr: SocketAddr,
-    sender: SendRequest<Full<Bytes>>,
-}
-
-impl Http {
-    pub async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        // Ends when `sender` is dropped or the server closes.
-        tokio::spawn(connection);
-        Ok(Self { addr, sender })
-    }
-
-    /// POSTs `body` to `path`; the status and the whole answer, within [`ANSWER_LIMIT`].
-    pub async fn post(&mut self, path: &str, body: Bytes) -> anyhow::Result<(StatusCode, Bytes)> {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(header::HOST, self.addr.to_string())
-            .header(header::CONTENT_TYPE, "text/plain")
-            .body(Full::new(body))?;
-        let exchange = async {
-            self.sender.ready().await?;
-            let answer = self.sender.send_request(request).await?;
-            let status = answer.status();
-            let body = answer.into_body().collect().await?.to_bytes();
-            anyhow::Ok((status, body))
-        };
-        match timeout(ANSWER_LIMIT, exchange).await {
-            Ok(answer) => answer,
-            Err(_) => bail!("no answer within {ANSWER_LIMIT:?}"),
-        }
     }
 }
 

@@ -13,46 +13,46 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use http::StatusCode;
+use http::{Method, StatusCode};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::stats::Summary;
-use crate::ws_client::{self, Closing, Crowd, Http, MESSAGE_LEN, Opened, Ws};
-use crate::ws_up::{ChatConfig, ChatUp, Cpu, STAGE};
+use super::client::{self as ws_client, Closing, Crowd, MESSAGE_LEN, Opened, Ws};
+use super::{Chat, STAGE};
+use crate::core::http::Http;
+use crate::core::stack::Coldstart;
+use crate::core::stats::Summary;
 
-/// How much each measurement does. `--quick` cuts every count by 10x.
+/// How much each measurement does (`--quick` cuts the counts by 10).
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub quick: bool,
-    /// Round trips on the single connection before measuring, and measured.
+    /// Round trips on one connection: warm-up and measured. Default: 300, 4,000.
     pub rt_warmup: usize,
     pub rt_count: usize,
-    /// Connections of the parallel round trips, and each one's warm-up and measured round trips.
+    /// Parallel round trips: connections, and each one's warm-up and measured. Default: 8, 100, 500.
     pub rt_parallel: usize,
     pub rt_parallel_warmup: usize,
     pub rt_parallel_count: usize,
-    /// Idle connections the POSTs go to, and the HTTP/1.1 keep-alive connections that send them.
+    /// Idle clients the POSTs go to, the keep-alive connections that send them, warm-up POSTs,
+    /// measured POSTs and their time limit. Default: 64, 16, 5,000, 200,000, 30 s.
     pub post_clients: usize,
     pub post_connections: usize,
-    /// POSTs before measuring, measured POSTs, and the time limit of the measured ones.
     pub post_warmup: usize,
     pub post_total: usize,
     pub post_limit: Duration,
-    /// Connections to open and hold.
+    /// Connections to open and hold. Default: 10,000.
     pub held: usize,
-    /// Handshakes in flight at once while opening many connections. Below the chat's concurrency
-    /// (10 sandboxes): a `$connect` that waits for a free sandbox longer than coldstart's
-    /// throttle delay is refused with 429, as Lambda refuses it.
+    /// Handshakes in flight at once: below the chat's concurrency (10), so that no `$connect`
+    /// waits past coldstart's throttle delay and is refused with 429. Default: 8.
     pub connect_in_flight: usize,
-    /// How long opening the connections may take.
+    /// How long opening the connections may take. Default: 300 s.
     pub connect_limit: Duration,
-    /// Connections on the fan-out channel, and the measured broadcasts (after one warm-up).
+    /// Fan-out: connections, measured broadcasts (after one warm-up), and how long one may take.
+    /// Default: 1,000, 11, 30 s.
     pub fanout_clients: usize,
     pub fanout_runs: usize,
-    /// How long one broadcast may take to reach everyone.
     pub broadcast_limit: Duration,
 }
 
@@ -60,7 +60,6 @@ impl Plan {
     pub fn new(quick: bool) -> Self {
         let cut = |n: usize| if quick { n / 10 } else { n };
         Self {
-            quick,
             rt_warmup: cut(300),
             rt_count: cut(4_000),
             rt_parallel: 8,
@@ -85,7 +84,7 @@ impl Plan {
 #[derive(Debug, Clone, Copy)]
 pub enum Ids<'a> {
     /// The chat's SQLite table: each client connects on a channel of its own.
-    Sqlite(&'a ChatConfig),
+    Sqlite(&'a Chat),
     /// The peer's handler answers `{"action":"whoami"}` with the connection's id.
     Whoami,
 }
@@ -103,13 +102,13 @@ pub struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    /// `coldstart up` serving `config`.
-    pub fn coldstart(config: &'a ChatConfig) -> Self {
+    /// `coldstart up` serving `chat`.
+    pub fn coldstart(chat: &'a Chat) -> Self {
         Self {
-            addr: config.ws,
+            addr: chat.ws,
             ws_path: "/staging",
             connections_prefix: "/staging",
-            ids: Ids::Sqlite(config),
+            ids: Ids::Sqlite(chat),
         }
     }
 
@@ -147,8 +146,9 @@ pub struct RoundTrip {
     /// Measured round trips per second, all connections together (from the first measured send
     /// to the last measured echo).
     pub rate: f64,
-    /// The CPU time the whole measurement took (warm-up, connections and all), when known.
-    pub cpu: Option<Cpu>,
+    /// CPU time the whole measurement took (warm-up, connections and all) of coldstart, its
+    /// sandboxes and the bench, in ns, when known.
+    pub cpu: Option<[u64; 3]>,
 }
 
 impl RoundTrip {
@@ -233,8 +233,6 @@ async fn close(mut ws: Ws) {
 /// `@connections` POSTs to idle connections.
 #[derive(Debug, Default)]
 pub struct Posts {
-    pub clients: usize,
-    pub connections: usize,
     pub warmup: Load,
     pub load: Load,
     /// Frames the clients received of the measured POSTs answered 2xx; should equal `load.ok`.
@@ -324,8 +322,6 @@ pub async fn posts(target: &Target<'_>, plan: &Plan) -> anyhow::Result<Posts> {
     let closing = crowd.close().await;
     report_broken("posts", &closing);
     Ok(Posts {
-        clients: plan.post_clients,
-        connections: plan.post_connections,
         warmup,
         load,
         received,
@@ -400,9 +396,12 @@ impl Posting {
                         break;
                     }
                     load.sent += 1;
-                    match http.post(&paths[n % paths.len()], body.clone()).await {
-                        Ok((status, _)) if status.is_success() => load.ok += 1,
-                        Ok((status, _)) => {
+                    match http
+                        .send(Method::POST, &paths[n % paths.len()], body.clone())
+                        .await
+                    {
+                        Ok((status, _, _)) if status.is_success() => load.ok += 1,
+                        Ok((status, _, _)) => {
                             load.other += 1;
                             load.other_status = Some(status);
                         }
@@ -459,16 +458,17 @@ pub struct Broadcast {
 
 /// Opens `plan.held` connections on one channel, `plan.connect_in_flight` handshakes at a time,
 /// reads `up`'s memory before and after, then broadcasts one message to all of them.
-pub async fn held(up: ChatUp, config: &ChatConfig, plan: &Plan) -> anyhow::Result<Held> {
-    let rss_before = up.rss()?;
+pub async fn held(up: Coldstart, config: &Chat, plan: &Plan) -> anyhow::Result<Held> {
+    let rss = || crate::core::process::resident_bytes(up.pid()?, "VmRSS");
+    let rss_before = rss()?;
     let (mut crowd, opened) = crowd_on(config, "held", plan.held, plan).await;
-    let rss_after = up.rss()?;
+    let rss_after = rss()?;
     let mut http = Http::connect(config.http).await?;
     let check = broadcast(&mut http, &mut crowd, "held", "held-check", plan).await;
     drop(http);
     let started = Instant::now();
     let closing = crowd.close().await;
-    let notes = up.stop()?;
+    let notes = up.stop_within(super::STOP_GRACE)?;
     let teardown = started.elapsed();
     let disconnects_throttled = notes
         .iter()
@@ -489,12 +489,7 @@ pub async fn held(up: ChatUp, config: &ChatConfig, plan: &Plan) -> anyhow::Resul
 
 /// Opens `count` connections on `channel` of the chat's WebSocket API, `plan.connect_in_flight`
 /// handshakes at a time.
-async fn crowd_on(
-    config: &ChatConfig,
-    channel: &str,
-    count: usize,
-    plan: &Plan,
-) -> (Crowd, Opened) {
+async fn crowd_on(config: &Chat, channel: &str, count: usize, plan: &Plan) -> (Crowd, Opened) {
     let mut crowd = Crowd::default();
     let path = format!("/{STAGE}?channel={channel}");
     let opened = crowd
@@ -523,7 +518,9 @@ async fn broadcast(
     let path = format!("/broadcast?channel={channel}");
     let started = Instant::now();
     let posting = async {
-        let answer = http.post(&path, Bytes::from(text.to_owned())).await;
+        let answer = http
+            .send(Method::POST, &path, Bytes::from(text.to_owned()))
+            .await;
         (answer, started.elapsed())
     };
     let ((answer, answered), got) = tokio::join!(posting, crowd.await_text(text, everyone, limit));
@@ -532,7 +529,7 @@ async fn broadcast(
         .max()
         .map_or(limit, |last| last.duration_since(started));
     let (status, body) = match answer {
-        Ok((status, body)) => (Some(status), String::from_utf8_lossy(&body).into_owned()),
+        Ok((status, _, body)) => (Some(status), String::from_utf8_lossy(&body).into_owned()),
         Err(err) => (None, format!("{err:#}")),
     };
     Broadcast {
@@ -570,7 +567,7 @@ impl FanOut {
 
 /// Opens `plan.fanout_clients` connections on one channel, then broadcasts to them one warm-up
 /// and `plan.fanout_runs` measured times, each after the last reached everyone.
-pub async fn fan_out(config: &ChatConfig, plan: &Plan) -> anyhow::Result<FanOut> {
+pub async fn fan_out(config: &Chat, plan: &Plan) -> anyhow::Result<FanOut> {
     let (mut crowd, opened) = crowd_on(config, "fan", plan.fanout_clients, plan).await;
     if opened.ok == 0 {
         bail!("no connection opened: {:?}", opened.last_error);
