@@ -6,9 +6,9 @@
 #   bench/run.sh [--quick] url up     # some scenarios: invoke url up stream adapter websocket template
 #   bench/run.sh --with-peer websocket   # first installs serverless-offline (npm ci) for the peer rows
 #
-# Builds every release binary the scenarios run, once, then runs target/release/coldstart-bench
-# for each scenario. Peers are measured where installed (cargo-lambda, serverless-offline,
-# boto3): a missing one is a `skipped` line, never a failure.
+# Builds every release binary the scenarios run, once, then runs coldstart-bench (in
+# ${CARGO_TARGET_DIR:-target}/release) for each scenario. Peers are measured where installed
+# (cargo-lambda, serverless-offline, boto3): a missing one is a `skipped` line, never a failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -39,8 +39,9 @@ fi
 # 10,000 WebSocket connections need 10,000 sockets on each side: the soft limit up to the hard one.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+bench="${CARGO_TARGET_DIR:-target}/release/coldstart-bench"
 status=0
 for scenario in "${scenarios[@]}"; do
-    target/release/coldstart-bench "${quick[@]}" "$scenario" || status=1
+    "$bench" "${quick[@]}" "$scenario" || status=1
 done
 exit $status

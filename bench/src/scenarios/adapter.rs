@@ -175,7 +175,7 @@ fn measure(
         table.line(format!("1st req {label:<40} {} ms", millis(*ms)));
     }
     let p50 = |i: usize| rows[i].summary.p50.as_secs_f64() * 1e6;
-    for (door, i) in [("BUFFERED", 2), ("RESPONSE_STREAM", 3)] {
+    for (door, i) in [("BUFFERED", 2), ("STREAM", 3)] {
         let added = p50(i) - p50(1);
         table.goal(
             &format!("added latency, {door} (p50 - direct p50, us)"),
