@@ -58,44 +58,56 @@ pub struct Target {
     pub label: String,
     pub addr: SocketAddr,
     pub path: String,
-    /// POST the payload and expect it back (an echo), or GET and accept any 200.
+    /// POST (with the payload as a JSON body) or GET.
+    pub method: Method,
+    /// The payload must come back (an echo); otherwise any 2xx is right.
     pub echo: bool,
 }
 
 impl Target {
-    /// POSTs of the payload to `path`, which must come back.
-    pub fn echo(label: impl Into<String>, addr: SocketAddr, path: impl Into<String>) -> Self {
+    fn new(
+        label: impl Into<String>,
+        addr: SocketAddr,
+        path: impl Into<String>,
+        method: Method,
+        echo: bool,
+    ) -> Self {
         let (label, path) = (label.into(), path.into());
         Self {
             label,
             addr,
             path,
-            echo: true,
+            method,
+            echo,
         }
     }
 
-    /// GETs of `path`; any 200 is right.
+    /// POSTs of the payload to `path`, which must come back.
+    pub fn echo(label: impl Into<String>, addr: SocketAddr, path: impl Into<String>) -> Self {
+        Self::new(label, addr, path, Method::POST, true)
+    }
+
+    /// POSTs of the payload to `path`; any 2xx is right.
+    pub fn post(label: impl Into<String>, addr: SocketAddr, path: impl Into<String>) -> Self {
+        Self::new(label, addr, path, Method::POST, false)
+    }
+
+    /// GETs of `path`; any 2xx is right.
     pub fn get(label: impl Into<String>, addr: SocketAddr, path: impl Into<String>) -> Self {
-        let (label, path) = (label.into(), path.into());
-        Self {
-            label,
-            addr,
-            path,
-            echo: false,
-        }
+        Self::new(label, addr, path, Method::GET, false)
     }
 
     fn request(&self, payload: &Bytes) -> anyhow::Result<Request<Full<Bytes>>> {
         let builder = Request::builder()
+            .method(self.method.clone())
             .uri(self.path.as_str())
             .header(header::HOST, self.addr.to_string());
-        Ok(if self.echo {
+        Ok(if self.method == Method::POST {
             builder
-                .method(Method::POST)
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Full::new(payload.clone()))?
         } else {
-            builder.method(Method::GET).body(Full::new(Bytes::new()))?
+            builder.body(Full::new(Bytes::new()))?
         })
     }
 }
@@ -103,9 +115,9 @@ impl Target {
 /// What one request got back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// 200 with the expected body.
+    /// 2xx (for an echo, 200 with the payload as the body).
     Right,
-    /// 200 with another body.
+    /// 200 with another body than an echo's.
     Mismatch,
     /// Any other status (429: every sandbox was busy).
     Status(StatusCode),
@@ -295,6 +307,11 @@ pub struct Load {
 }
 
 impl Load {
+    /// Requests sent.
+    pub fn sent(&self) -> usize {
+        self.right + self.mismatches + self.throttled + self.failures
+    }
+
     /// Right answers per second.
     pub fn rate(&self) -> f64 {
         self.right as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -323,10 +340,11 @@ impl Load {
     }
 }
 
-/// `clients` connections, each sending back to back, until `total` requests were sent between
-/// them or `limit` has passed. `request(n)` makes the n-th request (and its target).
+/// `clients` connections to the server of `targets` (one server, several paths), each sending
+/// back to back, until `total` requests were sent between them or `limit` has passed; the n-th
+/// request goes to `targets[n % len]`.
 pub async fn load(
-    target: &Target,
+    targets: &[Target],
     payload: &Bytes,
     clients: usize,
     total: usize,
@@ -338,14 +356,19 @@ pub async fn load(
     let deadline = started + limit;
     let mut tasks = JoinSet::new();
     for _ in 0..clients {
-        let (target, payload, tickets) = (target.clone(), payload.clone(), tickets.clone());
+        let (targets, payload, tickets) = (targets.to_vec(), payload.clone(), tickets.clone());
         tasks.spawn(async move {
             let mut tally = Load::default();
             let run = async {
-                let mut http = Http::connect(target.addr).await?;
-                while tickets.fetch_add(1, Ordering::Relaxed) < total && Instant::now() < deadline {
+                let mut http = Http::connect(targets[0].addr).await?;
+                loop {
+                    let n = tickets.fetch_add(1, Ordering::Relaxed);
+                    if n >= total || Instant::now() >= deadline {
+                        break;
+                    }
+                    let target = &targets[n % targets.len()];
                     let request = target.request(&payload)?;
-                    tally.tally(send(&mut http.sender, request, &target, &payload).await?);
+                    tally.tally(send(&mut http.sender, request, target, &payload).await?);
                 }
                 anyhow::Ok(())
             };
@@ -390,7 +413,7 @@ async fn send(
 ) -> anyhow::Result<Outcome> {
     let (status, body) = exchange(sender, request).await?;
     Ok(match status {
-        StatusCode::OK if !target.echo || body == *payload => Outcome::Right,
+        status if status.is_success() && (!target.echo || body == *payload) => Outcome::Right,
         StatusCode::OK => Outcome::Mismatch,
         other => Outcome::Status(other),
     })
@@ -553,7 +576,13 @@ mod tests {
             .expect("measured");
         assert_eq!((rows[0].summary.count, rows[0].firsts.count), (12, 3));
         assert_eq!(rows[1].mismatches + rows[1].failures, 0);
-        let load = rt.block_on(load(&targets[0], &payload, 2, 50, Duration::from_secs(10)));
+        let load = rt.block_on(load(
+            &targets[..1],
+            &payload,
+            2,
+            50,
+            Duration::from_secs(10),
+        ));
         assert_eq!((load.right, load.broken), (50, 0));
     }
 }

@@ -239,23 +239,6 @@ impl Output for Listening {
     }
 }
 
-/// Spawns `command` in a group of its own, as a bare guard (no piped output); see [`Server`].
-pub fn spawn_bare(name: &str, mut command: Command) -> anyhow::Result<Server> {
-    command.stdout(Stdio::null()).stderr(Stdio::null());
-    let child = command
-        .stdin(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("could not start {name}"))?;
-    let (_, drained) = mpsc::channel();
-    Ok(Server {
-        name: name.into(),
-        child: Some(child),
-        kept: Arc::default(),
-        drained,
-    })
-}
-
 /// `N` distinct free loopback ports, for servers that take a port number rather than a listener:
 /// bound together, then released. Should another process take one meanwhile, the server fails to
 /// bind and exits, which waiting for it to serve reports.

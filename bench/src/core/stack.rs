@@ -69,6 +69,15 @@ impl Output for ReadyJson {
     }
 }
 
+/// `coldstart SUBCOMMAND --listen 127.0.0.1:0 --ready-json`, logging warnings and errors only.
+fn command(coldstart: &Path, subcommand: &str) -> Command {
+    let mut command = Command::new(coldstart);
+    command
+        .args([subcommand, "--listen", "127.0.0.1:0", "--ready-json"])
+        .env("COLDSTART_LOG", "warn");
+    command
+}
+
 /// A running `coldstart up` or `coldstart run` and its sandboxes, none of which outlive it.
 #[derive(Debug)]
 pub struct Coldstart {
@@ -81,16 +90,16 @@ pub struct Coldstart {
 impl Coldstart {
     /// `coldstart up [OPTIONS] --listen 127.0.0.1:0 --ready-json --config CONFIG`.
     pub fn up(coldstart: &Path, options: &[&str], config: &Path) -> anyhow::Result<Self> {
-        let mut command = Command::new(coldstart);
-        command.arg("up").args(options).arg("--config").arg(config);
+        let mut command = command(coldstart, "up");
+        command.args(options).arg("--config").arg(config);
         Self::start("coldstart up", command)
     }
 
     /// `coldstart up --template TEMPLATE` from the template's folder, with every port free.
     pub fn up_template(coldstart: &Path, template: &Path) -> anyhow::Result<Self> {
-        let mut command = Command::new(coldstart);
+        let mut command = command(coldstart, "up");
         command
-            .args(["up", "--no-build", "--port-base", "0", "--template"])
+            .args(["--no-build", "--port-base", "0", "--template"])
             .arg(template)
             .current_dir(template.parent().unwrap_or(Path::new(".")));
         Self::start("coldstart up", command)
@@ -102,8 +111,7 @@ impl Coldstart {
         bootstrap: &Path,
         concurrency: Option<usize>,
     ) -> anyhow::Result<Self> {
-        let mut command = Command::new(coldstart);
-        command.arg("run");
+        let mut command = command(coldstart, "run");
         if let Some(n) = concurrency {
             command.args(["--concurrency", &n.to_string()]);
         }
@@ -112,18 +120,7 @@ impl Coldstart {
     }
 
     fn start(name: &str, command: Command) -> anyhow::Result<Self> {
-        // `--listen` and `--ready-json` are options of the subcommand: before any `--`.
-        let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
-        let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
-        let mut full = Command::new(command.get_program());
-        full.args(&args[..split])
-            .args(["--listen", "127.0.0.1:0", "--ready-json"])
-            .args(&args[split..])
-            .env("COLDSTART_LOG", "warn");
-        if let Some(dir) = command.get_current_dir() {
-            full.current_dir(dir);
-        }
-        let (server, endpoints, ready_at) = Server::start(name, full, ReadyJson, READY_LIMIT)?;
+        let (server, endpoints, ready_at) = Server::start(name, command, ReadyJson, READY_LIMIT)?;
         Ok(Self {
             server,
             endpoints,

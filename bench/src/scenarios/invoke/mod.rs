@@ -211,8 +211,13 @@ fn sequential_table(rows: &[Latency], rounds: Rounds) -> Table {
 /// (a tenth in quick mode), each within [`LOAD_LIMIT`].
 fn load(cx: &Context, payload: &Bytes, target: &Target) -> (String, Load, Load) {
     let run = |total| {
-        cx.rt
-            .block_on(http::load(target, payload, CLIENTS, total, LOAD_LIMIT))
+        cx.rt.block_on(http::load(
+            std::slice::from_ref(target),
+            payload,
+            CLIENTS,
+            total,
+            LOAD_LIMIT,
+        ))
     };
     let warmup = run(cx.cut(2_000));
     (target.label.clone(), warmup, run(cx.cut(40_000)))

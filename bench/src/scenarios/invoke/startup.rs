@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::core::process;
+use crate::core::process::{NoBanner, Server};
 
 /// The longest a function may take to call `next`.
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
@@ -50,7 +50,7 @@ pub async fn time_to_first_next(program: &Path) -> anyhow::Result<Duration> {
         .env(env::FUNCTION_MEMORY_SIZE, "128")
         .env(env::FUNCTION_VERSION, invoke::LATEST);
     let started = Instant::now();
-    let process = process::spawn_bare("the function", command)?;
+    let (process, _) = Server::spawn("the function", command, NoBanner(&[]))?;
     let arrived = tokio::time::timeout(STARTUP_LIMIT, next_rx.recv()).await;
     drop(process);
     match arrived {

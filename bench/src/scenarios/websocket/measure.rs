@@ -7,13 +7,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ::http::{Method, StatusCode};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use http::{Method, StatusCode};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
@@ -21,9 +20,16 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::client::{self as ws_client, Closing, Crowd, MESSAGE_LEN, Opened, Ws};
 use super::{Chat, STAGE};
-use crate::core::http::Http;
+use crate::core::http::{self, Http, Load};
 use crate::core::stack::Coldstart;
 use crate::core::stats::Summary;
+
+/// Every byte but RFC 3986's unreserved ones is percent-encoded in a connection id.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// How much each measurement does (`--quick` cuts the counts by 10).
 #[derive(Debug, Clone)]
@@ -118,18 +124,7 @@ impl<'a> Target<'a> {
 
     /// `…/@connections/{id}`, the id percent-encoded (API Gateway's ids end in `=`).
     fn connections_path(&self, id: &str) -> String {
-        let mut encoded = String::with_capacity(id.len() + 4);
-        for c in id.chars() {
-            match c {
-                'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' | '~' => encoded.push(c),
-                other => {
-                    let mut buf = [0; 4];
-                    for byte in other.encode_utf8(&mut buf).bytes() {
-                        encoded.push_str(&format!("%{byte:02X}"));
-                    }
-                }
-            }
-        }
+        let encoded = percent_encoding::utf8_percent_encode(id, UNRESERVED);
         format!("{}/@connections/{encoded}", self.connections_prefix)
     }
 }
@@ -235,40 +230,8 @@ async fn close(mut ws: Ws) {
 pub struct Posts {
     pub warmup: Load,
     pub load: Load,
-    /// Frames the clients received of the measured POSTs answered 2xx; should equal `load.ok`.
+    /// Frames the clients received of the measured POSTs answered 2xx; should equal `load.right`.
     pub received: usize,
-}
-
-/// What a run of POSTs got.
-#[derive(Debug, Default)]
-pub struct Load {
-    pub sent: usize,
-    /// Answered 2xx: 200 from coldstart (as API Gateway answers), 204 from serverless-offline.
-    pub ok: usize,
-    /// Answered otherwise, and the last such status.
-    pub other: usize,
-    pub other_status: Option<StatusCode>,
-    /// Connections that broke, and why the last did.
-    pub broken: usize,
-    pub broken_reason: Option<String>,
-    /// From the first POST to the last answer.
-    pub elapsed: Duration,
-}
-
-impl Load {
-    /// POSTs answered 2xx per second.
-    pub fn rate(&self) -> f64 {
-        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    fn merge(&mut self, other: Self) {
-        self.sent += other.sent;
-        self.ok += other.ok;
-        self.other += other.other;
-        self.other_status = other.other_status.or(self.other_status);
-        self.broken += other.broken;
-        self.broken_reason = other.broken_reason.or(self.broken_reason.take());
-    }
 }
 
 /// Opens `plan.post_clients` idle connections to `target`, finds their ids, then POSTs a
@@ -298,27 +261,31 @@ pub async fn posts(target: &Target<'_>, plan: &Plan) -> anyhow::Result<Posts> {
             }
         }
     }
-    let paths = ids.iter().map(|id| target.connections_path(id)).collect();
+    let targets: Vec<http::Target> = ids
+        .iter()
+        .map(|id| http::Target::post("@connections", target.addr, target.connections_path(id)))
+        .collect();
     let body = Bytes::from(ws_client::message("post", 0));
     debug_assert_eq!(body.len(), MESSAGE_LEN);
-    let posting = Posting {
-        addr: target.addr,
-        paths: Arc::new(paths),
-        connections: plan.post_connections,
-        limit: plan.post_limit,
-        body,
+    let run = |total| {
+        http::load(
+            &targets,
+            &body,
+            plan.post_connections,
+            total,
+            plan.post_limit,
+        )
     };
-
-    let warmup = posting.run(plan.post_warmup).await?;
-    let warm_frames = count_frames(&mut crowd, warmup.ok).await;
-    if warm_frames != warmup.ok {
+    let warmup = run(plan.post_warmup).await;
+    let warm_frames = count_frames(&mut crowd, warmup.right).await;
+    if warm_frames != warmup.right {
         bail!(
             "the clients received {warm_frames} frames of the {} warm-up POSTs answered 2xx",
-            warmup.ok
+            warmup.right
         );
     }
-    let load = posting.run(plan.post_total).await?;
-    let received = count_frames(&mut crowd, load.ok).await;
+    let load = run(plan.post_total).await;
+    let received = count_frames(&mut crowd, load.right).await;
     let closing = crowd.close().await;
     report_broken("posts", &closing);
     Ok(Posts {
@@ -358,70 +325,6 @@ async fn whoami(ws: &mut Ws) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_owned)
         .with_context(|| format!("whoami answered {answer}"))
-}
-
-/// `@connections` POSTs of one body to several connections' paths in turn, from several
-/// keep-alive connections, one request at a time each.
-#[derive(Debug)]
-struct Posting {
-    /// The `@connections` server.
-    addr: SocketAddr,
-    /// `…/@connections/{id}` of each receiving connection.
-    paths: Arc<Vec<String>>,
-    /// Keep-alive HTTP/1.1 connections that send the POSTs.
-    connections: usize,
-    /// How long a run may take.
-    limit: Duration,
-    body: Bytes,
-}
-
-impl Posting {
-    /// `total` POSTs, or as many as `limit` allows.
-    async fn run(&self, total: usize) -> anyhow::Result<Load> {
-        let mut https = Vec::with_capacity(self.connections);
-        for _ in 0..self.connections {
-            https.push(Http::connect(self.addr).await?);
-        }
-        let next = Arc::new(AtomicUsize::new(0));
-        let started = Instant::now();
-        let limit = self.limit;
-        let mut tasks = JoinSet::new();
-        for mut http in https {
-            let (next, paths, body) = (next.clone(), self.paths.clone(), self.body.clone());
-            tasks.spawn(async move {
-                let mut load = Load::default();
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= total || started.elapsed() >= limit {
-                        break;
-                    }
-                    load.sent += 1;
-                    match http
-                        .send(Method::POST, &paths[n % paths.len()], body.clone())
-                        .await
-                    {
-                        Ok((status, _, _)) if status.is_success() => load.ok += 1,
-                        Ok((status, _, _)) => {
-                            load.other += 1;
-                            load.other_status = Some(status);
-                        }
-                        Err(err) => {
-                            load.broken += 1;
-                            load.broken_reason = Some(format!("{err:#}"));
-                            break;
-                        }
-                    }
-                }
-                load
-            });
-        }
-        let mut load = Load::default();
-        while let Some(done) = tasks.join_next().await {
-            load.merge(done?);
-        }
-        load.elapsed = started.elapsed();
-        Ok(load)
-    }
 }
 
 /// Connections opened and held on one `coldstart up`.

@@ -332,9 +332,9 @@ fn posts_table(plan: &Plan, posts: &Posts, peer: Option<&Posts>) -> Table {
             *label,
             vec![
                 format!("{:.0}", l.rate()),
-                l.sent.to_string(),
-                l.ok.to_string(),
-                failures(l.other, l.other_status),
+                l.sent().to_string(),
+                l.right.to_string(),
+                failures(l.sent() - l.right, l.failure_status),
                 l.broken.to_string(),
                 p.received.to_string(),
                 format!("{:.2}", l.elapsed.as_secs_f64()),
@@ -345,7 +345,9 @@ fn posts_table(plan: &Plan, posts: &Posts, peer: Option<&Posts>) -> Table {
         let w = &p.warmup;
         table.line(format!(
             "warm-up, {label}: {} x 2xx, {} other, {} broken",
-            w.ok, w.other, w.broken
+            w.right,
+            w.sent() - w.right,
+            w.broken
         ));
     }
     table.goal(
