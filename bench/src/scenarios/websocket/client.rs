@@ -82,28 +82,15 @@ pub async fn next_text(ws: &mut Ws) -> anyhow::Result<Utf8Bytes> {
     }
 }
 
-/// Sequential round trips on one connection.
-#[derive(Debug, Default)]
-pub struct RoundTrips {
-    /// From sending the message to reading its echo, for each measured round trip.
-    pub latencies: Vec<Duration>,
-    /// Echoes that were not the message sent (warm-up included).
-    pub mismatches: usize,
-}
-
-/// Sends `warmup` then `count` messages on `ws`, one at a time, each after the echo of the one
-/// before; the latencies of the last `count` are kept. `tag` makes the messages unique.
+/// Sends `count` messages on `ws`, one at a time, each after the echo of the one before: the
+/// latency of each, and how many echoes were not the message sent. `tag` makes them unique.
 pub async fn round_trips(
     ws: &mut Ws,
     tag: &str,
-    warmup: usize,
     count: usize,
-) -> anyhow::Result<RoundTrips> {
-    let mut trips = RoundTrips {
-        latencies: Vec::with_capacity(count),
-        mismatches: 0,
-    };
-    for seq in 0..warmup + count {
+) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let (mut latencies, mut mismatches) = (Vec::with_capacity(count), 0);
+    for seq in 0..count {
         let sent = message(tag, seq);
         let started = Instant::now();
         ws.send(Message::text(sent.clone()))
@@ -112,15 +99,10 @@ pub async fn round_trips(
         let echo = next_text(ws)
             .await
             .with_context(|| format!("waiting for the echo of message {seq}"))?;
-        let took = started.elapsed();
-        if echo.as_str() != sent {
-            trips.mismatches += 1;
-        }
-        if seq >= warmup {
-            trips.latencies.push(took);
-        }
+        latencies.push(started.elapsed());
+        mismatches += usize::from(echo.as_str() != sent);
     }
-    Ok(trips)
+    Ok((latencies, mismatches))
 }
 
 /// A data frame one of a [`Crowd`]'s connections received.

@@ -174,28 +174,28 @@ pub async fn round_trip(
     for (n, mut ws) in clients.into_iter().enumerate() {
         let warm = warm.clone();
         tasks.spawn(async move {
-            let warmed = ws_client::round_trips(&mut ws, &format!("w{n}"), warmup, 0).await;
+            let warmed = ws_client::round_trips(&mut ws, &format!("w{n}"), warmup).await;
             // Waited for even after a failure, so that the others go on (and end).
             warm.wait().await;
             let started = Instant::now();
             let measured = match warmed {
-                Ok(warmed) => ws_client::round_trips(&mut ws, &format!("m{n}"), 0, each)
+                Ok((_, wrong)) => ws_client::round_trips(&mut ws, &format!("m{n}"), each)
                     .await
-                    .map(|trips| (trips, warmed.mismatches)),
+                    .map(|(latencies, more)| (latencies, wrong + more)),
                 Err(err) => Err(err),
             };
             let ended = Instant::now();
             close(ws).await;
-            measured.map(|(trips, warm_mismatches)| (trips, warm_mismatches, started, ended))
+            measured.map(|(latencies, wrong)| (latencies, wrong, started, ended))
         });
     }
     let mut latencies = Vec::with_capacity(connections * each);
     let mut mismatches = 0;
     let mut span: Option<(Instant, Instant)> = None;
     while let Some(done) = tasks.join_next().await {
-        let (trips, warm_mismatches, started, ended) = done??;
-        latencies.extend(trips.latencies);
-        mismatches += trips.mismatches + warm_mismatches;
+        let (measured, wrong, started, ended) = done??;
+        latencies.extend(measured);
+        mismatches += wrong;
         span = Some(match span {
             None => (started, ended),
             Some((a, b)) => (a.min(started), b.max(ended)),
