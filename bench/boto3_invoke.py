@@ -8,12 +8,12 @@ The first endpoint is `coldstart run` (function `function`); --peer is `cargo la
 
 Python's http.client writes the request headers and the body in two send() calls. A server that
 leaves Nagle's algorithm on (no TCP_NODELAY) or delays its ACK then stalls each request for ~40 ms.
-The target is p99 <= 5 ms. Prints a small plain-text section for bench/results/invoke.txt.
+Prints one JSON line of versions, then one per target with its latencies in ms:
+`coldstart-bench invoke` summarises them like every other figure.
 """
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -25,8 +25,6 @@ from botocore.config import Config
 WARMUP = 50
 CALLS = 500
 PAYLOAD_LEN = 100
-SLOW_MS = 5.0
-TARGET_P99_MS = 5.0
 FUNCTION = "function"
 LABEL = "coldstart + coldstart-runtime echo"
 PEER_FUNCTION = "fx-lr-echo"
@@ -39,13 +37,7 @@ def payload() -> bytes:
     return head + b"x" * (PAYLOAD_LEN - len(head) - len(tail)) + tail
 
 
-def percentile(sorted_ms, p):
-    """Nearest rank, as coldstart-bench's stats module."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_ms)))
-    return sorted_ms[rank - 1]
-
-
-def measure(endpoint, function, body):
+def measure(endpoint, function, body, warmup, calls):
     """WARMUP unmeasured calls, then CALLS measured: (sorted latencies in ms, errors, mismatches)."""
     client = boto3.client(
         "lambda",
@@ -57,25 +49,24 @@ def measure(endpoint, function, body):
     )
     latencies_ms = []
     errors = mismatches = 0
-    for i in range(WARMUP + CALLS):
+    for i in range(warmup + calls):
         started = time.perf_counter()
         try:
             response = client.invoke(FunctionName=function, Payload=body)
             answer = response["Payload"].read()
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
             answer, response = None, None
-            if i >= WARMUP:
+            if i >= warmup:
                 errors += 1
                 print(f"boto3 invoke of {function} failed: {err}", file=sys.stderr)
         elapsed_ms = (time.perf_counter() - started) * 1e3
-        if i < WARMUP:
+        if i < warmup:
             continue
         latencies_ms.append(elapsed_ms)
         if response is not None and (
             response["StatusCode"] != 200 or "FunctionError" in response or answer != body
         ):
             mismatches += 1
-    latencies_ms.sort()
     return latencies_ms, errors, mismatches
 
 
@@ -83,31 +74,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Sequential boto3 invokes against a local endpoint.")
     parser.add_argument("endpoint", help="coldstart run's http://127.0.0.1:PORT")
     parser.add_argument("--peer", metavar="URL", help="cargo lambda watch's http://127.0.0.1:PORT")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the calls")
     args = parser.parse_args()
+    warmup, calls = (WARMUP // 10, CALLS // 10) if args.quick else (WARMUP, CALLS)
     body = payload()
     assert len(body) == PAYLOAD_LEN and json.loads(body)
 
     targets = [(LABEL, args.endpoint, FUNCTION)]
     if args.peer:
         targets.append((PEER_LABEL, args.peer, PEER_FUNCTION))
-    rows = [(label, *measure(endpoint, function, body)) for label, endpoint, function in targets]
-
-    print()
-    print(
-        f"boto3 invoke: {CALLS} sequential calls after {WARMUP} warm-up, {PAYLOAD_LEN}-byte JSON "
-        f"(python {platform.python_version()}, boto3 {boto3.__version__}; ms)"
-    )
-    print(f"{'':<40} {'p50':>8} {'p99':>8} {'max':>8} {'>5 ms':>6} {'errors':>6} {'mismatches':>10}")
-    for label, latencies_ms, errors, mismatches in rows:
-        p50, p99 = percentile(latencies_ms, 50), percentile(latencies_ms, 99)
-        slow = sum(1 for ms in latencies_ms if ms > SLOW_MS)
-        print(
-            f"{label:<40} {p50:>8.2f} {p99:>8.2f} "
-            f"{latencies_ms[-1]:>8.2f} {slow:>6} {errors:>6} {mismatches:>10}"
-        )
-    ours_p99 = percentile(rows[0][1], 99)
-    verdict = "met" if ours_p99 <= TARGET_P99_MS else "MISSED"
-    print(f"  coldstart p99 target <= {TARGET_P99_MS:g} ms: {verdict}")
+    versions = {"python": platform.python_version(), "boto3": boto3.__version__, "calls": calls, "warmup": warmup}
+    print(json.dumps(versions))
+    for label, endpoint, function in targets:
+        latencies_ms, errors, mismatches = measure(endpoint, function, body, warmup, calls)
+        print(json.dumps({"label": label, "ms": latencies_ms, "errors": errors, "mismatches": mismatches}))
     return 0
 
 

@@ -1,111 +1,97 @@
-//! The benchmarks of coldstart against its peers: the code behind the three bench binaries,
-//! `coldstart-bench` (the invoke path), `bench-adapter` (what coldstart-adapter adds) and
-//! `bench-websocket` (the WebSocket APIs), each a thin `main` over these modules.
+//! The benchmarks of coldstart against the loopback floor and its peers: one binary,
+//! `coldstart-bench`, with a subcommand per scenario over one measuring core.
 //!
-//! A bench's `main` is [`cli::Command::main`] around a function that measures and returns its
-//! results table (a `Results` that implements `Display`, headed by [`table::Machine`]), which is
-//! printed and written under `bench/results/`:
+//! Entry point: [`run`] with the scenarios asked for. Each scenario starts what it measures,
+//! measures it, stops it (every process by process group, also on errors and Ctrl-C) and returns
+//! a [`core::report::Report`], printed and written under `bench/results/`:
 //!
 //! ```no_run
-//! use std::fmt;
-//! use std::process::ExitCode;
-//!
-//! use coldstart_bench::cli::{Args, Command};
-//! use coldstart_bench::table::{self, Machine, Size};
-//!
-//! /// One section: the size of this executable.
-//! struct Results {
-//!     machine: Machine,
-//!     quick: bool,
-//!     sizes: Vec<Size>,
-//! }
-//!
-//! impl fmt::Display for Results {
-//!     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-//!         self.machine.header(f, "coldstart size benchmark", self.quick, &[])?;
-//!         table::sizes(f, 20, &self.sizes)
-//!     }
-//! }
-//!
-//! fn main() -> ExitCode {
-//!     // Writes bench/results/size.txt.
-//!     Command::new("bench-size", "size.txt").main(|args: Args| {
-//!         let exe = std::env::current_exe()?;
-//!         Ok(Results {
-//!             machine: Machine::detect(),
-//!             quick: args.quick,
-//!             sizes: vec![Size::of("this bench", &exe)?],
-//!         })
-//!     })
-//! }
+//! // What `coldstart-bench --quick url` does.
+//! coldstart_bench::run(&[coldstart_bench::Scenario::Url], true)?;
+//! # anyhow::Ok(())
 //! ```
 //!
 //! # Layout
-//! Shared by the benches:
-//! - [`cli`]: the command line (`--quick`, `--help`, `--peer DIR`) and how `main` ends: the
-//!   table printed and written to its results file, or the error and exit code 1.
-//! - [`table`]: what every results table shares: the header (date, `nproc`, CPU, `rustc`,
-//!   mode), the binary-size section, cell formatting, writing the results file.
-//! - [`client`]: the HTTP/1.1 load generator and its single-thread runtime.
-//! - [`process`]: the release binaries; child processes killed by process group on drop; servers
-//!   with a start-up banner; `coldstart run`; `/proc/PID/status` memory.
-//! - [`up`]: `coldstart up` with a config in a temporary folder, its endpoint table, and its
-//!   sandboxes, which never outlive it.
-//! - [`tree`]: processes below a pid in `/proc` (ancestry, executable, environment, CPU time),
-//!   and the interrupt guard.
-//! - [`stats`]: percentiles and means.
-//!
-//! The invoke bench (`coldstart-bench`):
-//! - [`measure`]: one function per measurement, and the plan of how much to do.
-//! - [`floor`]: the bare hyper echo server the invoke path is compared with.
-//! - [`startup`]: the stub Runtime API that times spawn → first `next`.
-//! - [`peer`]: `cargo lambda watch`, the optional peer, and why it was skipped.
-//! - [`stream`]: streamed answers read chunk by chunk (event stream or chunked body).
-//! - [`report`]: its results table.
-//!
-//! The adapter bench (`bench-adapter`):
-//! - [`adapter_measure`]: the plan, and the run: start, check, measure, read memory, stop.
-//! - [`adapter_config`]: the release binaries and the temporary `coldstart.toml`.
-//! - [`adapter_app`]: the web app started straight on a free port.
-//! - [`adapter_report`]: its results table.
-//!
-//! The WebSocket bench (`bench-websocket`):
-//! - [`ws_measure`]: one function per measurement, and the plan of how much to do.
-//! - [`ws_client`]: WebSocket clients (round trips, idle connections that drain) and the
-//!   HTTP/1.1 POST client.
-//! - [`ws_up`]: `coldstart up` serving the chat with a config in a temporary folder.
-//! - [`ws_peer`]: serverless-offline, the optional peer, and why it was skipped.
-//! - [`ws_report`]: its results table.
+//! - [`core`]: the measuring core: the HTTP client and the loopback floor, statistics, processes,
+//!   coldstart with `--ready-json`, the results format.
+//! - [`scenarios`]: one module per scenario.
 
-// The crate is not published: its docs are for whoever works on the benches, read with
-// `--document-private-items`, and name the private limits and helpers behind a figure.
-#![allow(
-    rustdoc::private_intra_doc_links,
-    reason = "docs read with --document-private-items"
-)]
+pub mod core;
+pub mod scenarios;
 
-pub mod cli;
-pub mod client;
-pub mod process;
-pub mod stats;
-pub mod table;
-pub mod tree;
-pub mod up;
+use scenarios::Context;
 
-pub mod floor;
-pub mod measure;
-pub mod peer;
-pub mod report;
-pub mod startup;
-pub mod stream;
+/// A scenario, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Scenario {
+    /// Warm invokes and throughput vs the floor, lambda_runtime and cargo-lambda; sizes;
+    /// spawn -> first next; boto3.
+    Invoke,
+    /// Warm Function URL GETs vs the floor.
+    Url,
+    /// `coldstart up` from spawn until every endpoint answered; its first invoke.
+    Up,
+    /// Response streaming: time to first byte, 100 MiB, memory.
+    Stream,
+    /// What coldstart-adapter adds to a web app's request.
+    Adapter,
+    /// The chat example: round trips, @connections POSTs, connections held, fan-out.
+    Websocket,
+    /// Reading a 1,000-resource template; `up --no-build` on the chat template.
+    Template,
+    /// Every scenario above, in that order.
+    All,
+}
 
-pub mod adapter_app;
-pub mod adapter_config;
-pub mod adapter_measure;
-pub mod adapter_report;
+impl Scenario {
+    /// Every scenario `All` stands for.
+    pub const EACH: [Self; 7] = [
+        Self::Invoke,
+        Self::Url,
+        Self::Up,
+        Self::Stream,
+        Self::Adapter,
+        Self::Websocket,
+        Self::Template,
+    ];
 
-pub mod ws_client;
-pub mod ws_measure;
-pub mod ws_peer;
-pub mod ws_report;
-pub mod ws_up;
+    fn run(self, cx: &Context) -> anyhow::Result<core::report::Report> {
+        match self {
+            Self::Invoke => scenarios::invoke::run(cx),
+            Self::Url => scenarios::url::run(cx),
+            Self::Up => scenarios::up::run(cx),
+            Self::Stream => scenarios::stream::run(cx),
+            Self::Adapter => scenarios::adapter::run(cx),
+            Self::Websocket => scenarios::websocket::run(cx),
+            Self::Template => scenarios::template::run(cx),
+            Self::All => anyhow::bail!("`all` is not one scenario"),
+        }
+    }
+}
+
+/// Runs `scenarios` in turn (`All` expands to each), publishing each report; a failed scenario
+/// does not stop the next. The error names every scenario that failed.
+pub fn run(scenarios: &[Scenario], quick: bool) -> anyhow::Result<()> {
+    // First, before any other thread exists.
+    core::process::kill_children_on_interrupt()?;
+    let cx = Context {
+        quick,
+        rt: core::http::runtime()?,
+    };
+    let mut failed = Vec::new();
+    for &scenario in scenarios {
+        let each = if scenario == Scenario::All {
+            &Scenario::EACH[..]
+        } else {
+            &[scenario][..]
+        };
+        for scenario in each {
+            if let Err(err) = scenario.run(&cx).and_then(|report| report.publish()) {
+                eprintln!("coldstart-bench: {scenario:?} failed: {err:#}");
+                failed.push(format!("{scenario:?}"));
+            }
+        }
+    }
+    anyhow::ensure!(failed.is_empty(), "failed: {}", failed.join(", "));
+    Ok(())
+}

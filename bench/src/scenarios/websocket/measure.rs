@@ -7,52 +7,58 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ::http::{Method, StatusCode};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use http::StatusCode;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::stats::Summary;
-use crate::ws_client::{self, Closing, Crowd, Http, MESSAGE_LEN, Opened, Ws};
-use crate::ws_up::{ChatConfig, ChatUp, Cpu, STAGE};
+use super::client::{self as ws_client, Closing, Crowd, MESSAGE_LEN, Opened, Ws};
+use super::{Chat, STAGE};
+use crate::core::http::{self, Http, Load};
+use crate::core::stack::Coldstart;
+use crate::core::stats::Summary;
 
-/// How much each measurement does. `--quick` cuts every count by 10x.
+/// Every byte but RFC 3986's unreserved ones is percent-encoded in a connection id.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// How much each measurement does (`--quick` cuts the counts by 10).
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub quick: bool,
-    /// Round trips on the single connection before measuring, and measured.
+    /// Round trips on one connection: warm-up and measured. Default: 300, 4,000.
     pub rt_warmup: usize,
     pub rt_count: usize,
-    /// Connections of the parallel round trips, and each one's warm-up and measured round trips.
+    /// Parallel round trips: connections, and each one's warm-up and measured. Default: 8, 100, 500.
     pub rt_parallel: usize,
     pub rt_parallel_warmup: usize,
     pub rt_parallel_count: usize,
-    /// Idle connections the POSTs go to, and the HTTP/1.1 keep-alive connections that send them.
+    /// Idle clients the POSTs go to, the keep-alive connections that send them, warm-up POSTs,
+    /// measured POSTs and their time limit. Default: 64, 16, 5,000, 200,000, 30 s.
     pub post_clients: usize,
     pub post_connections: usize,
-    /// POSTs before measuring, measured POSTs, and the time limit of the measured ones.
     pub post_warmup: usize,
     pub post_total: usize,
     pub post_limit: Duration,
-    /// Connections to open and hold.
+    /// Connections to open and hold. Default: 10,000.
     pub held: usize,
-    /// Handshakes in flight at once while opening many connections. Below the chat's concurrency
-    /// (10 sandboxes): a `$connect` that waits for a free sandbox longer than coldstart's
-    /// throttle delay is refused with 429, as Lambda refuses it.
+    /// Handshakes in flight at once: below the chat's concurrency (10), so that no `$connect`
+    /// waits past coldstart's throttle delay and is refused with 429. Default: 8.
     pub connect_in_flight: usize,
-    /// How long opening the connections may take.
+    /// How long opening the connections may take. Default: 300 s.
     pub connect_limit: Duration,
-    /// Connections on the fan-out channel, and the measured broadcasts (after one warm-up).
+    /// Fan-out: connections, measured broadcasts (after one warm-up), and how long one may take.
+    /// Default: 1,000, 11, 30 s.
     pub fanout_clients: usize,
     pub fanout_runs: usize,
-    /// How long one broadcast may take to reach everyone.
     pub broadcast_limit: Duration,
 }
 
@@ -60,7 +66,6 @@ impl Plan {
     pub fn new(quick: bool) -> Self {
         let cut = |n: usize| if quick { n / 10 } else { n };
         Self {
-            quick,
             rt_warmup: cut(300),
             rt_count: cut(4_000),
             rt_parallel: 8,
@@ -85,7 +90,7 @@ impl Plan {
 #[derive(Debug, Clone, Copy)]
 pub enum Ids<'a> {
     /// The chat's SQLite table: each client connects on a channel of its own.
-    Sqlite(&'a ChatConfig),
+    Sqlite(&'a Chat),
     /// The peer's handler answers `{"action":"whoami"}` with the connection's id.
     Whoami,
 }
@@ -103,13 +108,13 @@ pub struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    /// `coldstart up` serving `config`.
-    pub fn coldstart(config: &'a ChatConfig) -> Self {
+    /// `coldstart up` serving `chat`.
+    pub fn coldstart(chat: &'a Chat) -> Self {
         Self {
-            addr: config.ws,
+            addr: chat.ws,
             ws_path: "/staging",
             connections_prefix: "/staging",
-            ids: Ids::Sqlite(config),
+            ids: Ids::Sqlite(chat),
         }
     }
 
@@ -119,18 +124,7 @@ impl<'a> Target<'a> {
 
     /// `…/@connections/{id}`, the id percent-encoded (API Gateway's ids end in `=`).
     fn connections_path(&self, id: &str) -> String {
-        let mut encoded = String::with_capacity(id.len() + 4);
-        for c in id.chars() {
-            match c {
-                'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' | '~' => encoded.push(c),
-                other => {
-                    let mut buf = [0; 4];
-                    for byte in other.encode_utf8(&mut buf).bytes() {
-                        encoded.push_str(&format!("%{byte:02X}"));
-                    }
-                }
-            }
-        }
+        let encoded = percent_encoding::utf8_percent_encode(id, UNRESERVED);
         format!("{}/@connections/{encoded}", self.connections_prefix)
     }
 }
@@ -147,8 +141,9 @@ pub struct RoundTrip {
     /// Measured round trips per second, all connections together (from the first measured send
     /// to the last measured echo).
     pub rate: f64,
-    /// The CPU time the whole measurement took (warm-up, connections and all), when known.
-    pub cpu: Option<Cpu>,
+    /// CPU time the whole measurement took (warm-up, connections and all) of coldstart, its
+    /// sandboxes and the bench, in ns, when known.
+    pub cpu: Option<[u64; 3]>,
 }
 
 impl RoundTrip {
@@ -179,28 +174,28 @@ pub async fn round_trip(
     for (n, mut ws) in clients.into_iter().enumerate() {
         let warm = warm.clone();
         tasks.spawn(async move {
-            let warmed = ws_client::round_trips(&mut ws, &format!("w{n}"), warmup, 0).await;
+            let warmed = ws_client::round_trips(&mut ws, &format!("w{n}"), warmup).await;
             // Waited for even after a failure, so that the others go on (and end).
             warm.wait().await;
             let started = Instant::now();
             let measured = match warmed {
-                Ok(warmed) => ws_client::round_trips(&mut ws, &format!("m{n}"), 0, each)
+                Ok((_, wrong)) => ws_client::round_trips(&mut ws, &format!("m{n}"), each)
                     .await
-                    .map(|trips| (trips, warmed.mismatches)),
+                    .map(|(latencies, more)| (latencies, wrong + more)),
                 Err(err) => Err(err),
             };
             let ended = Instant::now();
             close(ws).await;
-            measured.map(|(trips, warm_mismatches)| (trips, warm_mismatches, started, ended))
+            measured.map(|(latencies, wrong)| (latencies, wrong, started, ended))
         });
     }
     let mut latencies = Vec::with_capacity(connections * each);
     let mut mismatches = 0;
     let mut span: Option<(Instant, Instant)> = None;
     while let Some(done) = tasks.join_next().await {
-        let (trips, warm_mismatches, started, ended) = done??;
-        latencies.extend(trips.latencies);
-        mismatches += trips.mismatches + warm_mismatches;
+        let (measured, wrong, started, ended) = done??;
+        latencies.extend(measured);
+        mismatches += wrong;
         span = Some(match span {
             None => (started, ended),
             Some((a, b)) => (a.min(started), b.max(ended)),
@@ -233,44 +228,10 @@ async fn close(mut ws: Ws) {
 /// `@connections` POSTs to idle connections.
 #[derive(Debug, Default)]
 pub struct Posts {
-    pub clients: usize,
-    pub connections: usize,
     pub warmup: Load,
     pub load: Load,
-    /// Frames the clients received of the measured POSTs answered 2xx; should equal `load.ok`.
+    /// Frames the clients received of the measured POSTs answered 2xx; should equal `load.right`.
     pub received: usize,
-}
-
-/// What a run of POSTs got.
-#[derive(Debug, Default)]
-pub struct Load {
-    pub sent: usize,
-    /// Answered 2xx: 200 from coldstart (as API Gateway answers), 204 from serverless-offline.
-    pub ok: usize,
-    /// Answered otherwise, and the last such status.
-    pub other: usize,
-    pub other_status: Option<StatusCode>,
-    /// Connections that broke, and why the last did.
-    pub broken: usize,
-    pub broken_reason: Option<String>,
-    /// From the first POST to the last answer.
-    pub elapsed: Duration,
-}
-
-impl Load {
-    /// POSTs answered 2xx per second.
-    pub fn rate(&self) -> f64 {
-        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    fn merge(&mut self, other: Self) {
-        self.sent += other.sent;
-        self.ok += other.ok;
-        self.other += other.other;
-        self.other_status = other.other_status.or(self.other_status);
-        self.broken += other.broken;
-        self.broken_reason = other.broken_reason.or(self.broken_reason.take());
-    }
 }
 
 /// Opens `plan.post_clients` idle connections to `target`, finds their ids, then POSTs a
@@ -300,32 +261,34 @@ pub async fn posts(target: &Target<'_>, plan: &Plan) -> anyhow::Result<Posts> {
             }
         }
     }
-    let paths = ids.iter().map(|id| target.connections_path(id)).collect();
+    let targets: Vec<http::Target> = ids
+        .iter()
+        .map(|id| http::Target::post("@connections", target.addr, target.connections_path(id)))
+        .collect();
     let body = Bytes::from(ws_client::message("post", 0));
     debug_assert_eq!(body.len(), MESSAGE_LEN);
-    let posting = Posting {
-        addr: target.addr,
-        paths: Arc::new(paths),
-        connections: plan.post_connections,
-        limit: plan.post_limit,
-        body,
+    let run = |total| {
+        http::load(
+            &targets,
+            &body,
+            plan.post_connections,
+            total,
+            plan.post_limit,
+        )
     };
-
-    let warmup = posting.run(plan.post_warmup).await?;
-    let warm_frames = count_frames(&mut crowd, warmup.ok).await;
-    if warm_frames != warmup.ok {
+    let warmup = run(plan.post_warmup).await;
+    let warm_frames = count_frames(&mut crowd, warmup.right).await;
+    if warm_frames != warmup.right {
         bail!(
             "the clients received {warm_frames} frames of the {} warm-up POSTs answered 2xx",
-            warmup.ok
+            warmup.right
         );
     }
-    let load = posting.run(plan.post_total).await?;
-    let received = count_frames(&mut crowd, load.ok).await;
+    let load = run(plan.post_total).await;
+    let received = count_frames(&mut crowd, load.right).await;
     let closing = crowd.close().await;
     report_broken("posts", &closing);
     Ok(Posts {
-        clients: plan.post_clients,
-        connections: plan.post_connections,
         warmup,
         load,
         received,
@@ -364,67 +327,6 @@ async fn whoami(ws: &mut Ws) -> anyhow::Result<String> {
         .with_context(|| format!("whoami answered {answer}"))
 }
 
-/// `@connections` POSTs of one body to several connections' paths in turn, from several
-/// keep-alive connections, one request at a time each.
-#[derive(Debug)]
-struct Posting {
-    /// The `@connections` server.
-    addr: SocketAddr,
-    /// `…/@connections/{id}` of each receiving connection.
-    paths: Arc<Vec<String>>,
-    /// Keep-alive HTTP/1.1 connections that send the POSTs.
-    connections: usize,
-    /// How long a run may take.
-    limit: Duration,
-    body: Bytes,
-}
-
-impl Posting {
-    /// `total` POSTs, or as many as `limit` allows.
-    async fn run(&self, total: usize) -> anyhow::Result<Load> {
-        let mut https = Vec::with_capacity(self.connections);
-        for _ in 0..self.connections {
-            https.push(Http::connect(self.addr).await?);
-        }
-        let next = Arc::new(AtomicUsize::new(0));
-        let started = Instant::now();
-        let limit = self.limit;
-        let mut tasks = JoinSet::new();
-        for mut http in https {
-            let (next, paths, body) = (next.clone(), self.paths.clone(), self.body.clone());
-            tasks.spawn(async move {
-                let mut load = Load::default();
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= total || started.elapsed() >= limit {
-                        break;
-                    }
-                    load.sent += 1;
-                    match http.post(&paths[n % paths.len()], body.clone()).await {
-                        Ok((status, _)) if status.is_success() => load.ok += 1,
-                        Ok((status, _)) => {
-                            load.other += 1;
-                            load.other_status = Some(status);
-                        }
-                        Err(err) => {
-                            load.broken += 1;
-                            load.broken_reason = Some(format!("{err:#}"));
-                            break;
-                        }
-                    }
-                }
-                load
-            });
-        }
-        let mut load = Load::default();
-        while let Some(done) = tasks.join_next().await {
-            load.merge(done?);
-        }
-        load.elapsed = started.elapsed();
-        Ok(load)
-    }
-}
-
 /// Connections opened and held on one `coldstart up`.
 #[derive(Debug)]
 pub struct Held {
@@ -459,16 +361,17 @@ pub struct Broadcast {
 
 /// Opens `plan.held` connections on one channel, `plan.connect_in_flight` handshakes at a time,
 /// reads `up`'s memory before and after, then broadcasts one message to all of them.
-pub async fn held(up: ChatUp, config: &ChatConfig, plan: &Plan) -> anyhow::Result<Held> {
-    let rss_before = up.rss()?;
+pub async fn held(up: Coldstart, config: &Chat, plan: &Plan) -> anyhow::Result<Held> {
+    let rss = || crate::core::process::resident_bytes(up.pid()?, "VmRSS");
+    let rss_before = rss()?;
     let (mut crowd, opened) = crowd_on(config, "held", plan.held, plan).await;
-    let rss_after = up.rss()?;
+    let rss_after = rss()?;
     let mut http = Http::connect(config.http).await?;
     let check = broadcast(&mut http, &mut crowd, "held", "held-check", plan).await;
     drop(http);
     let started = Instant::now();
     let closing = crowd.close().await;
-    let notes = up.stop()?;
+    let notes = up.stop_within(super::STOP_GRACE)?;
     let teardown = started.elapsed();
     let disconnects_throttled = notes
         .iter()
@@ -489,12 +392,7 @@ pub async fn held(up: ChatUp, config: &ChatConfig, plan: &Plan) -> anyhow::Resul
 
 /// Opens `count` connections on `channel` of the chat's WebSocket API, `plan.connect_in_flight`
 /// handshakes at a time.
-async fn crowd_on(
-    config: &ChatConfig,
-    channel: &str,
-    count: usize,
-    plan: &Plan,
-) -> (Crowd, Opened) {
+async fn crowd_on(config: &Chat, channel: &str, count: usize, plan: &Plan) -> (Crowd, Opened) {
     let mut crowd = Crowd::default();
     let path = format!("/{STAGE}?channel={channel}");
     let opened = crowd
@@ -523,7 +421,9 @@ async fn broadcast(
     let path = format!("/broadcast?channel={channel}");
     let started = Instant::now();
     let posting = async {
-        let answer = http.post(&path, Bytes::from(text.to_owned())).await;
+        let answer = http
+            .send(Method::POST, &path, Bytes::from(text.to_owned()))
+            .await;
         (answer, started.elapsed())
     };
     let ((answer, answered), got) = tokio::join!(posting, crowd.await_text(text, everyone, limit));
@@ -532,7 +432,7 @@ async fn broadcast(
         .max()
         .map_or(limit, |last| last.duration_since(started));
     let (status, body) = match answer {
-        Ok((status, body)) => (Some(status), String::from_utf8_lossy(&body).into_owned()),
+        Ok((status, _, body)) => (Some(status), String::from_utf8_lossy(&body).into_owned()),
         Err(err) => (None, format!("{err:#}")),
     };
     Broadcast {
@@ -570,7 +470,7 @@ impl FanOut {
 
 /// Opens `plan.fanout_clients` connections on one channel, then broadcasts to them one warm-up
 /// and `plan.fanout_runs` measured times, each after the last reached everyone.
-pub async fn fan_out(config: &ChatConfig, plan: &Plan) -> anyhow::Result<FanOut> {
+pub async fn fan_out(config: &Chat, plan: &Plan) -> anyhow::Result<FanOut> {
     let (mut crowd, opened) = crowd_on(config, "fan", plan.fanout_clients, plan).await;
     if opened.ok == 0 {
         bail!("no connection opened: {:?}", opened.last_error);

@@ -1,158 +1,168 @@
-//! Response streaming as a caller sees it, through both doors of a streaming function:
-//! InvokeWithResponseStream (an `application/vnd.amazon.eventstream` body of event-stream
-//! messages) and a `RESPONSE_STREAM` Function URL (a plain chunked body).
-//!
-//! Apart from `client` because these answers are read chunk by chunk as they arrive, never
-//! collected: time to first byte needs the instant the first chunk is decoded, and throughput
-//! counts a 100 MiB answer it must not hold in memory.
-//!
-//! The function is the test kit's `fx-stream`: `ttfb` writes one chunk holding the Unix-epoch
-//! nanoseconds at which it wrote it; `bytes` writes [`STREAM_BYTES`] in 64 KiB chunks.
+//! `stream`: response streaming through both doors of the test kit's `fx-stream` under one
+//! `coldstart up`: InvokeWithResponseStream (an event-stream body) and a `RESPONSE_STREAM`
+//! Function URL (a chunked body). Time to first byte (`ttfb` writes one chunk holding the epoch
+//! nanoseconds at which it wrote it), 100 MiB transfers (`bytes`, 64 KiB chunks), and
+//! coldstart's peak memory during them. Answers are read chunk by chunk, never collected.
 
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ::http::{Method, Request, StatusCode, header};
 use anyhow::{Context as _, bail};
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::Message;
 use bytes::{Bytes, BytesMut};
 use coldstart_protocol::invoke;
-use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 
-use crate::client::{self, REQUEST_LIMIT};
+use crate::core::http::{self, REQUEST_LIMIT, Rounds, Sender};
+use crate::core::process;
+use crate::core::report::{Report, Table, mb};
+use crate::core::stack::{Coldstart, ConfigDir, binary, toml_path};
+use crate::core::stats::{Summary, micros};
+use crate::scenarios::Context;
 
-/// What `fx-stream`'s `bytes` op sends by default: 100 MiB.
-pub const STREAM_BYTES: u64 = 100 << 20;
-/// The longest one 100 MiB transfer may take before the run is declared broken.
+/// What `fx-stream`'s `bytes` op sends: 100 MiB.
+const STREAM_BYTES: u64 = 100 << 20;
+/// The longest one 100 MiB transfer may take.
 const TRANSFER_LIMIT: Duration = Duration::from_secs(60);
-/// The event-stream header naming an event (`PayloadChunk`, `InvokeComplete`).
+/// The event-stream headers naming an event, and an exception.
 const EVENT_TYPE: &str = ":event-type";
-/// The event-stream header naming an exception, in messages whose `:message-type` is `exception`.
 const EXCEPTION_TYPE: &str = ":exception-type";
+/// The function served.
+const FUNCTION: &str = "stream";
+/// Goals: time to first byte p50, MB/s median, peak RSS rise in MB.
+const TTFB_GOAL: Duration = Duration::from_millis(1);
+const RATE_GOAL: f64 = 1_000.0;
+const PEAK_GOAL: f64 = 10.0;
 
-/// Which door a streamed request goes through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamDoor {
-    /// InvokeWithResponseStream: `POST /2021-11-15/functions/NAME/response-streaming-invocations`
-    /// with the event as JSON.
-    InvokeApi,
-    /// `GET /?op=OP` on a `RESPONSE_STREAM` Function URL (the event's `queryStringParameters`).
-    FunctionUrl,
+/// The two doors: InvokeWithResponseStream (POST the op as JSON), then the Function URL
+/// (`GET /?op=OP`).
+const DOORS: [&str; 2] = ["InvokeWithResponseStream", "Function URL (stream)"];
+
+pub fn run(cx: &Context) -> anyhow::Result<Report> {
+    let mut report = Report::new("stream", cx.quick);
+    let coldstart = binary("coldstart")?;
+    // A 60 s timeout: a 100 MiB stream must never hit the default 3 s.
+    let toml = format!(
+        "[functions.{FUNCTION}]\nbootstrap = {}\ntimeout = 60\n\
+         url = {{ port = 0, invoke_mode = \"RESPONSE_STREAM\" }}\n",
+        toml_path(&binary("fx-stream")?)?
+    );
+    let config = ConfigDir::write("stream", &toml)?;
+    report.setup.push((
+        "up",
+        "coldstart up: fx-stream (coldstart-runtime) with a RESPONSE_STREAM Function URL".into(),
+    ));
+    eprintln!("stream: time to first byte and 100 MiB, both doors");
+    let up = Coldstart::up(&coldstart, &[], &config.config)?;
+    let measured = measure(cx, &up);
+    report.note("coldstart up", up.stop()?);
+    let (ttfb, transfers, memory) = measured.with_context(|| format!("{:?}", report.notes))?;
+    report.tables.extend([ttfb, transfers, memory]);
+    Ok(report)
 }
 
-/// Where streamed requests go.
-#[derive(Debug, Clone)]
-pub struct StreamTarget {
-    /// The Invoke API's or the Function URL's address.
-    pub addr: SocketAddr,
-    pub door: StreamDoor,
-    /// The function's name (used by the Invoke API's path).
-    pub function: String,
-}
-
-/// What `fx-stream` is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    /// One chunk: the epoch nanoseconds at which it was written.
-    Ttfb,
-    /// [`STREAM_BYTES`] in 64 KiB chunks (the fixture's defaults; a Function URL's query values
-    /// are strings, which the fixture does not read as numbers, so no door sets them).
-    Bytes,
-}
-
-impl Op {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Ttfb => "ttfb",
-            Self::Bytes => "bytes",
-        }
-    }
-}
-
-/// For each target, the time from `fx-stream`'s write of its one chunk to the moment this client
-/// decoded it: `warmup` unmeasured requests, then `runs` measured, interleaved (see
-/// [`interleaved`]).
-pub async fn time_to_first_byte(
-    targets: &[StreamTarget],
-    warmup: usize,
-    runs: usize,
-) -> anyhow::Result<Vec<Vec<Duration>>> {
-    interleaved(targets, warmup, runs, first_byte).await
-}
-
-/// For each target, the duration of [`STREAM_BYTES`] streamed answers (from sending the request
-/// to the end of the answer): `warmup` unmeasured, then `runs` measured, interleaved (see
-/// [`interleaved`]). An answer of any other length is an error.
-pub async fn transfers(
-    targets: &[StreamTarget],
-    warmup: usize,
-    runs: usize,
-) -> anyhow::Result<Vec<Vec<Duration>>> {
-    interleaved(targets, warmup, runs, transfer).await
-}
-
-/// Sequential requests to every target, each over its own keep-alive connection: `warmup` each
-/// first, then `runs` rounds that send one request to every target, the order rotated by one
-/// every round. `once` sends one request and measures it; its samples are returned per target.
-async fn interleaved<T>(
-    targets: &[StreamTarget],
-    warmup: usize,
-    runs: usize,
-    once: impl AsyncFn(&mut SendRequest<Full<Bytes>>, &StreamTarget) -> anyhow::Result<T>,
-) -> anyhow::Result<Vec<Vec<T>>> {
-    let mut senders = Vec::with_capacity(targets.len());
-    let mut connections = Vec::with_capacity(targets.len());
-    for target in targets {
-        let (sender, connection) = client::connect(target.addr).await?;
-        senders.push(sender);
-        connections.push(connection);
-    }
-    let requests = async move {
-        for (target, sender) in targets.iter().zip(&mut senders) {
-            for _ in 0..warmup {
-                once(sender, target).await?;
-            }
-        }
-        let mut samples: Vec<Vec<T>> = targets.iter().map(|_| Vec::with_capacity(runs)).collect();
-        for run in 0..runs {
-            for step in 0..targets.len() {
-                let i = (run + step) % targets.len();
-                samples[i].push(once(&mut senders[i], &targets[i]).await?);
-            }
-        }
-        // Dropping the senders lets the connections close, so `drive_all` below ends.
-        drop(senders);
-        anyhow::Ok(samples)
+fn measure(cx: &Context, up: &Coldstart) -> anyhow::Result<(Table, Table, Table)> {
+    let addrs = [up.invoke_api()?, up.endpoint(FUNCTION, "url")?.addr];
+    let (warmup, runs) = (cx.cut(20), cx.cut(200));
+    let rounds = Rounds {
+        warmup,
+        rounds: runs,
+        block: 0,
     };
-    // As in `client::interleaved`: the connections are driven in the requests' own task.
-    let mut connections = pin!(client::drive_all(connections));
-    let samples = tokio::select! {
-        // Polled in this order, so reading goes on as soon as a chunk is in.
-        biased;
-        // The requests end first in every good run; an error there ends the measurement without
-        // waiting for the other connections.
-        samples = requests => samples?,
-        ended = &mut connections => {
-            ended.context("a connection failed")?;
-            bail!("a server closed its connection during the run");
-        }
+    let ttfb = cx
+        .rt
+        .block_on(http::interleave(&addrs, rounds, async |sender, door| {
+            first_byte(sender, addrs[door], door).await
+        }))
+        .context("time to first byte")?;
+    let mut ttfb_table = Table::new("Time to first byte: from the function's write of one chunk to this client decoding it (us)", &["p50", "p99", "mean", "max"])
+        .about(format!("{warmup} warm-up then {runs} requests per door, alternating, one keep-alive connection per door; both clocks are this machine's."));
+    for (door, samples) in DOORS.iter().zip(ttfb) {
+        let s = Summary::of(samples).context("no requests")?;
+        ttfb_table.row(
+            *door,
+            vec![micros(s.p50), micros(s.p99), micros(s.mean), micros(s.max)],
+        );
+        ttfb_table.goal(
+            &format!("{door} p50"),
+            micros(s.p50),
+            "<= 1000 us",
+            s.p50 <= TTFB_GOAL,
+        );
+    }
+
+    let pid = up.pid()?;
+    let before = process::resident_bytes(pid, "VmRSS")?;
+    // Without the reset, `VmHWM` would be the peak since start-up, which may hide the transfers'.
+    let reset = process::reset_peak_resident(pid);
+    let runs = if cx.quick { 1 } else { 5 };
+    let rounds = Rounds {
+        warmup: 1,
+        rounds: runs,
+        block: 0,
     };
-    connections.await.context("a connection failed")?;
-    Ok(samples)
+    let transfers = cx
+        .rt
+        .block_on(http::interleave(&addrs, rounds, async |sender, door| {
+            transfer(sender, addrs[door], door).await
+        }))
+        .context("100 MiB transfers")?;
+    let peak = process::resident_bytes(pid, "VmHWM")?;
+    let mut rate_table = Table::new(format!("A {STREAM_BYTES}-byte (100 MiB) stream in 64 KiB chunks: 1 warm-up then {runs} per door, alternating (MB/s, 10^6 bytes)"), &["median", "slowest"])
+        .about("from sending the request to the end of the answer (event stream decoded, payload counted)");
+    for (door, samples) in DOORS.iter().zip(transfers) {
+        let s = Summary::of(samples).context("no transfers")?;
+        let rate = |d: Duration| STREAM_BYTES as f64 / 1e6 / d.as_secs_f64();
+        rate_table.row(
+            *door,
+            vec![format!("{:.0}", rate(s.p50)), format!("{:.0}", rate(s.max))],
+        );
+        rate_table.goal(
+            &format!("{door} median"),
+            format!("{:.0}", rate(s.p50)),
+            ">= 1000 MB/s",
+            rate(s.p50) >= RATE_GOAL,
+        );
+    }
+    let since = if reset.is_ok() {
+        "during the transfers"
+    } else {
+        "since start-up (the reset was refused)"
+    };
+    let mut memory = Table::new(
+        "coldstart's memory around the transfers (its own process, MB)",
+        &["MB"],
+    );
+    memory.row(
+        "VmRSS before the transfers",
+        vec![format!("{:.1}", mb(before))],
+    );
+    memory.row(
+        format!("peak (VmHWM) {since}"),
+        vec![format!("{:.1}", mb(peak))],
+    );
+    let rise = mb(peak) - mb(before);
+    memory.goal(
+        "peak - VmRSS before",
+        format!("{rise:.1} MB"),
+        "<= 10 MB",
+        rise <= PEAK_GOAL,
+    );
+    Ok((ttfb_table, rate_table, memory))
 }
 
 /// One `ttfb` request: the time from the epoch nanoseconds in the first chunk to the moment it
 /// was decoded here (both read from the same clock, `SystemTime`).
 async fn first_byte(
-    sender: &mut SendRequest<Full<Bytes>>,
-    target: &StreamTarget,
+    sender: &mut Sender,
+    addr: SocketAddr,
+    door: usize,
 ) -> anyhow::Result<Duration> {
     let exchange = async {
-        let mut chunks = Chunks::open(sender, target, Op::Ttfb).await?;
+        let mut chunks = Chunks::open(sender, addr, door, "ttfb").await?;
         let first = chunks.next().await?.context("the answer had no chunk")?;
         let arrived = SystemTime::now();
         // A Function URL's first data frame might hold only part of the number: the rest is read
@@ -183,13 +193,10 @@ async fn first_byte(
 
 /// One `bytes` request: from sending it to the end of the answer, which must hold exactly
 /// [`STREAM_BYTES`] bytes of payload.
-async fn transfer(
-    sender: &mut SendRequest<Full<Bytes>>,
-    target: &StreamTarget,
-) -> anyhow::Result<Duration> {
+async fn transfer(sender: &mut Sender, addr: SocketAddr, door: usize) -> anyhow::Result<Duration> {
     let exchange = async {
         let started = Instant::now();
-        let mut chunks = Chunks::open(sender, target, Op::Bytes).await?;
+        let mut chunks = Chunks::open(sender, addr, door, "bytes").await?;
         let mut bytes = 0;
         while let Some(chunk) = chunks.next().await? {
             bytes += chunk.len() as u64;
@@ -226,11 +233,12 @@ impl Chunks {
     /// Sends the request for `op` and checks the answer's head: 200, and for
     /// InvokeWithResponseStream the event-stream content type.
     async fn open(
-        sender: &mut SendRequest<Full<Bytes>>,
-        target: &StreamTarget,
-        op: Op,
+        sender: &mut Sender,
+        addr: SocketAddr,
+        door: usize,
+        op: &str,
     ) -> anyhow::Result<Self> {
-        let request = request(target, op)?;
+        let request = request(addr, door, op)?;
         sender.ready().await?;
         let response = sender.send_request(request).await?;
         let status = response.status();
@@ -238,9 +246,9 @@ impl Chunks {
             let body = response.into_body().collect().await?.to_bytes();
             bail!("answered {status}: {}", String::from_utf8_lossy(&body));
         }
-        let events = match target.door {
-            StreamDoor::FunctionUrl => None,
-            StreamDoor::InvokeApi => {
+        let events = match door {
+            1 => None,
+            _ => {
                 let content_type = response.headers().get(header::CONTENT_TYPE);
                 if content_type.is_none_or(|v| v != invoke::EVENT_STREAM_CONTENT_TYPE) {
                     bail!("the answer's content type is {content_type:?}, not an event stream");
@@ -310,21 +318,18 @@ impl Chunks {
     }
 }
 
-/// The request that asks `fx-stream` for `op` through `target`'s door.
-fn request(target: &StreamTarget, op: Op) -> anyhow::Result<Request<Full<Bytes>>> {
-    let builder = Request::builder().header(header::HOST, target.addr.to_string());
-    Ok(match target.door {
-        StreamDoor::InvokeApi => builder
+/// The request that asks `fx-stream` for `op` through door 0 (InvokeWithResponseStream) or 1.
+fn request(addr: SocketAddr, door: usize, op: &str) -> anyhow::Result<Request<Full<Bytes>>> {
+    let builder = Request::builder().header(header::HOST, addr.to_string());
+    Ok(match door {
+        0 => builder
             .method(Method::POST)
-            .uri(invoke::stream_invoke_path(&target.function))
+            .uri(invoke::stream_invoke_path(FUNCTION))
             .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(format!(
-                r#"{{"op":"{}"}}"#,
-                op.name()
-            ))))?,
-        StreamDoor::FunctionUrl => builder
+            .body(Full::new(Bytes::from(format!(r#"{{"op":"{op}"}}"#))))?,
+        _ => builder
             .method(Method::GET)
-            .uri(format!("/?op={}", op.name()))
+            .uri(format!("/?op={op}"))
             .body(Full::new(Bytes::new()))?,
     })
 }

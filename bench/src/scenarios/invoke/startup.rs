@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::process::Process;
+use crate::core::process::{NoBanner, Server};
 
 /// The longest a function may take to call `next`.
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
@@ -48,11 +48,9 @@ pub async fn time_to_first_next(program: &Path) -> anyhow::Result<Duration> {
         .env(env::RUNTIME_API, addr.to_string())
         .env(env::FUNCTION_NAME, "bench")
         .env(env::FUNCTION_MEMORY_SIZE, "128")
-        .env(env::FUNCTION_VERSION, invoke::LATEST)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        .env(env::FUNCTION_VERSION, invoke::LATEST);
     let started = Instant::now();
-    let process = Process::spawn(command)?;
+    let (process, _) = Server::spawn("the function", command, NoBanner(&[]))?;
     let arrived = tokio::time::timeout(STARTUP_LIMIT, next_rx.recv()).await;
     drop(process);
     match arrived {

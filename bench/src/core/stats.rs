@@ -1,7 +1,7 @@
 //! Summaries of latency samples: nearest-rank percentiles and the mean.
 //!
-//! Kept apart from the measurements so that every figure in the table is computed the same way
-//! (and `bench/boto3_invoke.py` uses the same nearest-rank rule).
+//! Kept apart from the scenarios so that every figure is computed the same way (the boto3
+//! latencies too: the script hands back its samples).
 
 use std::time::Duration;
 
@@ -18,6 +18,16 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// No samples.
+    pub const ZERO: Self = Self {
+        count: 0,
+        p50: Duration::ZERO,
+        p90: Duration::ZERO,
+        p99: Duration::ZERO,
+        mean: Duration::ZERO,
+        max: Duration::ZERO,
+    };
+
     /// Summarises `samples`; `None` when there are none.
     pub fn of(mut samples: Vec<Duration>) -> Option<Self> {
         samples.sort_unstable();

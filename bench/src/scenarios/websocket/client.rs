@@ -1,7 +1,6 @@
-//! The WebSocket bench's clients: WebSocket connections (TCP_NODELAY, opened many at a time with
-//! a bound on how many handshakes are in flight), sequential round trips on one connection, idle
-//! connections that drain every frame and report when each text frame arrived, and an HTTP/1.1
-//! keep-alive connection for `@connections` and `/broadcast` POSTs.
+//! The WebSocket clients: connections (TCP_NODELAY, opened many at a time with a bound on the
+//! handshakes in flight), sequential round trips on one connection, and idle connections that
+//! drain every frame and report when each arrived. HTTP POSTs go through the core's client.
 //!
 //! Every wait is bounded ([`ANSWER_LIMIT`], [`CLOSE_LIMIT`]) and every socket is closed: a
 //! [`Crowd`] closes its connections politely on [`Crowd::close`], and aborts (drops) them if it is
@@ -14,10 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -87,28 +82,15 @@ pub async fn next_text(ws: &mut Ws) -> anyhow::Result<Utf8Bytes> {
     }
 }
 
-/// Sequential round trips on one connection.
-#[derive(Debug, Default)]
-pub struct RoundTrips {
-    /// From sending the message to reading its echo, for each measured round trip.
-    pub latencies: Vec<Duration>,
-    /// Echoes that were not the message sent (warm-up included).
-    pub mismatches: usize,
-}
-
-/// Sends `warmup` then `count` messages on `ws`, one at a time, each after the echo of the one
-/// before; the latencies of the last `count` are kept. `tag` makes the messages unique.
+/// Sends `count` messages on `ws`, one at a time, each after the echo of the one before: the
+/// latency of each, and how many echoes were not the message sent. `tag` makes them unique.
 pub async fn round_trips(
     ws: &mut Ws,
     tag: &str,
-    warmup: usize,
     count: usize,
-) -> anyhow::Result<RoundTrips> {
-    let mut trips = RoundTrips {
-        latencies: Vec::with_capacity(count),
-        mismatches: 0,
-    };
-    for seq in 0..warmup + count {
+) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let (mut latencies, mut mismatches) = (Vec::with_capacity(count), 0);
+    for seq in 0..count {
         let sent = message(tag, seq);
         let started = Instant::now();
         ws.send(Message::text(sent.clone()))
@@ -117,15 +99,10 @@ pub async fn round_trips(
         let echo = next_text(ws)
             .await
             .with_context(|| format!("waiting for the echo of message {seq}"))?;
-        let took = started.elapsed();
-        if echo.as_str() != sent {
-            trips.mismatches += 1;
-        }
-        if seq >= warmup {
-            trips.latencies.push(took);
-        }
+        latencies.push(started.elapsed());
+        mismatches += usize::from(echo.as_str() != sent);
     }
-    Ok(trips)
+    Ok((latencies, mismatches))
 }
 
 /// A data frame one of a [`Crowd`]'s connections received.
@@ -345,47 +322,6 @@ async fn listen(
         Ok(Ok(())) => Ended::Closed,
         Ok(Err(err)) => Ended::Broken(format!("closing: {err:#}")),
         Err(_) => Ended::Broken(format!("no close frame within {CLOSE_LIMIT:?}")),
-    }
-}
-
-/// An HTTP/1.1 keep-alive connection with TCP_NODELAY. Dropping it ends its connection task.
-#[derive(Debug)]
-pub struct Http {
-    addr: SocketAddr,
-    sender: SendRequest<Full<Bytes>>,
-}
-
-impl Http {
-    pub async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        // Ends when `sender` is dropped or the server closes.
-        tokio::spawn(connection);
-        Ok(Self { addr, sender })
-    }
-
-    /// POSTs `body` to `path`; the status and the whole answer, within [`ANSWER_LIMIT`].
-    pub async fn post(&mut self, path: &str, body: Bytes) -> anyhow::Result<(StatusCode, Bytes)> {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(header::HOST, self.addr.to_string())
-            .header(header::CONTENT_TYPE, "text/plain")
-            .body(Full::new(body))?;
-        let exchange = async {
-            self.sender.ready().await?;
-            let answer = self.sender.send_request(request).await?;
-            let status = answer.status();
-            let body = answer.into_body().collect().await?.to_bytes();
-            anyhow::Ok((status, body))
-        };
-        match timeout(ANSWER_LIMIT, exchange).await {
-            Ok(answer) => answer,
-            Err(_) => bail!("no answer within {ANSWER_LIMIT:?}"),
-        }
     }
 }
 
