@@ -64,6 +64,11 @@ pub(crate) struct RunArgs {
     /// Do not stop (SIGSTOP) idle execution environments.
     #[arg(long)]
     pub(crate) no_freeze: bool,
+    /// How long a failed `Event` invocation waits before its first retry (Lambda: one minute,
+    /// then two). Every asynchronous wait and maximum event age is scaled by the same ratio:
+    /// `--async-retry-delay 1s` makes a six-hour event age six minutes.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) async_retry_delay: std::time::Duration,
     /// An external extension started in each execution environment before the bootstrap, as
     /// from `/opt/extensions`; repeatable.
     #[arg(long = "extension", value_name = "PATH")]
@@ -128,6 +133,11 @@ pub(crate) struct UpArgs {
     /// function logs included, goes to standard error.
     #[arg(long)]
     pub(crate) ready_json: bool,
+    /// How long a failed `Event` invocation waits before its first retry (Lambda: one minute,
+    /// then two). Every asynchronous wait and maximum event age is scaled by the same ratio:
+    /// `--async-retry-delay 1s` makes a six-hour event age six minutes.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) async_retry_delay: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -197,4 +207,13 @@ mod tests {
         assert!(Cli::try_parse_from(["coldstart", "run", "--env", "nokey", "--", "b"]).is_err());
         assert!(Cli::try_parse_from(["coldstart", "run"]).is_err());
     }
+}
+
+/// A duration as `60s`, `100ms`, `2m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
 }

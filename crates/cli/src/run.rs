@@ -21,7 +21,9 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     let config = function_config(&args)?;
     check_bootstrap(Path::new(&config.command[0])).map_err(Failure::usage)?;
     let sink = Arc::new(StdoutSink::new(args.ready_json));
-    let emulator = Emulator::new(vec![config], settings(), sink.clone())
+    let mut settings = settings();
+    settings.async_retry_delay = args.async_retry_delay;
+    let emulator = Emulator::new(vec![config], settings, sink.clone())
         .map_err(|e| Failure::usage(e.into()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -33,11 +33,15 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
         adapter: adapter(),
     };
     let is_config = matches!(source, Source::Config(_));
+    let async_retry_delay = args.async_retry_delay;
     let load = move || {
         let mut stack = source.load(&options)?;
         if is_config {
             stack.settings = settings();
         }
+        stack.settings.async_retry_delay = async_retry_delay;
+        stack.settings.async_records =
+            Some(stack.root.join(".coldstart").join("async-records.jsonl"));
         Ok(stack)
     };
     let mut stack = load().map_err(failure)?;
