@@ -175,6 +175,15 @@ fn parse_env(value: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A duration as `60s`, `100ms`, `2m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,13 +216,4 @@ mod tests {
         assert!(Cli::try_parse_from(["coldstart", "run", "--env", "nokey", "--", "b"]).is_err());
         assert!(Cli::try_parse_from(["coldstart", "run"]).is_err());
     }
-}
-
-/// A duration as `60s`, `100ms`, `2m`.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
-    if d.is_zero() {
-        return Err("must be more than zero".into());
-    }
-    Ok(d)
 }
