@@ -26,11 +26,16 @@
 //!   front door.
 //! - [`config`]: function settings and their validation against Lambda's limits.
 //! - `emulator`: the [`Emulator`]: functions by name or ARN, request validation, shutdown.
-//! - `function`: one function's path of an invocation: warm, cold start, init failures, deadline.
+//! - `function`: one function's path of an invocation: warm, cold start, init failures, deadline;
+//!   the owner of its sandboxes (it hears their lifecycle facts and serves their Runtime API).
 //! - `pool`: the scheduler: idle sandboxes, concurrency slots, throttling.
-//! - `sandbox`: one execution environment: process, state machine, freeze, timeout, crash.
+//! - `sandbox`: one execution environment, a folder: `state` (its phases and transitions, unit
+//!   tested without processes), `spawn`, `exit` (reaping, crashes, timeouts, stop), `freezer`,
+//!   `streaming`, `reports` (the answer, `END`/`REPORT`, platform events). It is started from a
+//!   plain `Spec` and tells its owner `Fact`s; it never calls up.
 //! - `runtime_api`: the Runtime API server of a sandbox; `extension_api` beside it: the
-//!   Extensions API, over `extensions`, the registry of a sandbox's extensions.
+//!   Extensions API, over `extensions`, the registry of a sandbox's extensions; `answers`: the
+//!   answers they share, as rapid words them.
 //! - `invoke_api`: the Invoke API front door, and InvokeWithResponseStream (`eventstream`: its
 //!   framing).
 //! - `gateway`: the HTTP front doors: Function URLs and API Gateway HTTP/REST APIs, with their
@@ -42,7 +47,23 @@
 //! - `invocation`: what front doors send in and get back.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
+//!
+//! Who imports whom, by floors: a module imports only modules on floors below its own, so there
+//! is no circle among them.
+//!
+//! ```text
+//! 9  invoke_api, gateway
+//! 8  emulator
+//! 7  function        owns sandboxes: starts them, hears their facts, serves their Runtime API
+//! 6  runtime_api
+//! 5  extension_api, telemetry_api, pool
+//! 4  sandbox/        spawn, exit, freezer, streaming -> mod -> reports -> state
+//! 3  logs
+//! 2  answers, server, telemetry, config, apigw
+//! 1  body, extensions, invocation, process, error, clock, eventstream
+//! ```
 
+mod answers;
 pub mod apigw;
 mod body;
 mod clock;
@@ -66,7 +87,7 @@ mod telemetry;
 mod telemetry_api;
 
 pub use config::{FunctionConfig, Settings};
-pub use emulator::{Emulator, SHUTDOWN_GRACE};
+pub use emulator::Emulator;
 pub use error::{Error, InvokeError};
 pub use function::State;
 pub use gateway::{
@@ -77,3 +98,4 @@ pub use invocation::{
 };
 pub use invoke_api::serve_invoke_api;
 pub use logs::{LogSink, TracingSink};
+pub use process::SHUTDOWN_GRACE;

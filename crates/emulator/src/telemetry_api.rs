@@ -15,9 +15,8 @@ use hyper::body::Incoming;
 use coldstart_protocol::limits;
 use coldstart_protocol::telemetry::{SUBSCRIBED_BODY, VALIDATION_ERROR};
 
+use crate::answers::{identifier, rapid_error, refused};
 use crate::body::{Body, read_limited};
-use crate::extension_api::{identifier, refused};
-use crate::runtime_api::rapid_error;
 use crate::sandbox::Sandbox;
 use crate::telemetry::Plan;
 
@@ -51,7 +50,7 @@ pub(crate) async fn handle(sandbox: &Arc<Sandbox>, req: Request<Incoming>) -> Re
         Err(err) => return rapid_error(err.status(), err.error_type(), &err.to_string()),
     };
     tracing::debug!(
-        function = &*sandbox.function.name,
+        function = &*sandbox.spec.name,
         sandbox = sandbox.id,
         extension = name,
         destination = %plan.addr,
