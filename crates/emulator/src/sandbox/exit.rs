@@ -41,14 +41,51 @@ impl Sandbox {
         }
     }
 
+    /// Sends `signal` to the bootstrap's process group.
+    fn signal_runtime(&self, signal: Signal) {
+        let pid = self.pid.load(Ordering::Acquire);
+        if pid != 0 {
+            signal_group(Pid::from_raw(pid as i32), signal);
+        }
+    }
+
+    /// Whether a reset keeps the extensions until the last events are delivered: some of them
+    /// subscribed to telemetry.
+    fn resets_with_subscribers(&self) -> bool {
+        self.extension_group.is_some() && self.telemetry.has_subscribers()
+    }
+
+    /// Kills the sandbox for a reset: with `subscribers`, the runtime first, and the extensions
+    /// once the last events reached them (or [`FINAL_FLUSH_LIMIT`] passed), as Lambda resets an
+    /// environment; otherwise everything at once.
+    fn kill_for_reset(self: &Arc<Self>, subscribers: bool) {
+        if !subscribers {
+            self.signal_all(Signal::SIGKILL);
+            return;
+        }
+        self.signal_runtime(Signal::SIGKILL);
+        let sandbox = self.clone();
+        tokio::spawn(async move {
+            // A runtime that never started is never reaped: its share of the time bounds that.
+            let _ = tokio::time::timeout(RUNTIME_SHUTDOWN_SHARE, sandbox.runtime_gone.cancelled())
+                .await;
+            sandbox.logs.drain();
+            sandbox.telemetry.shutdown(FINAL_FLUSH_LIMIT).await;
+            if let Some(group) = sandbox.extension_group {
+                signal_group(group, Signal::SIGKILL);
+            }
+        });
+    }
+
     /// Fails init with `error_type` and `body` (the document the caller gets) and kills the
     /// sandbox; false when init was already over.
     pub(super) fn fail_init(self: &Arc<Self>, error_type: String, body: Bytes) -> bool {
-        let Some((started, ready)) = self.lock().fail_init() else {
+        let reset = self.resets_with_subscribers();
+        let Some((started, ready)) = self.lock().fail_init(reset) else {
             return false;
         };
         self.log_init_report(started.elapsed(), Status::Error, Some(&error_type));
-        self.signal_all(Signal::SIGKILL);
+        self.kill_for_reset(reset);
         self.tell(Fact::Dead(Vacated::Other));
         if let Some(ready) = ready {
             let _ = ready.send(Err(InitFailure::Reported { error_type, body }));
@@ -72,19 +109,13 @@ impl Sandbox {
     /// The deadline of invocation `request_id` passed: kill the sandbox and answer
     /// `Sandbox.Timedout`. Does nothing when the invocation was answered meanwhile.
     pub(crate) fn time_out(self: &Arc<Self>, request_id: &str) {
-        // As Lambda resets an environment, the runtime goes first; subscribed extensions get the
-        // invocation's last events before they follow.
-        let reset = self.extension_group.is_some() && self.telemetry.has_subscribers();
+        let reset = self.resets_with_subscribers();
         let Some(running) = self.lock().time_out(request_id, reset) else {
             return;
         };
         self.refresh_peak();
-        if reset {
-            let pid = self.pid.load(Ordering::Acquire);
-            signal_group(Pid::from_raw(pid as i32), Signal::SIGKILL);
-        } else {
-            self.signal_all(Signal::SIGKILL);
-        }
+        // The extensions' end waits for the events published below.
+        self.kill_for_reset(reset);
         self.tell(Fact::Dead(Vacated::Other));
         let seconds = format!("{:.2}", self.spec.config.timeout.as_secs_f64());
         let cause = format!("Task timed out after {seconds} seconds");
@@ -103,19 +134,6 @@ impl Sandbox {
         );
         if let Some(report) = self.finish(running, outcome, Some(ReportStatus::Timeout)) {
             self.write_report(report);
-        }
-        if reset {
-            let sandbox = self.clone();
-            tokio::spawn(async move {
-                let _ =
-                    tokio::time::timeout(RUNTIME_SHUTDOWN_SHARE, sandbox.runtime_gone.cancelled())
-                        .await;
-                sandbox.logs.drain();
-                sandbox.telemetry.shutdown(FINAL_FLUSH_LIMIT).await;
-                if let Some(group) = sandbox.extension_group {
-                    signal_group(group, Signal::SIGKILL);
-                }
-            });
         }
     }
 
@@ -150,13 +168,12 @@ impl Sandbox {
 
     /// The bootstrap exited (it was reaped).
     pub(super) fn on_exit(self: &Arc<Self>, status: Option<ExitStatus>) {
-        let exited = self.lock().runtime_exited();
+        let exited = self.lock().runtime_exited(self.resets_with_subscribers());
         self.runtime_gone.cancel();
         // Whatever the bootstrap left behind in its group goes with it; after a crash, the
-        // extensions too: the whole environment is reset. On a graceful stop or a reset the
-        // extensions outlive the runtime to get their last events.
-        let pid = self.pid.load(Ordering::Acquire);
-        signal_group(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        // extensions too: the whole environment is reset. On a graceful stop, or a reset with
+        // subscribers, the extensions outlive the runtime to get their last events.
+        self.signal_runtime(Signal::SIGKILL);
         if !exited.keep_extensions
             && let Some(group) = self.extension_group
         {
@@ -205,6 +222,10 @@ impl Sandbox {
                     );
                 }
             }
+        }
+        if exited.resets {
+            // Once the crash's events above are out.
+            self.kill_for_reset(true);
         }
         self.process_reaped();
     }

@@ -231,6 +231,8 @@ pub(crate) struct RuntimeExited {
     pub(crate) expected: bool,
     /// The extensions outlive the runtime (a stop or a reset).
     pub(crate) keep_extensions: bool,
+    /// This exit began a reset: the extensions are to be ended once the last events are out.
+    pub(crate) resets: bool,
     /// Why, when an extension's crash ended it: `(errorType, message)`.
     pub(crate) failure: Option<(String, String)>,
 }
@@ -357,12 +359,16 @@ impl Machine {
     }
 
     /// The runtime reported an init error, or an extension did, or one crashed during init:
-    /// init fails. Hands back when it began and the spawner's channel; `None` when init was
-    /// over already.
-    pub(crate) fn fail_init(&mut self) -> Option<(Instant, Option<oneshot::Sender<InitResult>>)> {
+    /// init fails (`reset_extensions`: the extensions outlive the runtime for the last events).
+    /// Hands back when it began and the spawner's channel; `None` when init was over already.
+    pub(crate) fn fail_init(
+        &mut self,
+        reset_extensions: bool,
+    ) -> Option<(Instant, Option<oneshot::Sender<InitResult>>)> {
         if !matches!(self.phase, Phase::Initializing { .. }) {
             return None;
         }
+        self.reset(reset_extensions);
         match std::mem::replace(&mut self.phase, Phase::Exited) {
             Phase::Initializing { started, ready, .. } => Some((started, ready)),
             _ => None,
@@ -371,7 +377,15 @@ impl Machine {
 
     /// The spawner gave up on init (it took too long): when it began, or `None` when it was over.
     pub(crate) fn abandon_init(&mut self) -> Option<Instant> {
-        self.fail_init().map(|(started, _)| started)
+        self.fail_init(false).map(|(started, _)| started)
+    }
+
+    /// The environment is reset: with `reset_extensions`, its extensions outlive the runtime
+    /// until the last events are delivered (unless it is ending for another reason already).
+    fn reset(&mut self, reset_extensions: bool) {
+        if reset_extensions && self.ending == Ending::Live {
+            self.ending = Ending::Resetting;
+        }
     }
 
     // ---- the runtime's and extensions' `next` ----
@@ -594,9 +608,7 @@ impl Machine {
         };
         self.last_request_id = Some(request_id.to_owned());
         self.next_waiter = None;
-        if reset_extensions && self.ending == Ending::Live {
-            self.ending = Ending::Resetting;
-        }
+        self.reset(reset_extensions);
         Some(running)
     }
 
@@ -671,9 +683,13 @@ impl Machine {
         }
     }
 
-    /// The bootstrap exited.
-    pub(crate) fn runtime_exited(&mut self) -> RuntimeExited {
+    /// The bootstrap exited; unless the sandbox was ending already, that is a crash, and the
+    /// environment is reset (`reset_extensions`: its extensions outlive the runtime for the
+    /// last events).
+    pub(crate) fn runtime_exited(&mut self, reset_extensions: bool) -> RuntimeExited {
         let previous = std::mem::replace(&mut self.phase, Phase::Exited);
+        let resets = reset_extensions && self.ending == Ending::Live;
+        self.reset(reset_extensions);
         let expected = self.ending == Ending::Stopping;
         // On a graceful stop, a `next` held by another process (an extension serving as the
         // runtime client, like the web adapter) stays open: that process gets its SHUTDOWN or
@@ -689,6 +705,7 @@ impl Machine {
             previous,
             expected,
             keep_extensions: matches!(self.ending, Ending::Stopping | Ending::Resetting),
+            resets,
             failure,
         }
     }
@@ -940,7 +957,7 @@ mod tests {
         assert!(m.time_out("a", true).is_none(), "once");
         assert_eq!(m.ending(), &Ending::Resetting);
         assert_eq!(m.answerable("a"), Err(Refusal::InvokeTimeout));
-        let exit = m.runtime_exited();
+        let exit = m.runtime_exited(false);
         assert!(matches!(exit.previous, Phase::Exited));
         assert!(exit.keep_extensions);
     }
@@ -948,7 +965,7 @@ mod tests {
     #[test]
     fn a_crash_mid_invocation_hands_back_the_running_invocation() {
         let (mut m, _answer) = busy("a");
-        let exit = m.runtime_exited();
+        let exit = m.runtime_exited(false);
         assert!(!exit.expected);
         assert!(matches!(exit.previous, Phase::Busy(_)));
         assert_eq!(exit.previous.vacated(), Vacated::Other);
@@ -957,9 +974,32 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_with_subscribed_extensions_resets_and_keeps_them_for_the_last_events() {
+        let (mut m, _answer) = busy("a");
+        let exit = m.runtime_exited(true);
+        assert!(exit.resets && exit.keep_extensions);
+        assert_eq!(m.ending(), &Ending::Resetting);
+        // A stop is no crash: nothing to reset.
+        let mut m = ready();
+        m.stop();
+        let exit = m.runtime_exited(true);
+        assert!(!exit.resets && exit.expected);
+    }
+
+    #[test]
+    fn a_failed_init_with_subscribed_extensions_resets() {
+        let (mut m, _rx) = machine(&["ext"]);
+        assert!(m.fail_init(true).is_some());
+        assert_eq!(m.ending(), &Ending::Resetting);
+        let exit = m.runtime_exited(true);
+        assert!(!exit.resets, "reset once");
+        assert!(exit.keep_extensions);
+    }
+
+    #[test]
     fn a_crash_during_init_hands_back_the_spawner_channel() {
         let (mut m, _rx) = machine(&[]);
-        let exit = m.runtime_exited();
+        let exit = m.runtime_exited(false);
         assert!(matches!(
             exit.previous,
             Phase::Initializing { ready: Some(_), .. }
@@ -969,10 +1009,10 @@ mod tests {
     #[test]
     fn init_fails_once_and_only_during_init() {
         let (mut m, _rx) = machine(&[]);
-        assert!(matches!(m.fail_init(), Some((_, Some(_)))));
-        assert!(m.fail_init().is_none());
+        assert!(matches!(m.fail_init(false), Some((_, Some(_)))));
+        assert!(m.fail_init(false).is_none());
         let mut m = ready();
-        assert!(m.fail_init().is_none());
+        assert!(m.fail_init(false).is_none());
         assert!(m.abandon_init().is_none());
     }
 
@@ -1011,7 +1051,7 @@ mod tests {
         assert!(!m.freeze(since));
         assert!(m.idle_since().is_none(), "the freezer lets go of it");
         assert!(m.doomed());
-        let exit = m.runtime_exited();
+        let exit = m.runtime_exited(false);
         assert!(exit.expected);
         assert!(exit.keep_extensions);
     }
@@ -1026,7 +1066,7 @@ mod tests {
         };
         assert!(crash.after_init);
         assert_eq!(crash.error_type, "Extension.Crash");
-        let exit = m.runtime_exited();
+        let exit = m.runtime_exited(false);
         assert_eq!(
             exit.failure.map(|f| f.0).as_deref(),
             Some("Extension.Crash")
@@ -1041,7 +1081,7 @@ mod tests {
             panic!("a crash");
         };
         assert!(!crash.after_init);
-        assert!(m.fail_init().is_some());
+        assert!(m.fail_init(false).is_some());
     }
 
     #[test]

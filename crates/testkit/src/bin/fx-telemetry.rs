@@ -5,7 +5,9 @@
 //!
 //! Its own printed lines come back to it as `extension` records; those starting with
 //! `TELEMETRY ` are not printed again, so nothing loops. `TELEMETRY_DEAD=1` makes the listener
-//! accept connections and never answer (a subscriber that hangs).
+//! accept connections and never answer (a subscriber that hangs). With `TELEMETRY_READY_FIFO=PATH`
+//! it opens that FIFO for writing once subscribed and closes it, which wakes a reader waiting to
+//! fail on cue.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -119,6 +121,13 @@ async fn main() -> Result<(), Failure> {
         "TELEMETRY-SUBSCRIBED {status} {}",
         String::from_utf8_lossy(&body)
     );
+    if let Ok(fifo) = std::env::var("TELEMETRY_READY_FIFO") {
+        // Opening a FIFO to write blocks until its reader opens it: off the listener's thread.
+        tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new().write(true).open(fifo).map(drop)
+        })
+        .await??;
+    }
 
     loop {
         let next = http::Request::get(ext::NEXT_PATH)

@@ -234,3 +234,107 @@ async fn a_subscriber_that_never_answers_delays_no_invocation() {
     h.stop().await;
     assert!(stopping.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn a_crash_is_runtime_done_with_status_error_and_runtime_exit_error() {
+    let h = Harness::start(vec![with_subscriber("telcrash")]).await;
+    let (status, id) = invoke(&h, "telcrash", r#"{"op":"exit","code":1}"#).await;
+    assert_eq!(status, 200);
+    // The environment is reset, and the subscriber still gets the invocation's last events.
+    let done = wait_event(&h, "telcrash", "platform.runtimeDone", &id).await;
+    assert_eq!(done["record"]["status"], "error", "{done}");
+    assert_eq!(done["record"]["errorType"], "Runtime.ExitError");
+    let report = wait_event(&h, "telcrash", "platform.report", &id).await;
+    assert_eq!(report["record"]["status"], "error", "{report}");
+    assert_eq!(report["record"]["errorType"], "Runtime.ExitError");
+    assert!(report["record"]["metrics"]["durationMs"].is_f64());
+    // The next invocation starts a new environment, subscribed again.
+    let (status, next) = invoke(&h, "telcrash", r#"{"op":"echo"}"#).await;
+    assert_eq!(status, 200);
+    let report = wait_event(&h, "telcrash", "platform.report", &next).await;
+    assert_eq!(report["record"]["status"], "success");
+    assert!(report["record"]["metrics"]["initDurationMs"].is_f64());
+    h.stop().await;
+}
+
+/// A FIFO the subscriber opens once subscribed, and the function waits on before it fails its
+/// init: the failure comes after the subscription, whatever the machine's load.
+struct Cue(std::path::PathBuf);
+
+impl Cue {
+    fn new(name: &str) -> Cue {
+        let path = std::env::temp_dir().join(format!("coldstart-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU)
+            .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
+        Cue(path)
+    }
+}
+
+impl Drop for Cue {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A function `name` on `fx-init-error` that fails its init once the subscriber listens;
+/// `crash`: by exiting rather than reporting.
+fn failing_init(name: &str, cue: &Cue, crash: bool) -> coldstart_emulator::FunctionConfig {
+    let mut f = function(name, fixture("fx-init-error"));
+    f.extensions = vec![fixture("fx-telemetry")];
+    let path = cue.0.to_string_lossy().into_owned();
+    f.environment
+        .insert("TELEMETRY_READY_FIFO".into(), path.clone());
+    f.environment.insert("INIT_WAIT_FIFO".into(), path);
+    if crash {
+        f.environment.insert("INIT_EXIT".into(), "1".into());
+    }
+    f
+}
+
+/// Waits for the event of `kind` (about init, no request id).
+async fn wait_init_event(h: &Harness, name: &str, kind: &str) -> Value {
+    wait_event(h, name, kind, "").await
+}
+
+#[tokio::test]
+async fn a_reported_init_failure_is_init_runtime_done_with_status_error() {
+    let cue = Cue::new("telinit");
+    let h = Harness::start(vec![failing_init("telinit", &cue, false)]).await;
+    let answer = h.invoke_raw("telinit", &[], "{}".to_owned()).await;
+    assert_eq!(answer.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(answer.json()["errorType"], "Runtime.ConfigInvalid");
+    let done = wait_init_event(&h, "telinit", "platform.initRuntimeDone").await;
+    assert_eq!(done["record"]["status"], "error", "{done}");
+    assert_eq!(done["record"]["errorType"], "Runtime.ConfigInvalid");
+    assert_eq!(done["record"]["phase"], "init");
+    let report = wait_init_event(&h, "telinit", "platform.initReport").await;
+    assert_eq!(report["record"]["status"], "error", "{report}");
+    assert_eq!(report["record"]["errorType"], "Runtime.ConfigInvalid");
+    assert!(report["record"]["metrics"]["durationMs"].is_f64());
+    let events = received(&h.logs, "telinit");
+    let start = position(&events, "initStart", |e| e["type"] == "platform.initStart");
+    let done = position(&events, "initRuntimeDone", |e| {
+        e["type"] == "platform.initRuntimeDone"
+    });
+    let report = position(&events, "initReport", |e| {
+        e["type"] == "platform.initReport"
+    });
+    assert!(start < done && done < report, "{events:?}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_during_init_is_init_runtime_done_with_runtime_exit_error() {
+    let cue = Cue::new("telinitcrash");
+    let h = Harness::start(vec![failing_init("telinitcrash", &cue, true)]).await;
+    let answer = h.invoke_raw("telinitcrash", &[], "{}".to_owned()).await;
+    assert_eq!(answer.json()["errorType"], "Runtime.ExitError");
+    let done = wait_init_event(&h, "telinitcrash", "platform.initRuntimeDone").await;
+    assert_eq!(done["record"]["status"], "error", "{done}");
+    assert_eq!(done["record"]["errorType"], "Runtime.ExitError");
+    let report = wait_init_event(&h, "telinitcrash", "platform.initReport").await;
+    assert_eq!(report["record"]["status"], "error", "{report}");
+    assert_eq!(report["record"]["errorType"], "Runtime.ExitError");
+    h.stop().await;
+}
