@@ -41,9 +41,10 @@
 //! - `gateway`: the HTTP front doors: Function URLs and API Gateway HTTP/REST APIs, with their
 //!   events (`aws_lambda_events` types), route matching and response mapping.
 //! - [`logs`]: function log capture, `START`/`END`/`REPORT`, the log tail.
-//! - `telemetry`: a sandbox's platform event stream (the Telemetry API's event kinds) and its
-//!   subscriptions' bounded queues and delivery tasks; `telemetry_api` beside it: the
-//!   Telemetry API's `PUT /2022-07-01/telemetry`.
+//! - `telemetry`: a sandbox's platform event stream (the Telemetry API's event kinds, and the
+//!   older Logs API's shapes for its subscribers) and its subscriptions' bounded queues and
+//!   delivery tasks; `telemetry_api` beside it: the Telemetry API's `PUT /2022-07-01/telemetry`
+//!   and the Logs API's `PUT /2020-08-15/logs`.
 //! - `invocation`: what front doors send in and get back.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
 //! - [`error`]: set-up errors and the Invoke API's refusals.

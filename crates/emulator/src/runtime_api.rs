@@ -44,13 +44,7 @@ async fn handle(sandbox: Arc<Sandbox>, req: Request<Incoming>) -> Response<Body>
         return telemetry_api::handle(&sandbox, req).await;
     }
     if path == ext::LOGS_PATH {
-        // Log shippers on the older Logs API subscribe here; like the Runtime Interface
-        // Emulator, accept and say it is not supported, so that they carry on.
-        return rapid_error(
-            StatusCode::ACCEPTED,
-            "Logs.NotSupported",
-            "Logs API is not supported",
-        );
+        return telemetry_api::handle_logs(&sandbox, req).await;
     }
     if path.starts_with(EXTENSION_API) {
         if let Some(response) = extension_api::handle(&sandbox, req).await {

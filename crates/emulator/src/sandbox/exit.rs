@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use coldstart_protocol::ErrorBody;
 use coldstart_protocol::extension::{Event, ShutdownReason};
+use coldstart_protocol::logs;
 use coldstart_protocol::telemetry::Status;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -206,6 +207,11 @@ impl Sandbox {
                     .platform_line(&format!("RequestId: {request_id} Error: {cause}"));
                 self.logs.platform_line(&error_type);
                 let outcome = Outcome::platform_error(&error_type, &request_id, &cause);
+                self.telemetry.publish_logs(|| {
+                    logs::Record::Fault(format!(
+                        "RequestId: {request_id} Process exited before completing request"
+                    ))
+                });
                 self.publish_runtime_done(&running, Status::Error, Some(&error_type), None, None);
                 let status = Some(ReportStatus::Error(error_type));
                 if let Some(report) = self.finish(running, outcome, status) {

@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use coldstart_protocol::logs;
 use coldstart_protocol::telemetry::{
     self as tm, Category, InitPhase, InitType, Record, Status, TraceContext,
 };
@@ -244,6 +245,11 @@ impl Sandbox {
             ms2(duration),
             config.memory_mb,
         );
+        self.telemetry.publish_logs(|| {
+            logs::Record::End(logs::RequestRef {
+                request_id: request_id.to_owned(),
+            })
+        });
         self.telemetry.publish(Category::Platform, || {
             let (status, error_type) = match &status {
                 None => (Status::Success, None),

@@ -5,7 +5,8 @@
 //!
 //! Its own printed lines come back to it as `extension` records; those starting with
 //! `TELEMETRY ` are not printed again, so nothing loops. `TELEMETRY_DEAD=1` makes the listener
-//! accept connections and never answer (a subscriber that hangs). With `TELEMETRY_READY_FIFO=PATH`
+//! accept connections and never answer (a subscriber that hangs). `TELEMETRY_API=logs` subscribes
+//! through the older Logs API (`PUT /2020-08-15/logs`, schema `2021-03-18`) instead. With `TELEMETRY_READY_FIFO=PATH`
 //! it opens that FIFO for writing once subscribed and closes it, which wakes a reader waiting to
 //! fail on cue.
 
@@ -105,13 +106,19 @@ async fn main() -> Result<(), Failure> {
         .unwrap_or_default()
         .to_owned();
 
+    let logs_api = std::env::var("TELEMETRY_API").is_ok_and(|v| v == "logs");
+    let (path, schema) = if logs_api {
+        (ext::LOGS_PATH, "2021-03-18")
+    } else {
+        (tm::SUBSCRIBE_PATH, "2022-12-13")
+    };
     let subscription = serde_json::json!({
-        "schemaVersion": "2022-12-13",
+        "schemaVersion": schema,
         "destination": {"protocol": "HTTP", "URI": format!("http://{}:{port}/telemetry", tm::SANDBOX_HOST)},
         "types": ["platform", "function", "extension"],
         "buffering": {"maxItems": 1000, "maxBytes": 262_144, "timeoutMs": 25},
     });
-    let subscribe = http::Request::put(tm::SUBSCRIBE_PATH)
+    let subscribe = http::Request::put(path)
         .header(http::header::HOST, &host)
         .header(ext::IDENTIFIER, &id)
         .header(http::header::CONTENT_TYPE, "application/json")

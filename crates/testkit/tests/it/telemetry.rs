@@ -1,6 +1,6 @@
-//! The Telemetry API: a real extension process (`fx-telemetry`) subscribes its HTTP listener on
-//! `sandbox.localdomain` as vendors' extensions do, and prints what it receives; the function is
-//! `fx-faults`, whose event chooses what it does.
+//! The Telemetry API and the older Logs API: a real extension process (`fx-telemetry`) subscribes
+//! its HTTP listener on `sandbox.localdomain` as vendors' extensions do, and prints what it
+//! receives; the function is `fx-faults`, whose event chooses what it does.
 
 use std::time::{Duration, Instant};
 
@@ -340,5 +340,72 @@ async fn a_crash_during_init_is_init_runtime_done_with_runtime_exit_error() {
     let report = wait_init_event(&h, "telinitcrash", "platform.initReport").await;
     assert_eq!(report["record"]["status"], "error", "{report}");
     assert_eq!(report["record"]["errorType"], "Runtime.ExitError");
+    h.stop().await;
+}
+
+/// A function `name` on `fx-faults`, with the extension subscribed through the Logs API.
+fn with_logs_subscriber(name: &str) -> coldstart_emulator::FunctionConfig {
+    let mut f = with_subscriber(name);
+    f.environment.insert("TELEMETRY_API".into(), "logs".into());
+    f
+}
+
+#[tokio::test]
+async fn a_logs_api_subscriber_gets_the_older_shapes() {
+    let h = Harness::start(vec![with_logs_subscriber("logsapi")]).await;
+    let (status, id) = invoke(&h, "logsapi", r#"{"op":"print","lines":["hello"]}"#).await;
+    assert_eq!(status, 200);
+    let report = wait_event(&h, "logsapi", "platform.report", &id).await;
+    let events = received(&h.logs, "logsapi");
+    // None of the Telemetry API's own kinds.
+    assert!(
+        events.iter().all(|e| {
+            let kind = e["type"].as_str().unwrap_or_default();
+            !kind.starts_with("platform.init") && kind != "platform.telemetrySubscription"
+        }),
+        "{events:?}"
+    );
+    let subscribed = position(&events, "logsSubscription", |e| {
+        e["type"] == "platform.logsSubscription"
+    });
+    assert_eq!(events[subscribed]["record"]["name"], "fx-telemetry");
+    assert_eq!(events[subscribed]["record"]["state"], "Subscribed");
+    let start = position(&events, "start", of("platform.start", &id));
+    assert_eq!(
+        events[start]["record"],
+        serde_json::json!({"requestId": id, "version": "$LATEST"})
+    );
+    let hello = position(&events, "hello", |e| {
+        e["type"] == "function" && e["record"] == "hello"
+    });
+    let done = position(&events, "runtimeDone", of("platform.runtimeDone", &id));
+    assert_eq!(
+        events[done]["record"],
+        serde_json::json!({"requestId": id, "status": "success"})
+    );
+    let end = position(&events, "end", of("platform.end", &id));
+    assert_eq!(events[end]["record"], serde_json::json!({"requestId": id}));
+    let reported = position(&events, "report", of("platform.report", &id));
+    assert!(
+        start < hello && hello < done && done < end && end < reported,
+        "{events:?}"
+    );
+    let record = &report["record"];
+    assert!(record.get("status").is_none(), "{report}");
+    let metrics = &record["metrics"];
+    assert!(metrics["durationMs"].is_f64(), "{report}");
+    assert!(metrics["billedDurationMs"].as_u64().unwrap_or_default() >= 1);
+    assert_eq!(metrics["memorySizeMB"], 128);
+    assert!(metrics["initDurationMs"].is_f64(), "a cold start: {report}");
+
+    // A crash: platform.fault, and runtimeDone's status is failure.
+    let (_, crashed) = invoke(&h, "logsapi", r#"{"op":"exit","code":1}"#).await;
+    let fault = wait_event(&h, "logsapi", "platform.fault", &crashed).await;
+    assert_eq!(
+        fault["record"],
+        format!("RequestId: {crashed} Process exited before completing request")
+    );
+    let done = wait_event(&h, "logsapi", "platform.runtimeDone", &crashed).await;
+    assert_eq!(done["record"]["status"], "failure");
     h.stop().await;
 }
