@@ -10,8 +10,8 @@
 //! that an extension subscribing during init still receives them, as in Lambda.
 //!
 //! Each subscription has a bounded queue and a delivery task of its own, which batches events
-//! (`maxItems`, `maxBytes`, `timeoutMs`) and POSTs them as JSON arrays to the extension's
-//! listener. Publishing never waits: a full queue drops the event and counts it, and the next
+//! (`maxItems`, `maxBytes`, `timeoutMs`) and POSTs them as JSON arrays to the extension's HTTP
+//! listener, or writes them as newline-delimited JSON to its TCP listener. Publishing never waits: a full queue drops the event and counts it, and the next
 //! batch opens with `platform.logsDropped`. A slow or dead listener delays nothing but its own
 //! telemetry. At shutdown the queues are closed and flushed, within a time limit.
 
@@ -31,6 +31,7 @@ use http::{HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -143,11 +144,14 @@ struct Counters {
 pub(crate) struct Plan {
     pub(crate) dialect: Dialect,
     pub(crate) types: Vec<Category>,
+    /// HTTP: each batch is POSTed as a JSON array. TCP: events are written as newline-delimited
+    /// JSON on one connection, without acknowledgement, as Lambda does.
+    pub(crate) protocol: Protocol,
     /// The listener's address (`sandbox.localdomain` is the loopback interface).
     pub(crate) addr: SocketAddr,
-    /// The `Host` header: the destination's own authority.
+    /// The destination's own authority (HTTP's `Host` header).
     pub(crate) host: String,
-    /// Path and query of the destination.
+    /// Path and query of an HTTP destination.
     pub(crate) path: String,
     pub(crate) max_items: usize,
     pub(crate) max_bytes: u64,
@@ -207,26 +211,22 @@ impl Plan {
         let timeout_ms = setting("timeoutMs", buffering.timeout_ms, tm::TIMEOUT_MS);
         let target = match destination.protocol {
             Protocol::Http => http_destination(&destination.uri),
-            Protocol::Tcp => Err(String::new()),
+            Protocol::Tcp => tcp_destination(&destination.uri),
         };
-        if destination.protocol == Protocol::Http
-            && let Err(problem) = &target
-        {
-            problems.push(problem.clone());
-        }
-        if !problems.is_empty() {
-            return Err(SubscribeError::Validation(problems.join("; ")));
-        }
-        let Ok((addr, host, path)) = target else {
-            return Err(SubscribeError::NotSupported(
-                "TCP destinations are not supported; subscribe with protocol HTTP".into(),
-            ));
+        let (addr, host, path) = match target {
+            Ok(target) if problems.is_empty() => target,
+            Ok(_) => return Err(SubscribeError::Validation(problems.join("; "))),
+            Err(problem) => {
+                problems.push(problem);
+                return Err(SubscribeError::Validation(problems.join("; ")));
+            }
         };
         let mut types = types;
         types.dedup();
         Ok(Plan {
             dialect,
             types,
+            protocol: destination.protocol,
             addr,
             host,
             path,
@@ -300,6 +300,31 @@ fn logs_record(record: &Record) -> Option<logs::Record> {
         | Record::TelemetrySubscription(_)
         | Record::LogsDropped(_) => return None,
     })
+}
+
+/// `tcp://sandbox.localdomain:PORT` (or without the scheme) → the loopback address and the
+/// authority.
+fn tcp_destination(uri: &str) -> Result<(SocketAddr, String, String), String> {
+    let authority = uri
+        .strip_prefix("tcp://")
+        .unwrap_or(uri)
+        .trim_end_matches('/');
+    let (host, port) = authority
+        .rsplit_once(':')
+        .ok_or_else(|| "URI port is not provided".to_owned())?;
+    if !matches!(host, SANDBOX_HOST | "localhost" | "127.0.0.1") {
+        return Err(format!(
+            "URI host must be {SANDBOX_HOST}: telemetry goes only to listeners inside the execution environment"
+        ));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("URI {uri:?} has an invalid port"))?;
+    Ok((
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        authority.to_owned(),
+        String::new(),
+    ))
 }
 
 fn bit(category: Category) -> u8 {
@@ -601,9 +626,10 @@ impl Batch {
         self.items.len() >= plan.max_items || self.bytes >= plan.max_bytes
     }
 
-    /// The JSON array to send, opened by `platform.logsDropped` when events were dropped since
-    /// the last one; `None` when there is nothing to send.
-    fn body(&self, counters: &Counters) -> Option<Bytes> {
+    /// What to send, opened by `platform.logsDropped` when events were dropped since the last
+    /// one: a JSON array for HTTP, newline-delimited JSON for TCP; `None` when there is nothing
+    /// to send.
+    fn body(&self, counters: &Counters, protocol: Protocol) -> Option<Bytes> {
         let dropped_records = counters.dropped_records.swap(0, Ordering::Relaxed);
         let dropped_bytes = counters.dropped_bytes.swap(0, Ordering::Relaxed);
         let dropped = (dropped_records > 0).then(|| {
@@ -621,20 +647,28 @@ impl Batch {
             return None;
         }
         let mut body = BytesMut::with_capacity(self.bytes as usize + self.items.len() + 256);
-        body.put_u8(b'[');
-        let mut first = true;
-        for json in dropped
+        let events = dropped
             .as_deref()
             .into_iter()
-            .chain(self.items.iter().map(|i| &i[..]))
-        {
-            if !first {
-                body.put_u8(b',');
+            .chain(self.items.iter().map(|i| &i[..]));
+        match protocol {
+            Protocol::Http => {
+                body.put_u8(b'[');
+                for (i, json) in events.enumerate() {
+                    if i > 0 {
+                        body.put_u8(b',');
+                    }
+                    body.put_slice(json);
+                }
+                body.put_u8(b']');
             }
-            first = false;
-            body.put_slice(json);
+            Protocol::Tcp => {
+                for json in events {
+                    body.put_slice(json);
+                    body.put_u8(b'\n');
+                }
+            }
         }
-        body.put_u8(b']');
         Some(body.freeze())
     }
 
@@ -683,8 +717,8 @@ async fn deliver(
                 },
             }
         }
-        if let Some(body) = batch.body(&counters)
-            && !client.post(body).await
+        if let Some(body) = batch.body(&counters, plan.protocol)
+            && !client.send(body).await
         {
             batch.lost(&counters);
         }
@@ -695,13 +729,16 @@ async fn deliver(
     }
 }
 
-/// An HTTP/1.1 connection to a subscription's listener, opened on first use and again after a
-/// failure.
+/// The connection to a subscription's listener (HTTP/1.1, or plain TCP), opened on first use and
+/// again after a failure.
 struct Client {
     addr: SocketAddr,
+    protocol: Protocol,
     host: HeaderValue,
     path: String,
     conn: Option<Connection>,
+    /// The TCP destination's stream.
+    tcp: Option<tokio::net::TcpStream>,
     gone: CancellationToken,
 }
 
@@ -721,6 +758,8 @@ impl Client {
     fn new(plan: &Plan, gone: CancellationToken) -> Self {
         Self {
             addr: plan.addr,
+            protocol: plan.protocol,
+            tcp: None,
             host: HeaderValue::from_str(&plan.host)
                 .unwrap_or_else(|_| HeaderValue::from_static(SANDBOX_HOST)),
             path: plan.path.clone(),
@@ -729,28 +768,57 @@ impl Client {
         }
     }
 
-    /// Sends `body`; true when the listener answered 2xx. A connection failure or an error
-    /// answer is tried again; a listener that does not answer within [`DELIVERY_TIMEOUT`] is
-    /// not (it may have taken the batch).
-    async fn post(&mut self, body: Bytes) -> bool {
+    /// Sends `body`; true when it was delivered: for HTTP, the listener answered 2xx; for TCP,
+    /// it was written. A connection failure or an error answer is tried again; a listener that
+    /// does not take it within [`DELIVERY_TIMEOUT`] is not (it may have taken the batch).
+    async fn send(&mut self, body: Bytes) -> bool {
         for attempt in 0..DELIVERY_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(RETRY_BACKOFF * attempt).await;
             }
-            match tokio::time::timeout(DELIVERY_TIMEOUT, self.try_post(body.clone())).await {
+            let sent = match self.protocol {
+                Protocol::Http => {
+                    let post =
+                        async { self.try_post(body.clone()).await.map_err(|e| e.to_string()) };
+                    tokio::time::timeout(DELIVERY_TIMEOUT, post).await
+                }
+                Protocol::Tcp => {
+                    let write = async { self.try_write(&body).await.map_err(|e| e.to_string()) };
+                    tokio::time::timeout(DELIVERY_TIMEOUT, write).await
+                }
+            };
+            match sent {
                 Ok(Ok(true)) => return true,
                 Ok(Ok(false)) => {}
                 Ok(Err(err)) => {
                     tracing::debug!(%err, addr = %self.addr, "telemetry delivery failed");
                     self.conn = None;
+                    self.tcp = None;
                 }
                 Err(_elapsed) => {
                     self.conn = None;
+                    self.tcp = None;
                     return false;
                 }
             }
         }
         false
+    }
+
+    /// Writes `body` on the TCP connection, connecting first when there is none.
+    async fn try_write(&mut self, body: &[u8]) -> Result<bool, std::io::Error> {
+        let stream = match &mut self.tcp {
+            Some(stream) => stream,
+            None => {
+                let Ok(stream) = tokio::net::TcpStream::connect(self.addr).await else {
+                    return Ok(false);
+                };
+                let _ = stream.set_nodelay(true);
+                self.tcp.insert(stream)
+            }
+        };
+        stream.write_all(body).await?;
+        Ok(true)
     }
 
     async fn try_post(&mut self, body: Bytes) -> Result<bool, hyper::Error> {
@@ -865,12 +933,19 @@ mod tests {
         assert!(refused(no_types).contains("types should not be empty"));
         let wrong_schema = subscription(ok, "").replace("2022-12-13", "2023-01-01");
         assert!(refused(wrong_schema).contains("Invalid request body"));
-        let tcp = r#"{"schemaVersion":"2025-01-29","destination":{"protocol":"TCP","URI":"sandbox.localdomain:1"},"types":["platform"]}"#;
-        let answer = body(tcp).err();
-        assert_eq!(
-            answer.as_ref().map(SubscribeError::status),
-            Some(http::StatusCode::ACCEPTED)
-        );
+        // TCP destinations: `tcp://HOST:PORT` or `HOST:PORT`, inside the environment only.
+        let tcp = |uri: &str| {
+            format!(
+                r#"{{"schemaVersion":"2025-01-29","destination":{{"protocol":"TCP","URI":"{uri}"}},"types":["platform"]}}"#
+            )
+        };
+        for uri in ["tcp://sandbox.localdomain:4243", "sandbox.localdomain:4243"] {
+            let plan = body(&tcp(uri)).unwrap_or_else(|e| panic!("{uri}: {e}"));
+            assert_eq!(plan.protocol, Protocol::Tcp);
+            assert_eq!(plan.addr, SocketAddr::from(([127, 0, 0, 1], 4243)));
+        }
+        assert!(refused(tcp("tcp://example.com:1")).contains("host"));
+        assert!(refused(tcp("tcp://sandbox.localdomain")).contains("port"));
         assert_eq!(
             body(&subscription(ok, "")).err().map(|e| e.error_type()),
             None
@@ -934,6 +1009,7 @@ mod tests {
     fn plan(addr: SocketAddr, max_items: usize, timeout_ms: u64) -> Plan {
         Plan {
             dialect: Dialect::Telemetry,
+            protocol: Protocol::Http,
             types: vec![Category::Platform, Category::Function],
             addr,
             host: format!("sandbox.localdomain:{}", addr.port()),
@@ -1133,5 +1209,35 @@ mod tests {
             Plan::from_logs_body(b"{}"),
             Err(SubscribeError::Validation(_))
         ));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_tcp_destination_gets_newline_delimited_json() {
+        use tokio::io::AsyncBufReadExt;
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = tcp.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let telemetry = Telemetry::new(CancellationToken::new());
+        telemetry.end_init();
+        let mut over_tcp = plan(addr, 1_000, 25);
+        over_tcp.protocol = Protocol::Tcp;
+        over_tcp.types = vec![Category::Function];
+        telemetry.subscribe("id", "ext", over_tcp);
+        line(&telemetry, "one");
+        line(&telemetry, "two");
+        let (stream, _) = tcp.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let Ok(Some(json)) = lines.next_line().await else {
+                panic!("the stream ended after {got:?}");
+            };
+            let event: serde_json::Value =
+                serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            got.push(event["record"].as_str().unwrap_or_default().to_owned());
+        }
+        assert_eq!(got, ["one", "two"]);
+        telemetry.shutdown(Duration::from_secs(5)).await;
     }
 }

@@ -6,7 +6,9 @@
 //! Its own printed lines come back to it as `extension` records; those starting with
 //! `TELEMETRY ` are not printed again, so nothing loops. `TELEMETRY_DEAD=1` makes the listener
 //! accept connections and never answer (a subscriber that hangs). `TELEMETRY_API=logs` subscribes
-//! through the older Logs API (`PUT /2020-08-15/logs`, schema `2021-03-18`) instead. With `TELEMETRY_READY_FIFO=PATH`
+//! through the older Logs API (`PUT /2020-08-15/logs`, schema `2021-03-18`) instead;
+//! `TELEMETRY_PROTOCOL=TCP` subscribes a TCP listener (`tcp://sandbox.localdomain:PORT`), which
+//! reads newline-delimited JSON. With `TELEMETRY_READY_FIFO=PATH`
 //! it opens that FIFO for writing once subscribed and closes it, which wakes a reader waiting to
 //! fail on cue.
 
@@ -38,7 +40,18 @@ async fn call(
     Ok((parts.status.as_u16(), parts.headers, body))
 }
 
-/// Prints every event of a batch, except the echoes of its own printing.
+/// Prints `event`, unless it is the echo of its own printing.
+fn print(event: &Value) {
+    let echo = event["type"] == "extension"
+        && event["record"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("TELEMETRY "));
+    if !echo {
+        println!("TELEMETRY {event}");
+    }
+}
+
+/// Prints every event of a batch.
 async fn receive(req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
     let body = req
         .into_body()
@@ -47,20 +60,28 @@ async fn receive(req: http::Request<Incoming>) -> Result<http::Response<Full<Byt
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let events: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
-    for event in events {
-        let echo = event["type"] == "extension"
-            && event["record"]
-                .as_str()
-                .is_some_and(|r| r.starts_with("TELEMETRY "));
-        if !echo {
-            println!("TELEMETRY {event}");
-        }
-    }
+    events.iter().for_each(print);
     Ok(http::Response::new(Full::new(Bytes::new())))
 }
 
-async fn listen(listener: tokio::net::TcpListener, dead: bool) {
+/// Prints every event that arrives over TCP, one JSON document a line.
+async fn receive_lines(stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        match serde_json::from_str::<Value>(&line) {
+            Ok(event) => print(&event),
+            Err(err) => println!("TELEMETRY-BAD-LINE {err}: {line}"),
+        }
+    }
+}
+
+async fn listen(listener: tokio::net::TcpListener, dead: bool, tcp: bool) {
     while let Ok((stream, _)) = listener.accept().await {
+        if tcp {
+            tokio::spawn(receive_lines(stream));
+            continue;
+        }
         if dead {
             // Hold the connection open and never answer.
             tokio::spawn(async move {
@@ -90,7 +111,8 @@ async fn main() -> Result<(), Failure> {
     let dead = std::env::var("TELEMETRY_DEAD").is_ok_and(|v| v == "1");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
-    tokio::spawn(listen(listener, dead));
+    let tcp = std::env::var("TELEMETRY_PROTOCOL").is_ok_and(|v| v == "TCP");
+    tokio::spawn(listen(listener, dead, tcp));
 
     let host = api.to_string();
     let register = http::Request::post(ext::REGISTER_PATH)
@@ -114,7 +136,11 @@ async fn main() -> Result<(), Failure> {
     };
     let subscription = serde_json::json!({
         "schemaVersion": schema,
-        "destination": {"protocol": "HTTP", "URI": format!("http://{}:{port}/telemetry", tm::SANDBOX_HOST)},
+        "destination": if tcp {
+            serde_json::json!({"protocol": "TCP", "URI": format!("tcp://{}:{port}", tm::SANDBOX_HOST)})
+        } else {
+            serde_json::json!({"protocol": "HTTP", "URI": format!("http://{}:{port}/telemetry", tm::SANDBOX_HOST)})
+        },
         "types": ["platform", "function", "extension"],
         "buffering": {"maxItems": 1000, "maxBytes": 262_144, "timeoutMs": 25},
     });

@@ -409,3 +409,48 @@ async fn a_logs_api_subscriber_gets_the_older_shapes() {
     assert_eq!(done["record"]["status"], "failure");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_tcp_subscriber_gets_newline_delimited_events_from_both_apis() {
+    let mut over_tcp = with_subscriber("teltcp");
+    over_tcp
+        .environment
+        .insert("TELEMETRY_PROTOCOL".into(), "TCP".into());
+    let mut logs_over_tcp = with_logs_subscriber("logstcp");
+    logs_over_tcp
+        .environment
+        .insert("TELEMETRY_PROTOCOL".into(), "TCP".into());
+    // TCP delivery has no acknowledgement: what is written may still sit unread when the idle
+    // sandbox is frozen, and its listener reads it at the next thaw, as in Lambda. Here the
+    // listeners read at once.
+    over_tcp.freeze = false;
+    logs_over_tcp.freeze = false;
+    let h = Harness::start(vec![over_tcp, logs_over_tcp]).await;
+    for name in ["teltcp", "logstcp"] {
+        let (status, id) = invoke(&h, name, r#"{"op":"print","lines":["over tcp"]}"#).await;
+        assert_eq!(status, 200);
+        let report = wait_event(&h, name, "platform.report", &id).await;
+        assert!(
+            report["record"]["metrics"]["durationMs"].is_f64(),
+            "{report}"
+        );
+        let events = received(&h.logs, name);
+        let start = position(&events, "start", of("platform.start", &id));
+        let line = position(&events, "the line", |e| {
+            e["type"] == "function" && e["record"] == "over tcp"
+        });
+        assert!(start < line, "{events:?}");
+        assert!(
+            !h.logs
+                .all()
+                .iter()
+                .any(|l| l.contains("TELEMETRY-BAD-LINE")),
+            "every line is one JSON document"
+        );
+    }
+    let events = received(&h.logs, "logstcp");
+    position(&events, "logsSubscription", |e| {
+        e["type"] == "platform.logsSubscription"
+    });
+    h.stop().await;
+}
