@@ -65,6 +65,21 @@ pub struct FunctionConfig {
     /// sandboxes of one web app can listen at once, as each has its own network in Lambda.
     /// Default: false.
     pub sandbox_port: bool,
+    /// `LoggingConfig.LogFormat`: how the platform's lines (`START`, `END`, `REPORT`, ...) are
+    /// written, and what `AWS_LAMBDA_LOG_FORMAT` tells the runtime. Default: text.
+    pub log_format: LogFormat,
+}
+
+/// The format of a function's log, as Lambda's `LoggingConfig.LogFormat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// `START`/`END`/`REPORT` lines. The default.
+    #[default]
+    Text,
+    /// One JSON document a line for the platform's records, in the Telemetry API's shape
+    /// (`{"time", "type": "platform.start", "record": {...}}`); `AWS_LAMBDA_LOG_FORMAT=JSON`.
+    Json,
 }
 
 impl FunctionConfig {
@@ -85,6 +100,7 @@ impl FunctionConfig {
             idle_timeout: Duration::from_secs(600),
             extensions: Vec::new(),
             sandbox_port: false,
+            log_format: LogFormat::Text,
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::config::{FunctionConfig, Settings};
+use crate::config::{FunctionConfig, LogFormat, Settings};
 use crate::error::{Error, InvokeError};
 use crate::invocation::{Invocation, InvokeResponse, Outcome};
 use crate::logs::LogSink;
@@ -134,6 +134,9 @@ impl Function {
         env.extend(reserved.into_iter().map(|(k, v)| (k.to_owned(), v)));
         if let Some(handler) = &config.handler {
             env.push((env::HANDLER.to_owned(), handler.clone()));
+        }
+        if config.log_format == LogFormat::Json {
+            env.push((env::LOG_FORMAT.to_owned(), "JSON".into()));
         }
         let extensions = config.extensions.iter().map(|p| cwd.join(p)).collect();
         let name: Arc<str> = name.into();

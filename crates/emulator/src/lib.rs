@@ -87,7 +87,7 @@ mod server;
 mod telemetry;
 mod telemetry_api;
 
-pub use config::{FunctionConfig, Settings};
+pub use config::{FunctionConfig, LogFormat, Settings};
 pub use emulator::Emulator;
 pub use error::{Error, InvokeError};
 pub use function::State;

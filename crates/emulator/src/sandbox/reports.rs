@@ -2,7 +2,7 @@
 //! `INIT_REPORT` lines, and the platform events of its telemetry stream.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use coldstart_protocol::logs;
 use coldstart_protocol::telemetry::{
@@ -58,10 +58,29 @@ impl ResponseTiming {
 }
 
 impl Sandbox {
+    /// Publishes the platform record `make` builds and, with the JSON log format, writes it to
+    /// the function's log as one line, in the Telemetry API's shape.
+    fn platform_record(&self, make: impl FnOnce() -> Record) {
+        if !self.logs.json() {
+            self.telemetry.publish(Category::Platform, make);
+            return;
+        }
+        let record = make();
+        let event = tm::Event {
+            time: iso_millis(SystemTime::now()),
+            record,
+        };
+        if let Ok(line) = serde_json::to_string(&event) {
+            self.logs.platform_record(&line);
+        }
+        self.telemetry
+            .publish(Category::Platform, move || event.record);
+    }
+
     /// Publishes a successful init: every extension's state, then its end.
     pub(super) fn publish_init_ready(&self, done: &InitDone) {
         for (name, events) in &done.extensions {
-            self.telemetry.publish(Category::Platform, || {
+            self.platform_record(|| {
                 Record::Extension(tm::ExtensionState {
                     name: name.clone(),
                     state: "Ready".into(),
@@ -75,7 +94,7 @@ impl Sandbox {
     /// Publishes the end of init (`platform.initRuntimeDone`, `platform.initReport`); events are
     /// no longer kept for later subscribers.
     fn publish_init_done(&self, duration: Duration, status: Status, error_type: Option<&str>) {
-        self.telemetry.publish(Category::Platform, || {
+        self.platform_record(|| {
             Record::InitRuntimeDone(tm::InitRuntimeDone {
                 initialization_type: InitType::OnDemand,
                 phase: InitPhase::Init,
@@ -84,7 +103,7 @@ impl Sandbox {
                 spans: Vec::new(),
             })
         });
-        self.telemetry.publish(Category::Platform, || {
+        self.platform_record(|| {
             Record::InitReport(tm::InitReport {
                 initialization_type: InitType::OnDemand,
                 phase: InitPhase::Init,
@@ -101,7 +120,7 @@ impl Sandbox {
 
     /// Publishes `platform.start` of `invocation`.
     pub(super) fn publish_start(&self, invocation: &Invocation) {
-        self.telemetry.publish(Category::Platform, || {
+        self.platform_record(|| {
             Record::Start(tm::Start {
                 request_id: invocation.request_id.clone(),
                 version: Some("$LATEST".into()),
@@ -119,11 +138,11 @@ impl Sandbox {
         produced_bytes: Option<u64>,
         timing: Option<ResponseTiming>,
     ) {
-        if self.telemetry.wants(Category::Function) {
+        if self.telemetry.wants(Category::Function) || self.logs.json() {
             // The lines the function printed before answering belong before its runtimeDone.
             self.logs.drain();
         }
-        self.telemetry.publish(Category::Platform, || {
+        self.platform_record(|| {
             let spans = timing.map_or_else(Vec::new, |t| t.spans(running));
             Record::RuntimeDone(tm::RuntimeDone {
                 request_id: running.invocation.request_id.clone(),
@@ -250,7 +269,7 @@ impl Sandbox {
                 request_id: request_id.to_owned(),
             })
         });
-        self.telemetry.publish(Category::Platform, || {
+        self.platform_record(|| {
             let (status, error_type) = match &status {
                 None => (Status::Success, None),
                 Some(ReportStatus::Timeout) => (Status::Timeout, Some("Sandbox.Timedout".into())),

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::state::Machine;
 use super::{Fact, InitResult, Owner, Sandbox};
 use crate::clock::log_stream_name;
-use crate::config::FunctionConfig;
+use crate::config::{FunctionConfig, LogFormat};
 use crate::logs::{LogCapture, LogSink};
 use crate::process::{StatusFile, signal_group};
 use crate::telemetry::Telemetry;
@@ -135,12 +135,14 @@ impl Sandbox {
             (None, Some(log_write))
         };
         let pid = bootstrap.as_ref().and_then(|c| c.id()).unwrap_or(0);
+        let json_log = spec.config.log_format == LogFormat::Json;
         let logs = Arc::new(LogCapture::new(
             spec.name.clone(),
             spec.sink.clone(),
             OwnedFd::from(log_read),
             telemetry.clone(),
             Category::Function,
+            json_log,
         )?);
         // Our write end is dropped here: the pipe ends when the extensions are gone.
         let extension_logs = match extension_pipe {
@@ -150,6 +152,7 @@ impl Sandbox {
                 OwnedFd::from(ext_read),
                 telemetry.clone(),
                 Category::Extension,
+                json_log,
             )?)),
             None => None,
         };

@@ -1,6 +1,7 @@
 //! The Telemetry API and the older Logs API: a real extension process (`fx-telemetry`) subscribes
 //! its HTTP listener on `sandbox.localdomain` as vendors' extensions do, and prints what it
-//! receives; the function is `fx-faults`, whose event chooses what it does.
+//! receives; the function is `fx-faults`, whose event chooses what it does. The JSON log format
+//! writes the same platform records into the function's log.
 
 use std::time::{Duration, Instant};
 
@@ -452,5 +453,63 @@ async fn a_tcp_subscriber_gets_newline_delimited_events_from_both_apis() {
     position(&events, "logsSubscription", |e| {
         e["type"] == "platform.logsSubscription"
     });
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn with_the_json_log_format_platform_lines_are_json_records() {
+    let mut f = function("jsonlog", fixture("fx-faults"));
+    f.log_format = coldstart_emulator::LogFormat::Json;
+    let mut env = function("jsonenv", fixture("fx-env"));
+    env.log_format = coldstart_emulator::LogFormat::Json;
+    let h = Harness::start(vec![f, env]).await;
+    let (status, id) = invoke(&h, "jsonlog", r#"{"op":"print","lines":["hello"]}"#).await;
+    assert_eq!(status, 200);
+    let prefix = "jsonlog: ";
+    h.logs
+        .wait_for(|l| l.starts_with(prefix) && l.contains(r#""type":"platform.report""#))
+        .await;
+    let lines: Vec<String> = h
+        .logs
+        .all()
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+        .collect();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("START ") || l.starts_with("END ") || l.starts_with("REPORT ")),
+        "{lines:?}"
+    );
+    let records: Vec<Value> = lines
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(
+        records.iter().all(|r| is_rfc3339_millis(&r["time"])),
+        "{records:?}"
+    );
+    let start = position(&records, "start", of("platform.start", &id));
+    let done = position(&records, "runtimeDone", of("platform.runtimeDone", &id));
+    let report = position(&records, "report", of("platform.report", &id));
+    assert!(start < done && done < report, "{records:?}");
+    position(&records, "initReport", |r| {
+        r["type"] == "platform.initReport"
+    });
+    assert_eq!(records[done]["record"]["status"], "success");
+    assert_eq!(records[report]["record"]["metrics"]["memorySizeMB"], 128);
+    // The function's own line stays as it printed it, between start and runtimeDone.
+    let hello = lines.iter().position(|l| l == "hello");
+    let start_line = lines
+        .iter()
+        .position(|l| l.contains(r#""type":"platform.start""#));
+    let done_line = lines
+        .iter()
+        .position(|l| l.contains(r#""type":"platform.runtimeDone""#));
+    assert!(start_line < hello && hello < done_line, "{lines:?}");
+    // The runtime is told.
+    let answer = h.invoke_raw("jsonenv", &[], "{}".to_owned()).await;
+    assert_eq!(answer.json()["env"]["AWS_LAMBDA_LOG_FORMAT"], "JSON");
     h.stop().await;
 }
