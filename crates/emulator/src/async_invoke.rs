@@ -78,7 +78,7 @@ async fn attempt_all(
     stopping: CancellationToken,
 ) {
     let settings = emulator.settings().clone();
-    let config = function.config.async_config.clone();
+    let config = function.config().async_config.clone();
     let name = function.name.clone();
     let received = Instant::now();
     let max_age = scaled(&settings, config.max_event_age);

@@ -73,6 +73,9 @@ pub struct FunctionConfig {
     /// How its `Event` invocations are retried and where their outcomes go
     /// (`EventInvokeConfig`, `DeadLetterConfig`). Default: AWS's (two retries, six hours).
     pub async_config: AsyncConfig,
+    /// `LoggingConfig.LogFormat`: how the platform's lines (`START`, `END`, `REPORT`, ...) are
+    /// written, and what `AWS_LAMBDA_LOG_FORMAT` tells the runtime. Default: text.
+    pub log_format: LogFormat,
 }
 
 /// Fewest seconds `MaximumEventAgeInSeconds` takes.
@@ -115,6 +118,18 @@ impl Default for AsyncConfig {
     }
 }
 
+/// The format of a function's log, as Lambda's `LoggingConfig.LogFormat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// `START`/`END`/`REPORT` lines. The default.
+    #[default]
+    Text,
+    /// One JSON document a line for the platform's records, in the Telemetry API's shape
+    /// (`{"time", "type": "platform.start", "record": {...}}`); `AWS_LAMBDA_LOG_FORMAT=JSON`.
+    Json,
+}
+
 impl FunctionConfig {
     /// A function with Lambda's default settings.
     pub fn new(name: impl Into<String>, command: Vec<OsString>) -> Self {
@@ -135,6 +150,7 @@ impl FunctionConfig {
             sandbox_port: false,
             opt: None,
             async_config: AsyncConfig::default(),
+            log_format: LogFormat::Text,
         }
     }
 

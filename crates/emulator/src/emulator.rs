@@ -19,8 +19,7 @@ use crate::invocation::{Invocation, InvokeRequest, InvokeResponse, Outcome};
 use crate::logs::LogSink;
 use crate::pool::Urgency;
 
-/// How long a sandbox gets between SIGTERM and SIGKILL at shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+use crate::process::SHUTDOWN_GRACE;
 
 /// A running set of functions. Cheap to clone: clones share the functions and their sandboxes.
 #[derive(Clone, Debug)]
@@ -352,7 +351,7 @@ impl Emulator {
     pub fn longest_timeout(&self) -> Duration {
         self.functions()
             .iter()
-            .map(|f| f.config.timeout)
+            .map(|f| f.config().timeout)
             .max()
             .unwrap_or_default()
     }

@@ -121,17 +121,13 @@ impl InvokeError {
     }
 }
 
-/// Why the Telemetry API refused (or only acknowledged) a subscription.
+/// Why the Telemetry API or the Logs API refused a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub(crate) enum SubscribeError {
     /// 400 `ValidationError`: the body is malformed or breaks a limit.
     #[error("{0}")]
     Validation(String),
-    /// 202 `Telemetry.NotSupported`: valid for Lambda but not emulated (TCP destinations); the
-    /// extension carries on without telemetry.
-    #[error("{0}")]
-    NotSupported(String),
 }
 
 impl SubscribeError {
@@ -139,7 +135,6 @@ impl SubscribeError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::BAD_REQUEST,
-            Self::NotSupported(_) => StatusCode::ACCEPTED,
         }
     }
 
@@ -147,7 +142,6 @@ impl SubscribeError {
     pub(crate) fn error_type(&self) -> &'static str {
         match self {
             Self::Validation(_) => coldstart_protocol::telemetry::VALIDATION_ERROR,
-            Self::NotSupported(_) => coldstart_protocol::telemetry::NOT_SUPPORTED,
         }
     }
 }

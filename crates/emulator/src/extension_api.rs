@@ -17,9 +17,9 @@ use coldstart_protocol::extension::{
 };
 use coldstart_protocol::{ErrorBody, limits};
 
+use crate::answers::{accepted, header, identifier, rapid_error, refused};
 use crate::body::{Body, read_limited};
 use crate::extensions::{ExtensionNext, ExtensionRefusal};
-use crate::runtime_api::{accepted, rapid_error};
 use crate::sandbox::Sandbox;
 
 /// Answers an Extensions API request; `None` when the path is not one of the API's.
@@ -70,17 +70,17 @@ async fn register(sandbox: &Arc<Sandbox>, req: Request<Incoming>) -> Response<Bo
         Ok(id) => id,
         Err(refusal) => return refused(refusal),
     };
-    let function = &sandbox.function;
+    let spec = &sandbox.spec;
     let wants_account = parts.headers.get_all(&ext::ACCEPT_FEATURE).iter().any(|v| {
         v.as_bytes()
             .split(|&b| b == b',')
             .any(|f| f.trim_ascii() == b"accountId")
     });
     let answer = RegisterResponse {
-        function_name: function.name.to_string(),
+        function_name: spec.name.to_string(),
         function_version: "$LATEST".into(),
-        handler: function.config.handler.clone().unwrap_or_default(),
-        account_id: wants_account.then(|| function.account_id().to_owned()),
+        handler: spec.config.handler.clone().unwrap_or_default(),
+        account_id: wants_account.then(|| spec.account_id.clone()),
     };
     let mut response = json(
         StatusCode::OK,
@@ -160,32 +160,6 @@ async fn report(sandbox: &Arc<Sandbox>, req: Request<Incoming>, report: Report) 
     }
 }
 
-/// The `Lambda-Extension-Identifier` header, checked for presence and UUID shape.
-pub(crate) fn identifier(headers: &HeaderMap) -> Result<String, ExtensionRefusal> {
-    let Some(id) = header(headers, &ext::IDENTIFIER) else {
-        return Err(ExtensionRefusal::new(
-            "Extension.MissingExtensionIdentifier",
-            "Missing Lambda-Extension-Identifier header",
-        ));
-    };
-    if uuid::Uuid::parse_str(&id).is_err() {
-        return Err(ExtensionRefusal::new(
-            "Extension.InvalidExtensionIdentifier",
-            "Invalid Lambda-Extension-Identifier",
-        ));
-    }
-    Ok(id)
-}
-
-fn header(headers: &HeaderMap, name: &http::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
-
 fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut response = Response::new(Body::full(Bytes::from(body)));
     *response.status_mut() = status;
@@ -193,8 +167,4 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
-}
-
-pub(crate) fn refused(refusal: ExtensionRefusal) -> Response<Body> {
-    rapid_error(StatusCode::FORBIDDEN, refusal.error_type, &refusal.message)
 }

@@ -2,49 +2,39 @@
 //! the path of one invocation through them (warm, cold, init failures, deadline).
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::clock::log_stream_name;
-use crate::config::{FunctionConfig, Settings};
+use crate::config::{FunctionConfig, LogFormat, Settings};
 use crate::error::{Error, InvokeError};
 use crate::invocation::{Invocation, InvokeResponse, Outcome};
 use crate::logs::LogSink;
 use crate::opt::OptMount;
 use crate::pool::{Acquire, Fallback, Grant, Pool, Urgency};
-use crate::sandbox::{InitFailure, Sandbox, command_for};
+use crate::process::{SHUTDOWN_GRACE, describe_exit};
+use crate::runtime_api;
+use crate::sandbox::{Fact, InitFailure, InitResult, Owner, Sandbox, Spec};
 use coldstart_protocol::env;
 
 /// How many times an invocation is offered to a new sandbox when the one it got died before it
 /// could take it.
 const DISPATCH_ATTEMPTS: usize = 3;
 
-/// A function and its sandboxes.
+/// A function and its sandboxes; the owner of every sandbox it starts.
 pub(crate) struct Function {
     pub(crate) name: Arc<str>,
-    pub(crate) config: FunctionConfig,
+    /// What its sandboxes run.
+    spec: Arc<Spec>,
     pub(crate) pool: Pool,
-    pub(crate) sink: Arc<dyn LogSink>,
-    argv: Vec<OsString>,
-    /// External extensions' executables, absolute.
-    extensions: Vec<PathBuf>,
-    /// The folder bound at `/opt` in each sandbox, if any.
-    opt: Option<OptMount>,
-    /// The account the emulator presents.
-    account_id: String,
-    task_root: PathBuf,
-    /// The Lambda environment shared by every sandbox of the function.
-    env: Vec<(String, String)>,
     next_id: AtomicU64,
     /// Bumped when the function's code is replaced; sandboxes of an older generation are
     /// stopped instead of reused.
     generation: AtomicU64,
-    /// Every live sandbox, for shutdown; entries leave when their process is reaped.
+    /// Every live sandbox, for shutdown; entries leave when their processes are all reaped.
     sandboxes: Mutex<HashMap<u64, Arc<Sandbox>>>,
     /// [`State`] as a number: invocations of a function that is not `Active` are refused.
     state: AtomicU8,
@@ -146,6 +136,9 @@ impl Function {
         if let Some(handler) = &config.handler {
             env.push((env::HANDLER.to_owned(), handler.clone()));
         }
+        if config.log_format == LogFormat::Json {
+            env.push((env::LOG_FORMAT.to_owned(), "JSON".into()));
+        }
         let extensions = config.extensions.iter().map(|p| cwd.join(p)).collect();
         let opt =
             match &config.opt {
@@ -157,17 +150,21 @@ impl Function {
                 })?),
                 None => None,
             };
+        let name: Arc<str> = name.into();
         Ok(Arc::new(Self {
-            extensions,
-            opt,
-            account_id: settings.account_id.clone(),
-            name: name.into(),
             pool: Pool::new(config.concurrency, config.throttle_after),
-            config,
-            sink,
-            argv,
-            task_root,
-            env,
+            spec: Arc::new(Spec {
+                name: name.clone(),
+                config,
+                account_id: settings.account_id.clone(),
+                sink,
+                argv,
+                extensions,
+                opt,
+                task_root,
+                env,
+            }),
+            name,
             next_id: AtomicU64::new(1),
             generation: AtomicU64::new(0),
             sandboxes: Mutex::new(HashMap::new()),
@@ -175,84 +172,9 @@ impl Function {
         }))
     }
 
-    /// The command that starts one sandbox's bootstrap; `port` is the sandbox's own port.
-    pub(crate) fn command(&self, runtime_api: &str, port: Option<u16>) -> tokio::process::Command {
-        let mut command = command_for(
-            &self.argv,
-            &self.env,
-            &self.task_root,
-            runtime_api,
-            &log_stream_name(),
-        );
-        self.give_port(&mut command, port);
-        if let Some(opt) = &self.opt {
-            opt.apply(&mut command);
-        }
-        command
-    }
-
-    /// The account id the emulator presents.
-    pub(crate) fn account_id(&self) -> &str {
-        &self.account_id
-    }
-
-    /// The external extensions' executables, resolved.
-    pub(crate) fn extensions(&self) -> &[PathBuf] {
-        &self.extensions
-    }
-
-    /// The command that starts one of a sandbox's external extensions: the function's
-    /// environment without the runtime-only variables, as in Lambda.
-    pub(crate) fn extension_command(
-        &self,
-        path: &Path,
-        runtime_api: &str,
-        port: Option<u16>,
-    ) -> tokio::process::Command {
-        // Under a mounted `/opt`, an extension from the folder starts from its `/opt/...` path.
-        let program = match &self.opt {
-            Some(opt) => match path.strip_prefix(opt.folder()) {
-                Ok(rel) => Path::new(crate::opt::OPT).join(rel),
-                Err(_) => path.to_path_buf(),
-            },
-            None => path.to_path_buf(),
-        };
-        let mut command = tokio::process::Command::new(program);
-        command.current_dir(&self.task_root);
-        command.env_remove(env::TRACE_ID);
-        for name in env::RUNTIME_ONLY {
-            command.env_remove(name);
-        }
-        command.envs(
-            self.env
-                .iter()
-                .filter(|(k, _)| !env::RUNTIME_ONLY.contains(&k.as_str()))
-                .map(|(k, v)| (k, v)),
-        );
-        command.env(env::RUNTIME_API, runtime_api);
-        self.give_port(&mut command, port);
-        if let Some(opt) = &self.opt {
-            opt.apply(&mut command);
-        }
-        command
-    }
-
-    /// Puts the sandbox's own port in `PORT` and `AWS_LWA_PORT`, and in
-    /// `AWS_LWA_READINESS_CHECK_PORT` when that named the configured port.
-    fn give_port(&self, command: &mut tokio::process::Command, port: Option<u16>) {
-        let Some(port) = port else { return };
-        let port = port.to_string();
-        let configured = self
-            .config
-            .environment
-            .get(env::LWA_PORT)
-            .or_else(|| self.config.environment.get(env::PORT));
-        if let Some(check) = self.config.environment.get(env::LWA_READINESS_CHECK_PORT)
-            && Some(check) == configured
-        {
-            command.env(env::LWA_READINESS_CHECK_PORT, &port);
-        }
-        command.env(env::PORT, &port).env(env::LWA_PORT, &port);
+    /// The function's settings.
+    pub(crate) fn config(&self) -> &FunctionConfig {
+        &self.spec.config
     }
 
     /// Whether the function can be invoked.
@@ -275,26 +197,8 @@ impl Function {
     pub(crate) fn replace_sandboxes(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         for sandbox in self.pool.take_all_idle() {
-            tokio::spawn(async move { sandbox.stop(crate::emulator::SHUTDOWN_GRACE).await });
+            tokio::spawn(async move { sandbox.stop(SHUTDOWN_GRACE).await });
         }
-    }
-
-    pub(crate) fn next_sandbox_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub(crate) fn register(&self, sandbox: &Arc<Sandbox>) {
-        self.sandboxes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(sandbox.id, sandbox.clone());
-    }
-
-    pub(crate) fn forget(&self, id: u64) {
-        self.sandboxes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
     }
 
     /// Process ids of the live sandboxes' bootstraps.
@@ -378,7 +282,7 @@ impl Function {
             // The answer wins a tie with the deadline.
             biased;
             response = &mut answer => response.unwrap_or_else(|_| lost()),
-            () = tokio::time::sleep(self.config.timeout) => {
+            () = tokio::time::sleep(self.spec.config.timeout) => {
                 sandbox.time_out(request_id);
                 answer.await.unwrap_or_else(|_| lost())
             }
@@ -395,10 +299,10 @@ impl Function {
         if invocation.log_tail {
             sandbox.logs.keep_tail();
         }
-        let failure = match tokio::time::timeout(self.config.init_timeout, ready).await {
+        let failure = match tokio::time::timeout(self.spec.config.init_timeout, ready).await {
             Ok(Ok(Ok(()))) => return Ok(sandbox),
             Ok(Ok(Err(failure))) => failure,
-            Ok(Err(_)) => InitFailure::Exited(crate::process::describe_exit(None)),
+            Ok(Err(_)) => InitFailure::Exited(describe_exit(None)),
             Err(_elapsed) => {
                 // Lambda retries a timed-out init inside the invocation ("suppressed init"),
                 // bounded by the function's timeout. The new sandbox inherits the slot.
@@ -407,7 +311,7 @@ impl Function {
                 if invocation.log_tail {
                     retry.logs.keep_tail();
                 }
-                match tokio::time::timeout(self.config.timeout, ready).await {
+                match tokio::time::timeout(self.spec.config.timeout, ready).await {
                     Ok(Ok(Ok(()))) => return Ok(retry),
                     Ok(Ok(Err(failure))) => {
                         return Err(retry.fail_start(
@@ -419,7 +323,7 @@ impl Function {
                     Ok(Err(_)) => {
                         return Err(retry.fail_start(
                             invocation,
-                            InitFailure::Exited(crate::process::describe_exit(None))
+                            InitFailure::Exited(describe_exit(None))
                                 .into_outcome(&invocation.request_id),
                             false,
                         ));
@@ -428,7 +332,7 @@ impl Function {
                         retry.abandon_init(false);
                         let cause = format!(
                             "Task timed out after {:.2} seconds",
-                            self.config.timeout.as_secs_f64()
+                            self.spec.config.timeout.as_secs_f64()
                         );
                         let outcome = Outcome::platform_error(
                             "Sandbox.Timedout",
@@ -450,10 +354,13 @@ impl Function {
     fn spawn_or_answer(
         self: &Arc<Self>,
         invocation: &Invocation,
-    ) -> Result<(Arc<Sandbox>, oneshot::Receiver<crate::sandbox::InitResult>), InvokeResponse> {
-        Sandbox::spawn(self).map_err(|err| {
+    ) -> Result<(Arc<Sandbox>, oneshot::Receiver<InitResult>), InvokeResponse> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let owner: Weak<dyn Owner> = Arc::downgrade(self) as Weak<dyn Owner>;
+        let spawned = Sandbox::spawn(&self.spec, owner, id, self.generation());
+        let spawned = spawned.map_err(|err| {
             self.pool.release_slot();
-            let program = Path::new(&self.argv[0]).display().to_string();
+            let program = Path::new(&self.spec.argv[0]).display().to_string();
             let cause = match err.kind() {
                 std::io::ErrorKind::NotFound => {
                     format!("Couldn't find valid bootstrap(s): [{program}]")
@@ -473,7 +380,13 @@ impl Function {
                 ),
                 log_tail: None,
             }
-        })
+        })?;
+        // The Runtime API serves the sandbox until its processes are gone.
+        tokio::spawn(runtime_api::serve(
+            spawned.listener,
+            spawned.sandbox.clone(),
+        ));
+        Ok((spawned.sandbox, spawned.ready))
     }
 
     /// Stops every sandbox: SIGTERM, then SIGKILL after `grace`.
@@ -491,6 +404,50 @@ impl Function {
             stops.spawn(async move { sandbox.stop(grace).await });
         }
         while stops.join_next().await.is_some() {}
+    }
+}
+
+impl Owner for Function {
+    fn tell(&self, sandbox: &Arc<Sandbox>, fact: Fact) {
+        match fact {
+            Fact::Started => {
+                self.sandboxes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(sandbox.id, sandbox.clone());
+            }
+            Fact::Responded => self.pool.on_responded(),
+            Fact::Ready if sandbox.generation != self.generation() => {
+                // Its code was replaced while it ran: stop it instead of reusing it.
+                self.pool.on_retired();
+                let retired = sandbox.clone();
+                tokio::spawn(async move { retired.stop(SHUTDOWN_GRACE).await });
+            }
+            Fact::Ready => {
+                if self.pool.on_ready(sandbox.clone()) {
+                    sandbox.park();
+                }
+            }
+            Fact::Dead(vacated) => self.pool.on_dead(sandbox, vacated),
+            Fact::IdleExpired => {
+                // Unless it was granted to an invocation meanwhile.
+                if self.pool.take_idle(sandbox) {
+                    tracing::debug!(
+                        function = &*self.name,
+                        sandbox = sandbox.id,
+                        "idle sandbox stopped"
+                    );
+                    let idle = sandbox.clone();
+                    tokio::spawn(async move { idle.stop(SHUTDOWN_GRACE).await });
+                }
+            }
+            Fact::Gone => {
+                self.sandboxes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&sandbox.id);
+            }
+        }
     }
 }
 

@@ -26,25 +26,47 @@
 //!   front door.
 //! - [`config`]: function settings and their validation against Lambda's limits.
 //! - `emulator`: the [`Emulator`]: functions by name or ARN, request validation, shutdown.
-//! - `function`: one function's path of an invocation: warm, cold start, init failures, deadline.
+//! - `function`: one function's path of an invocation: warm, cold start, init failures, deadline;
+//!   the owner of its sandboxes (it hears their lifecycle facts and serves their Runtime API).
 //! - `pool`: the scheduler: idle sandboxes, concurrency slots, throttling.
-//! - `sandbox`: one execution environment: process, state machine, freeze, timeout, crash.
+//! - `sandbox`: one execution environment, a folder: `state` (its phases and transitions, unit
+//!   tested without processes), `spawn`, `exit` (reaping, crashes, timeouts, stop), `freezer`,
+//!   `streaming`, `reports` (the answer, `END`/`REPORT`, platform events). It is started from a
+//!   plain `Spec` and tells its owner `Fact`s; it never calls up.
 //! - `runtime_api`: the Runtime API server of a sandbox; `extension_api` beside it: the
-//!   Extensions API, over `extensions`, the registry of a sandbox's extensions.
+//!   Extensions API, over `extensions`, the registry of a sandbox's extensions; `answers`: the
+//!   answers they share, as rapid words them.
 //! - `invoke_api`: the Invoke API front door, and InvokeWithResponseStream (`eventstream`: its
 //!   framing).
 //! - `gateway`: the HTTP front doors: Function URLs and API Gateway HTTP/REST APIs, with their
 //!   events (`aws_lambda_events` types), route matching and response mapping.
 //! - [`logs`]: function log capture, `START`/`END`/`REPORT`, the log tail.
-//! - `telemetry`: a sandbox's platform event stream (the Telemetry API's event kinds) and its
-//!   subscriptions' bounded queues and delivery tasks; `telemetry_api` beside it: the
-//!   Telemetry API's `PUT /2022-07-01/telemetry`.
+//! - `telemetry`: a sandbox's platform event stream (the Telemetry API's event kinds, and the
+//!   older Logs API's shapes for its subscribers) and its subscriptions' bounded queues and
+//!   delivery tasks; `telemetry_api` beside it: the Telemetry API's `PUT /2022-07-01/telemetry`
+//!   and the Logs API's `PUT /2020-08-15/logs`.
 //! - `invocation`: what front doors send in and get back; `async_invoke`: `Event` invocations
 //!   as Lambda runs them (retries, event age, destinations, dead-letter queue).
 //! - `opt`: a sandbox's own `/opt`, bound in a mount namespace.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
+//!
+//! Who imports whom, by floors: a module imports only modules on floors below its own, so there
+//! is no circle among them.
+//!
+//! ```text
+//! 9  invoke_api, gateway
+//! 8  emulator
+//! 7  function        owns sandboxes: starts them, hears their facts, serves their Runtime API
+//! 6  runtime_api
+//! 5  extension_api, telemetry_api, pool
+//! 4  sandbox/        spawn, exit, freezer, streaming -> mod -> reports -> state
+//! 3  logs
+//! 2  answers, server, telemetry, config, apigw
+//! 1  body, extensions, invocation, process, error, clock, eventstream
+//! ```
 
+mod answers;
 pub mod apigw;
 mod async_invoke;
 mod body;
@@ -69,8 +91,8 @@ mod server;
 mod telemetry;
 mod telemetry_api;
 
-pub use config::{AsyncConfig, FunctionConfig, Settings};
-pub use emulator::{Emulator, SHUTDOWN_GRACE};
+pub use config::{AsyncConfig, FunctionConfig, LogFormat, Settings};
+pub use emulator::Emulator;
 pub use error::{Error, InvokeError};
 pub use function::State;
 pub use gateway::{
@@ -82,3 +104,4 @@ pub use invocation::{
 pub use invoke_api::serve_invoke_api;
 pub use logs::{LogSink, TracingSink};
 pub use opt::{OPT, opt_mount_available};
+pub use process::SHUTDOWN_GRACE;

@@ -47,6 +47,8 @@ pub(crate) struct LogCapture {
     telemetry: Arc<Telemetry>,
     /// Whose lines these are: [`Category::Function`] or [`Category::Extension`].
     category: Category,
+    /// The platform's lines are JSON records ([`Self::platform_record`]), not text.
+    json: bool,
     /// The pipe's read end. Every read happens under `state`'s lock.
     pipe: AsyncFd<OwnedFd>,
     state: Mutex<CaptureState>,
@@ -69,6 +71,7 @@ impl LogCapture {
         read_end: OwnedFd,
         telemetry: Arc<Telemetry>,
         category: Category,
+        json: bool,
     ) -> io::Result<Self> {
         set_nonblocking(&read_end)?;
         Ok(Self {
@@ -76,6 +79,7 @@ impl LogCapture {
             sink,
             telemetry,
             category,
+            json,
             // SAFETY: the `OwnedFd` is moved into the `AsyncFd`, so the descriptor stays open and
             // refers to the same pipe for the `AsyncFd`'s whole life.
             pipe: unsafe { AsyncFd::register(read_end) }.map_err(io::Error::from)?,
@@ -173,14 +177,33 @@ impl LogCapture {
         } else if state.tail.is_none() {
             state.tail = Some(Vec::new());
         }
-        let line = format!("START RequestId: {request_id} Version: $LATEST");
+        if !self.json {
+            let line = format!("START RequestId: {request_id} Version: $LATEST");
+            self.emit(&mut state, line.as_bytes(), false);
+        }
+    }
+
+    /// Writes a platform line (`END`, `REPORT`, a timeout notice) into a text log.
+    pub(crate) fn platform_line(&self, line: &str) {
+        if self.json {
+            return;
+        }
+        let mut state = self.lock();
         self.emit(&mut state, line.as_bytes(), false);
     }
 
-    /// Writes a platform line (`END`, `REPORT`, a timeout notice) into the log.
-    pub(crate) fn platform_line(&self, line: &str) {
+    /// Whether the platform's records are written as JSON lines.
+    pub(crate) fn json(&self) -> bool {
+        self.json
+    }
+
+    /// Writes a platform record, serialised, into a JSON log.
+    pub(crate) fn platform_record(&self, json: &str) {
+        if !self.json {
+            return;
+        }
         let mut state = self.lock();
-        self.emit(&mut state, line.as_bytes(), false);
+        self.emit(&mut state, json.as_bytes(), false);
     }
 
     /// Ends the invocation's capture, returning the last 4 KB of its log when it was kept.
@@ -273,6 +296,7 @@ mod tests {
             OwnedFd::from(r),
             stream(),
             Category::Function,
+            false,
         )?;
         capture.begin_invocation("id-1", true);
         w.write_all(b"hello\nwor")?;
@@ -302,6 +326,7 @@ mod tests {
             OwnedFd::from(r),
             stream(),
             Category::Function,
+            false,
         )?;
         capture.begin_invocation("id", true);
         for i in 0..2000 {

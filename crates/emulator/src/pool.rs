@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, Vacated};
 
 /// What an invocation gets from the pool.
 #[derive(Debug)]
@@ -68,17 +68,6 @@ pub(crate) enum Urgency {
     Sync,
     /// An `Event` invocation: queue until capacity frees up.
     Async,
-}
-
-/// The state a dead sandbox left, so the pool can fix its counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Vacated {
-    /// It was in the idle list.
-    Idle,
-    /// It had answered and was about to call `next`.
-    Finishing,
-    /// Starting or busy.
-    Other,
 }
 
 /// How long an invocation waits for a sandbox that answered to call `next` again before it

@@ -1,9 +1,13 @@
 //! Process-group plumbing for sandboxes: signals, exit descriptions, peak memory.
 
 use std::process::ExitStatus;
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+
+/// How long a sandbox gets between SIGTERM and SIGKILL at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
 /// Sends `signal` to every process of the group led by `pgid`. A group that is already gone is
 /// not an error.

@@ -21,9 +21,10 @@ use coldstart_protocol::{ErrorBody, limits};
 use crate::body::{Body, ReadError, read_limited};
 use http_body_util::BodyExt;
 
+use crate::answers::{accepted, rapid_error};
 use crate::extension_api;
 use crate::invocation::{Outcome, StreamError, StreamItem};
-use crate::sandbox::{Delivery, NextAction, Refusal, ResponseTiming, Sandbox};
+use crate::sandbox::{Delivery, NextAction, Refusal, Report, ResponseTiming, Sandbox};
 use crate::server;
 use crate::telemetry_api;
 
@@ -43,13 +44,7 @@ async fn handle(sandbox: Arc<Sandbox>, req: Request<Incoming>) -> Response<Body>
         return telemetry_api::handle(&sandbox, req).await;
     }
     if path == ext::LOGS_PATH {
-        // Log shippers on the older Logs API subscribe here; like the Runtime Interface
-        // Emulator, accept and say it is not supported, so that they carry on.
-        return rapid_error(
-            StatusCode::ACCEPTED,
-            "Logs.NotSupported",
-            "Logs API is not supported",
-        );
+        return telemetry_api::handle_logs(&sandbox, req).await;
     }
     if path.starts_with(EXTENSION_API) {
         if let Some(response) = extension_api::handle(&sandbox, req).await {
@@ -179,7 +174,7 @@ async fn response(sandbox: &Arc<Sandbox>, id: &str, req: Request<Incoming>) -> R
 /// before this task writes the runtime's 202 and the invocation's `END`/`REPORT`.
 async fn answered(
     sandbox: &Arc<Sandbox>,
-    result: Result<Option<crate::sandbox::Report>, Refusal>,
+    result: Result<Option<Report>, Refusal>,
 ) -> Response<Body> {
     match result {
         Ok(report) => {
@@ -430,15 +425,6 @@ fn strip_error_cause(headers: &HeaderMap, body: Bytes) -> Bytes {
     }
 }
 
-pub(crate) fn accepted() -> Response<Body> {
-    let mut response = Response::new(Body::full(Bytes::from_static(rt::ACCEPTED_BODY.as_bytes())));
-    *response.status_mut() = StatusCode::ACCEPTED;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
 fn refuse(refusal: Refusal) -> Response<Body> {
     match refusal {
         Refusal::InvalidRequestId => rapid_error(
@@ -460,18 +446,6 @@ fn refuse(refusal: Refusal) -> Response<Body> {
             "Internal Server Error",
         ),
     }
-}
-
-/// A `{"errorMessage","errorType"}` answer, as rapid gives to the Runtime and Extensions APIs.
-pub(crate) fn rapid_error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> {
-    let mut response = Response::new(Body::full(Bytes::from(
-        ErrorBody::new(error_type, message).to_json(),
-    )));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {

@@ -1,14 +1,17 @@
-//! The platform event stream of one sandbox, and the Telemetry API subscriptions that read it.
+//! The platform event stream of one sandbox, and the Telemetry API and Logs API subscriptions
+//! that read it.
 //!
 //! The sandbox publishes each lifecycle fact once (init started and done, an invocation's start,
-//! runtime done and report, a log line) as a Telemetry API [`Record`]. With nobody listening for
-//! a record's stream, publishing is one atomic load: the record is never built. While init runs,
-//! events are also kept in a small backlog, so that an extension subscribing during init still
-//! receives them, as in Lambda.
+//! runtime done and report, a log line) as a Telemetry API [`Record`]; facts only the older Logs
+//! API reports (`platform.end`, `platform.fault`) as a [`logs::Record`]. Each event is serialised
+//! once per dialect someone subscribed with (the Logs API's shapes only while a Logs API
+//! subscription exists). With nobody listening for a record's stream, publishing is one atomic
+//! load: the record is never built. While init runs, events are also kept in a small backlog, so
+//! that an extension subscribing during init still receives them, as in Lambda.
 //!
 //! Each subscription has a bounded queue and a delivery task of its own, which batches events
-//! (`maxItems`, `maxBytes`, `timeoutMs`) and POSTs them as JSON arrays to the extension's
-//! listener. Publishing never waits: a full queue drops the event and counts it, and the next
+//! (`maxItems`, `maxBytes`, `timeoutMs`) and POSTs them as JSON arrays to the extension's HTTP
+//! listener, or writes them as newline-delimited JSON to its TCP listener. Publishing never waits: a full queue drops the event and counts it, and the next
 //! batch opens with `platform.logsDropped`. A slow or dead listener delays nothing but its own
 //! telemetry. At shutdown the queues are closed and flushed, within a time limit.
 
@@ -18,15 +21,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use coldstart_protocol::logs;
 use coldstart_protocol::telemetry::{
-    self as tm, Category, Event, LogsDropped, Protocol, Record, SANDBOX_HOST, SubscribeRequest,
-    TelemetrySubscription,
+    self as tm, Buffering, Category, Destination, Event, LogsDropped, Protocol, Record,
+    SANDBOX_HOST, Status, SubscribeRequest, TelemetrySubscription,
 };
 use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -59,7 +64,8 @@ const DROPPED_REASON: &str =
 #[derive(Debug)]
 pub(crate) struct Telemetry {
     /// One bit per [`Category`] someone may want (a subscription, or the init backlog, which
-    /// wants all); read without the lock, so that publishing to nobody costs a load.
+    /// wants all), and one per dialect ([`TELEMETRY_SHAPES`], [`LOGS_SHAPES`]); read without the
+    /// lock, so that publishing to nobody costs a load.
     wanted: AtomicU8,
     inner: Mutex<Inner>,
     /// The sandbox's: cancelled once its processes are gone, and with them every listener;
@@ -79,22 +85,44 @@ struct Inner {
     closed: bool,
 }
 
-/// One event, serialised once and shared by every queue it is offered to.
+/// One event, serialised once per dialect and shared by every queue it is offered to.
 #[derive(Debug)]
 struct Item {
     category: Category,
-    json: Bytes,
+    /// The Telemetry API's shape, when it has one and a subscriber may want it.
+    telemetry: Option<Bytes>,
+    /// The Logs API's shape, when it has one and a subscriber may want it.
+    logs: Option<Bytes>,
+    /// Only the Logs API's schema `2021-03-18` has it (`platform.runtimeDone`).
+    logs_2021: bool,
 }
+
+/// Which API a subscription came through, and so the shapes its listener receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `PUT /2022-07-01/telemetry`.
+    Telemetry,
+    /// `PUT /2020-08-15/logs`, with its schema version.
+    Logs(logs::SchemaVersion),
+}
+
+/// [`Telemetry::wanted`]'s bit for the Telemetry API's shapes.
+const TELEMETRY_SHAPES: u8 = 8;
+/// [`Telemetry::wanted`]'s bit for the Logs API's shapes.
+const LOGS_SHAPES: u8 = 16;
+/// Everything: what the init backlog wants.
+const EVERYTHING: u8 = 7 | TELEMETRY_SHAPES | LOGS_SHAPES;
 
 /// A subscription as the publisher sees it.
 #[derive(Debug)]
 struct Subscription {
     extension_id: String,
+    dialect: Dialect,
     types: Vec<Category>,
     max_bytes: u64,
     /// The delivery task holds the receiver. Dropping this sender (a new subscription by the
     /// same extension, shutdown) lets the task deliver what is queued and end.
-    queue: mpsc::Sender<Arc<Item>>,
+    queue: mpsc::Sender<Bytes>,
     counters: Arc<Counters>,
     task: JoinHandle<()>,
 }
@@ -114,12 +142,16 @@ struct Counters {
 /// A validated subscription: where to deliver, what, and how to batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
+    pub(crate) dialect: Dialect,
     pub(crate) types: Vec<Category>,
+    /// HTTP: each batch is POSTed as a JSON array. TCP: events are written as newline-delimited
+    /// JSON on one connection, without acknowledgement, as Lambda does.
+    pub(crate) protocol: Protocol,
     /// The listener's address (`sandbox.localdomain` is the loopback interface).
     pub(crate) addr: SocketAddr,
-    /// The `Host` header: the destination's own authority.
+    /// The destination's own authority (HTTP's `Host` header).
     pub(crate) host: String,
-    /// Path and query of the destination.
+    /// Path and query of an HTTP destination.
     pub(crate) path: String,
     pub(crate) max_items: usize,
     pub(crate) max_bytes: u64,
@@ -127,15 +159,42 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// Validates a subscription's body as Lambda does.
+    /// Validates a Telemetry API subscription's body as Lambda does.
     pub(crate) fn from_body(body: &[u8]) -> Result<Plan, SubscribeError> {
         let request: SubscribeRequest = serde_json::from_slice(body)
             .map_err(|e| SubscribeError::Validation(format!("Invalid request body: {e}")))?;
+        Self::new(
+            Dialect::Telemetry,
+            request.types,
+            &request.destination,
+            request.buffering,
+        )
+    }
+
+    /// Validates a Logs API subscription's body as Lambda does.
+    pub(crate) fn from_logs_body(body: &[u8]) -> Result<Plan, SubscribeError> {
+        let request: logs::SubscribeRequest = serde_json::from_slice(body)
+            .map_err(|e| SubscribeError::Validation(format!("Invalid request body: {e}")))?;
+        Self::new(
+            Dialect::Logs(request.schema_version),
+            request.types,
+            &request.destination,
+            request.buffering,
+        )
+    }
+
+    /// The limits both APIs share.
+    fn new(
+        dialect: Dialect,
+        types: Vec<Category>,
+        destination: &Destination,
+        buffering: Option<Buffering>,
+    ) -> Result<Plan, SubscribeError> {
         let mut problems = Vec::new();
-        if request.types.is_empty() {
+        if types.is_empty() {
             problems.push("types should not be empty".to_owned());
         }
-        let buffering = request.buffering.unwrap_or_default();
+        let buffering = buffering.unwrap_or_default();
         let mut setting = |name: &str, value: Option<u64>, limit: tm::Limit| match value {
             None => limit.default,
             Some(v) if limit.allows(v) => v,
@@ -150,27 +209,24 @@ impl Plan {
         let max_items = setting("maxItems", buffering.max_items, tm::MAX_ITEMS);
         let max_bytes = setting("maxBytes", buffering.max_bytes, tm::MAX_BYTES);
         let timeout_ms = setting("timeoutMs", buffering.timeout_ms, tm::TIMEOUT_MS);
-        let target = match request.destination.protocol {
-            Protocol::Http => destination(&request.destination.uri),
-            Protocol::Tcp => Err(String::new()),
+        let target = match destination.protocol {
+            Protocol::Http => http_destination(&destination.uri),
+            Protocol::Tcp => tcp_destination(&destination.uri),
         };
-        if request.destination.protocol == Protocol::Http
-            && let Err(problem) = &target
-        {
-            problems.push(problem.clone());
-        }
-        if !problems.is_empty() {
-            return Err(SubscribeError::Validation(problems.join("; ")));
-        }
-        let Ok((addr, host, path)) = target else {
-            return Err(SubscribeError::NotSupported(
-                "TCP destinations are not supported; subscribe with protocol HTTP".into(),
-            ));
+        let (addr, host, path) = match target {
+            Ok(target) if problems.is_empty() => target,
+            Ok(_) => return Err(SubscribeError::Validation(problems.join("; "))),
+            Err(problem) => {
+                problems.push(problem);
+                return Err(SubscribeError::Validation(problems.join("; ")));
+            }
         };
-        let mut types = request.types;
+        let mut types = types;
         types.dedup();
         Ok(Plan {
+            dialect,
             types,
+            protocol: destination.protocol,
             addr,
             host,
             path,
@@ -182,7 +238,7 @@ impl Plan {
 }
 
 /// `http://sandbox.localdomain:PORT/PATH` → the loopback address, the authority, the path.
-fn destination(uri: &str) -> Result<(SocketAddr, String, String), String> {
+fn http_destination(uri: &str) -> Result<(SocketAddr, String, String), String> {
     let uri: Uri = uri
         .parse()
         .map_err(|e| format!("URI {uri:?} is invalid: {e}"))?;
@@ -209,6 +265,68 @@ fn destination(uri: &str) -> Result<(SocketAddr, String, String), String> {
     ))
 }
 
+/// Whether the Telemetry API reports `record` (it has no place for what only the Logs API has).
+fn in_telemetry(record: &Record) -> bool {
+    !matches!(record, Record::LogsDropped(_))
+}
+
+/// The Logs API's shape of `record`, when that API reports it: not the init phase's events, nor
+/// Telemetry subscriptions.
+fn logs_record(record: &Record) -> Option<logs::Record> {
+    Some(match record {
+        Record::Start(start) => logs::Record::Start(logs::Start {
+            request_id: start.request_id.clone(),
+            version: start.version.clone(),
+        }),
+        Record::RuntimeDone(done) => logs::Record::RuntimeDone(logs::RuntimeDone {
+            request_id: done.request_id.clone(),
+            status: match done.status {
+                Status::Success => "success",
+                Status::Timeout => "timeout",
+                Status::Error | Status::Failure => "failure",
+            }
+            .into(),
+        }),
+        Record::Report(report) => logs::Record::Report(logs::Report {
+            request_id: report.request_id.clone(),
+            metrics: report.metrics,
+        }),
+        Record::Extension(state) => logs::Record::Extension(state.clone()),
+        Record::Function(line) => logs::Record::Function(line.clone()),
+        Record::ExtensionLog(line) => logs::Record::ExtensionLog(line.clone()),
+        Record::InitStart(_)
+        | Record::InitRuntimeDone(_)
+        | Record::InitReport(_)
+        | Record::TelemetrySubscription(_)
+        | Record::LogsDropped(_) => return None,
+    })
+}
+
+/// `tcp://sandbox.localdomain:PORT` (or without the scheme) → the loopback address and the
+/// authority.
+fn tcp_destination(uri: &str) -> Result<(SocketAddr, String, String), String> {
+    let authority = uri
+        .strip_prefix("tcp://")
+        .unwrap_or(uri)
+        .trim_end_matches('/');
+    let (host, port) = authority
+        .rsplit_once(':')
+        .ok_or_else(|| "URI port is not provided".to_owned())?;
+    if !matches!(host, SANDBOX_HOST | "localhost" | "127.0.0.1") {
+        return Err(format!(
+            "URI host must be {SANDBOX_HOST}: telemetry goes only to listeners inside the execution environment"
+        ));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("URI {uri:?} has an invalid port"))?;
+    Ok((
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        authority.to_owned(),
+        String::new(),
+    ))
+}
+
 fn bit(category: Category) -> u8 {
     match category {
         Category::Platform => 1,
@@ -221,7 +339,7 @@ impl Telemetry {
     /// A stream in init: it keeps a backlog until [`Self::end_init`].
     pub(crate) fn new(gone: CancellationToken) -> Self {
         Self {
-            wanted: AtomicU8::new(7),
+            wanted: AtomicU8::new(EVERYTHING),
             inner: Mutex::new(Inner {
                 backlog: Some(Vec::new()),
                 subscriptions: Vec::new(),
@@ -267,22 +385,67 @@ impl Telemetry {
     /// Publishes the record `make` builds, if anyone wants records of `category` (which must be
     /// the record's own).
     pub(crate) fn publish(&self, category: Category, make: impl FnOnce() -> Record) {
-        if !self.wants(category) {
+        let wanted = self.wanted.load(Ordering::Acquire);
+        if wanted & bit(category) == 0 {
             return;
         }
         let record = make();
         debug_assert_eq!(record.category(), category);
-        let event = Event {
+        let time = iso_millis(SystemTime::now());
+        let older = (wanted & LOGS_SHAPES != 0)
+            .then(|| logs_record(&record))
+            .flatten();
+        let logs_2021 = matches!(older, Some(logs::Record::RuntimeDone(_)));
+        let logs = older.and_then(|record| {
+            let event = logs::Event {
+                time: time.clone(),
+                record,
+            };
+            serde_json::to_vec(&event).ok().map(Bytes::from)
+        });
+        let telemetry = (wanted & TELEMETRY_SHAPES != 0 && in_telemetry(&record))
+            .then(|| {
+                serde_json::to_vec(&Event { time, record })
+                    .ok()
+                    .map(Bytes::from)
+            })
+            .flatten();
+        self.offer(Item {
+            category,
+            telemetry,
+            logs,
+            logs_2021,
+        });
+    }
+
+    /// Publishes a record only the Logs API reports (`platform.end`, `platform.fault`), if a Logs
+    /// API subscriber may want platform records.
+    pub(crate) fn publish_logs(&self, make: impl FnOnce() -> logs::Record) {
+        let wanted = self.wanted.load(Ordering::Acquire);
+        if wanted & LOGS_SHAPES == 0 || wanted & bit(Category::Platform) == 0 {
+            return;
+        }
+        let event = logs::Event {
             time: iso_millis(SystemTime::now()),
-            record,
+            record: make(),
         };
         let Ok(json) = serde_json::to_vec(&event) else {
             return;
         };
-        let item = Arc::new(Item {
-            category,
-            json: Bytes::from(json),
+        self.offer(Item {
+            category: Category::Platform,
+            telemetry: None,
+            logs: Some(Bytes::from(json)),
+            logs_2021: false,
         });
+    }
+
+    /// Keeps `item` for init's late subscribers and offers it to every subscription.
+    fn offer(&self, item: Item) {
+        if item.telemetry.is_none() && item.logs.is_none() {
+            return;
+        }
+        let item = Arc::new(item);
         let mut inner = self.lock();
         if let Some(backlog) = inner.backlog.as_mut()
             && backlog.len() < BACKLOG_LIMIT
@@ -306,10 +469,12 @@ impl Telemetry {
     /// `platform.telemetrySubscription`.
     pub(crate) fn subscribe(&self, extension_id: &str, name: &str, plan: Plan) {
         let types = plan.types.clone();
+        let dialect = plan.dialect;
         let (queue, rx) = mpsc::channel(plan.max_items.max(1));
         let counters = Arc::new(Counters::default());
         let subscription = Subscription {
             extension_id: extension_id.to_owned(),
+            dialect,
             types: types.clone(),
             max_bytes: plan.max_bytes,
             queue,
@@ -338,13 +503,21 @@ impl Telemetry {
             inner.subscriptions.push(subscription);
             self.update_wanted(&inner);
         }
-        self.publish(Category::Platform, || {
-            Record::TelemetrySubscription(TelemetrySubscription {
-                name: name.to_owned(),
-                state: "Subscribed".into(),
-                types,
-            })
-        });
+        let subscribed = TelemetrySubscription {
+            name: name.to_owned(),
+            state: "Subscribed".into(),
+            types,
+        };
+        match dialect {
+            Dialect::Telemetry => {
+                self.publish(Category::Platform, || {
+                    Record::TelemetrySubscription(subscribed)
+                });
+            }
+            Dialect::Logs(_) => {
+                self.publish_logs(|| logs::Record::LogsSubscription(subscribed));
+            }
+        }
     }
 
     /// Closes every queue and waits, at most `limit`, for the deliveries of what they hold;
@@ -376,8 +549,16 @@ impl Telemetry {
     }
 
     fn update_wanted(&self, inner: &Inner) {
-        let mut wanted = if inner.backlog.is_some() { 7 } else { 0 };
+        let mut wanted = if inner.backlog.is_some() {
+            EVERYTHING
+        } else {
+            0
+        };
         for subscription in &inner.subscriptions {
+            wanted |= match subscription.dialect {
+                Dialect::Telemetry => TELEMETRY_SHAPES,
+                Dialect::Logs(_) => LOGS_SHAPES,
+            };
             for &category in &subscription.types {
                 wanted |= bit(category);
             }
@@ -397,13 +578,21 @@ impl Subscription {
         if !self.types.contains(&item.category) {
             return;
         }
-        let len = item.json.len() as u64;
+        let json = match self.dialect {
+            Dialect::Telemetry => item.telemetry.as_ref(),
+            Dialect::Logs(logs::SchemaVersion::V2020_08_15) if item.logs_2021 => None,
+            Dialect::Logs(_) => item.logs.as_ref(),
+        };
+        let Some(json) = json else {
+            return;
+        };
+        let len = json.len() as u64;
         let before = self.counters.queued_bytes.fetch_add(len, Ordering::AcqRel);
         // One event is always let into an empty queue, however large.
         let room = before == 0 || before + len <= self.max_bytes;
         if room {
             self.counters.pending.fetch_add(1, Ordering::AcqRel);
-            if self.queue.try_send(item.clone()).is_ok() {
+            if self.queue.try_send(json.clone()).is_ok() {
                 return;
             }
             self.counters.pending.fetch_sub(1, Ordering::AcqRel);
@@ -421,13 +610,13 @@ impl Subscription {
 /// Events taken from a queue, to be sent together.
 #[derive(Debug, Default)]
 struct Batch {
-    items: Vec<Arc<Item>>,
+    items: Vec<Bytes>,
     bytes: u64,
 }
 
 impl Batch {
-    fn push(&mut self, counters: &Counters, item: Arc<Item>) {
-        let len = item.json.len() as u64;
+    fn push(&mut self, counters: &Counters, item: Bytes) {
+        let len = item.len() as u64;
         counters.queued_bytes.fetch_sub(len, Ordering::AcqRel);
         self.bytes += len;
         self.items.push(item);
@@ -437,9 +626,10 @@ impl Batch {
         self.items.len() >= plan.max_items || self.bytes >= plan.max_bytes
     }
 
-    /// The JSON array to send, opened by `platform.logsDropped` when events were dropped since
-    /// the last one; `None` when there is nothing to send.
-    fn body(&self, counters: &Counters) -> Option<Bytes> {
+    /// What to send, opened by `platform.logsDropped` when events were dropped since the last
+    /// one: a JSON array for HTTP, newline-delimited JSON for TCP; `None` when there is nothing
+    /// to send.
+    fn body(&self, counters: &Counters, protocol: Protocol) -> Option<Bytes> {
         let dropped_records = counters.dropped_records.swap(0, Ordering::Relaxed);
         let dropped_bytes = counters.dropped_bytes.swap(0, Ordering::Relaxed);
         let dropped = (dropped_records > 0).then(|| {
@@ -457,20 +647,28 @@ impl Batch {
             return None;
         }
         let mut body = BytesMut::with_capacity(self.bytes as usize + self.items.len() + 256);
-        body.put_u8(b'[');
-        let mut first = true;
-        for json in dropped
+        let events = dropped
             .as_deref()
             .into_iter()
-            .chain(self.items.iter().map(|i| &i.json[..]))
-        {
-            if !first {
-                body.put_u8(b',');
+            .chain(self.items.iter().map(|i| &i[..]));
+        match protocol {
+            Protocol::Http => {
+                body.put_u8(b'[');
+                for (i, json) in events.enumerate() {
+                    if i > 0 {
+                        body.put_u8(b',');
+                    }
+                    body.put_slice(json);
+                }
+                body.put_u8(b']');
             }
-            first = false;
-            body.put_slice(json);
+            Protocol::Tcp => {
+                for json in events {
+                    body.put_slice(json);
+                    body.put_u8(b'\n');
+                }
+            }
         }
-        body.put_u8(b']');
         Some(body.freeze())
     }
 
@@ -490,7 +688,7 @@ impl Batch {
 /// more until the batch is full or `timeout` passed, sends it, and so on; when the queue is
 /// closed it sends what is left and ends. The sandbox's end stops it at once.
 async fn deliver(
-    mut rx: mpsc::Receiver<Arc<Item>>,
+    mut rx: mpsc::Receiver<Bytes>,
     counters: Arc<Counters>,
     plan: Plan,
     gone: CancellationToken,
@@ -519,8 +717,8 @@ async fn deliver(
                 },
             }
         }
-        if let Some(body) = batch.body(&counters)
-            && !client.post(body).await
+        if let Some(body) = batch.body(&counters, plan.protocol)
+            && !client.send(body).await
         {
             batch.lost(&counters);
         }
@@ -531,13 +729,16 @@ async fn deliver(
     }
 }
 
-/// An HTTP/1.1 connection to a subscription's listener, opened on first use and again after a
-/// failure.
+/// The connection to a subscription's listener (HTTP/1.1, or plain TCP), opened on first use and
+/// again after a failure.
 struct Client {
     addr: SocketAddr,
+    protocol: Protocol,
     host: HeaderValue,
     path: String,
     conn: Option<Connection>,
+    /// The TCP destination's stream.
+    tcp: Option<tokio::net::TcpStream>,
     gone: CancellationToken,
 }
 
@@ -557,6 +758,8 @@ impl Client {
     fn new(plan: &Plan, gone: CancellationToken) -> Self {
         Self {
             addr: plan.addr,
+            protocol: plan.protocol,
+            tcp: None,
             host: HeaderValue::from_str(&plan.host)
                 .unwrap_or_else(|_| HeaderValue::from_static(SANDBOX_HOST)),
             path: plan.path.clone(),
@@ -565,28 +768,57 @@ impl Client {
         }
     }
 
-    /// Sends `body`; true when the listener answered 2xx. A connection failure or an error
-    /// answer is tried again; a listener that does not answer within [`DELIVERY_TIMEOUT`] is
-    /// not (it may have taken the batch).
-    async fn post(&mut self, body: Bytes) -> bool {
+    /// Sends `body`; true when it was delivered: for HTTP, the listener answered 2xx; for TCP,
+    /// it was written. A connection failure or an error answer is tried again; a listener that
+    /// does not take it within [`DELIVERY_TIMEOUT`] is not (it may have taken the batch).
+    async fn send(&mut self, body: Bytes) -> bool {
         for attempt in 0..DELIVERY_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(RETRY_BACKOFF * attempt).await;
             }
-            match tokio::time::timeout(DELIVERY_TIMEOUT, self.try_post(body.clone())).await {
+            let sent = match self.protocol {
+                Protocol::Http => {
+                    let post =
+                        async { self.try_post(body.clone()).await.map_err(|e| e.to_string()) };
+                    tokio::time::timeout(DELIVERY_TIMEOUT, post).await
+                }
+                Protocol::Tcp => {
+                    let write = async { self.try_write(&body).await.map_err(|e| e.to_string()) };
+                    tokio::time::timeout(DELIVERY_TIMEOUT, write).await
+                }
+            };
+            match sent {
                 Ok(Ok(true)) => return true,
                 Ok(Ok(false)) => {}
                 Ok(Err(err)) => {
                     tracing::debug!(%err, addr = %self.addr, "telemetry delivery failed");
                     self.conn = None;
+                    self.tcp = None;
                 }
                 Err(_elapsed) => {
                     self.conn = None;
+                    self.tcp = None;
                     return false;
                 }
             }
         }
         false
+    }
+
+    /// Writes `body` on the TCP connection, connecting first when there is none.
+    async fn try_write(&mut self, body: &[u8]) -> Result<bool, std::io::Error> {
+        let stream = match &mut self.tcp {
+            Some(stream) => stream,
+            None => {
+                let Ok(stream) = tokio::net::TcpStream::connect(self.addr).await else {
+                    return Ok(false);
+                };
+                let _ = stream.set_nodelay(true);
+                self.tcp.insert(stream)
+            }
+        };
+        stream.write_all(body).await?;
+        Ok(true)
     }
 
     async fn try_post(&mut self, body: Bytes) -> Result<bool, hyper::Error> {
@@ -701,12 +933,19 @@ mod tests {
         assert!(refused(no_types).contains("types should not be empty"));
         let wrong_schema = subscription(ok, "").replace("2022-12-13", "2023-01-01");
         assert!(refused(wrong_schema).contains("Invalid request body"));
-        let tcp = r#"{"schemaVersion":"2025-01-29","destination":{"protocol":"TCP","URI":"sandbox.localdomain:1"},"types":["platform"]}"#;
-        let answer = body(tcp).err();
-        assert_eq!(
-            answer.as_ref().map(SubscribeError::status),
-            Some(http::StatusCode::ACCEPTED)
-        );
+        // TCP destinations: `tcp://HOST:PORT` or `HOST:PORT`, inside the environment only.
+        let tcp = |uri: &str| {
+            format!(
+                r#"{{"schemaVersion":"2025-01-29","destination":{{"protocol":"TCP","URI":"{uri}"}},"types":["platform"]}}"#
+            )
+        };
+        for uri in ["tcp://sandbox.localdomain:4243", "sandbox.localdomain:4243"] {
+            let plan = body(&tcp(uri)).unwrap_or_else(|e| panic!("{uri}: {e}"));
+            assert_eq!(plan.protocol, Protocol::Tcp);
+            assert_eq!(plan.addr, SocketAddr::from(([127, 0, 0, 1], 4243)));
+        }
+        assert!(refused(tcp("tcp://example.com:1")).contains("host"));
+        assert!(refused(tcp("tcp://sandbox.localdomain")).contains("port"));
         assert_eq!(
             body(&subscription(ok, "")).err().map(|e| e.error_type()),
             None
@@ -769,6 +1008,8 @@ mod tests {
 
     fn plan(addr: SocketAddr, max_items: usize, timeout_ms: u64) -> Plan {
         Plan {
+            dialect: Dialect::Telemetry,
+            protocol: Protocol::Http,
             types: vec![Category::Platform, Category::Function],
             addr,
             host: format!("sandbox.localdomain:{}", addr.port()),
@@ -860,6 +1101,143 @@ mod tests {
             .as_u64()
             .unwrap_or_default();
         assert!(bytes > 5 * 40, "{bytes}");
+        telemetry.shutdown(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn each_api_gets_its_own_shapes_from_one_stream() {
+        let (telemetry_addr, mut telemetry_batches) =
+            listener(Arc::new(Notify::new()), false).await;
+        let (logs_addr, mut logs_batches) = listener(Arc::new(Notify::new()), false).await;
+        let (old_addr, mut old_batches) = listener(Arc::new(Notify::new()), false).await;
+        let telemetry = Telemetry::new(CancellationToken::new());
+        telemetry.end_init();
+        telemetry.subscribe("t", "tel", plan(telemetry_addr, 1_000, 30_000));
+        let mut newer = plan(logs_addr, 1_000, 30_000);
+        newer.dialect = Dialect::Logs(logs::SchemaVersion::V2021_03_18);
+        telemetry.subscribe("l", "logs", newer);
+        let mut older = plan(old_addr, 1_000, 30_000);
+        older.dialect = Dialect::Logs(logs::SchemaVersion::V2020_08_15);
+        telemetry.subscribe("o", "old", older);
+        telemetry.publish(Category::Platform, || {
+            Record::Start(tm::Start {
+                request_id: "r".into(),
+                version: Some("$LATEST".into()),
+                tracing: None,
+            })
+        });
+        line(&telemetry, "hello");
+        telemetry.publish(Category::Platform, || {
+            Record::RuntimeDone(tm::RuntimeDone {
+                request_id: "r".into(),
+                status: Status::Error,
+                error_type: Some("Runtime.ExitError".into()),
+                metrics: None,
+                spans: Vec::new(),
+                tracing: None,
+            })
+        });
+        telemetry.publish_logs(|| {
+            logs::Record::End(logs::RequestRef {
+                request_id: "r".into(),
+            })
+        });
+        telemetry.shutdown(Duration::from_secs(5)).await;
+        let telemetry_batch = next_batch(&mut telemetry_batches).await;
+        assert_eq!(
+            records(&telemetry_batch),
+            [
+                "platform.telemetrySubscription",
+                "platform.start",
+                "hello",
+                "platform.runtimeDone"
+            ]
+        );
+        assert_eq!(telemetry_batch[3]["record"]["status"], "error");
+        let logs_batch = next_batch(&mut logs_batches).await;
+        // Its own subscription, then the next one's.
+        assert_eq!(
+            records(&logs_batch),
+            [
+                "platform.logsSubscription",
+                "platform.logsSubscription",
+                "platform.start",
+                "hello",
+                "platform.runtimeDone",
+                "platform.end"
+            ]
+        );
+        assert_eq!(logs_batch[0]["record"]["name"], "logs");
+        assert_eq!(
+            logs_batch[4]["record"],
+            serde_json::json!({"requestId":"r","status":"failure"})
+        );
+        assert_eq!(
+            logs_batch[5]["record"],
+            serde_json::json!({"requestId":"r"})
+        );
+        // The first schema has no platform.runtimeDone.
+        assert_eq!(
+            records(&next_batch(&mut old_batches).await),
+            [
+                "platform.logsSubscription",
+                "platform.start",
+                "hello",
+                "platform.end"
+            ]
+        );
+    }
+
+    #[test]
+    fn logs_subscriptions_are_validated_like_telemetry_ones() {
+        let plan = Plan::from_logs_body(
+            br#"{"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:1234/logs"},"types":["platform","function"]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            plan.dialect,
+            Dialect::Logs(logs::SchemaVersion::V2020_08_15)
+        );
+        assert_eq!(plan.max_items, 10_000);
+        assert!(matches!(
+            Plan::from_logs_body(
+                br#"{"schemaVersion":"2021-03-18","destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:1"},"types":["platform"],"buffering":{"timeoutMs":5}}"#
+            ),
+            Err(SubscribeError::Validation(m)) if m.contains("timeoutMs")
+        ));
+        assert!(matches!(
+            Plan::from_logs_body(b"{}"),
+            Err(SubscribeError::Validation(_))
+        ));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_tcp_destination_gets_newline_delimited_json() {
+        use tokio::io::AsyncBufReadExt;
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = tcp.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let telemetry = Telemetry::new(CancellationToken::new());
+        telemetry.end_init();
+        let mut over_tcp = plan(addr, 1_000, 25);
+        over_tcp.protocol = Protocol::Tcp;
+        over_tcp.types = vec![Category::Function];
+        telemetry.subscribe("id", "ext", over_tcp);
+        line(&telemetry, "one");
+        line(&telemetry, "two");
+        let (stream, _) = tcp.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let Ok(Some(json)) = lines.next_line().await else {
+                panic!("the stream ended after {got:?}");
+            };
+            let event: serde_json::Value =
+                serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            got.push(event["record"].as_str().unwrap_or_default().to_owned());
+        }
+        assert_eq!(got, ["one", "two"]);
         telemetry.shutdown(Duration::from_secs(5)).await;
     }
 }

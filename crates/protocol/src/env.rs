@@ -28,6 +28,8 @@ pub const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 pub const TRACE_ID: &str = "_X_AMZN_TRACE_ID";
 /// Time zone.
 pub const TZ: &str = "TZ";
+/// `AWS_LAMBDA_LOG_FORMAT`: `JSON` when the function's `LoggingConfig.LogFormat` is JSON.
+pub const LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
 
 /// `AWS_EXECUTION_ENV`: the runtime's identifier (runtime-only: not given to extensions).
 pub const EXECUTION_ENV: &str = "AWS_EXECUTION_ENV";

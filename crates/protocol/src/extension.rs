@@ -21,8 +21,8 @@ pub const EXIT_ERROR_PATH: &str = "/2020-01-01/extension/exit/error";
 
 /// `PUT /2022-07-01/telemetry`: the Telemetry API subscription (see [`crate::telemetry`]).
 pub const TELEMETRY_PATH: &str = crate::telemetry::SUBSCRIBE_PATH;
-/// `PUT /2020-08-15/logs`: the older Logs API subscription (not emulated: `Logs.NotSupported`).
-pub const LOGS_PATH: &str = "/2020-08-15/logs";
+/// `PUT /2020-08-15/logs`: the older Logs API subscription (see [`crate::logs`]).
+pub const LOGS_PATH: &str = crate::logs::SUBSCRIBE_PATH;
 
 /// A parsed Extensions API request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,7 @@
 //! - [`invoke`]: the Invoke API (`2015-03-31`): path, request and response headers, invocation types.
 //! - [`error`]: the JSON error bodies of the Runtime API and of the Invoke API.
 //! - [`telemetry`]: the Telemetry API (`2022-07-01`): subscription, buffering limits, event records.
+//! - [`logs`]: the older Logs API (`2020-08-15`): its subscription and record shapes.
 //! - [`env`]: the environment variable names of the execution environment.
 //! - [`limits`]: payload size limits.
 
@@ -27,6 +28,7 @@ pub mod error;
 pub mod extension;
 pub mod invoke;
 pub mod limits;
+pub mod logs;
 pub mod runtime;
 pub mod telemetry;
 

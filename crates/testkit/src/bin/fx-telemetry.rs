@@ -5,7 +5,12 @@
 //!
 //! Its own printed lines come back to it as `extension` records; those starting with
 //! `TELEMETRY ` are not printed again, so nothing loops. `TELEMETRY_DEAD=1` makes the listener
-//! accept connections and never answer (a subscriber that hangs).
+//! accept connections and never answer (a subscriber that hangs). `TELEMETRY_API=logs` subscribes
+//! through the older Logs API (`PUT /2020-08-15/logs`, schema `2021-03-18`) instead;
+//! `TELEMETRY_PROTOCOL=TCP` subscribes a TCP listener (`tcp://sandbox.localdomain:PORT`), which
+//! reads newline-delimited JSON. With `TELEMETRY_READY_FIFO=PATH`
+//! it opens that FIFO for writing once subscribed and closes it, which wakes a reader waiting to
+//! fail on cue.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,7 +40,18 @@ async fn call(
     Ok((parts.status.as_u16(), parts.headers, body))
 }
 
-/// Prints every event of a batch, except the echoes of its own printing.
+/// Prints `event`, unless it is the echo of its own printing.
+fn print(event: &Value) {
+    let echo = event["type"] == "extension"
+        && event["record"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("TELEMETRY "));
+    if !echo {
+        println!("TELEMETRY {event}");
+    }
+}
+
+/// Prints every event of a batch.
 async fn receive(req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
     let body = req
         .into_body()
@@ -44,20 +60,28 @@ async fn receive(req: http::Request<Incoming>) -> Result<http::Response<Full<Byt
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let events: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
-    for event in events {
-        let echo = event["type"] == "extension"
-            && event["record"]
-                .as_str()
-                .is_some_and(|r| r.starts_with("TELEMETRY "));
-        if !echo {
-            println!("TELEMETRY {event}");
-        }
-    }
+    events.iter().for_each(print);
     Ok(http::Response::new(Full::new(Bytes::new())))
 }
 
-async fn listen(listener: tokio::net::TcpListener, dead: bool) {
+/// Prints every event that arrives over TCP, one JSON document a line.
+async fn receive_lines(stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        match serde_json::from_str::<Value>(&line) {
+            Ok(event) => print(&event),
+            Err(err) => println!("TELEMETRY-BAD-LINE {err}: {line}"),
+        }
+    }
+}
+
+async fn listen(listener: tokio::net::TcpListener, dead: bool, tcp: bool) {
     while let Ok((stream, _)) = listener.accept().await {
+        if tcp {
+            tokio::spawn(receive_lines(stream));
+            continue;
+        }
         if dead {
             // Hold the connection open and never answer.
             tokio::spawn(async move {
@@ -87,7 +111,8 @@ async fn main() -> Result<(), Failure> {
     let dead = std::env::var("TELEMETRY_DEAD").is_ok_and(|v| v == "1");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
-    tokio::spawn(listen(listener, dead));
+    let tcp = std::env::var("TELEMETRY_PROTOCOL").is_ok_and(|v| v == "TCP");
+    tokio::spawn(listen(listener, dead, tcp));
 
     let host = api.to_string();
     let register = http::Request::post(ext::REGISTER_PATH)
@@ -103,13 +128,23 @@ async fn main() -> Result<(), Failure> {
         .unwrap_or_default()
         .to_owned();
 
+    let logs_api = std::env::var("TELEMETRY_API").is_ok_and(|v| v == "logs");
+    let (path, schema) = if logs_api {
+        (ext::LOGS_PATH, "2021-03-18")
+    } else {
+        (tm::SUBSCRIBE_PATH, "2022-12-13")
+    };
     let subscription = serde_json::json!({
-        "schemaVersion": "2022-12-13",
-        "destination": {"protocol": "HTTP", "URI": format!("http://{}:{port}/telemetry", tm::SANDBOX_HOST)},
+        "schemaVersion": schema,
+        "destination": if tcp {
+            serde_json::json!({"protocol": "TCP", "URI": format!("tcp://{}:{port}", tm::SANDBOX_HOST)})
+        } else {
+            serde_json::json!({"protocol": "HTTP", "URI": format!("http://{}:{port}/telemetry", tm::SANDBOX_HOST)})
+        },
         "types": ["platform", "function", "extension"],
         "buffering": {"maxItems": 1000, "maxBytes": 262_144, "timeoutMs": 25},
     });
-    let subscribe = http::Request::put(tm::SUBSCRIBE_PATH)
+    let subscribe = http::Request::put(path)
         .header(http::header::HOST, &host)
         .header(ext::IDENTIFIER, &id)
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -119,6 +154,13 @@ async fn main() -> Result<(), Failure> {
         "TELEMETRY-SUBSCRIBED {status} {}",
         String::from_utf8_lossy(&body)
     );
+    if let Ok(fifo) = std::env::var("TELEMETRY_READY_FIFO") {
+        // Opening a FIFO to write blocks until its reader opens it: off the listener's thread.
+        tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new().write(true).open(fifo).map(drop)
+        })
+        .await??;
+    }
 
     loop {
         let next = http::Request::get(ext::NEXT_PATH)

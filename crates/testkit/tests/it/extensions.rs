@@ -262,23 +262,29 @@ async fn an_internal_extension_gets_invokes_and_misuse_is_refused() {
     .await;
     assert_eq!(error_type(&no_type), "Extension.MissingHeader");
 
-    // The Telemetry API subscribes (see `telemetry.rs`); the older Logs API is accepted but not
-    // emulated, as by the Runtime Interface Emulator, so that log-shipping extensions carry on.
-    let telemetry = put(api, ext::TELEMETRY_PATH, &id).await;
+    // The Telemetry API and the older Logs API subscribe (see `telemetry.rs`); a subscription
+    // in the wrong API's schema is a validation error.
+    let telemetry = put(api, ext::TELEMETRY_PATH, &id, TELEMETRY_BODY).await;
     assert_eq!(telemetry.status, 200);
     assert_eq!(&telemetry.body[..], b"\"OK\"");
-    let logs = put(api, ext::LOGS_PATH, &id).await;
-    assert_eq!(logs.status, 202);
-    assert_eq!(error_type(&logs), "Logs.NotSupported");
+    let logs = put(api, ext::LOGS_PATH, &id, LOGS_BODY).await;
+    assert_eq!(logs.status, 200);
+    assert_eq!(&logs.body[..], b"\"OK\"");
+    let wrong = put(api, ext::LOGS_PATH, &id, TELEMETRY_BODY).await;
+    assert_eq!(
+        (wrong.status, error_type(&wrong).as_str()),
+        (400, "ValidationError")
+    );
 }
 
-async fn put(api: SocketAddr, path: &str, id: &str) -> RawResponse {
+const TELEMETRY_BODY: &str = r#"{"schemaVersion":"2022-12-13","destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"},"types":["function"]}"#;
+const LOGS_BODY: &str = r#"{"schemaVersion":"2021-03-18","destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"},"types":["function"]}"#;
+
+async fn put(api: SocketAddr, path: &str, id: &str, body: &'static str) -> RawResponse {
     let request = http::Request::put(path)
         .header(http::header::HOST, api.to_string())
         .header("lambda-extension-identifier", id)
-        .body(Full::new(Bytes::from_static(
-            br#"{"schemaVersion":"2022-12-13","destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080"},"types":["function"]}"#,
-        )))
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
         .unwrap_or_else(|e| panic!("{e}"));
     send(api, request).await
 }

@@ -1,0 +1,353 @@
+//! Starting a sandbox's processes: the bootstrap and the external extensions, each group with
+//! its environment, its log pipe and its own process group. Every process of the emulator is
+//! spawned here.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Instant;
+
+use bytes::Bytes;
+use coldstart_protocol::ErrorBody;
+use coldstart_protocol::env;
+use coldstart_protocol::telemetry::{self as tm, Category, InitPhase, InitType, Record};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::state::Machine;
+use super::{Fact, InitResult, Owner, Sandbox};
+use crate::clock::log_stream_name;
+use crate::config::{FunctionConfig, LogFormat};
+use crate::logs::{LogCapture, LogSink};
+use crate::opt::OptMount;
+use crate::process::{StatusFile, signal_group};
+use crate::telemetry::Telemetry;
+
+/// What a sandbox runs: one function's settings, resolved once by its owner.
+pub(crate) struct Spec {
+    pub(crate) name: Arc<str>,
+    pub(crate) config: FunctionConfig,
+    /// The account the emulator presents.
+    pub(crate) account_id: String,
+    pub(crate) sink: Arc<dyn LogSink>,
+    /// The bootstrap's argv, its program absolute when it is a path.
+    pub(crate) argv: Vec<OsString>,
+    /// External extensions' executables, absolute.
+    pub(crate) extensions: Vec<PathBuf>,
+    /// The folder bound at `/opt` in each process of a sandbox, if any.
+    pub(crate) opt: Option<OptMount>,
+    pub(crate) task_root: PathBuf,
+    /// The Lambda environment shared by every sandbox of the function.
+    pub(crate) env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spec")
+            .field("name", &&*self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sandbox just started.
+pub(crate) struct Spawned {
+    pub(crate) sandbox: Arc<Sandbox>,
+    /// Reports the end of init.
+    pub(crate) ready: oneshot::Receiver<InitResult>,
+    /// The sandbox's Runtime API listener (at `AWS_LAMBDA_RUNTIME_API`), for its owner to serve.
+    pub(crate) listener: tokio::net::TcpListener,
+}
+
+impl Sandbox {
+    /// Starts sandbox `id` of `spec`: its extensions, or its bootstrap when it has none.
+    pub(crate) fn spawn(
+        spec: &Arc<Spec>,
+        owner: Weak<dyn Owner>,
+        id: u64,
+        generation: u64,
+    ) -> io::Result<Spawned> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
+        let runtime_api = listener.local_addr()?.to_string();
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let port = if spec.config.sandbox_port {
+            Some(free_port()?)
+        } else {
+            None
+        };
+
+        let (log_read, log_write) = io::pipe()?;
+        let extension_pipe = if spec.extensions.is_empty() {
+            None
+        } else {
+            Some(io::pipe()?)
+        };
+        let gone = CancellationToken::new();
+        let telemetry = Arc::new(Telemetry::new(gone.clone()));
+        telemetry.publish(Category::Platform, || {
+            Record::InitStart(tm::InitStart {
+                initialization_type: InitType::OnDemand,
+                phase: InitPhase::Init,
+                function_name: spec.name.to_string(),
+                function_version: "$LATEST".into(),
+                runtime_version: None,
+                runtime_version_arn: None,
+            })
+        });
+        let started = Instant::now();
+        let mut extension_children = Vec::new();
+        let mut extension_group: Option<Pid> = None;
+        for path in &spec.extensions {
+            let Some((_, ext_write)) = &extension_pipe else {
+                break;
+            };
+            let mut command = spec.extension_command(path, &runtime_api, port);
+            command
+                .stdin(Stdio::null())
+                .stdout(ext_write.try_clone()?)
+                .stderr(ext_write.try_clone()?)
+                .process_group(extension_group.map_or(0, Pid::as_raw));
+            let child = match command.spawn() {
+                Ok(child) => child,
+                Err(err) => {
+                    if let Some(group) = extension_group {
+                        signal_group(group, Signal::SIGKILL);
+                    }
+                    return Err(io::Error::new(
+                        err.kind(),
+                        format!("starting extension {}: {err}", path.display()),
+                    ));
+                }
+            };
+            let pid = child.id().unwrap_or(0);
+            extension_group.get_or_insert(Pid::from_raw(pid as i32));
+            extension_children.push((file_name(path), child));
+        }
+        let (bootstrap, log_pipe) = if extension_children.is_empty() {
+            (
+                Some(start_bootstrap(spec, &runtime_api, port, log_write)?),
+                None,
+            )
+        } else {
+            (None, Some(log_write))
+        };
+        let pid = bootstrap.as_ref().and_then(|c| c.id()).unwrap_or(0);
+        let json_log = spec.config.log_format == LogFormat::Json;
+        let logs = Arc::new(LogCapture::new(
+            spec.name.clone(),
+            spec.sink.clone(),
+            OwnedFd::from(log_read),
+            telemetry.clone(),
+            Category::Function,
+            json_log,
+        )?);
+        // Our write end is dropped here: the pipe ends when the extensions are gone.
+        let extension_logs = match extension_pipe {
+            Some((ext_read, _)) => Some(Arc::new(LogCapture::new(
+                spec.name.clone(),
+                spec.sink.clone(),
+                OwnedFd::from(ext_read),
+                telemetry.clone(),
+                Category::Extension,
+                json_log,
+            )?)),
+            None => None,
+        };
+        let (ready_tx, ready) = oneshot::channel();
+        let names: Vec<String> = extension_children.iter().map(|(n, _)| n.clone()).collect();
+        let alive = extension_children.len() + usize::from(bootstrap.is_some());
+        let sandbox = Arc::new(Sandbox {
+            id,
+            spec: spec.clone(),
+            owner,
+            generation,
+            pid: AtomicU32::new(pid),
+            extension_group,
+            extension_pids: extension_children
+                .iter()
+                .map(|(n, c)| (n.clone(), c.id().unwrap_or(0)))
+                .collect(),
+            runtime_api,
+            port,
+            logs: logs.clone(),
+            extension_logs: extension_logs.clone(),
+            telemetry,
+            state: Mutex::new(Machine::new(started, ready_tx, log_pipe, names, alive)),
+            status: OnceLock::new(),
+            peak_mb: AtomicU64::new(0),
+            gone,
+            runtime_gone: CancellationToken::new(),
+            parked: Notify::new(),
+        });
+        tracing::debug!(function = &*spec.name, sandbox = id, pid, runtime_api = %sandbox.runtime_api, ?port, "sandbox started");
+        // Before anything can reap a process, so that the owner hears `Gone` after this.
+        sandbox.tell(Fact::Started);
+
+        tokio::spawn(logs.run());
+        if let Some(extension_logs) = extension_logs {
+            tokio::spawn(extension_logs.run());
+        }
+        tokio::spawn(sandbox.clone().idler());
+        for (name, mut child) in extension_children {
+            let watcher = sandbox.clone();
+            tokio::spawn(async move {
+                let status = child.wait().await.ok();
+                watcher.on_extension_exit(&name, status);
+            });
+        }
+        if let Some(child) = bootstrap {
+            sandbox.watch_bootstrap(child);
+        }
+        Ok(Spawned {
+            sandbox,
+            ready,
+            listener,
+        })
+    }
+
+    /// Records the bootstrap's pid and reaps it when it exits.
+    fn watch_bootstrap(self: &Arc<Self>, mut child: tokio::process::Child) {
+        let pid = child.id().unwrap_or(0);
+        self.pid.store(pid, Ordering::Release);
+        let _ = self.status.set(StatusFile::open(pid));
+        let watcher = self.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await.ok();
+            watcher.on_exit(status);
+        });
+    }
+
+    /// Every external extension registered: start the bootstrap.
+    pub(super) fn start_deferred_bootstrap(self: &Arc<Self>, pipe: Option<io::PipeWriter>) {
+        let started = pipe
+            .ok_or_else(|| io::Error::other("the log pipe is gone"))
+            .and_then(|pipe| start_bootstrap(&self.spec, &self.runtime_api, self.port, pipe));
+        match started {
+            Ok(child) => {
+                self.watch_bootstrap(child);
+                // Init was abandoned, an extension failed or a stop began while it started:
+                // those saw no bootstrap to signal.
+                if self.lock().doomed() {
+                    self.signal_all(Signal::SIGKILL);
+                }
+            }
+            Err(err) => {
+                let message = format!("Couldn't start the bootstrap: {err}");
+                let body =
+                    Bytes::from(ErrorBody::new("Runtime.InvalidEntrypoint", &message).to_json());
+                self.fail_init("Runtime.InvalidEntrypoint".into(), body);
+                self.process_reaped();
+            }
+        }
+    }
+}
+
+impl Spec {
+    /// The command that starts one sandbox's bootstrap; `port` is the sandbox's own port.
+    fn bootstrap_command(&self, runtime_api: &str, port: Option<u16>) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.argv[0]);
+        command.args(&self.argv[1..]).current_dir(&self.task_root);
+        // A trace id leaking from the host would look like the first invocation's.
+        command.env_remove(env::TRACE_ID);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command.env(env::RUNTIME_API, runtime_api);
+        command.env(env::LOG_STREAM_NAME, log_stream_name());
+        self.give_port(&mut command, port);
+        if let Some(opt) = &self.opt {
+            opt.apply(&mut command);
+        }
+        command
+    }
+
+    /// The command that starts one of a sandbox's external extensions: the function's
+    /// environment without the runtime-only variables, as in Lambda.
+    fn extension_command(
+        &self,
+        path: &Path,
+        runtime_api: &str,
+        port: Option<u16>,
+    ) -> tokio::process::Command {
+        // Under a mounted `/opt`, an extension from the folder starts from its `/opt/...` path.
+        let program = match &self.opt {
+            Some(opt) => match path.strip_prefix(opt.folder()) {
+                Ok(rel) => Path::new(crate::opt::OPT).join(rel),
+                Err(_) => path.to_path_buf(),
+            },
+            None => path.to_path_buf(),
+        };
+        let mut command = tokio::process::Command::new(program);
+        command.current_dir(&self.task_root);
+        command.env_remove(env::TRACE_ID);
+        for name in env::RUNTIME_ONLY {
+            command.env_remove(name);
+        }
+        command.envs(
+            self.env
+                .iter()
+                .filter(|(k, _)| !env::RUNTIME_ONLY.contains(&k.as_str()))
+                .map(|(k, v)| (k, v)),
+        );
+        command.env(env::RUNTIME_API, runtime_api);
+        self.give_port(&mut command, port);
+        if let Some(opt) = &self.opt {
+            opt.apply(&mut command);
+        }
+        command
+    }
+
+    /// Puts the sandbox's own port in `PORT` and `AWS_LWA_PORT`, and in
+    /// `AWS_LWA_READINESS_CHECK_PORT` when that named the configured port.
+    fn give_port(&self, command: &mut tokio::process::Command, port: Option<u16>) {
+        let Some(port) = port else { return };
+        let port = port.to_string();
+        let configured = self
+            .config
+            .environment
+            .get(env::LWA_PORT)
+            .or_else(|| self.config.environment.get(env::PORT));
+        if let Some(check) = self.config.environment.get(env::LWA_READINESS_CHECK_PORT)
+            && Some(check) == configured
+        {
+            command.env(env::LWA_READINESS_CHECK_PORT, &port);
+        }
+        command.env(env::PORT, &port).env(env::LWA_PORT, &port);
+    }
+}
+
+/// Starts a sandbox's bootstrap in a process group of its own, writing to the log pipe.
+fn start_bootstrap(
+    spec: &Spec,
+    runtime_api: &str,
+    port: Option<u16>,
+    log_pipe: io::PipeWriter,
+) -> io::Result<tokio::process::Child> {
+    let log_pipe_err = log_pipe.try_clone()?;
+    let mut command = spec.bootstrap_command(runtime_api, port);
+    command
+        .stdin(Stdio::null())
+        .stdout(log_pipe)
+        .stderr(log_pipe_err)
+        .process_group(0);
+    command.spawn()
+    // The command, dropped here, held our copies of the pipe's write end: the pipe reaches end
+    // of file once the sandbox's processes are gone.
+}
+
+/// A free loopback port for a sandbox's web app.
+fn free_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+/// An extension's name: its executable's file name.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
