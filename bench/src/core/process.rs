@@ -408,11 +408,29 @@ pub fn kill_children_on_interrupt() -> anyhow::Result<()> {
             let Ok(signal) = set.wait() else { return };
             eprintln!("coldstart-bench: {signal}; killing what it started");
             kill_groups(&groups_below(std::process::id()));
-            crate::core::stack::remove_temp_folders();
+            remove_temp_folders();
             std::process::exit(128 + signal as i32);
         })
         .context("starting the interrupt thread")?;
     Ok(())
+}
+
+/// The start of every temporary folder the bench makes (`<prefix><name>-<pid>`).
+pub const TEMP_PREFIX: &str = "coldstart-bench-";
+
+/// Removes every temporary folder of this process (the interrupt guard's cleanup).
+pub fn remove_temp_folders() {
+    let suffix = format!("-{}", std::process::id());
+    for entry in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(TEMP_PREFIX) && name.ends_with(&suffix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]

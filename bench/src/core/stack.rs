@@ -4,6 +4,7 @@
 //!
 //! Endpoints come from that JSON line, never from the table `up` prints for people.
 
+use crate::core::process::TEMP_PREFIX;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,8 +18,6 @@ use crate::core::process::{Output, STOP_GRACE, Server};
 const READY_LIMIT: Duration = Duration::from_secs(30);
 /// What `up` prints on stderr before its endpoint table: `coldstart: N functions ready in X ms`.
 const READY_IN: &str = " ready in ";
-/// The prefix of every temporary folder of the bench (`PREFIX-NAME-PID`).
-const TEMP_PREFIX: &str = "coldstart-bench-";
 
 /// One endpoint of the ready line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,21 +202,6 @@ impl ConfigDir {
 impl Drop for ConfigDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Removes every temporary folder of this process (the interrupt guard's cleanup).
-pub fn remove_temp_folders() {
-    let suffix = format!("-{}", std::process::id());
-    for entry in std::fs::read_dir(std::env::temp_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(TEMP_PREFIX) && name.ends_with(&suffix) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
     }
 }
 

@@ -17,13 +17,12 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use coldstart_protocol::{InvocationType, limits};
+use coldstart_protocol::limits;
 
 use crate::clock;
 use crate::config::{AWS_RETRY_DELAY, Settings};
-use crate::emulator::Emulator;
 use crate::function::Function;
-use crate::invocation::{Invocation, InvokeRequest, Outcome};
+use crate::invocation::{Invocation, Outcome};
 use crate::pool::Urgency;
 
 /// Why an asynchronous invocation ended, as the destination record's `condition` says.
@@ -44,6 +43,21 @@ impl Condition {
     }
 }
 
+/// Where outcomes go besides the records file: the functions of the emulator. The emulator
+/// implements it, so that this module does not import the emulator that spawns it.
+pub(crate) trait Destinations: Send + Sync + 'static {
+    /// The account, region and asynchronous timing.
+    fn settings(&self) -> &Settings;
+    /// The names of the functions served.
+    fn function_names(&self) -> Vec<String>;
+    /// Invokes `function` asynchronously with `payload`.
+    fn invoke_event(
+        &self,
+        function: &str,
+        payload: Bytes,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), crate::InvokeError>> + Send + '_>>;
+}
+
 /// The last answer of an attempt.
 struct Answer {
     body: Bytes,
@@ -60,10 +74,10 @@ fn scaled(settings: &Settings, wait: Duration) -> Duration {
 /// to the destinations. Ends early, leaving the event unprocessed (and logged), when `stopping`
 /// is cancelled while it waits for a retry.
 ///
-/// Boxed as `dyn Send`: a destination that is a local function is invoked through
-/// [`Emulator::invoke`], which spawns this again.
-pub(crate) fn run(
-    emulator: Emulator,
+/// Boxed as `dyn Send`: a destination that is a local function is invoked through the
+/// emulator, which spawns this again.
+pub(crate) fn run<D: Destinations + Clone>(
+    emulator: D,
     function: Arc<Function>,
     invocation: Invocation,
     stopping: CancellationToken,
@@ -71,8 +85,8 @@ pub(crate) fn run(
     Box::pin(attempt_all(emulator, function, invocation, stopping))
 }
 
-async fn attempt_all(
-    emulator: Emulator,
+async fn attempt_all<D: Destinations>(
+    emulator: D,
     function: Arc<Function>,
     invocation: Invocation,
     stopping: CancellationToken,
@@ -196,7 +210,7 @@ fn destination_record(
 }
 
 /// The local function a destination ARN (or bare name) names, if it is one.
-fn local_function(emulator: &Emulator, destination: &str) -> Option<String> {
+fn local_function(emulator: &impl Destinations, destination: &str) -> Option<String> {
     let name = match destination.strip_prefix("arn:") {
         Some(_) => {
             let (_, rest) = destination.split_once(":function:")?;
@@ -213,19 +227,17 @@ fn local_function(emulator: &Emulator, destination: &str) -> Option<String> {
 /// Sends `record` to `destination`: a local function is invoked asynchronously with it; any
 /// other destination gets it in the records file.
 async fn deliver(
-    emulator: &Emulator,
+    emulator: &impl Destinations,
     settings: &Settings,
     function: &str,
     destination: &str,
     record: &Value,
 ) {
     if let Some(target) = local_function(emulator, destination) {
-        let request = InvokeRequest {
-            payload: Bytes::from(record.to_string()),
-            invocation_type: InvocationType::Event,
-            ..InvokeRequest::default()
-        };
-        if let Err(err) = emulator.invoke(&target, request).await {
+        if let Err(err) = emulator
+            .invoke_event(&target, Bytes::from(record.to_string()))
+            .await
+        {
             tracing::warn!(function, destination, %err, "destination not invoked");
         }
         return;

@@ -41,6 +41,30 @@ struct Inner {
     stopping: CancellationToken,
 }
 
+impl crate::async_invoke::Destinations for Emulator {
+    fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    fn function_names(&self) -> Vec<String> {
+        Emulator::function_names(self)
+    }
+
+    fn invoke_event(
+        &self,
+        function: &str,
+        payload: Bytes,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), InvokeError>> + Send + '_>> {
+        let request = InvokeRequest {
+            payload,
+            invocation_type: InvocationType::Event,
+            ..InvokeRequest::default()
+        };
+        let function = function.to_owned();
+        Box::pin(async move { self.invoke(&function, request).await.map(|_| ()) })
+    }
+}
+
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inner")
