@@ -4,7 +4,6 @@
 //!
 //! Endpoints come from that JSON line, never from the table `up` prints for people.
 
-use crate::core::process::TEMP_PREFIX;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::core::process::{Output, STOP_GRACE, Server};
+use crate::core::process::{Output, STOP_GRACE, Server, TEMP_PREFIX};
 
 /// How long coldstart may take to print its ready line (builds are never part of a run).
 const READY_LIMIT: Duration = Duration::from_secs(30);
