@@ -158,14 +158,20 @@ impl Emulator {
             .insert(name, function.clone());
         if let Some(old) = old {
             function.set_state(old.state());
-            old.replace_sandboxes();
-            self.inner
-                .retired
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(old);
+            self.retire(old);
         }
         Ok(())
+    }
+
+    /// Lets a replaced or removed function's sandboxes finish: idle ones stop at once, busy ones
+    /// once answered; shutdown stops whatever is left.
+    fn retire(&self, old: Arc<Function>) {
+        old.replace_sandboxes();
+        self.inner
+            .retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(old);
     }
 
     /// Stops serving `function`, as Lambda's `DeleteFunction`: new invocations get 404; its idle
@@ -179,12 +185,7 @@ impl Emulator {
             .remove(function);
         match old {
             Some(old) => {
-                old.replace_sandboxes();
-                self.inner
-                    .retired
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(old);
+                self.retire(old);
                 true
             }
             None => false,
