@@ -531,6 +531,17 @@ fn read_function(
     config.environment = environment(cx, r)?;
     if let Some(Value::Object(logging)) = cx.property(r, "LoggingConfig")? {
         if let Some(format) = logging.get("LogFormat").and_then(text) {
+            config.log_format = match format.as_str() {
+                "JSON" => coldstart_emulator::LogFormat::Json,
+                "Text" => coldstart_emulator::LogFormat::Text,
+                other => {
+                    return Err(cx.error(
+                        r,
+                        "LoggingConfig.LogFormat",
+                        format!("must be Text or JSON, not {other}"),
+                    ));
+                }
+            };
             config.environment.insert(LOG_FORMAT.to_owned(), format);
         }
         if let Some(level) = logging.get("ApplicationLogLevel").and_then(text) {

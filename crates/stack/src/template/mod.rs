@@ -1228,6 +1228,7 @@ Resources:
         );
         assert!(web.config.sandbox_port);
         assert_eq!(web.layers, vec!["Local".to_owned()]);
+        assert_eq!(web.config.log_format, coldstart_emulator::LogFormat::Json);
         assert_eq!(
             web.config
                 .environment
