@@ -71,6 +71,19 @@ struct FunctionToml {
     idle_timeout: Option<Spanned<i64>>,
     watch: Option<Vec<String>>,
     url: Option<Spanned<UrlToml>>,
+    #[serde(rename = "async")]
+    async_invoke: Option<Spanned<AsyncToml>>,
+}
+
+/// A function's asynchronous invocation settings (`EventInvokeConfig`, `DeadLetterConfig`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AsyncToml {
+    max_retry_attempts: Option<i64>,
+    max_event_age: Option<i64>,
+    on_success: Option<String>,
+    on_failure: Option<String>,
+    dead_letter: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +218,33 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                 ));
             }
             config.idle_timeout = Duration::from_secs(secs as u64);
+        }
+        if let Some(a) = &f.async_invoke {
+            let span = a.span();
+            let a = a.get_ref();
+            if let Some(n) = a.max_retry_attempts {
+                if !(0..=2).contains(&n) {
+                    return Err(at(
+                        span,
+                        format!("{key}.async.max_retry_attempts: must be 0, 1 or 2, not {n}"),
+                    ));
+                }
+                config.async_config.max_retry_attempts = n as u32;
+            }
+            if let Some(secs) = a.max_event_age {
+                if !(60..=21_600).contains(&secs) {
+                    return Err(at(
+                        span,
+                        format!(
+                            "{key}.async.max_event_age: must be 60 to 21600 seconds, not {secs}"
+                        ),
+                    ));
+                }
+                config.async_config.max_event_age = Duration::from_secs(secs as u64);
+            }
+            config.async_config.on_success = a.on_success.clone();
+            config.async_config.on_failure = a.on_failure.clone();
+            config.async_config.dead_letter = a.dead_letter.clone();
         }
         if let Some(extensions) = &f.extensions {
             if extensions.get_ref().len() > coldstart_protocol::extension::MAX_EXTENSIONS {
@@ -444,6 +484,7 @@ bootstrap = ["examples/bash/bootstrap", "--flag"]
 handler = "function.handler"
 idle_timeout = 60
 watch = ["examples/bash"]
+async = { max_retry_attempts = 1, max_event_age = 120, on_failure = "echo", dead_letter = "arn:aws:sqs:us-east-1:123456789012:dlq" }
 
 [functions.web]
 bootstrap = "target/release/web"
@@ -499,6 +540,15 @@ routes = { "$connect" = "echo", "$default" = { function = "echo", two_way = true
         );
         assert_eq!(bash.config.handler.as_deref(), Some("function.handler"));
         assert_eq!(bash.config.idle_timeout, Duration::from_secs(60));
+        let a = &bash.config.async_config;
+        assert_eq!(a.max_retry_attempts, 1);
+        assert_eq!(a.max_event_age, Duration::from_secs(120));
+        assert_eq!(a.on_failure.as_deref(), Some("echo"));
+        assert_eq!(a.on_success, None);
+        assert_eq!(
+            a.dead_letter.as_deref(),
+            Some("arn:aws:sqs:us-east-1:123456789012:dlq")
+        );
         assert_eq!(bash.watch, vec![PathBuf::from("/app/examples/bash")]);
         assert_eq!(echo.watch, vec![PathBuf::from("/app")]);
         assert_eq!(bash.config.timeout, Duration::from_secs(3));
@@ -554,6 +604,14 @@ routes = { "$connect" = "echo", "$default" = { function = "echo", two_way = true
         assert!(
             memory.starts_with("coldstart.toml:3:") && memory.contains("functions.a.memory"),
             "{memory}"
+        );
+
+        let retries =
+            error_of("[functions.a]\nbootstrap = \"b\"\nasync = { max_retry_attempts = 3 }\n");
+        assert!(
+            retries.starts_with("coldstart.toml:3:")
+                && retries.contains("functions.a.async.max_retry_attempts"),
+            "{retries}"
         );
 
         let missing = error_of(
