@@ -53,14 +53,13 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
     let mut first = true;
     // Served until a signal; under --watch, started again when the stack's shape changes.
     loop {
-        let running = serve(&stack, &args, &report, sink.clone(), first).await?;
+        let (running, building) = serve(&stack, &args, &report, sink.clone(), first).await?;
         first = false;
         let (restart, mut restarts) = tokio::sync::mpsc::unbounded_channel();
         let watcher = args.watch.then(|| {
-            let load = load.clone();
             tokio::spawn(coldstart_stack::watch::watch(
                 coldstart_stack::watch::Watch {
-                    load: Box::new(move || load()),
+                    load: load.clone(),
                     reloader: running.reloader(),
                     emulator: running.emulator.clone(),
                     shutdown: running.shutdown_token(),
@@ -79,8 +78,8 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
             watcher.abort();
         }
         // Servers finish the requests in flight, then every sandbox stops.
-        running.running.stop().await;
-        if let Some(building) = running.building {
+        running.stop().await;
+        if let Some(building) = building {
             building.abort();
         }
         match next {
@@ -94,28 +93,16 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A started stack and the task building its pending functions.
-struct Served {
-    running: Running,
-    building: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl std::ops::Deref for Served {
-    type Target = Running;
-    fn deref(&self) -> &Running {
-        &self.running
-    }
-}
-
 /// Builds the layers, starts `stack`, prints where it serves (and the `--ready-json` line the
-/// first time), and starts building its functions while it serves.
+/// first time), and starts building its functions while it serves: returns the running stack
+/// and that build's task.
 async fn serve(
     stack: &Stack,
     args: &UpArgs,
     report: &Reporter,
     sink: Arc<StdoutSink>,
     first: bool,
-) -> Result<Served, Failure> {
+) -> Result<(Running, Option<tokio::task::JoinHandle<()>>), Failure> {
     for notice in &stack.notices {
         report.say(notice);
     }
@@ -169,7 +156,7 @@ async fn serve(
             report.clone(),
         ))
     });
-    Ok(Served { running, building })
+    Ok((running, building))
 }
 
 /// Mistakes in the user's files exit 2, the rest 1.

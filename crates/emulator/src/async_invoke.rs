@@ -48,8 +48,8 @@ impl Condition {
 pub(crate) trait Destinations: Send + Sync + 'static {
     /// The account, region and asynchronous timing.
     fn settings(&self) -> &Settings;
-    /// The names of the functions served.
-    fn function_names(&self) -> Vec<String>;
+    /// Whether a function of that name is served.
+    fn has_function(&self, name: &str) -> bool;
     /// Invokes `function` asynchronously with `payload`.
     fn invoke_event(
         &self,
@@ -91,11 +91,12 @@ async fn attempt_all<D: Destinations>(
     invocation: Invocation,
     stopping: CancellationToken,
 ) {
-    let settings = emulator.settings().clone();
-    let config = function.config().async_config.clone();
+    // Both live as long as this task: it owns the emulator and the function.
+    let settings = emulator.settings();
+    let config = &function.config().async_config;
     let name = function.name.clone();
     let received = Instant::now();
-    let max_age = scaled(&settings, config.max_event_age);
+    let max_age = scaled(settings, config.max_event_age);
     let mut attempts: u32 = 0;
     let (condition, answer) = loop {
         attempts += 1;
@@ -135,7 +136,7 @@ async fn attempt_all<D: Destinations>(
             break (Condition::RetriesExhausted, answer);
         }
         // One minute before the first retry, two before the second.
-        let wait = scaled(&settings, AWS_RETRY_DELAY * attempts);
+        let wait = scaled(settings, AWS_RETRY_DELAY * attempts);
         if received.elapsed() + wait > max_age {
             break (Condition::EventAgeExceeded, answer);
         }
@@ -165,12 +166,12 @@ async fn attempt_all<D: Destinations>(
         _ => config.on_failure.as_deref(),
     };
     if let Some(destination) = destination {
-        deliver(&emulator, &settings, &name, destination, &record).await;
+        deliver(&emulator, &name, destination, &record).await;
     }
     if condition != Condition::Success
         && let Some(queue) = &config.dead_letter
     {
-        dead_letter(&settings, &name, queue, &invocation, &answer);
+        dead_letter(settings, &name, queue, &invocation, &answer);
     }
 }
 
@@ -210,7 +211,7 @@ fn destination_record(
 }
 
 /// The local function a destination ARN (or bare name) names, if it is one.
-fn local_function(emulator: &impl Destinations, destination: &str) -> Option<String> {
+fn local_function<'d>(emulator: &impl Destinations, destination: &'d str) -> Option<&'d str> {
     let name = match destination.strip_prefix("arn:") {
         Some(_) => {
             let (_, rest) = destination.split_once(":function:")?;
@@ -218,24 +219,15 @@ fn local_function(emulator: &impl Destinations, destination: &str) -> Option<Str
         }
         None => destination,
     };
-    emulator
-        .function_names()
-        .into_iter()
-        .find(|known| known == name)
+    emulator.has_function(name).then_some(name)
 }
 
 /// Sends `record` to `destination`: a local function is invoked asynchronously with it; any
 /// other destination gets it in the records file.
-async fn deliver(
-    emulator: &impl Destinations,
-    settings: &Settings,
-    function: &str,
-    destination: &str,
-    record: &Value,
-) {
+async fn deliver(emulator: &impl Destinations, function: &str, destination: &str, record: &Value) {
     if let Some(target) = local_function(emulator, destination) {
         if let Err(err) = emulator
-            .invoke_event(&target, Bytes::from(record.to_string()))
+            .invoke_event(target, Bytes::from(record.to_string()))
             .await
         {
             tracing::warn!(function, destination, %err, "destination not invoked");
@@ -243,7 +235,7 @@ async fn deliver(
         return;
     }
     append(
-        settings,
+        emulator.settings(),
         function,
         &json!({"destination": destination, "record": record}),
     );

@@ -46,8 +46,8 @@ impl crate::async_invoke::Destinations for Emulator {
         &self.inner.settings
     }
 
-    fn function_names(&self) -> Vec<String> {
-        Emulator::function_names(self)
+    fn has_function(&self, name: &str) -> bool {
+        self.function(name).is_some()
     }
 
     fn invoke_event(

@@ -34,7 +34,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 /// What [`watch`] works with.
 pub struct Watch {
     /// Reads the stack's file again (with the options `up` was given).
-    pub load: Box<dyn Fn() -> Result<Stack, Error> + Send + Sync>,
+    pub load: std::sync::Arc<dyn Fn() -> Result<Stack, Error> + Send + Sync>,
     /// The running stack's reloader ([`crate::Running::reloader`]).
     pub reloader: Reloader,
     /// The running stack's emulator.
