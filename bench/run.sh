@@ -26,7 +26,7 @@ done
 [[ ${#scenarios[@]} -gt 0 ]] || scenarios=(all)
 
 cargo build --release --locked -p coldstart -p coldstart-bench -p coldstart-testkit -p coldstart-adapter \
-    -p echo -p web -p chat --bin coldstart --bin coldstart-bench --bin fx-lr-echo --bin fx-stream \
+    -p echo -p web -p chat --bin coldstart --bin coldstart-bench --bin fx-lr-echo --bin fx-stream --bin fx-telemetry \
     --bin coldstart-adapter --bin echo --bin web --bin chat --bin broadcast
 
 if ! python3 -c 'import boto3' 2>/dev/null; then

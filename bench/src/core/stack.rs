@@ -109,10 +109,21 @@ impl Coldstart {
         bootstrap: &Path,
         concurrency: Option<usize>,
     ) -> anyhow::Result<Self> {
+        Self::run_with(coldstart, bootstrap, concurrency, &[])
+    }
+
+    /// [`Self::run`] with more of `run`'s options (`--extension PATH`, `--env K=V`, ...).
+    pub fn run_with(
+        coldstart: &Path,
+        bootstrap: &Path,
+        concurrency: Option<usize>,
+        options: &[&std::ffi::OsStr],
+    ) -> anyhow::Result<Self> {
         let mut command = command(coldstart, "run");
         if let Some(n) = concurrency {
             command.args(["--concurrency", &n.to_string()]);
         }
+        command.args(options);
         command.arg("--").arg(bootstrap);
         Self::start("coldstart run", command)
     }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use coldstart_protocol::extension::MAX_EXTENSIONS;
+use coldstart_protocol::level::{LogLevel, SYSTEM_LEVELS};
 
 use crate::error::Error;
 
@@ -76,6 +77,15 @@ pub struct FunctionConfig {
     /// `LoggingConfig.LogFormat`: how the platform's lines (`START`, `END`, `REPORT`, ...) are
     /// written, and what `AWS_LAMBDA_LOG_FORMAT` tells the runtime. Default: text.
     pub log_format: LogFormat,
+    /// `LoggingConfig.ApplicationLogLevel`, JSON format only: the function's lines below it
+    /// (by their `level` key; INFO without one) are left out of its log, and
+    /// `AWS_LAMBDA_LOG_LEVEL` tells the runtime. Default: INFO with the JSON format.
+    pub application_log_level: Option<LogLevel>,
+    /// `LoggingConfig.SystemLogLevel`, JSON format only (DEBUG, INFO or WARN): the platform's
+    /// records below it ([`coldstart_protocol::telemetry::Record::system_level`]) are left out of
+    /// the function's log. Default: INFO with the JSON format. Neither level filters what
+    /// Telemetry API subscribers receive.
+    pub system_log_level: Option<LogLevel>,
 }
 
 /// Fewest seconds `MaximumEventAgeInSeconds` takes.
@@ -151,7 +161,20 @@ impl FunctionConfig {
             opt: None,
             async_config: AsyncConfig::default(),
             log_format: LogFormat::Text,
+            application_log_level: None,
+            system_log_level: None,
         }
+    }
+
+    /// The levels that filter the function's log: `None` with the text format (nothing is
+    /// filtered), otherwise `(application, system)` with INFO for a level not set.
+    pub fn log_levels(&self) -> Option<(LogLevel, LogLevel)> {
+        (self.log_format == LogFormat::Json).then(|| {
+            (
+                self.application_log_level.unwrap_or_default(),
+                self.system_log_level.unwrap_or_default(),
+            )
+        })
     }
 
     /// Checks the settings against Lambda's limits.
@@ -200,6 +223,17 @@ impl FunctionConfig {
             return bad(format!(
                 "MaximumEventAgeInSeconds must be between 60 and 21600, not {}",
                 a.max_event_age.as_secs()
+            ));
+        }
+        let levels = [self.application_log_level, self.system_log_level];
+        if self.log_format == LogFormat::Text && levels.iter().any(Option::is_some) {
+            return bad("ApplicationLogLevel and SystemLogLevel need LogFormat JSON".into());
+        }
+        if let Some(level) = self.system_log_level
+            && !SYSTEM_LEVELS.contains(&level)
+        {
+            return bad(format!(
+                "SystemLogLevel must be DEBUG, INFO or WARN, not {level}"
             ));
         }
         if self.extensions.len() > MAX_EXTENSIONS {

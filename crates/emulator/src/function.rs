@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::config::{FunctionConfig, LogFormat, Settings};
+use crate::config::{FunctionConfig, Settings};
 use crate::error::{Error, InvokeError};
 use crate::invocation::{Invocation, InvokeResponse, Outcome};
 use crate::logs::LogSink;
@@ -136,8 +136,9 @@ impl Function {
         if let Some(handler) = &config.handler {
             env.push((env::HANDLER.to_owned(), handler.clone()));
         }
-        if config.log_format == LogFormat::Json {
+        if let Some((application, _)) = config.log_levels() {
             env.push((env::LOG_FORMAT.to_owned(), "JSON".into()));
+            env.push((env::LOG_LEVEL.to_owned(), application.as_str().into()));
         }
         let extensions = config.extensions.iter().map(|p| cwd.join(p)).collect();
         let opt =

@@ -91,6 +91,7 @@ mod server;
 mod telemetry;
 mod telemetry_api;
 
+pub use coldstart_protocol::level::LogLevel;
 pub use config::{AsyncConfig, FunctionConfig, LogFormat, Settings};
 pub use emulator::Emulator;
 pub use error::{Error, InvokeError};

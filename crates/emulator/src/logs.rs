@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::unix::AsyncFd;
 
+use coldstart_protocol::level::LogLevel;
 use coldstart_protocol::limits::LOG_TAIL;
 use coldstart_protocol::telemetry::{Category, Record};
 
@@ -47,8 +48,10 @@ pub(crate) struct LogCapture {
     telemetry: Arc<Telemetry>,
     /// Whose lines these are: [`Category::Function`] or [`Category::Extension`].
     category: Category,
-    /// The platform's lines are JSON records ([`Self::platform_record`]), not text.
-    json: bool,
+    /// With the JSON log format, `(application, system)`: the levels below which the function's
+    /// lines and the platform's records ([`Self::platform_record`]) are left out of the log (the
+    /// sink and the tail; subscribers still get them). `None`: text lines, nothing filtered.
+    levels: Option<(LogLevel, LogLevel)>,
     /// The pipe's read end. Every read happens under `state`'s lock.
     pipe: AsyncFd<OwnedFd>,
     state: Mutex<CaptureState>,
@@ -71,7 +74,7 @@ impl LogCapture {
         read_end: OwnedFd,
         telemetry: Arc<Telemetry>,
         category: Category,
-        json: bool,
+        levels: Option<(LogLevel, LogLevel)>,
     ) -> io::Result<Self> {
         set_nonblocking(&read_end)?;
         Ok(Self {
@@ -79,7 +82,7 @@ impl LogCapture {
             sink,
             telemetry,
             category,
-            json,
+            levels,
             // SAFETY: the `OwnedFd` is moved into the `AsyncFd`, so the descriptor stays open and
             // refers to the same pipe for the `AsyncFd`'s whole life.
             pipe: unsafe { AsyncFd::register(read_end) }.map_err(io::Error::from)?,
@@ -177,7 +180,7 @@ impl LogCapture {
         } else if state.tail.is_none() {
             state.tail = Some(Vec::new());
         }
-        if !self.json {
+        if self.levels.is_none() {
             let line = format!("START RequestId: {request_id} Version: $LATEST");
             self.emit(&mut state, line.as_bytes(), false);
         }
@@ -185,7 +188,7 @@ impl LogCapture {
 
     /// Writes a platform line (`END`, `REPORT`, a timeout notice) into a text log.
     pub(crate) fn platform_line(&self, line: &str) {
-        if self.json {
+        if self.levels.is_some() {
             return;
         }
         let mut state = self.lock();
@@ -194,12 +197,18 @@ impl LogCapture {
 
     /// Whether the platform's records are written as JSON lines.
     pub(crate) fn json(&self) -> bool {
-        self.json
+        self.levels.is_some()
     }
 
-    /// Writes a platform record, serialised, into a JSON log.
+    /// Whether a platform record of `level` is written into the log: a JSON log's, at or above
+    /// its `SystemLogLevel`.
+    pub(crate) fn wants_record(&self, level: LogLevel) -> bool {
+        self.levels.is_some_and(|(_, system)| level >= system)
+    }
+
+    /// Writes a platform record, serialised, into a JSON log (see [`Self::wants_record`]).
     pub(crate) fn platform_record(&self, json: &str) {
-        if !self.json {
+        if self.levels.is_none() {
             return;
         }
         let mut state = self.lock();
@@ -220,14 +229,21 @@ impl LogCapture {
     fn emit(&self, state: &mut CaptureState, line: &[u8], own: bool) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let text = String::from_utf8_lossy(line);
-        self.sink.line(&self.function, &text);
         if own {
             self.telemetry
                 .publish(self.category, || match self.category {
                     Category::Extension => Record::ExtensionLog(text.to_string()),
                     _ => Record::Function(text.to_string()),
                 });
+            if let Some((application, _)) = self.levels
+                && self.category == Category::Function
+                && application > LogLevel::Trace
+                && LogLevel::of_json_line(&text) < application
+            {
+                return;
+            }
         }
+        self.sink.line(&self.function, &text);
         if let Some(tail) = state.tail.as_mut() {
             tail.extend_from_slice(line);
             tail.push(b'\n');
@@ -296,7 +312,7 @@ mod tests {
             OwnedFd::from(r),
             stream(),
             Category::Function,
-            false,
+            None,
         )?;
         capture.begin_invocation("id-1", true);
         w.write_all(b"hello\nwor")?;
@@ -326,7 +342,7 @@ mod tests {
             OwnedFd::from(r),
             stream(),
             Category::Function,
-            false,
+            None,
         )?;
         capture.begin_invocation("id", true);
         for i in 0..2000 {
@@ -335,6 +351,37 @@ mod tests {
         let tail = capture.end_invocation().unwrap_or_default();
         assert_eq!(tail.len(), LOG_TAIL);
         assert!(String::from_utf8_lossy(&tail).ends_with("line 1999\n"));
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_json_log_leaves_out_lines_below_the_application_level() -> io::Result<()> {
+        let sink = Arc::new(Collect::default());
+        let (r, mut w) = std::io::pipe()?;
+        let capture = LogCapture::new(
+            "f".into(),
+            sink.clone(),
+            OwnedFd::from(r),
+            stream(),
+            Category::Function,
+            Some((LogLevel::Warn, LogLevel::Info)),
+        )?;
+        capture.begin_invocation("id", true);
+        w.write_all(b"{\"level\":\"debug\",\"m\":1}\nplain\n{\"level\":\"ERROR\",\"m\":2}\n")?;
+        w.write_all(b"{\"level\":\"warn\",\"m\":3}\n")?;
+        capture.drain();
+        let tail = capture.end_invocation().unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&tail),
+            "{\"level\":\"ERROR\",\"m\":2}\n{\"level\":\"warn\",\"m\":3}\n"
+        );
+        let lines = sink.0.lock().map(|v| v.len()).unwrap_or_default();
+        assert_eq!(
+            lines, 2,
+            "a JSON log has no START line and keeps WARN and above"
+        );
+        assert!(capture.wants_record(LogLevel::Info));
+        assert!(!capture.wants_record(LogLevel::Debug));
         Ok(())
     }
 }

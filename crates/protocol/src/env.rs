@@ -30,6 +30,9 @@ pub const TRACE_ID: &str = "_X_AMZN_TRACE_ID";
 pub const TZ: &str = "TZ";
 /// `AWS_LAMBDA_LOG_FORMAT`: `JSON` when the function's `LoggingConfig.LogFormat` is JSON.
 pub const LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
+/// `AWS_LAMBDA_LOG_LEVEL`: the function's `ApplicationLogLevel` (JSON log format only), for the
+/// runtime to skip writing lines below it.
+pub const LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
 
 /// `AWS_EXECUTION_ENV`: the runtime's identifier (runtime-only: not given to extensions).
 pub const EXECUTION_ENV: &str = "AWS_EXECUTION_ENV";

@@ -20,6 +20,7 @@
 //! - [`error`]: the JSON error bodies of the Runtime API and of the Invoke API.
 //! - [`telemetry`]: the Telemetry API (`2022-07-01`): subscription, buffering limits, event records.
 //! - [`logs`]: the older Logs API (`2020-08-15`): its subscription and record shapes.
+//! - [`level`]: the log levels of `LoggingConfig` and how a log line's level is read.
 //! - [`env`]: the environment variable names of the execution environment.
 //! - [`limits`]: payload size limits.
 
@@ -27,6 +28,7 @@ pub mod env;
 pub mod error;
 pub mod extension;
 pub mod invoke;
+pub mod level;
 pub mod limits;
 pub mod logs;
 pub mod runtime;

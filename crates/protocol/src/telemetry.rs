@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::level::LogLevel;
+
 /// `PUT /2022-07-01/telemetry`: subscribe the calling extension, body [`SubscribeRequest`].
 pub const SUBSCRIBE_PATH: &str = "/2022-07-01/telemetry";
 
@@ -199,6 +201,20 @@ impl Record {
             Record::Function(_) => Category::Function,
             Record::ExtensionLog(_) => Category::Extension,
             _ => Category::Platform,
+        }
+    }
+
+    /// The level Lambda gives a platform record when `SystemLogLevel` filters the function's
+    /// log: the phases' ends and subscriptions are DEBUG, dropped logs WARN, the rest INFO. A log
+    /// line's level is its own ([`LogLevel::of_json_line`]).
+    pub fn system_level(&self) -> LogLevel {
+        match self {
+            Record::InitRuntimeDone(_)
+            | Record::RuntimeDone(_)
+            | Record::TelemetrySubscription(_) => LogLevel::Debug,
+            Record::LogsDropped(_) => LogLevel::Warn,
+            Record::Function(line) | Record::ExtensionLog(line) => LogLevel::of_json_line(line),
+            _ => LogLevel::Info,
         }
     }
 }

@@ -46,6 +46,10 @@
 //! the reported error type yourself. To report a failed initialisation to Lambda, use [`Runtime`]:
 //! [`Runtime::from_env`], then [`Runtime::init_error`] or [`Runtime::run`].
 //!
+//! Logging: [`info!`], [`warn!`], [`error!`] and the rest write a line carrying the current
+//! invocation's request id, as one JSON object when the function's `LoggingConfig.LogFormat` is
+//! JSON (skipping lines below `AWS_LAMBDA_LOG_LEVEL`); see [`log`].
+//!
 //! Typed events: with the default feature `events`, `aws_lambda_events` is re-exported
 //! as `coldstart_runtime::events`; enable the event families you need on `aws_lambda_events`
 //! (e.g. its `apigw` feature) and take the event type as the handler's argument:
@@ -87,6 +91,7 @@ mod client;
 mod context;
 mod diagnostic;
 mod error;
+pub mod log;
 mod panic;
 mod runtime;
 mod stream;

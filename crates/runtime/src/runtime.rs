@@ -196,13 +196,13 @@ impl Runtime {
                     // One future for decode, call, await and encode, so a panic in any user code
                     // (a Deserialize impl, the handler call, its future, a Serialize impl) is
                     // caught in one place.
-                    let invocation = pin!(async {
+                    let invocation = pin!(crate::log::scope(request_id, async {
                         let event = decode(event)?;
                         match handler(event, context).await {
                             Ok(response) => encode(response),
                             Err(error) => Err(error.into()),
                         }
-                    });
+                    }));
                     match CatchUnwind::new(invocation).await {
                         Ok(outcome) => outcome,
                         Err(payload) => Err(panic::diagnostic(&payload)),
@@ -284,10 +284,10 @@ impl Runtime {
             export_trace_id(&mut trace_exported, context.xray_trace_id.as_deref());
             let (stream, ends) = ResponseStream::new();
             // As in `serve`: one future, so a panic anywhere in user code is caught in one place.
-            let invocation = pin!(async {
+            let invocation = pin!(crate::log::scope(request_id, async {
                 let event = decode_json(event)?;
                 handler(event, context, stream).await.map_err(Into::into)
-            });
+            }));
             let invocation = CatchUnwind::new(invocation);
             let answer = self
                 .stream(request_id, invocation_id, invocation, ends)
@@ -554,9 +554,13 @@ fn export_trace_id(exported: &mut bool, trace_id: Option<&str>) {
     }
 }
 
-/// One line on stderr, which Lambda sends to the function's log stream.
+/// One ERROR line of the runtime's own on stderr, which Lambda sends to the function's log
+/// stream, in its log format.
 fn log(message: fmt::Arguments<'_>) {
-    eprintln!("coldstart-runtime: {message}");
+    crate::log::write(
+        crate::log::Level::Error,
+        format_args!("coldstart-runtime: {message}"),
+    );
 }
 
 #[cfg(test)]

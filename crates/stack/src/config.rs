@@ -73,6 +73,16 @@ struct FunctionToml {
     url: Option<Spanned<UrlToml>>,
     #[serde(rename = "async")]
     async_invoke: Option<Spanned<AsyncToml>>,
+    logging: Option<Spanned<LoggingToml>>,
+}
+
+/// A function's `LoggingConfig`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoggingToml {
+    format: Option<String>,
+    application_log_level: Option<String>,
+    system_log_level: Option<String>,
 }
 
 /// A function's asynchronous invocation settings (`EventInvokeConfig`, `DeadLetterConfig`).
@@ -245,6 +255,36 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             config.async_config.on_success = a.on_success.clone();
             config.async_config.on_failure = a.on_failure.clone();
             config.async_config.dead_letter = a.dead_letter.clone();
+        }
+        if let Some(l) = &f.logging {
+            let span = l.span();
+            let l = l.get_ref();
+            config.log_format = match l.format.as_deref() {
+                None | Some("Text") => coldstart_emulator::LogFormat::Text,
+                Some("JSON") => coldstart_emulator::LogFormat::Json,
+                Some(other) => {
+                    return Err(at(
+                        span,
+                        format!(
+                            "{key}.logging.format: must be \"Text\" or \"JSON\", not {other:?}"
+                        ),
+                    ));
+                }
+            };
+            let level = |name: &str, value: &Option<String>| match value.as_deref() {
+                None => Ok(None),
+                Some(text) => coldstart_emulator::LogLevel::parse(text)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        at(
+                            span.clone(),
+                            format!("{key}.logging.{name}: not a log level: {text:?}"),
+                        )
+                    }),
+            };
+            config.application_log_level =
+                level("application_log_level", &l.application_log_level)?;
+            config.system_log_level = level("system_log_level", &l.system_log_level)?;
         }
         if let Some(extensions) = &f.extensions {
             if extensions.get_ref().len() > coldstart_protocol::extension::MAX_EXTENSIONS {
@@ -485,6 +525,7 @@ handler = "function.handler"
 idle_timeout = 60
 watch = ["examples/bash"]
 async = { max_retry_attempts = 1, max_event_age = 120, on_failure = "echo", dead_letter = "arn:aws:sqs:us-east-1:123456789012:dlq" }
+logging = { format = "JSON", application_log_level = "debug", system_log_level = "WARN" }
 
 [functions.web]
 bootstrap = "target/release/web"
@@ -549,6 +590,15 @@ routes = { "$connect" = "echo", "$default" = { function = "echo", two_way = true
             a.dead_letter.as_deref(),
             Some("arn:aws:sqs:us-east-1:123456789012:dlq")
         );
+        assert_eq!(bash.config.log_format, coldstart_emulator::LogFormat::Json);
+        assert_eq!(
+            bash.config.log_levels(),
+            Some((
+                coldstart_emulator::LogLevel::Debug,
+                coldstart_emulator::LogLevel::Warn
+            ))
+        );
+        assert_eq!(echo.config.log_levels(), None, "text unless asked");
         assert_eq!(bash.watch, vec![PathBuf::from("/app/examples/bash")]);
         assert_eq!(echo.watch, vec![PathBuf::from("/app")]);
         assert_eq!(bash.config.timeout, Duration::from_secs(3));
@@ -613,6 +663,29 @@ routes = { "$connect" = "echo", "$default" = { function = "echo", two_way = true
                 && retries.contains("functions.a.async.max_retry_attempts"),
             "{retries}"
         );
+
+        let format =
+            error_of("[functions.a]\nbootstrap = \"b\"\nlogging = { format = \"YAML\" }\n");
+        assert!(
+            format.starts_with("coldstart.toml:3:")
+                && format.contains("functions.a.logging.format"),
+            "{format}"
+        );
+        let level = error_of(
+            "[functions.a]\nbootstrap = \"b\"\nlogging = { format = \"JSON\", system_log_level = \"LOUD\" }\n",
+        );
+        assert!(
+            level.contains("functions.a.logging.system_log_level"),
+            "{level}"
+        );
+        let text = error_of(
+            "[functions.a]\nbootstrap = \"b\"\nlogging = { application_log_level = \"ERROR\" }\n",
+        );
+        assert!(text.contains("need LogFormat JSON"), "{text}");
+        let system = error_of(
+            "[functions.a]\nbootstrap = \"b\"\nlogging = { format = \"JSON\", system_log_level = \"ERROR\" }\n",
+        );
+        assert!(system.contains("DEBUG, INFO or WARN"), "{system}");
 
         let missing = error_of(
             "[functions.a]\nbootstrap = \"b\"\n[http_apis.api]\nport = 9100\nroutes = { \"GET /x\" = \"nope\" }\n",

@@ -5,6 +5,7 @@
 mod cargo_lambda;
 mod startup;
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -32,6 +33,11 @@ const FLOOR_GOAL: f64 = 2.0;
 const FLOOR_RATE_GOAL: f64 = 0.32;
 const RATE_GOAL: f64 = 17_500.0;
 const BOTO3_P99_GOAL: Duration = Duration::from_millis(5);
+/// Most a Telemetry API subscriber may add to a warm invoke at p50 (issue 13).
+const SUBSCRIBER_GOAL: Duration = Duration::from_micros(20);
+/// The echo with one extension subscribed to every Telemetry API stream over HTTP (registered
+/// for `SHUTDOWN` only, so that only its subscription costs).
+const SUBSCRIBED: &str = "coldstart-runtime echo + 1 Telemetry subscriber";
 
 /// The interleaved rounds of the sequential scenarios: 300 warm-up requests per target, then 30
 /// rounds of blocks of 1 + 100 (a tenth of the warm-up and rounds in quick mode).
@@ -80,19 +86,30 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     let watch = start_peer(cx, &payload, peer.is_ok(), None, &mut report);
     let floor = Floor::start()?;
     let path = invoke::invoke_path(FUNCTION);
+    let subscriber = binary("fx-telemetry")?;
+    let subscribed = [
+        OsStr::new("--extension"),
+        subscriber.as_os_str(),
+        OsStr::new("--env"),
+        OsStr::new("TELEMETRY_QUIET=1"),
+        OsStr::new("--env"),
+        OsStr::new("TELEMETRY_EVENTS=SHUTDOWN"),
+    ];
     let servers = [
         Coldstart::run(&coldstart, &echo, None)?,
         Coldstart::run(&coldstart, &lr_echo, None)?,
+        Coldstart::run_with(&coldstart, &echo, None, &subscribed)?,
     ];
     let mut targets = vec![
         Target::echo(Floor::LABEL, floor.addr, path.clone()),
         Target::echo(ours, servers[0].invoke_api()?, path.clone()),
         Target::echo(lr, servers[1].invoke_api()?, path.clone()),
+        Target::echo(SUBSCRIBED, servers[2].invoke_api()?, path.clone()),
     ];
     targets.extend(watch.as_ref().map(Watch::target));
     let rounds = rounds(cx);
     let measured = cx.rt.block_on(http::sequential(&targets, &payload, rounds));
-    for (server, label) in servers.into_iter().zip([ours, lr]) {
+    for (server, label) in servers.into_iter().zip([ours, lr, SUBSCRIBED]) {
         report.note(label, server.stop()?);
     }
     if let Some(watch) = watch {
@@ -198,10 +215,17 @@ fn sequential_table(rows: &[Latency], rounds: Rounds) -> Table {
         "<= 1x",
         to_lr <= 1.0,
     );
-    if rows.len() > 3 {
+    let added = p50(3).saturating_sub(p50(1));
+    table.goal(
+        "one Telemetry subscriber adds, p50",
+        format!("{} us", added.as_micros()),
+        &format!("<= {} us", SUBSCRIBER_GOAL.as_micros()),
+        added <= SUBSCRIBER_GOAL,
+    );
+    if rows.len() > 4 {
         table.line(format!(
             "coldstart-runtime p50 / cargo-lambda p50  {:.2}x",
-            ratio(p50(1), p50(3))
+            ratio(p50(1), p50(4))
         ));
     }
     table

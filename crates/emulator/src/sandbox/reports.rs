@@ -13,7 +13,9 @@ use super::Sandbox;
 use super::state::{Answer, InitDone, Running};
 use crate::clock::{iso_millis, ms2};
 use crate::invocation::{Invocation, InvokeResponse, Outcome, StreamError, StreamItem};
+use crate::logs::LogCapture;
 use crate::process::StatusFile;
+use crate::telemetry::Telemetry;
 
 /// The `END` and `REPORT` lines of an answered invocation, still to be written: the Runtime API
 /// writes them once the caller's answer is on its way.
@@ -57,24 +59,36 @@ impl ResponseTiming {
     }
 }
 
+/// Publishes the platform record `make` builds on a sandbox's stream and, with the JSON log
+/// format, writes it to the function's log as one line, in the Telemetry API's shape (when its
+/// level is not below the function's `SystemLogLevel`).
+pub(super) fn platform_record(
+    telemetry: &Telemetry,
+    logs: &LogCapture,
+    make: impl FnOnce() -> Record,
+) {
+    if !logs.json() {
+        telemetry.publish(Category::Platform, make);
+        return;
+    }
+    let record = make();
+    let event = tm::Event {
+        time: iso_millis(SystemTime::now()),
+        record,
+    };
+    if logs.wants_record(event.record.system_level())
+        && let Ok(line) = serde_json::to_string(&event)
+    {
+        logs.platform_record(&line);
+    }
+    telemetry.publish(Category::Platform, move || event.record);
+}
+
 impl Sandbox {
     /// Publishes the platform record `make` builds and, with the JSON log format, writes it to
     /// the function's log as one line, in the Telemetry API's shape.
     fn platform_record(&self, make: impl FnOnce() -> Record) {
-        if !self.logs.json() {
-            self.telemetry.publish(Category::Platform, make);
-            return;
-        }
-        let record = make();
-        let event = tm::Event {
-            time: iso_millis(SystemTime::now()),
-            record,
-        };
-        if let Ok(line) = serde_json::to_string(&event) {
-            self.logs.platform_record(&line);
-        }
-        self.telemetry
-            .publish(Category::Platform, move || event.record);
+        platform_record(&self.telemetry, &self.logs, make);
     }
 
     /// Publishes a successful init: every extension's state, then its end.

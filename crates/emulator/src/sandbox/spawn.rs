@@ -20,10 +20,11 @@ use nix::unistd::Pid;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::reports::platform_record;
 use super::state::Machine;
 use super::{Fact, InitResult, Owner, Sandbox};
 use crate::clock::log_stream_name;
-use crate::config::{FunctionConfig, LogFormat};
+use crate::config::FunctionConfig;
 use crate::logs::{LogCapture, LogSink};
 use crate::opt::OptMount;
 use crate::process::{StatusFile, signal_group};
@@ -90,16 +91,6 @@ impl Sandbox {
         };
         let gone = CancellationToken::new();
         let telemetry = Arc::new(Telemetry::new(gone.clone()));
-        telemetry.publish(Category::Platform, || {
-            Record::InitStart(tm::InitStart {
-                initialization_type: InitType::OnDemand,
-                phase: InitPhase::Init,
-                function_name: spec.name.to_string(),
-                function_version: "$LATEST".into(),
-                runtime_version: None,
-                runtime_version_arn: None,
-            })
-        });
         let started = Instant::now();
         let mut extension_children = Vec::new();
         let mut extension_group: Option<Pid> = None;
@@ -138,15 +129,25 @@ impl Sandbox {
             (None, Some(log_write))
         };
         let pid = bootstrap.as_ref().and_then(|c| c.id()).unwrap_or(0);
-        let json_log = spec.config.log_format == LogFormat::Json;
+        let levels = spec.config.log_levels();
         let logs = Arc::new(LogCapture::new(
             spec.name.clone(),
             spec.sink.clone(),
             OwnedFd::from(log_read),
             telemetry.clone(),
             Category::Function,
-            json_log,
+            levels,
         )?);
+        platform_record(&telemetry, &logs, || {
+            Record::InitStart(tm::InitStart {
+                initialization_type: InitType::OnDemand,
+                phase: InitPhase::Init,
+                function_name: spec.name.to_string(),
+                function_version: "$LATEST".into(),
+                runtime_version: None,
+                runtime_version_arn: None,
+            })
+        });
         // Our write end is dropped here: the pipe ends when the extensions are gone.
         let extension_logs = match extension_pipe {
             Some((ext_read, _)) => Some(Arc::new(LogCapture::new(
@@ -155,7 +156,7 @@ impl Sandbox {
                 OwnedFd::from(ext_read),
                 telemetry.clone(),
                 Category::Extension,
-                json_log,
+                levels,
             )?)),
             None => None,
         };

@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use coldstart_emulator::{FunctionConfig, InvokeMode, PayloadVersion, RouteKey, config as limits};
+use coldstart_emulator::{
+    FunctionConfig, InvokeMode, LogLevel, PayloadVersion, RouteKey, config as limits,
+};
+use coldstart_protocol::level::SYSTEM_LEVELS;
 use serde_json::{Map, Value};
 
 use crate::config::wants_sandbox_port;
@@ -26,10 +29,6 @@ const RUNTIMES: [&str; 2] = ["provided.al2023", "provided.al2"];
 const ADAPTER_ACCOUNT: &str = "753240598075";
 /// The Web Adapter's layer names; `coldstart-adapter` stands in for them.
 const ADAPTER_LAYERS: [&str; 2] = ["LambdaAdapterLayerX86", "LambdaAdapterLayerArm64"];
-/// Lambda's variable for `LoggingConfig.LogFormat`.
-const LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
-/// Lambda's variable for `LoggingConfig.ApplicationLogLevel`.
-const LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
 
 /// An `HttpApi` or `Api` event: a route of an API to a function.
 #[derive(Debug, Clone)]
@@ -542,10 +541,32 @@ fn read_function(
                     ));
                 }
             };
-            config.environment.insert(LOG_FORMAT.to_owned(), format);
         }
-        if let Some(level) = logging.get("ApplicationLogLevel").and_then(text) {
-            config.environment.insert(LOG_LEVEL.to_owned(), level);
+        let level = |name: &str, allowed: &[LogLevel]| -> Result<Option<LogLevel>, Error> {
+            let Some(value) = logging.get(name) else {
+                return Ok(None);
+            };
+            let names: Vec<&str> = allowed.iter().map(|l| l.as_str()).collect();
+            // CloudFormation takes the names in capitals only.
+            match text(value).and_then(|t| allowed.iter().find(|l| l.as_str() == t)) {
+                Some(level) => Ok(Some(*level)),
+                None => Err(cx.error(
+                    r,
+                    &format!("LoggingConfig.{name}"),
+                    format!("must be one of {}, not {}", names.join(", "), shown(value)),
+                )),
+            }
+        };
+        config.application_log_level = level("ApplicationLogLevel", &LogLevel::ALL)?;
+        config.system_log_level = level("SystemLogLevel", &SYSTEM_LEVELS)?;
+        if config.log_format != coldstart_emulator::LogFormat::Json
+            && (config.application_log_level.is_some() || config.system_log_level.is_some())
+        {
+            return Err(cx.error(
+                r,
+                "LoggingConfig",
+                "ApplicationLogLevel and SystemLogLevel need LogFormat JSON".to_owned(),
+            ));
         }
     }
     if let Some(vars) = cx.env_vars {

@@ -843,6 +843,33 @@ Resources:
     }
 
     #[test]
+    fn log_levels_are_checked_at_their_property() {
+        let e = err(&format!(
+            "{FUNCTION}      LoggingConfig: {{LogFormat: JSON, SystemLogLevel: ERROR}}\n"
+        ));
+        assert_eq!(
+            e,
+            "template.yaml: Resources.Echo.Properties.LoggingConfig.SystemLogLevel: must be one of DEBUG, INFO, WARN, not ERROR"
+        );
+        let e = err(&format!(
+            "{FUNCTION}      LoggingConfig: {{LogFormat: JSON, ApplicationLogLevel: debug}}\n"
+        ));
+        assert!(
+            e.contains("LoggingConfig.ApplicationLogLevel: must be one of TRACE,"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{FUNCTION}      LoggingConfig: {{ApplicationLogLevel: WARN}}\n"
+        ));
+        assert!(
+            e.ends_with(
+                "LoggingConfig: ApplicationLogLevel and SystemLogLevel need LogFormat JSON"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_function_without_code_is_an_error_at_code_uri() {
         let e = err(
             "Resources:\n  Echo:\n    Type: AWS::Serverless::Function\n    Properties:\n      Runtime: provided.al2023\n",
@@ -1230,18 +1257,12 @@ Resources:
         assert_eq!(web.layers, vec!["Local".to_owned()]);
         assert_eq!(web.config.log_format, coldstart_emulator::LogFormat::Json);
         assert_eq!(
-            web.config
-                .environment
-                .get("AWS_LAMBDA_LOG_FORMAT")
-                .map(String::as_str),
-            Some("JSON")
-        );
-        assert_eq!(
-            web.config
-                .environment
-                .get("AWS_LAMBDA_LOG_LEVEL")
-                .map(String::as_str),
-            Some("DEBUG")
+            web.config.log_levels(),
+            Some((
+                coldstart_emulator::LogLevel::Debug,
+                coldstart_emulator::LogLevel::Info
+            )),
+            "SystemLogLevel defaults to INFO"
         );
         assert_eq!(stack.layers[0].content, PathBuf::from("/app/layer"));
         assert!(

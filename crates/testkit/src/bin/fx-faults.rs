@@ -110,6 +110,26 @@ async fn handle(event: Value, ctx: coldstart_runtime::Context) -> Result<Value, 
             }
             Ok(json!({"printed": true}))
         }
+        "log" => {
+            // Through the runtime library's logging, at each level given.
+            for level in event
+                .get("levels")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                match level {
+                    "trace" => coldstart_runtime::trace!("logged at {level}"),
+                    "debug" => coldstart_runtime::debug!("logged at {level}"),
+                    "info" => coldstart_runtime::info!("logged at {level}"),
+                    "warn" => coldstart_runtime::warn!("logged at {level}"),
+                    "error" => coldstart_runtime::error!("logged at {level}"),
+                    _ => coldstart_runtime::fatal!("logged at {level}"),
+                }
+            }
+            Ok(json!({"logged": true}))
+        }
         "big" => {
             let n = event.get("bytes").and_then(Value::as_u64).unwrap_or(0) as usize;
             Ok(Value::String("x".repeat(n)))

@@ -10,7 +10,9 @@
 //! `TELEMETRY_PROTOCOL=TCP` subscribes a TCP listener (`tcp://sandbox.localdomain:PORT`), which
 //! reads newline-delimited JSON. With `TELEMETRY_READY_FIFO=PATH`
 //! it opens that FIFO for writing once subscribed and closes it, which wakes a reader waiting to
-//! fail on cue.
+//! fail on cue. `TELEMETRY_QUIET=1` prints nothing it receives, and `TELEMETRY_EVENTS=SHUTDOWN`
+//! registers for `SHUTDOWN` only, so that it costs an invocation nothing but its subscription
+//! (the benchmark's subscriber).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -40,8 +42,12 @@ async fn call(
     Ok((parts.status.as_u16(), parts.headers, body))
 }
 
-/// Prints `event`, unless it is the echo of its own printing.
+/// Prints `event`, unless it is the echo of its own printing (or the extension is quiet).
 fn print(event: &Value) {
+    static QUIET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *QUIET.get_or_init(|| std::env::var("TELEMETRY_QUIET").is_ok_and(|v| v == "1")) {
+        return;
+    }
     let echo = event["type"] == "extension"
         && event["record"]
             .as_str()
@@ -119,7 +125,11 @@ async fn main() -> Result<(), Failure> {
         .header(http::header::HOST, &host)
         .header(ext::NAME, &name)
         .body(Full::new(Bytes::from_static(
-            br#"{"events":["INVOKE","SHUTDOWN"]}"#,
+            if std::env::var("TELEMETRY_EVENTS").is_ok_and(|v| v == "SHUTDOWN") {
+                br#"{"events":["SHUTDOWN"]}"#
+            } else {
+                br#"{"events":["INVOKE","SHUTDOWN"]}"#
+            },
         )))?;
     let (_, headers, _) = call(api, register).await?;
     let id = headers

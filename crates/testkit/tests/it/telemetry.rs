@@ -460,6 +460,8 @@ async fn a_tcp_subscriber_gets_newline_delimited_events_from_both_apis() {
 async fn with_the_json_log_format_platform_lines_are_json_records() {
     let mut f = function("jsonlog", fixture("fx-faults"));
     f.log_format = coldstart_emulator::LogFormat::Json;
+    // runtimeDone is a DEBUG record: kept only with SystemLogLevel DEBUG.
+    f.system_log_level = Some(coldstart_emulator::LogLevel::Debug);
     let mut env = function("jsonenv", fixture("fx-env"));
     env.log_format = coldstart_emulator::LogFormat::Json;
     let h = Harness::start(vec![f, env]).await;
@@ -511,5 +513,84 @@ async fn with_the_json_log_format_platform_lines_are_json_records() {
     // The runtime is told.
     let answer = h.invoke_raw("jsonenv", &[], "{}".to_owned()).await;
     assert_eq!(answer.json()["env"]["AWS_LAMBDA_LOG_FORMAT"], "JSON");
+    assert_eq!(answer.json()["env"]["AWS_LAMBDA_LOG_LEVEL"], "INFO");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn log_levels_leave_lines_and_records_below_them_out_of_the_log() {
+    let mut f = function("levels", fixture("fx-faults"));
+    f.log_format = coldstart_emulator::LogFormat::Json;
+    f.application_log_level = Some(coldstart_emulator::LogLevel::Warn);
+    let mut env = function("levelenv", fixture("fx-env"));
+    env.log_format = coldstart_emulator::LogFormat::Json;
+    env.application_log_level = Some(coldstart_emulator::LogLevel::Error);
+    let h = Harness::start(vec![f, env]).await;
+    let lines = [
+        r#"{"level":"DEBUG","message":"hidden-debug"}"#,
+        r#"{"level":"info","message":"hidden-info"}"#,
+        "hidden-plain",
+        r#"{"level":"WARN","message":"shown-warn"}"#,
+        r#"{"level":"error","message":"shown-error"}"#,
+    ];
+    let event = serde_json::json!({"op": "print", "lines": lines}).to_string();
+    let (status, id) = invoke(&h, "levels", &event).await;
+    assert_eq!(status, 200);
+    let prefix = "levels: ";
+    h.logs
+        .wait_for(|l| l.starts_with(prefix) && l.contains(r#""type":"platform.report""#))
+        .await;
+    let logged: Vec<String> = h
+        .logs
+        .all()
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+        .collect();
+    assert!(!logged.iter().any(|l| l.contains("hidden")), "{logged:?}");
+    let warn = logged.iter().position(|l| l.contains("shown-warn"));
+    let error = logged.iter().position(|l| l.contains("shown-error"));
+    assert!(warn.is_some() && warn < error, "{logged:?}");
+    let records: Vec<Value> = logged
+        .iter()
+        .filter(|l| l.starts_with(r#"{"time""#))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    // SystemLogLevel INFO (the default): the phases' ends are DEBUG and left out.
+    position(&records, "start", of("platform.start", &id));
+    position(&records, "report", of("platform.report", &id));
+    position(&records, "initStart", |r| r["type"] == "platform.initStart");
+    assert!(
+        !records.iter().any(|r| r["type"] == "platform.runtimeDone"
+            || r["type"] == "platform.initRuntimeDone"),
+        "{records:?}"
+    );
+    let answer = h.invoke_raw("levelenv", &[], "{}".to_owned()).await;
+    assert_eq!(answer.json()["env"]["AWS_LAMBDA_LOG_LEVEL"], "ERROR");
+
+    // The runtime library writes JSON lines with the request id, and skips those below the level.
+    let event = r#"{"op":"log","levels":["debug","info","warn","error"]}"#;
+    let (status, id) = invoke(&h, "levels", event).await;
+    assert_eq!(status, 200);
+    h.logs
+        .wait_for(|l| {
+            l.starts_with(prefix) && l.contains(r#""type":"platform.report""#) && l.contains(&id)
+        })
+        .await;
+    let logged: Vec<Value> = h
+        .logs
+        .all()
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter(|l| l.contains("logged at"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let levels: Vec<&str> = logged.iter().filter_map(|r| r["level"].as_str()).collect();
+    assert_eq!(levels, ["WARN", "ERROR"], "{logged:?}");
+    assert!(
+        logged.iter().all(|r| r["requestId"] == id.as_str()),
+        "{logged:?}"
+    );
+    assert_eq!(logged[1]["message"], "logged at error");
+    assert!(is_rfc3339_millis(&logged[0]["timestamp"]), "{logged:?}");
     h.stop().await;
 }
