@@ -456,6 +456,20 @@ async fn a_tcp_subscriber_gets_newline_delimited_events_from_both_apis() {
     h.stop().await;
 }
 
+/// The log lines of the function `prefix` names, once its JSON log has invocation `id`'s report.
+async fn json_log(h: &Harness, prefix: &str, id: &str) -> Vec<String> {
+    h.logs
+        .wait_for(|l| {
+            l.starts_with(prefix) && l.contains(r#""type":"platform.report""#) && l.contains(id)
+        })
+        .await;
+    h.logs
+        .all()
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+        .collect()
+}
+
 #[tokio::test]
 async fn with_the_json_log_format_platform_lines_are_json_records() {
     let mut f = function("jsonlog", fixture("fx-faults"));
@@ -468,15 +482,7 @@ async fn with_the_json_log_format_platform_lines_are_json_records() {
     let (status, id) = invoke(&h, "jsonlog", r#"{"op":"print","lines":["hello"]}"#).await;
     assert_eq!(status, 200);
     let prefix = "jsonlog: ";
-    h.logs
-        .wait_for(|l| l.starts_with(prefix) && l.contains(r#""type":"platform.report""#))
-        .await;
-    let lines: Vec<String> = h
-        .logs
-        .all()
-        .iter()
-        .filter_map(|l| l.strip_prefix(prefix).map(str::to_owned))
-        .collect();
+    let lines = json_log(&h, prefix, &id).await;
     assert!(
         !lines
             .iter()
@@ -537,15 +543,7 @@ async fn log_levels_leave_lines_and_records_below_them_out_of_the_log() {
     let (status, id) = invoke(&h, "levels", &event).await;
     assert_eq!(status, 200);
     let prefix = "levels: ";
-    h.logs
-        .wait_for(|l| l.starts_with(prefix) && l.contains(r#""type":"platform.report""#))
-        .await;
-    let logged: Vec<String> = h
-        .logs
-        .all()
-        .iter()
-        .filter_map(|l| l.strip_prefix(prefix).map(str::to_owned))
-        .collect();
+    let logged = json_log(&h, prefix, &id).await;
     assert!(!logged.iter().any(|l| l.contains("hidden")), "{logged:?}");
     let warn = logged.iter().position(|l| l.contains("shown-warn"));
     let error = logged.iter().position(|l| l.contains("shown-error"));
@@ -571,16 +569,9 @@ async fn log_levels_leave_lines_and_records_below_them_out_of_the_log() {
     let event = r#"{"op":"log","levels":["debug","info","warn","error"]}"#;
     let (status, id) = invoke(&h, "levels", event).await;
     assert_eq!(status, 200);
-    h.logs
-        .wait_for(|l| {
-            l.starts_with(prefix) && l.contains(r#""type":"platform.report""#) && l.contains(&id)
-        })
-        .await;
-    let logged: Vec<Value> = h
-        .logs
-        .all()
+    let logged: Vec<Value> = json_log(&h, prefix, &id)
+        .await
         .iter()
-        .filter_map(|l| l.strip_prefix(prefix))
         .filter(|l| l.contains("logged at"))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect();
