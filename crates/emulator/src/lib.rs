@@ -96,8 +96,13 @@ pub use config::{AsyncConfig, FunctionConfig, LogFormat, Settings};
 pub use emulator::Emulator;
 pub use error::{Error, InvokeError};
 pub use function::State;
+pub use gateway::cors::UrlCors;
+pub use gateway::sigv4::{
+    LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LOCAL_SESSION_TOKEN, LocalKey,
+};
 pub use gateway::{
-    HttpApi, InvokeMode, PayloadVersion, RouteKey, Router, serve_function_url, serve_http_api,
+    HttpApi, InvokeMode, PayloadVersion, RouteKey, Router, UrlAuthType, UrlSettings,
+    serve_function_url, serve_http_api,
 };
 pub use invocation::{
     InvokeRequest, InvokeResponse, Outcome, ResponseStream, StreamError, StreamItem,

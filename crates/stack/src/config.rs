@@ -108,6 +108,25 @@ enum Bootstrap {
 struct UrlToml {
     port: Spanned<i64>,
     invoke_mode: Option<Spanned<String>>,
+    auth_type: Option<Spanned<String>>,
+    cors: Option<Spanned<CorsToml>>,
+}
+
+/// A Function URL's `Cors`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorsToml {
+    #[serde(default)]
+    allow_origins: Vec<String>,
+    #[serde(default)]
+    allow_methods: Vec<String>,
+    #[serde(default)]
+    allow_headers: Vec<String>,
+    #[serde(default)]
+    expose_headers: Vec<String>,
+    #[serde(default)]
+    allow_credentials: bool,
+    max_age: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +136,18 @@ struct HttpApiToml {
     payload_version: Option<Spanned<String>>,
     #[serde(default)]
     routes: BTreeMap<String, Spanned<String>>,
+}
+
+/// `AllowOrigins` as this file spells it: `allow_origins`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// Reads and checks the config at `path`.
@@ -321,10 +352,43 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                         ));
                     }
                 };
+                let auth_type = match u.auth_type.as_ref().map(|a| (a, a.get_ref().as_str())) {
+                    None | Some((_, "NONE")) => coldstart_emulator::UrlAuthType::None,
+                    Some((_, "AWS_IAM")) => coldstart_emulator::UrlAuthType::AwsIam,
+                    Some((a, other)) => {
+                        return Err(at(
+                            a.span(),
+                            format!("{key}.url.auth_type: must be NONE or AWS_IAM, not {other}"),
+                        ));
+                    }
+                };
+                let cors = match &u.cors {
+                    None => None,
+                    Some(c) => {
+                        let t = c.get_ref();
+                        let cors = coldstart_emulator::UrlCors {
+                            allow_origins: t.allow_origins.clone(),
+                            allow_methods: t.allow_methods.clone(),
+                            allow_headers: t.allow_headers.clone(),
+                            expose_headers: t.expose_headers.clone(),
+                            allow_credentials: t.allow_credentials,
+                            max_age: t.max_age,
+                        };
+                        cors.check().map_err(|(field, message)| {
+                            at(
+                                c.span(),
+                                format!("{key}.url.cors.{}: {message}", snake_case(field)),
+                            )
+                        })?;
+                        Some(cors)
+                    }
+                };
                 Some(UrlSpec {
                     port: claim(&u.port, format!("{key}.url"))?,
                     invoke_mode: mode,
                     aws_host: None,
+                    auth_type,
+                    cors,
                 })
             }
         };
@@ -727,5 +791,38 @@ routes = { "$connect" = "echo", "$default" = { function = "echo", two_way = true
 
         let no_bootstrap = error_of("[functions.a]\nhandler = \"x\"\n");
         assert!(no_bootstrap.contains("bootstrap"), "{no_bootstrap}");
+    }
+
+    #[test]
+    fn a_url_table_reads_auth_type_and_cors_and_names_bad_keys() {
+        let stack = load_str(
+            "[functions.a]\nbootstrap = \"b\"\n[functions.a.url]\nport = 0\nauth_type = \"AWS_IAM\"\ncors = { allow_origins = [\"https://app.example.com\"], allow_methods = [\"GET\"], allow_headers = [\"content-type\"], expose_headers = [\"x-id\"], allow_credentials = true, max_age = 60 }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let url = stack.functions[0]
+            .url
+            .clone()
+            .unwrap_or_else(|| panic!("no url"));
+        assert_eq!(url.auth_type, coldstart_emulator::UrlAuthType::AwsIam);
+        let cors = url.cors.unwrap_or_default();
+        assert_eq!(cors.allow_origins, ["https://app.example.com"]);
+        assert_eq!(cors.allow_methods, ["GET"]);
+        assert!(cors.allow_credentials);
+        assert_eq!(cors.max_age, Some(60));
+
+        let auth =
+            error_of("[functions.a]\nbootstrap = \"b\"\nurl = { port = 0, auth_type = \"IAM\" }\n");
+        assert!(
+            auth.starts_with("coldstart.toml:3:") && auth.contains("functions.a.url.auth_type"),
+            "{auth}"
+        );
+        let age = error_of(
+            "[functions.a]\nbootstrap = \"b\"\nurl = { port = 0, cors = { max_age = -1 } }\n",
+        );
+        assert!(age.contains("functions.a.url.cors.max_age"), "{age}");
+        let unknown = error_of(
+            "[functions.a]\nbootstrap = \"b\"\nurl = { port = 0, cors = { allow_origin = [] } }\n",
+        );
+        assert!(unknown.contains("allow_origin"), "{unknown}");
     }
 }

@@ -67,6 +67,10 @@ pub struct UrlSpec {
     /// The host the URL has on AWS (`<id>.lambda-url.<region>.on.aws`): values that name it
     /// are rewritten to the local URL.
     pub aws_host: Option<String>,
+    /// Who may call it (`AuthType`). Default: anyone (`NONE`).
+    pub auth_type: coldstart_emulator::UrlAuthType,
+    /// Its `Cors` settings, applied by the URL itself. Default: none.
+    pub cors: Option<coldstart_emulator::UrlCors>,
 }
 
 /// How a function's or layer's code is made.

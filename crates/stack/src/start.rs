@@ -20,6 +20,9 @@ use coldstart_emulator::{
     Emulator, FunctionConfig, HttpApi, InvokeMode, LogSink, RouteKey, Router, State,
     serve_function_url, serve_http_api, serve_invoke_api,
 };
+use coldstart_emulator::{
+    LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LOCAL_SESSION_TOKEN, LocalKey, UrlSettings,
+};
 use coldstart_websocket::{RouteTarget, WebSocketApi, serve_websocket_api};
 
 use crate::error::{Error, Location};
@@ -339,10 +342,16 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             routes: vec![(name.clone(), format!("http://{addr}/"))],
             streaming: url.invoke_mode == InvokeMode::ResponseStream,
         });
+        let settings = UrlSettings {
+            invoke_mode: url.invoke_mode,
+            auth_type: url.auth_type,
+            credentials: url_credentials(),
+            cors: url.cors.clone(),
+        };
         servers.spawn(serve_function_url(
             emulator.clone(),
             name,
-            url.invoke_mode,
+            settings,
             listener,
             shutdown.clone(),
         ));
@@ -776,10 +785,29 @@ fn local_environment(
         || std::env::var_os("AWS_PROFILE").is_some()
         || std::env::var_os("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some();
     if !has_credentials {
-        set("AWS_ACCESS_KEY_ID", "coldstart-local-key".into());
-        set("AWS_SECRET_ACCESS_KEY", "coldstart-local-secret".into());
-        set("AWS_SESSION_TOKEN", "coldstart-local-session".into());
+        set("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY_ID.into());
+        set("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_ACCESS_KEY.into());
+        set("AWS_SESSION_TOKEN", LOCAL_SESSION_TOKEN.into());
     }
+}
+
+/// The keys a Function URL with `AWS_IAM` auth accepts: the pair functions get when
+/// coldstart's environment has none, and `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` from
+/// that environment.
+fn url_credentials() -> Vec<LocalKey> {
+    let mut keys = vec![LocalKey::coldstart()];
+    if let (Ok(access_key_id), Ok(secret_access_key)) = (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) && access_key_id != LOCAL_ACCESS_KEY_ID
+    {
+        keys.push(LocalKey {
+            access_key_id,
+            secret_access_key,
+            user: "coldstart-environment".into(),
+        });
+    }
+    keys
 }
 
 /// `value` with every AWS address of a local endpoint replaced by the local one.

@@ -177,7 +177,10 @@ impl Harness {
         tokio::spawn(serve_function_url(
             self.emulator.clone(),
             FUNCTION.into(),
-            mode,
+            coldstart_emulator::UrlSettings {
+                invoke_mode: mode,
+                ..Default::default()
+            },
             listener,
             self.shutdown.clone(),
         ));

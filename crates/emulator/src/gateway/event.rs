@@ -12,6 +12,7 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlRequestContext,
+    LambdaFunctionUrlRequestContextAuthorizerDescription,
     LambdaFunctionUrlRequestContextHttpDescription,
 };
 use aws_lambda_events::query_map::QueryMap;
@@ -25,12 +26,14 @@ use crate::config::Settings;
 use super::route::Matched;
 use super::{Captured, HttpApi, PayloadVersion};
 
-/// The Function URL event (payload 2.0, route `$default`).
+/// The Function URL event (payload 2.0, route `$default`); `authorizer` is the caller's IAM
+/// identity when the URL checks signatures.
 pub(crate) fn function_url(
     c: &Captured,
     request_id: &str,
     url_id: &str,
     settings: &Settings,
+    authorizer: Option<LambdaFunctionUrlRequestContextAuthorizerDescription>,
 ) -> Vec<u8> {
     let now = SystemTime::now();
     let (body, is_base64_encoded) = encode_body(&c.headers, &c.body);
@@ -49,6 +52,7 @@ pub(crate) fn function_url(
     context.time = Some(clf(now));
     context.time_epoch = epoch_ms(now) as i64;
     context.http = http;
+    context.authorizer = authorizer;
     context.other.insert("routeKey".into(), "$default".into());
     context.other.insert("stage".into(), "$default".into());
     let mut event = LambdaFunctionUrlRequest::default();
@@ -318,7 +322,7 @@ mod tests {
     }
 
     fn url_event(c: &Captured) -> Value {
-        let bytes = function_url(c, "req-1", "abc", &Settings::default());
+        let bytes = function_url(c, "req-1", "abc", &Settings::default(), None);
         serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
 

@@ -4,11 +4,14 @@
 //! and the function's answer into the response AWS would give.
 //!
 //! Layout: `route` matches route keys; `event` builds events from requests; `answer` reads
-//! function answers back into HTTP responses.
+//! function answers back into HTTP responses; `sigv4` checks the signatures of Function URLs
+//! with `AWS_IAM` auth; `cors` applies a Function URL's `Cors` settings.
 
 mod answer;
+pub mod cors;
 mod event;
 pub mod route;
+pub mod sigv4;
 mod stream;
 
 use std::net::SocketAddr;
@@ -62,6 +65,29 @@ pub enum InvokeMode {
     ResponseStream,
 }
 
+/// Who may call a Function URL (`AuthType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UrlAuthType {
+    /// Anyone: requests are not checked.
+    #[default]
+    None,
+    /// Callers that sign with SigV4 (service `lambda`) using one of the local credentials.
+    AwsIam,
+}
+
+/// How a Function URL serves its function.
+#[derive(Debug, Clone, Default)]
+pub struct UrlSettings {
+    /// Buffered or streamed answers. Default: buffered.
+    pub invoke_mode: InvokeMode,
+    /// Who may call it. Default: anyone.
+    pub auth_type: UrlAuthType,
+    /// The keys signed requests may use, for [`UrlAuthType::AwsIam`]. Default: none.
+    pub credentials: Vec<sigv4::LocalKey>,
+    /// Its CORS settings, if it has any. Default: none.
+    pub cors: Option<cors::UrlCors>,
+}
+
 /// Which front door a request came through: it decides the event and the error answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Door {
@@ -84,34 +110,76 @@ pub(crate) struct Captured {
 pub async fn serve_function_url(
     emulator: Emulator,
     function: String,
-    mode: InvokeMode,
+    settings: UrlSettings,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) {
     let drain = emulator.longest_timeout() + Duration::from_secs(1);
+    let settings = std::sync::Arc::new(settings);
     let handler = move |req: Request<Incoming>, peer: SocketAddr| {
         let emulator = emulator.clone();
         let function = function.clone();
+        let settings = settings.clone();
         async move {
             let captured = match capture(req, peer).await {
                 Ok(c) => c,
                 Err(response) => return response,
             };
-            let request_id = crate::clock::request_id();
-            let url_id = url_id(&function);
-            let event = event::function_url(&captured, &request_id, &url_id, emulator.settings());
-            invoke(
-                &emulator,
-                &function,
-                event,
-                request_id,
-                Door::FunctionUrl,
-                mode,
-            )
-            .await
+            let mut response = url_response(&emulator, &function, &settings, &captured).await;
+            if let Some(cors) = &settings.cors {
+                cors::decorate(cors, &captured.headers, response.headers_mut());
+            }
+            response
         }
     };
     server::serve(listener, handler, shutdown, drain).await;
+}
+
+/// A Function URL's answer before CORS: the preflight, the auth check, then the function.
+async fn url_response(
+    emulator: &Emulator,
+    function: &str,
+    settings: &UrlSettings,
+    captured: &Captured,
+) -> Response<Body> {
+    if let Some(cors) = &settings.cors
+        && let Some(answer) = cors::preflight(cors, &captured.method, &captured.headers)
+    {
+        return answer;
+    }
+    let authorizer = match settings.auth_type {
+        UrlAuthType::None => None,
+        UrlAuthType::AwsIam => {
+            let region = &emulator.settings().region;
+            match sigv4::verify(
+                captured,
+                &settings.credentials,
+                region,
+                std::time::SystemTime::now(),
+            ) {
+                Ok(key) => Some(key.authorizer(&emulator.settings().account_id)),
+                Err(refusal) => return refusal.response(),
+            }
+        }
+    };
+    let request_id = crate::clock::request_id();
+    let url_id = url_id(function);
+    let event = event::function_url(
+        captured,
+        &request_id,
+        &url_id,
+        emulator.settings(),
+        authorizer,
+    );
+    invoke(
+        emulator,
+        function,
+        event,
+        request_id,
+        Door::FunctionUrl,
+        settings.invoke_mode,
+    )
+    .await
 }
 
 /// Serves an HTTP API on `listener`.

@@ -22,6 +22,7 @@ use crate::model::{Build, FunctionSpec, LayerSpec, UrlSpec};
 use crate::template::Context;
 use crate::template::intrinsics::{ACCOUNT_ID, describe, text};
 use crate::template::resources::{IMPLICIT_HTTP_API, IMPLICIT_REST_API, Resource, url_host};
+use crate::template::url;
 
 /// Runtimes whose functions bring their own `bootstrap`, which coldstart runs.
 const RUNTIMES: [&str; 2] = ["provided.al2023", "provided.al2"];
@@ -249,6 +250,8 @@ pub(crate) fn read_functions(
             continue;
         }
         let invoke_mode = invoke_mode(cx, r, "InvokeMode", cx.string(r, "InvokeMode")?)?;
+        let auth_type = url::auth_type(cx, r, "AuthType", cx.property(r, "AuthType")?.as_ref())?;
+        let cors = url::cors(cx, r, "Cors", cx.property(r, "Cors")?.as_ref())?;
         let Some(spec) = out.functions.iter_mut().find(|f| f.config.name == function) else {
             notices.push(format!(
                 "{}: {function} is not a function of the template; the URL is not served",
@@ -260,6 +263,8 @@ pub(crate) fn read_functions(
             port: 0,
             invoke_mode,
             aws_host: Some(url_host(&cx.options.region, &function)),
+            auth_type,
+            cors,
         });
         out.urls.push((r.id.clone(), function));
     }
@@ -666,15 +671,12 @@ fn read_function(
         None | Some(Value::Null) => None,
         Some(Value::Object(c)) => {
             let mode = c.get("InvokeMode").and_then(text);
-            if c.get("AuthType").and_then(Value::as_str) == Some("AWS_IAM") {
-                notices.push(format!(
-                    "{id}: the Function URL's AuthType AWS_IAM is not checked locally"
-                ));
-            }
             Some(UrlSpec {
                 port: 0,
                 invoke_mode: invoke_mode(cx, r, "FunctionUrlConfig.InvokeMode", mode)?,
                 aws_host: Some(url_host(region, id)),
+                auth_type: url::auth_type(cx, r, "FunctionUrlConfig.AuthType", c.get("AuthType"))?,
+                cors: url::cors(cx, r, "FunctionUrlConfig.Cors", c.get("Cors"))?,
             })
         }
         Some(other) => {

@@ -27,6 +27,7 @@ mod intrinsics;
 mod parameters;
 pub(crate) mod resources;
 mod tables;
+mod url;
 mod yaml;
 
 use std::path::{Component, Path, PathBuf};

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use coldstart_emulator::{
-    HttpApi, InvokeMode, PayloadVersion, RouteKey, Router, serve_function_url, serve_http_api,
+    HttpApi, PayloadVersion, RouteKey, Router, UrlSettings, serve_function_url, serve_http_api,
 };
 use http_body_util::Full;
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ async fn doors() -> Doors {
     tokio::spawn(serve_function_url(
         h.emulator.clone(),
         "web".into(),
-        InvokeMode::Buffered,
+        UrlSettings::default(),
         url_listener,
         stop.clone(),
     ));

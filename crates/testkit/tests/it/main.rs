@@ -3,6 +3,7 @@
 mod async_invoke;
 mod extensions;
 mod faults;
+mod function_url_auth;
 mod gateway;
 mod runtime_api;
 mod runtimes;

@@ -337,7 +337,10 @@ async fn streaming_url(h: &Harness) -> SocketAddr {
     tokio::spawn(coldstart_emulator::serve_function_url(
         h.emulator.clone(),
         "hand".into(),
-        coldstart_emulator::InvokeMode::ResponseStream,
+        coldstart_emulator::UrlSettings {
+            invoke_mode: coldstart_emulator::InvokeMode::ResponseStream,
+            ..Default::default()
+        },
         listener,
         tokio_util::sync::CancellationToken::new(),
     ));

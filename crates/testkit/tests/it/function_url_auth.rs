@@ -1,0 +1,350 @@
+//! A Function URL with `AuthType: AWS_IAM` and `Cors`, in front of a real function, called with
+//! a plain HTTP client: requests signed with `aws-sigv4` as the AWS SDK signs them, unsigned and
+//! badly signed ones, and a browser's preflight and cross-origin calls.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use bytes::Bytes;
+use coldstart_emulator::{
+    LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LOCAL_SESSION_TOKEN, LocalKey, UrlAuthType,
+    UrlCors, UrlSettings, serve_function_url,
+};
+use http_body_util::Full;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{Harness, RawResponse, fixture, function, send};
+
+const SIGNATURE_MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
+
+/// `fx-http` as `web` behind a Function URL served with `settings`.
+struct Url {
+    h: Harness,
+    addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl Url {
+    async fn start(settings: UrlSettings) -> Url {
+        let h = Harness::start(vec![function("web", fixture("fx-http"))]).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let stop = CancellationToken::new();
+        tokio::spawn(serve_function_url(
+            h.emulator.clone(),
+            "web".into(),
+            settings,
+            listener,
+            stop.clone(),
+        ));
+        Url { h, addr, stop }
+    }
+
+    /// How many times the function was invoked (its `START` lines).
+    fn invocations(&self) -> usize {
+        self.h
+            .logs
+            .all()
+            .iter()
+            .filter(|l| l.starts_with("web: START RequestId:"))
+            .count()
+    }
+
+    /// A request to the URL, unsigned.
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> http::Request<Bytes> {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .header(http::header::HOST, self.addr.to_string());
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(Bytes::new()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn send(&self, request: http::Request<Bytes>) -> RawResponse {
+        let (mut parts, body) = request.into_parts();
+        // The connection is made to the address; the request line carries the path only.
+        parts.uri = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        send(self.addr, http::Request::from_parts(parts, Full::new(body))).await
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.h.stop().await;
+    }
+}
+
+fn iam() -> UrlSettings {
+    UrlSettings {
+        auth_type: UrlAuthType::AwsIam,
+        credentials: vec![LocalKey::coldstart()],
+        ..UrlSettings::default()
+    }
+}
+
+/// Signs `request` for service `lambda` in `us-east-1` as the AWS SDK does.
+fn signed(
+    mut request: http::Request<Bytes>,
+    secret: &str,
+    token: Option<&str>,
+) -> http::Request<Bytes> {
+    let identity = Credentials::new(
+        LOCAL_ACCESS_KEY_ID,
+        secret,
+        token.map(str::to_owned),
+        None,
+        "test",
+    )
+    .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("lambda")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into();
+    let uri = request.uri().to_string();
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    let body = request.body().clone();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        uri.as_str(),
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(&body),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (instructions, _) = sign(signable, &params)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_parts();
+    instructions.apply_to_request_http1x(&mut request);
+    request
+}
+
+fn with_body(mut request: http::Request<Bytes>, body: &str) -> http::Request<Bytes> {
+    *request.body_mut() = Bytes::from(body.to_owned());
+    request
+}
+
+#[tokio::test]
+async fn a_signed_request_reaches_the_function_with_the_callers_iam_identity() {
+    let url = Url::start(iam()).await;
+    let request = with_body(
+        url.request(
+            "POST",
+            "/orders/a%20b?x=1&y=two",
+            &[("content-type", "application/json")],
+        ),
+        r#"{"order":1}"#,
+    );
+    let r = url
+        .send(signed(request, LOCAL_SECRET_ACCESS_KEY, None))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let event = &r.json()["event"];
+    let iam = &event["requestContext"]["authorizer"]["iam"];
+    assert_eq!(iam["accessKey"], LOCAL_ACCESS_KEY_ID);
+    assert_eq!(iam["accountId"], "012345678912");
+    assert_eq!(
+        iam["userArn"],
+        "arn:aws:iam::012345678912:user/coldstart-local"
+    );
+    assert_eq!(iam["callerId"], iam["userId"]);
+    assert!(iam.get("cognitoIdentity").is_some_and(|c| c.is_null()));
+    assert_eq!(event["body"], r#"{"order":1}"#);
+
+    // With the session token coldstart hands functions.
+    let r = url
+        .send(signed(
+            url.request("GET", "/", &[]),
+            LOCAL_SECRET_ACCESS_KEY,
+            Some(LOCAL_SESSION_TOKEN),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.json()["event"]["requestContext"]["authorizer"]["iam"]["accessKey"],
+        LOCAL_ACCESS_KEY_ID
+    );
+    url.stop().await;
+}
+
+#[tokio::test]
+async fn unsigned_and_badly_signed_requests_get_403_and_never_reach_the_function() {
+    let url = Url::start(iam()).await;
+    let unsigned = url.send(url.request("GET", "/", &[])).await;
+    assert_eq!(unsigned.status, 403);
+    assert_eq!(unsigned.json(), json!({"Message": "Forbidden"}));
+    assert_eq!(
+        unsigned.header("x-amzn-errortype"),
+        Some("AccessDeniedException")
+    );
+
+    let wrong_secret = url
+        .send(signed(url.request("GET", "/", &[]), "not-the-secret", None))
+        .await;
+    assert_eq!(wrong_secret.status, 403);
+    assert_eq!(wrong_secret.json(), json!({"message": SIGNATURE_MISMATCH}));
+    assert_eq!(
+        wrong_secret.header("x-amzn-errortype"),
+        Some("InvalidSignatureException")
+    );
+
+    // Signed, then changed on the way: the body no longer matches.
+    let tampered = with_body(
+        signed(
+            with_body(url.request("POST", "/", &[]), "one"),
+            LOCAL_SECRET_ACCESS_KEY,
+            None,
+        ),
+        "two",
+    );
+    let tampered = url.send(tampered).await;
+    assert_eq!(tampered.status, 403);
+    assert_eq!(tampered.json()["message"], SIGNATURE_MISMATCH);
+    assert_eq!(url.invocations(), 0, "{:?}", url.h.logs.all());
+
+    // The same URL lets a good signature through: the refusals were not a broken function.
+    let good = url
+        .send(signed(
+            url.request("GET", "/", &[]),
+            LOCAL_SECRET_ACCESS_KEY,
+            None,
+        ))
+        .await;
+    assert_eq!(good.status, 200, "{good:?}");
+    assert_eq!(url.invocations(), 1);
+    url.stop().await;
+}
+
+fn cors() -> UrlCors {
+    UrlCors {
+        allow_origins: vec!["https://app.example.com".into()],
+        allow_methods: vec!["GET".into(), "POST".into()],
+        allow_headers: vec!["content-type".into(), "authorization".into()],
+        expose_headers: vec!["x-amzn-requestid".into()],
+        allow_credentials: true,
+        max_age: Some(300),
+    }
+}
+
+#[tokio::test]
+async fn a_browser_preflight_is_answered_by_the_url_without_invoking_the_function() {
+    // With AWS_IAM too: a browser's preflight carries no signature.
+    let url = Url::start(UrlSettings {
+        cors: Some(cors()),
+        ..iam()
+    })
+    .await;
+    let preflight = url
+        .send(url.request(
+            "OPTIONS",
+            "/orders",
+            &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "POST"),
+                (
+                    "access-control-request-headers",
+                    "content-type,authorization",
+                ),
+            ],
+        ))
+        .await;
+    assert_eq!(preflight.status, 200, "{preflight:?}");
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("GET,POST")
+    );
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        Some("content-type,authorization")
+    );
+    assert_eq!(preflight.header("access-control-max-age"), Some("300"));
+    assert_eq!(
+        preflight.header("access-control-allow-credentials"),
+        Some("true")
+    );
+
+    let stranger = url
+        .send(url.request(
+            "OPTIONS",
+            "/orders",
+            &[
+                ("origin", "https://elsewhere.example.net"),
+                ("access-control-request-method", "POST"),
+            ],
+        ))
+        .await;
+    assert_eq!(stranger.header("access-control-allow-origin"), None);
+    assert_eq!(url.invocations(), 0, "{:?}", url.h.logs.all());
+    url.stop().await;
+}
+
+#[tokio::test]
+async fn a_cross_origin_call_from_an_allowed_origin_carries_the_cors_headers() {
+    let url = Url::start(UrlSettings {
+        cors: Some(cors()),
+        ..UrlSettings::default()
+    })
+    .await;
+    let allowed = url
+        .send(url.request("GET", "/", &[("origin", "https://app.example.com")]))
+        .await;
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        allowed.header("access-control-expose-headers"),
+        Some("x-amzn-requestid")
+    );
+    assert_eq!(
+        allowed.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    let other = url
+        .send(url.request("GET", "/", &[("origin", "https://elsewhere.example.net")]))
+        .await;
+    assert_eq!(other.status, 200);
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    // Without `Cors`, OPTIONS is the function's to answer.
+    let plain = Url::start(UrlSettings::default()).await;
+    let options = plain
+        .send(plain.request(
+            "OPTIONS",
+            "/",
+            &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "GET"),
+            ],
+        ))
+        .await;
+    assert_eq!(
+        options.json()["event"]["requestContext"]["http"]["method"],
+        "OPTIONS"
+    );
+    plain.stop().await;
+    url.stop().await;
+}
