@@ -158,7 +158,16 @@ async fn url_response(
                 std::time::SystemTime::now(),
             ) {
                 Ok(key) => Some(key.authorizer(&emulator.settings().account_id)),
-                Err(refusal) => return refusal.response(),
+                Err(refusal) => {
+                    tracing::debug!(function, ?refusal, "function url request refused");
+                    let mut response = refusal.response();
+                    if let Ok(id) = http::HeaderValue::from_str(&crate::clock::request_id()) {
+                        response
+                            .headers_mut()
+                            .insert(coldstart_protocol::invoke::REQUEST_ID, id);
+                    }
+                    return response;
+                }
             }
         }
     };

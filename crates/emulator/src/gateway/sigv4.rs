@@ -14,7 +14,9 @@ use aws_lambda_events::lambda_function_urls::{
     LambdaFunctionUrlRequestContextAuthorizerDescription,
     LambdaFunctionUrlRequestContextAuthorizerIamDescription,
 };
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::http_request::{
+    SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use bytes::Bytes;
@@ -166,16 +168,31 @@ impl Refusal {
     }
 }
 
-/// The parts of a SigV4 `Authorization` header.
+/// The parts of a SigV4 signature, from the `Authorization` header or a presigned URL's query.
 #[derive(Debug, PartialEq, Eq)]
-struct Authorization<'a> {
-    access_key_id: &'a str,
-    date: &'a str,
-    region: &'a str,
-    service: &'a str,
-    terminator: &'a str,
-    signed_headers: Vec<&'a str>,
-    signature: &'a str,
+struct Authorization {
+    access_key_id: String,
+    date: String,
+    region: String,
+    service: String,
+    terminator: String,
+    signed_headers: Vec<String>,
+    signature: String,
+    /// `X-Amz-Date`: the signing time as written.
+    stamp: Option<String>,
+    /// Set when the signature came in the query string.
+    presigned: Option<Presigned>,
+}
+
+/// What a presigned URL's query adds.
+#[derive(Debug, PartialEq, Eq)]
+struct Presigned {
+    /// `X-Amz-Expires`: how long after signing the URL is good.
+    expires: Duration,
+    /// `X-Amz-Security-Token`, signed as part of the query.
+    token: Option<String>,
+    /// The query without the signature's own parameters.
+    rest: String,
 }
 
 /// Checks the request's signature against `keys` for `region` at `now`; answers the key that
@@ -186,11 +203,14 @@ pub(crate) fn verify<'k>(
     region: &str,
     now: SystemTime,
 ) -> Result<&'k LocalKey, Refusal> {
-    let auth = authorization(&c.headers)?;
+    let auth = match authorization(&c.headers) {
+        Err(Refusal::Missing) if has_query_signature(&c.raw_query) => presigned(&c.raw_query)?,
+        other => other?,
+    };
     let Some(key) = keys.iter().find(|k| k.access_key_id == auth.access_key_id) else {
         return Err(Refusal::UnknownKey);
     };
-    let Some(stamp) = text(&c.headers, X_AMZ_DATE) else {
+    let Some(stamp) = auth.stamp.as_deref() else {
         return Err(Refusal::Incomplete(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
                 .into(),
@@ -201,9 +221,14 @@ pub(crate) fn verify<'k>(
             "Date must be in ISO-8601 'basic format'. Got '{stamp}'. See http://en.wikipedia.org/wiki/ISO_8601"
         ))
     })?;
-    check_time(stamp, signed_at, now)?;
+    check_time(
+        stamp,
+        signed_at,
+        now,
+        auth.presigned.as_ref().map(|p| p.expires),
+    )?;
     check_scope(&auth, stamp, region)?;
-    if !auth.signed_headers.contains(&"host") {
+    if !auth.signed_headers.iter().any(|h| h == "host") {
         return Err(Refusal::Incomplete(
             "'Host' must be a 'SignedHeader' in the AWS Authorization.".into(),
         ));
@@ -220,7 +245,7 @@ fn text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn authorization(headers: &HeaderMap) -> Result<Authorization<'_>, Refusal> {
+fn authorization(headers: &HeaderMap) -> Result<Authorization, Refusal> {
     let Some(value) = text(headers, header::AUTHORIZATION.as_str()) else {
         return Err(Refusal::Missing);
     };
@@ -252,7 +277,100 @@ fn authorization(headers: &HeaderMap) -> Result<Authorization<'_>, Refusal> {
         missing.push_str(&format!("Authorization={value}"));
         return Err(Refusal::Incomplete(missing));
     }
-    let credential = credential.unwrap_or_default();
+    parts(
+        credential.unwrap_or_default(),
+        signed_headers.unwrap_or_default(),
+        signature.unwrap_or_default(),
+        text(headers, X_AMZ_DATE).map(str::to_owned),
+        None,
+    )
+}
+
+/// Whether the query carries a SigV4 signature (a presigned URL).
+fn has_query_signature(query: &str) -> bool {
+    query_pairs(query).any(|(k, _, _)| k == "X-Amz-Algorithm")
+}
+
+/// Each `key=value` of a query: decoded key, decoded value, and the pair as written.
+fn query_pairs(query: &str) -> impl Iterator<Item = (String, String, &str)> {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        (decode(k), decode(v), pair)
+    })
+}
+
+/// The signature of a presigned URL, from its `X-Amz-*` query parameters.
+fn presigned(query: &str) -> Result<Authorization, Refusal> {
+    let mut found = std::collections::HashMap::new();
+    let mut rest = Vec::new();
+    for (key, value, raw) in query_pairs(query) {
+        match key.as_str() {
+            "X-Amz-Algorithm"
+            | "X-Amz-Credential"
+            | "X-Amz-Date"
+            | "X-Amz-Expires"
+            | "X-Amz-SignedHeaders"
+            | "X-Amz-Signature"
+            | "X-Amz-Security-Token" => {
+                found.insert(key, value);
+            }
+            _ => rest.push(raw),
+        }
+    }
+    if found.get("X-Amz-Algorithm").map(String::as_str) != Some(ALGORITHM) {
+        return Err(Refusal::Missing);
+    }
+    let mut missing = String::new();
+    for name in [
+        "X-Amz-Credential",
+        "X-Amz-Signature",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+    ] {
+        if found.get(name).is_none_or(String::is_empty) {
+            missing.push_str(&format!(
+                "AWS query-string parameters must include '{name}'. "
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        missing.push_str("Re-examine the query-string parameters.");
+        return Err(Refusal::Incomplete(missing));
+    }
+    let take = |name: &str| found.get(name).cloned().unwrap_or_default();
+    let expires = take("X-Amz-Expires");
+    let Some(expires) = expires.parse().ok().filter(|s| (1..=604_800).contains(s)) else {
+        return Err(Refusal::Incomplete(format!(
+            "X-Amz-Expires must be a number of seconds from 1 to 604800, not '{expires}'."
+        )));
+    };
+    parts(
+        &take("X-Amz-Credential"),
+        &take("X-Amz-SignedHeaders"),
+        &take("X-Amz-Signature"),
+        Some(take("X-Amz-Date")),
+        Some(Presigned {
+            expires: Duration::from_secs(expires),
+            token: found.get("X-Amz-Security-Token").cloned(),
+            rest: rest.join("&"),
+        }),
+    )
+}
+
+/// A signature's parts, the credential split into its scope.
+fn parts(
+    credential: &str,
+    signed_headers: &str,
+    signature: &str,
+    stamp: Option<String>,
+    presigned: Option<Presigned>,
+) -> Result<Authorization, Refusal> {
     let scope: Vec<&str> = credential.split('/').collect();
     let [access_key_id, date, region, service, terminator] = scope[..] else {
         return Err(Refusal::Incomplete(format!(
@@ -260,13 +378,15 @@ fn authorization(headers: &HeaderMap) -> Result<Authorization<'_>, Refusal> {
         )));
     };
     Ok(Authorization {
-        access_key_id,
-        date,
-        region,
-        service,
-        terminator,
-        signed_headers: signed_headers.unwrap_or_default().split(';').collect(),
-        signature: signature.unwrap_or_default(),
+        access_key_id: access_key_id.to_owned(),
+        date: date.to_owned(),
+        region: region.to_owned(),
+        service: service.to_owned(),
+        terminator: terminator.to_owned(),
+        signed_headers: signed_headers.split(';').map(str::to_owned).collect(),
+        signature: signature.to_owned(),
+        stamp,
+        presigned,
     })
 }
 
@@ -305,12 +425,23 @@ fn stamp_of(t: SystemTime) -> String {
         .unwrap_or_default()
 }
 
-fn check_time(stamp: &str, signed_at: SystemTime, now: SystemTime) -> Result<(), Refusal> {
+/// Within [`CLOCK_SKEW`] of now; a presigned URL instead until `expires` after signing.
+fn check_time(
+    stamp: &str,
+    signed_at: SystemTime,
+    now: SystemTime,
+    expires: Option<Duration>,
+) -> Result<(), Refusal> {
     let now_stamp = stamp_of(now);
-    if signed_at + CLOCK_SKEW < now {
+    let (good_for, shown) = match expires {
+        None => (CLOCK_SKEW, "5 min.".to_owned()),
+        Some(d) if d.as_secs() % 60 == 0 => (d, format!("{} min.", d.as_secs() / 60)),
+        Some(d) => (d, format!("{} sec.", d.as_secs())),
+    };
+    if signed_at + good_for < now {
         return Err(Refusal::Time(format!(
-            "Signature expired: {stamp} is now earlier than {} ({now_stamp} - 5 min.)",
-            stamp_of(now - CLOCK_SKEW)
+            "Signature expired: {stamp} is now earlier than {} ({now_stamp} - {shown})",
+            stamp_of(now - good_for)
         )));
     }
     if signed_at > now + CLOCK_SKEW {
@@ -322,8 +453,8 @@ fn check_time(stamp: &str, signed_at: SystemTime, now: SystemTime) -> Result<(),
     Ok(())
 }
 
-fn check_scope(auth: &Authorization<'_>, stamp: &str, region: &str) -> Result<(), Refusal> {
-    if auth.date != &stamp[..8] {
+fn check_scope(auth: &Authorization, stamp: &str, region: &str) -> Result<(), Refusal> {
+    if auth.date != stamp[..8] {
         return Err(Refusal::Scope(format!(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{stamp}'.",
             auth.date,
@@ -354,24 +485,29 @@ fn check_scope(auth: &Authorization<'_>, stamp: &str, region: &str) -> Result<()
 /// (a signed header that is not there, a value that is not text).
 fn signature(
     c: &Captured,
-    auth: &Authorization<'_>,
+    auth: &Authorization,
     key: &LocalKey,
     signed_at: SystemTime,
 ) -> Option<String> {
     let host = text(&c.headers, header::HOST.as_str())?;
     let mut uri = format!("http://{host}{}", c.path);
-    if !c.raw_query.is_empty() {
+    // A presigned URL's own parameters are added back by `aws-sigv4` as it signs.
+    let query = match &auth.presigned {
+        Some(p) => p.rest.as_str(),
+        None => c.raw_query.as_str(),
+    };
+    if !query.is_empty() {
         uri.push('?');
-        uri.push_str(&c.raw_query);
+        uri.push_str(query);
     }
     // Exactly the headers the client signed, every value of each: `aws-sigv4` signs all it is
     // given (nothing excluded below) and adds only `x-amz-date`, which is among them.
     let mut headers = Vec::new();
     for name in &auth.signed_headers {
-        let mut values = c.headers.get_all(*name).iter().peekable();
+        let mut values = c.headers.get_all(name.as_str()).iter().peekable();
         values.peek()?;
         for value in values {
-            headers.push((*name, value.to_str().ok()?));
+            headers.push((name.as_str(), value.to_str().ok()?));
         }
     }
     // A hash claimed in `x-amz-content-sha256` is signed as a header, while the payload line
@@ -384,18 +520,24 @@ fn signature(
         SignableRequest::new(c.method.as_str(), uri.as_str(), headers.into_iter(), body).ok()?;
     let mut settings = SigningSettings::default();
     settings.excluded_headers = Some(Vec::new());
-    // The session token, when signed, is one of the headers above: the key is what is checked.
+    // With the header, the session token (when signed) is one of the headers above; in a
+    // presigned URL it is a query parameter `aws-sigv4` adds from the identity.
+    let token = auth.presigned.as_ref().and_then(|p| p.token.clone());
+    if let Some(p) = &auth.presigned {
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(p.expires);
+    }
     let identity = Credentials::new(
         key.access_key_id.clone(),
         key.secret_access_key.clone(),
-        None,
+        token,
         None,
         "coldstart",
     )
     .into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
-        .region(auth.region)
+        .region(&auth.region)
         .name(SERVICE)
         .time(signed_at)
         .settings(settings)
@@ -436,6 +578,46 @@ mod tests {
         token: Option<&str>,
         at: SystemTime,
     ) -> Captured {
+        signed_with(
+            SigningSettings::default(),
+            method,
+            path_and_query,
+            extra,
+            body,
+            secret,
+            token,
+            at,
+        )
+    }
+
+    /// A presigned URL good for `expires`, as `aws-sigv4` presigns.
+    fn presigned_url(path_and_query: &str, expires: Duration, at: SystemTime) -> Captured {
+        let mut settings = SigningSettings::default();
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(expires);
+        signed_with(
+            settings,
+            "GET",
+            path_and_query,
+            &[],
+            b"",
+            LOCAL_SECRET_ACCESS_KEY,
+            Some(LOCAL_SESSION_TOKEN),
+            at,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn signed_with(
+        settings: SigningSettings,
+        method: &str,
+        path_and_query: &str,
+        extra: &[(&str, &str)],
+        body: &[u8],
+        secret: &str,
+        token: Option<&str>,
+        at: SystemTime,
+    ) -> Captured {
         let host = "127.0.0.1:9001";
         let uri = format!("http://{host}{path_and_query}");
         let mut request = http::Request::builder().method(method).uri(&uri);
@@ -457,7 +639,7 @@ mod tests {
             .region(REGION)
             .name("lambda")
             .time(at)
-            .settings(SigningSettings::default())
+            .settings(settings)
             .build()
             .unwrap_or_else(|e| panic!("params: {e}"))
             .into();
@@ -614,6 +796,29 @@ mod tests {
             verify(&c, &keys, "eu-west-1", now),
             Err(Refusal::Scope(m)) if m.contains("valid region")
         ));
+    }
+
+    #[test]
+    fn a_presigned_url_verifies_until_it_expires() {
+        let now = SystemTime::now();
+        let url = presigned_url("/report?month=5", Duration::from_secs(600), now);
+        assert!(
+            url.raw_query.contains("X-Amz-Signature="),
+            "{}",
+            url.raw_query
+        );
+        assert!(!url.headers.contains_key(header::AUTHORIZATION));
+        assert_eq!(check(&url, now), Ok(LOCAL_ACCESS_KEY_ID.to_owned()));
+        // Still good after the clock skew, as long as X-Amz-Expires allows.
+        let later = now + Duration::from_secs(9 * 60);
+        assert_eq!(check(&url, later), Ok(LOCAL_ACCESS_KEY_ID.to_owned()));
+        assert!(matches!(
+            check(&url, now + Duration::from_secs(11 * 60)),
+            Err(Refusal::Time(m)) if m.starts_with("Signature expired") && m.ends_with("- 10 min.)")
+        ));
+        let mut changed = url;
+        changed.raw_query = changed.raw_query.replace("month=5", "month=6");
+        assert_eq!(check(&changed, now), Err(Refusal::Mismatch));
     }
 
     #[test]

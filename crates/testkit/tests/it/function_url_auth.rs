@@ -57,33 +57,47 @@ impl Url {
 
     /// A request to the URL, unsigned.
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> http::Request<Bytes> {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-            .header(http::header::HOST, self.addr.to_string());
-        for (k, v) in headers {
-            builder = builder.header(*k, *v);
-        }
-        builder.body(Bytes::new()).unwrap_or_else(|e| panic!("{e}"))
+        request(self.addr, method, path, headers)
     }
 
     async fn send(&self, request: http::Request<Bytes>) -> RawResponse {
-        let (mut parts, body) = request.into_parts();
-        // The connection is made to the address; the request line carries the path only.
-        parts.uri = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}"));
-        send(self.addr, http::Request::from_parts(parts, Full::new(body))).await
+        deliver(self.addr, request).await
     }
 
     async fn stop(self) {
         self.stop.cancel();
         self.h.stop().await;
     }
+}
+
+/// A request to `addr`, unsigned, with its full URL (as a signer needs it).
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> http::Request<Bytes> {
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header(http::header::HOST, addr.to_string());
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    builder.body(Bytes::new()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Sends `request` to `addr`, with the path alone on the request line.
+async fn deliver(addr: SocketAddr, request: http::Request<Bytes>) -> RawResponse {
+    let (mut parts, body) = request.into_parts();
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    send(addr, http::Request::from_parts(parts, Full::new(body))).await
 }
 
 fn iam() -> UrlSettings {
@@ -96,6 +110,28 @@ fn iam() -> UrlSettings {
 
 /// Signs `request` for service `lambda` in `us-east-1` as the AWS SDK does.
 fn signed(
+    request: http::Request<Bytes>,
+    secret: &str,
+    token: Option<&str>,
+) -> http::Request<Bytes> {
+    signed_with(SigningSettings::default(), request, secret, token)
+}
+
+/// `request` as a presigned URL, good for five minutes.
+fn presigned(request: http::Request<Bytes>) -> http::Request<Bytes> {
+    let mut settings = SigningSettings::default();
+    settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
+    settings.expires_in = Some(std::time::Duration::from_secs(300));
+    signed_with(
+        settings,
+        request,
+        LOCAL_SECRET_ACCESS_KEY,
+        Some(LOCAL_SESSION_TOKEN),
+    )
+}
+
+fn signed_with(
+    settings: SigningSettings,
     mut request: http::Request<Bytes>,
     secret: &str,
     token: Option<&str>,
@@ -113,7 +149,7 @@ fn signed(
         .region("us-east-1")
         .name("lambda")
         .time(SystemTime::now())
-        .settings(SigningSettings::default())
+        .settings(settings)
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
         .into();
@@ -183,6 +219,18 @@ async fn a_signed_request_reaches_the_function_with_the_callers_iam_identity() {
         r.json()["event"]["requestContext"]["authorizer"]["iam"]["accessKey"],
         LOCAL_ACCESS_KEY_ID
     );
+
+    // A presigned URL: the signature in the query string.
+    let r = url
+        .send(presigned(url.request("GET", "/report?month=5", &[])))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let event = &r.json()["event"];
+    assert_eq!(event["queryStringParameters"]["month"], "5");
+    assert_eq!(
+        event["requestContext"]["authorizer"]["iam"]["accessKey"],
+        LOCAL_ACCESS_KEY_ID
+    );
     url.stop().await;
 }
 
@@ -196,6 +244,7 @@ async fn unsigned_and_badly_signed_requests_get_403_and_never_reach_the_function
         unsigned.header("x-amzn-errortype"),
         Some("AccessDeniedException")
     );
+    assert!(unsigned.header("x-amzn-requestid").is_some());
 
     let wrong_secret = url
         .send(signed(url.request("GET", "/", &[]), "not-the-secret", None))
@@ -347,4 +396,92 @@ async fn a_cross_origin_call_from_an_allowed_origin_carries_the_cors_headers() {
     );
     plain.stop().await;
     url.stop().await;
+}
+
+/// A SAM template whose function has an `AWS_IAM` Function URL with `Cors`.
+const TEMPLATE: &str = "
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Web:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: web
+      Runtime: provided.al2023
+      Handler: bootstrap
+      FunctionUrlConfig:
+        AuthType: AWS_IAM
+        Cors:
+          AllowOrigins: [https://app.example.com]
+          AllowMethods: [POST]
+          AllowHeaders: [authorization, x-amz-date, x-amz-security-token]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_with_an_aws_iam_url_accepts_the_local_credentials_and_refuses_the_rest() {
+    let dir = std::env::temp_dir().join(format!("coldstart-url-auth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("web")).unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(fixture("fx-http"), dir.join("web").join("bootstrap"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("template.yaml"), TEMPLATE).unwrap_or_else(|e| panic!("{e}"));
+    let source = coldstart_stack::Source::find(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let stack = source
+        .load(&coldstart_stack::TemplateOptions {
+            port_base: 0,
+            ..coldstart_stack::TemplateOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let logs = std::sync::Arc::new(crate::support::Logs::default());
+    let mut options = coldstart_stack::StartOptions::new(logs.clone());
+    options.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    options.freeze = false;
+    let running = coldstart_stack::start(&stack, options)
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let addr = running
+        .endpoint("Web", coldstart_stack::EndpointKind::Url)
+        .unwrap_or_else(|| panic!("no URL"))
+        .addr;
+
+    let unsigned = deliver(addr, request(addr, "POST", "/", &[])).await;
+    assert_eq!(unsigned.status, 403);
+    assert_eq!(unsigned.json(), json!({"Message": "Forbidden"}));
+    let preflight = deliver(
+        addr,
+        request(
+            addr,
+            "OPTIONS",
+            "/",
+            &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "POST"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(preflight.status, 200);
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("POST")
+    );
+    let good = deliver(
+        addr,
+        signed(
+            request(addr, "POST", "/", &[("origin", "https://app.example.com")]),
+            LOCAL_SECRET_ACCESS_KEY,
+            Some(LOCAL_SESSION_TOKEN),
+        ),
+    )
+    .await;
+    assert_eq!(good.status, 200, "{good:?}");
+    assert_eq!(
+        good.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        good.json()["event"]["requestContext"]["authorizer"]["iam"]["accessKey"],
+        LOCAL_ACCESS_KEY_ID
+    );
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
