@@ -39,7 +39,8 @@
 //! - `invoke_api`: the Invoke API front door, and InvokeWithResponseStream (`eventstream`: its
 //!   framing).
 //! - `gateway`: the HTTP front doors: Function URLs and API Gateway HTTP/REST APIs, with their
-//!   events (`aws_lambda_events` types), route matching and response mapping.
+//!   events (`aws_lambda_events` types), route matching and response mapping; a Function URL's
+//!   SigV4 check (`AuthType: AWS_IAM`, in `gateway::sigv4`) and CORS (`gateway::cors`).
 //! - [`logs`]: function log capture, `START`/`END`/`REPORT`, the log tail.
 //! - `telemetry`: a sandbox's platform event stream (the Telemetry API's event kinds, and the
 //!   older Logs API's shapes for its subscribers) and its subscriptions' bounded queues and
