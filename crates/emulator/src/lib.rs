@@ -39,7 +39,8 @@
 //! - `invoke_api`: the Invoke API front door, and InvokeWithResponseStream (`eventstream`: its
 //!   framing).
 //! - `gateway`: the HTTP front doors: Function URLs and API Gateway HTTP/REST APIs, with their
-//!   events (`aws_lambda_events` types), route matching and response mapping.
+//!   events (`aws_lambda_events` types), route matching, CORS, per-route throttling and
+//!   response mapping.
 //! - [`logs`]: function log capture, `START`/`END`/`REPORT`, the log tail.
 //! - `telemetry`: a sandbox's platform event stream (the Telemetry API's event kinds, and the
 //!   older Logs API's shapes for its subscribers) and its subscriptions' bounded queues and
@@ -97,7 +98,8 @@ pub use emulator::Emulator;
 pub use error::{Error, InvokeError};
 pub use function::State;
 pub use gateway::{
-    HttpApi, InvokeMode, PayloadVersion, RouteKey, Router, serve_function_url, serve_http_api,
+    ApiCors, HttpApi, HttpCors, InvokeMode, PayloadVersion, RateLimit, RestCors, RouteKey, Router,
+    Throttle, serve_function_url, serve_http_api,
 };
 pub use invocation::{
     InvokeRequest, InvokeResponse, Outcome, ResponseStream, StreamError, StreamItem,

@@ -4,12 +4,15 @@
 //! and the function's answer into the response AWS would give.
 //!
 //! Layout: `route` matches route keys; `event` builds events from requests; `answer` reads
-//! function answers back into HTTP responses.
+//! function answers back into HTTP responses; `api_cors` answers preflights and adds CORS
+//! headers; `throttle` limits requests per route.
 
 mod answer;
+mod api_cors;
 mod event;
 pub mod route;
 mod stream;
+mod throttle;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,7 +30,9 @@ use crate::emulator::Emulator;
 use crate::invocation::InvokeRequest;
 use crate::server;
 
+pub use api_cors::{ApiCors, HttpCors, RestCors};
 pub use route::{RouteKey, Router};
+pub use throttle::{RateLimit, Throttle};
 
 /// The event format an HTTP API sends its functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +55,12 @@ pub struct HttpApi {
     /// The stage: `$default` serves at the root; any other name serves under `/{stage}`.
     /// Default: `$default`.
     pub stage: String,
+    /// How it answers cross-origin requests. Default: no CORS (`None`).
+    pub cors: Option<ApiCors>,
+    /// The stage's variables, the events' `stageVariables`. Default: none.
+    pub stage_variables: std::collections::BTreeMap<String, String>,
+    /// The stage's per-route throttling. Default: none.
+    pub throttle: Throttle,
 }
 
 /// How a Function URL answers (`InvokeMode`).
@@ -123,9 +134,13 @@ pub async fn serve_http_api(
 ) {
     let drain = emulator.longest_timeout() + Duration::from_secs(1);
     let api = std::sync::Arc::new(api);
-    let handler = move |req: Request<Incoming>, peer: SocketAddr| {
+    let cors_api = api.clone();
+    // Shared by every request to this API; dropped with the server.
+    let buckets = std::sync::Arc::new(throttle::Buckets::new(api.throttle.clone()));
+    let inner = move |req: Request<Incoming>, peer: SocketAddr| {
         let emulator = emulator.clone();
         let api = api.clone();
+        let buckets = buckets.clone();
         async move {
             let door = Door::HttpApi(api.payload_version);
             let mut captured = match capture(req, peer).await {
@@ -145,9 +160,21 @@ pub async fn serve_http_api(
                     _ => return answer::no_route(door),
                 }
             }
+            if let Some(preflight) = api_cors::preflight(
+                api.cors.as_ref(),
+                &api.router,
+                &captured.method,
+                &captured.path,
+                &captured.headers,
+            ) {
+                return preflight;
+            }
             let Some(matched) = api.router.route(captured.method.as_str(), &captured.path) else {
                 return answer::no_route(door);
             };
+            if !buckets.admit(&matched.route.key) {
+                return answer::from_refusal(door, &crate::error::InvokeError::Throttled);
+            }
             let request_id = crate::clock::request_id();
             let event =
                 event::http_api(&captured, &matched, &api, &request_id, emulator.settings());
@@ -162,6 +189,13 @@ pub async fn serve_http_api(
             )
             .await
         }
+    };
+    // Every answer of the API, the gateway's own included, goes through its CORS rules.
+    let handler = move |req: Request<Incoming>, peer: SocketAddr| {
+        let origin = req.headers().get(http::header::ORIGIN).cloned();
+        let api = cors_api.clone();
+        let response = inner(req, peer);
+        async move { api_cors::finish(api.cors.as_ref(), origin.as_ref(), response.await) }
     };
     server::serve(listener, handler, shutdown, drain).await;
 }

@@ -59,6 +59,9 @@ async fn doors() -> Doors {
         payload_version: PayloadVersion::V2,
         router: routes(&["GET /items/{id}", "ANY /files/{proxy+}", "POST /echo"]),
         stage: "$default".into(),
+        cors: None,
+        stage_variables: Default::default(),
+        throttle: Default::default(),
     };
     tokio::spawn(serve_http_api(
         h.emulator.clone(),
@@ -73,6 +76,9 @@ async fn doors() -> Doors {
         payload_version: PayloadVersion::V1,
         router: routes(&["GET /items/{id}", "POST /echo"]),
         stage: "prod".into(),
+        cors: None,
+        stage_variables: Default::default(),
+        throttle: Default::default(),
     };
     tokio::spawn(serve_http_api(
         h.emulator.clone(),
