@@ -657,6 +657,38 @@ mod tests {
     }
 
     #[test]
+    fn globals_reach_the_implicit_apis_but_not_the_rest_apis_stage() {
+        let stack = read(
+            "Transform: AWS::Serverless-2016-10-31
+Globals:
+  Api:
+    StageName: dev
+    Cors: \"'*'\"
+    Variables: { table: t }
+  HttpApi:
+    CorsConfiguration: true
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn
+      Handler: bootstrap
+      Runtime: provided.al2023
+      Events:
+        Get: { Type: HttpApi, Properties: { Path: /a, Method: get } }
+        Rest: { Type: Api, Properties: { Path: /a, Method: get } }
+",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rest = api(&stack, "ServerlessRestApi");
+        assert_eq!(rest.stage, "Prod");
+        assert!(matches!(&rest.cors, Some(ApiCors::Rest(c)) if c.allow_origin == "*"));
+        assert_eq!(rest.stage_variables["table"], "t");
+        let http = api(&stack, "ServerlessHttpApi");
+        assert!(matches!(&http.cors, Some(ApiCors::Http(c)) if c.allow_origins == ["*"]));
+    }
+
+    #[test]
     fn an_api_gateway_v2_api_reads_cors_and_its_stage() {
         let stack = read(
             "Resources:
