@@ -39,8 +39,9 @@
 //! - `invoke_api`: the Invoke API front door, and InvokeWithResponseStream (`eventstream`: its
 //!   framing).
 //! - `gateway`: the HTTP front doors: Function URLs and API Gateway HTTP/REST APIs, with their
-//!   events (`aws_lambda_events` types), route matching and response mapping; a Function URL's
-//!   SigV4 check (`AuthType: AWS_IAM`, in `gateway::sigv4`) and CORS (`gateway::cors`).
+//!   events (`aws_lambda_events` types), route matching, CORS, per-route throttling and
+//!   response mapping; a Function URL's SigV4 check (`AuthType: AWS_IAM`, in `gateway::sigv4`)
+//!   and CORS (`gateway::cors`).
 //! - [`logs`]: function log capture, `START`/`END`/`REPORT`, the log tail.
 //! - `telemetry`: a sandbox's platform event stream (the Telemetry API's event kinds, and the
 //!   older Logs API's shapes for its subscribers) and its subscriptions' bounded queues and
@@ -102,8 +103,8 @@ pub use gateway::sigv4::{
     LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LOCAL_SESSION_TOKEN, LocalKey,
 };
 pub use gateway::{
-    HttpApi, InvokeMode, PayloadVersion, RouteKey, Router, UrlAuthType, UrlSettings,
-    serve_function_url, serve_http_api,
+    ApiCors, HttpApi, HttpCors, InvokeMode, PayloadVersion, RateLimit, RestCors, RouteKey, Router,
+    Throttle, UrlAuthType, UrlSettings, serve_function_url, serve_http_api,
 };
 pub use invocation::{
     InvokeRequest, InvokeResponse, Outcome, ResponseStream, StreamError, StreamItem,

@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use coldstart_emulator::{FunctionConfig, config as limits};
 
+use crate::api_table;
 use crate::error::{Error, Location};
 use crate::model::{Build, FunctionSpec, HttpApiSpec, Stack, UrlSpec, WebSocketApiSpec};
 
@@ -136,6 +137,12 @@ struct HttpApiToml {
     payload_version: Option<Spanned<String>>,
     #[serde(default)]
     routes: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    stage_variables: BTreeMap<String, Spanned<String>>,
+    cors: Option<Spanned<api_table::CorsToml>>,
+    throttle: Option<Spanned<api_table::ThrottleToml>>,
+    #[serde(default)]
+    route_throttle: BTreeMap<String, Spanned<api_table::ThrottleToml>>,
 }
 
 /// `AllowOrigins` as this file spells it: `allow_origins`.
@@ -458,6 +465,9 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             stage: "$default".to_owned(),
             routes,
             aws_host: None,
+            cors: api_table::cors(&key, api.cors.as_ref(), &at)?,
+            stage_variables: api_table::stage_variables(&key, &api.stage_variables, &at)?,
+            throttle: api_table::throttle(&key, api.throttle.as_ref(), &api.route_throttle, &at)?,
         });
     }
     let mut websocket_apis = Vec::new();

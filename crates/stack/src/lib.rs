@@ -27,8 +27,9 @@
 //!
 //! # Layout
 //! - [`model`]: the [`Stack`] and its parts.
-//! - [`config`]: the `coldstart.toml` reader; [`template`]: the SAM/CloudFormation reader;
-//!   [`discover`]: which file to read.
+//! - [`config`]: the `coldstart.toml` reader (`api_table`: an API's CORS, stage variables and
+//!   throttling there); [`template`]: the SAM/CloudFormation reader; [`discover`]: which file
+//!   to read.
 //! - [`build`]: builds (shell commands, `make build-<Id>`, cargo).
 //! - `layers`: a function's layers merged into the folder that stands for its `/opt`.
 //! - `tables`: DynamoDB tables created on a local endpoint.
@@ -38,6 +39,7 @@
 //! - [`samples`]: sample events by SAM's `generate-event` names.
 //! - [`error`]: what can go wrong, located in the user's file.
 
+mod api_table;
 pub mod build;
 pub mod config;
 pub mod discover;

@@ -5,10 +5,11 @@
 //! plain, checked value: paths are absolute, names are the ones callers use, ports are concrete
 //! (0 takes any free port when the stack starts).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use coldstart_emulator::{FunctionConfig, InvokeMode, PayloadVersion};
+use coldstart_emulator::{ApiCors, FunctionConfig, InvokeMode, PayloadVersion, Throttle};
 
 /// A whole stack: functions, their front doors, tables and outputs.
 #[derive(Debug, Clone, Default)]
@@ -133,6 +134,13 @@ pub struct HttpApiSpec {
     pub routes: Vec<(String, String)>,
     /// The host the API has on AWS (`<id>.execute-api.<region>.amazonaws.com`).
     pub aws_host: Option<String>,
+    /// CORS (`CorsConfiguration`, SAM's `Cors`, `coldstart.toml`'s `cors`). Default: none.
+    pub cors: Option<ApiCors>,
+    /// The stage's variables (`StageVariables`, `Variables`). Default: none.
+    pub stage_variables: BTreeMap<String, String>,
+    /// Per-route throttling (`DefaultRouteSettings`/`RouteSettings`, `MethodSettings`).
+    /// Default: none.
+    pub throttle: Throttle,
 }
 
 /// API Gateway WebSocket API.

@@ -396,6 +396,9 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             payload_version: api.payload_version,
             router: Router::new(routes),
             stage: api.stage.clone(),
+            cors: api.cors.clone(),
+            stage_variables: api.stage_variables.clone(),
+            throttle: api.throttle.clone(),
         };
         servers.spawn(serve_http_api(
             emulator.clone(),

@@ -137,10 +137,15 @@ pub(crate) fn http_api(
             event.request_context = context;
             event.body = body;
             event.is_base64_encoded = is_base64_encoded;
+            event.stage_variables = stage_variables(api);
             // The typed request also covers authorizer events; an HTTP API's event has none of
             // their fields.
             let mut json = serde_json::to_value(&event).unwrap_or(Value::Null);
             if let Some(map) = json.as_object_mut() {
+                // Payload 2.0 leaves out stage variables when the stage has none.
+                if api.stage_variables.is_empty() {
+                    map.remove("stageVariables");
+                }
                 for key in [
                     "type",
                     "methodArn",
@@ -192,10 +197,25 @@ pub(crate) fn http_api(
             event.request_context = context;
             event.body = body;
             event.is_base64_encoded = is_base64_encoded;
-            serde_json::to_vec(&event)
+            event.stage_variables = stage_variables(api);
+            let mut json = serde_json::to_value(&event).unwrap_or(Value::Null);
+            // Payload 1.0 sends `null` when the stage has no variables.
+            if let Some(map) = json.as_object_mut()
+                && api.stage_variables.is_empty()
+            {
+                map.insert("stageVariables".into(), Value::Null);
+            }
+            serde_json::to_vec(&json)
         }
     };
     result.unwrap_or_default()
+}
+
+fn stage_variables(api: &HttpApi) -> HashMap<String, String> {
+    api.stage_variables
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// `{"Content-Type": …}` bodies API Gateway passes as text; everything else is base64.

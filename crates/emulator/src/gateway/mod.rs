@@ -5,14 +5,17 @@
 //!
 //! Layout: `route` matches route keys; `event` builds events from requests; `answer` reads
 //! function answers back into HTTP responses; `sigv4` checks the signatures of Function URLs
-//! with `AWS_IAM` auth; `cors` applies a Function URL's `Cors` settings.
+//! with `AWS_IAM` auth; `cors` applies a Function URL's `Cors` settings; `api_cors` answers an
+//! API's preflights and adds its CORS headers; `throttle` limits requests per route.
 
 mod answer;
+mod api_cors;
 pub mod cors;
 mod event;
 pub mod route;
 pub mod sigv4;
 mod stream;
+mod throttle;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,7 +33,9 @@ use crate::emulator::Emulator;
 use crate::invocation::InvokeRequest;
 use crate::server;
 
+pub use api_cors::{ApiCors, HttpCors, RestCors};
 pub use route::{RouteKey, Router};
+pub use throttle::{RateLimit, Throttle};
 
 /// The event format an HTTP API sends its functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +58,12 @@ pub struct HttpApi {
     /// The stage: `$default` serves at the root; any other name serves under `/{stage}`.
     /// Default: `$default`.
     pub stage: String,
+    /// How it answers cross-origin requests. Default: no CORS (`None`).
+    pub cors: Option<ApiCors>,
+    /// The stage's variables, the events' `stageVariables`. Default: none.
+    pub stage_variables: std::collections::BTreeMap<String, String>,
+    /// The stage's per-route throttling. Default: none.
+    pub throttle: Throttle,
 }
 
 /// How a Function URL answers (`InvokeMode`).
@@ -200,9 +211,13 @@ pub async fn serve_http_api(
 ) {
     let drain = emulator.longest_timeout() + Duration::from_secs(1);
     let api = std::sync::Arc::new(api);
-    let handler = move |req: Request<Incoming>, peer: SocketAddr| {
+    let cors_api = api.clone();
+    // Shared by every request to this API; dropped with the server.
+    let buckets = std::sync::Arc::new(throttle::Buckets::new(api.throttle.clone()));
+    let inner = move |req: Request<Incoming>, peer: SocketAddr| {
         let emulator = emulator.clone();
         let api = api.clone();
+        let buckets = buckets.clone();
         async move {
             let door = Door::HttpApi(api.payload_version);
             let mut captured = match capture(req, peer).await {
@@ -222,9 +237,21 @@ pub async fn serve_http_api(
                     _ => return answer::no_route(door),
                 }
             }
+            if let Some(preflight) = api_cors::preflight(
+                api.cors.as_ref(),
+                &api.router,
+                &captured.method,
+                &captured.path,
+                &captured.headers,
+            ) {
+                return preflight;
+            }
             let Some(matched) = api.router.route(captured.method.as_str(), &captured.path) else {
                 return answer::no_route(door);
             };
+            if !buckets.admit(&matched.route.key) {
+                return answer::from_refusal(door, &crate::error::InvokeError::Throttled);
+            }
             let request_id = crate::clock::request_id();
             let event =
                 event::http_api(&captured, &matched, &api, &request_id, emulator.settings());
@@ -239,6 +266,13 @@ pub async fn serve_http_api(
             )
             .await
         }
+    };
+    // Every answer of the API, the gateway's own included, goes through its CORS rules.
+    let handler = move |req: Request<Incoming>, peer: SocketAddr| {
+        let origin = req.headers().get(http::header::ORIGIN).cloned();
+        let api = cors_api.clone();
+        let response = inner(req, peer);
+        async move { api_cors::finish(api.cors.as_ref(), origin.as_ref(), response.await) }
     };
     server::serve(listener, handler, shutdown, drain).await;
 }

@@ -77,11 +77,21 @@ impl RouteKey {
         self.key.split_once(' ').map_or("/", |(_, path)| path)
     }
 
+    /// The route's method; `None` for `ANY` and `$default`.
+    pub(crate) fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+
     /// Path parameters if `method` and `path` match this route.
     fn matches(&self, method: &str, path: &str) -> Option<HashMap<String, String>> {
         if self.method.as_deref().is_some_and(|m| m != method) {
             return None;
         }
+        self.matches_path(path)
+    }
+
+    /// Path parameters if `path` matches this route's path, whatever the method.
+    fn matches_path(&self, path: &str) -> Option<HashMap<String, String>> {
         let segments = self.segments.as_ref()?;
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut params = HashMap::new();
@@ -170,6 +180,28 @@ impl Router {
                 function,
                 params: HashMap::new(),
             })
+    }
+
+    /// The methods (`None` for `ANY`) of the most specific path template that matches `path`,
+    /// as a REST API picks a resource before a method; `None` when no template matches.
+    pub(crate) fn resource_methods(&self, path: &str) -> Option<Vec<Option<&str>>> {
+        let resource = self
+            .routes
+            .iter()
+            .filter(|(route, _)| route.matches_path(path).is_some())
+            .min_by_key(|(route, _)| {
+                let (greedy, params, literals, _) = route.rank();
+                (greedy, params, literals)
+            })?
+            .0
+            .resource();
+        Some(
+            self.routes
+                .iter()
+                .filter(|(route, _)| route.segments.is_some() && route.resource() == resource)
+                .map(|(route, _)| route.method())
+                .collect(),
+        )
     }
 }
 

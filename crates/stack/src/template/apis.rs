@@ -14,6 +14,7 @@ use crate::config::DEFAULT_STAGE;
 use crate::error::Error;
 use crate::model::{HttpApiSpec, WebSocketApiSpec};
 use crate::template::Context;
+use crate::template::api_settings;
 use crate::template::functions::HttpEvent;
 use crate::template::intrinsics::text;
 use crate::template::resources::{IMPLICIT_REST_API, Resource, api_host, function_of};
@@ -127,6 +128,11 @@ pub(crate) fn read(
                     PayloadVersion::V2
                 };
                 let payload_version = payload_of(&r.id, &payloads, default, notices);
+                let settings = if rest {
+                    api_settings::sam_rest(cx, r)?
+                } else {
+                    api_settings::sam_http(cx, r)?
+                };
                 apis.http.push(HttpApiSpec {
                     name: r.id.clone(),
                     port: 0,
@@ -135,6 +141,9 @@ pub(crate) fn read(
                     stage,
                     routes,
                     aws_host: host(&r.id),
+                    cors: settings.cors,
+                    stage_variables: settings.stage_variables,
+                    throttle: settings.throttle,
                 });
             }
             "AWS::ApiGatewayV2::Api" => {
@@ -181,6 +190,7 @@ pub(crate) fn read(
                         }
                         let payload_version =
                             payload_of(&r.id, &payloads, PayloadVersion::V2, notices);
+                        let settings = api_settings::v2_http(cx, r, own)?;
                         apis.http.push(HttpApiSpec {
                             name: r.id.clone(),
                             port: 0,
@@ -189,6 +199,9 @@ pub(crate) fn read(
                             stage: stage.unwrap_or_else(|| "$default".to_owned()),
                             routes,
                             aws_host: Some(api_host(region, &api)),
+                            cors: settings.cors,
+                            stage_variables: settings.stage_variables,
+                            throttle: settings.throttle,
                         });
                     }
                     "WEBSOCKET" => {

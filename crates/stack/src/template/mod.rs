@@ -6,8 +6,9 @@
 //! merged ([`globals`]), SAM's generated resources added and dependency cycles refused
 //! ([`resources`]); every value is resolved with CloudFormation's intrinsic functions
 //! ([`intrinsics`]); then the resources coldstart emulates become the stack's functions and
-//! layers ([`functions`]), APIs ([`apis`]) and tables ([`tables`]). Everything else is listed
-//! in [`Stack::not_emulated`](crate::Stack::not_emulated).
+//! layers ([`functions`]), APIs ([`apis`], their CORS, stage variables and throttling in
+//! [`api_settings`]) and tables ([`tables`]). Everything else is listed in
+//! [`Stack::not_emulated`](crate::Stack::not_emulated).
 //!
 //! # Ports
 //! Every front door gets a port: each HTTP API, REST API and WebSocket API, and each Function
@@ -20,6 +21,7 @@
 //! A mistake is an [`Error::Invalid`](crate::Error::Invalid) naming the file and where: a line
 //! and column for syntax, else the path of keys (`Resources.Echo.Properties.Timeout`).
 
+mod api_settings;
 mod apis;
 mod functions;
 mod globals;

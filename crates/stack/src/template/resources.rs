@@ -228,13 +228,14 @@ pub(crate) fn read(
             implicit: false,
         });
     }
-    add_generated(&mut resources);
+    add_generated(&mut resources, globals);
     order(file, resolver, resources)
 }
 
 /// Adds what the SAM translator generates and templates reference: the implicit APIs of events
-/// without an API, `<Function>Url` and `<Function>Role`.
-fn add_generated(resources: &mut Vec<Resource>) {
+/// without an API (with `Globals` merged, as SAM merges them: `Globals.Api.Cors` is the
+/// implicit REST API's), `<Function>Url` and `<Function>Role`.
+fn add_generated(resources: &mut Vec<Resource>, globals: &Globals) {
     let declared: std::collections::HashSet<String> =
         resources.iter().map(|r| r.id.clone()).collect();
     let mut http_api_users = Vec::new();
@@ -297,11 +298,17 @@ fn add_generated(resources: &mut Vec<Resource>) {
         }
         let mut users = users;
         users.dedup();
+        let mut properties = Map::new();
+        if id == IMPLICIT_REST_API {
+            // SAM's implicit REST API sets its stage, so `Globals.Api.StageName` cannot change it.
+            properties.insert("StageName".into(), Value::String("Prod".into()));
+        }
+        globals.apply(kind, &mut properties);
         // SAM puts each function's ARN in the API's definition: the API depends on them.
         extra.push(Resource {
             id: id.to_owned(),
             kind: kind.to_owned(),
-            properties: Map::new(),
+            properties,
             metadata: Map::new(),
             depends_on: users,
             implicit: true,

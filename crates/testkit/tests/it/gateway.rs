@@ -59,6 +59,9 @@ async fn doors() -> Doors {
         payload_version: PayloadVersion::V2,
         router: routes(&["GET /items/{id}", "ANY /files/{proxy+}", "POST /echo"]),
         stage: "$default".into(),
+        cors: None,
+        stage_variables: Default::default(),
+        throttle: Default::default(),
     };
     tokio::spawn(serve_http_api(
         h.emulator.clone(),
@@ -73,6 +76,9 @@ async fn doors() -> Doors {
         payload_version: PayloadVersion::V1,
         router: routes(&["GET /items/{id}", "POST /echo"]),
         stage: "prod".into(),
+        cors: None,
+        stage_variables: Default::default(),
+        throttle: Default::default(),
     };
     tokio::spawn(serve_http_api(
         h.emulator.clone(),
@@ -225,6 +231,8 @@ async fn http_api_v2_routes_with_path_parameters_and_greedy_proxy() {
     assert_eq!(e["requestContext"]["routeKey"], "GET /items/{id}");
     assert_eq!(e["requestContext"]["stage"], "$default");
     assert!(e.get("httpMethod").is_none() && e.get("body").is_none());
+    // A stage without variables: payload 2.0 leaves `stageVariables` out.
+    assert!(e.get("stageVariables").is_none());
     let r = request(d.v2, "DELETE", "/files/a/b/c.txt", &[], "").await;
     assert_eq!(
         r.json()["event"]["pathParameters"],
@@ -271,6 +279,11 @@ async fn rest_api_v1_event_has_multi_value_maps_and_stage() {
         json!({"k": ["1", "2"]})
     );
     assert!(e["queryStringParameters"]["k"].is_string());
+    // A stage without variables: payload 1.0 sends `null`.
+    assert!(
+        e.get("stageVariables")
+            .is_some_and(serde_json::Value::is_null)
+    );
     let ctx = &e["requestContext"];
     assert_eq!(ctx["stage"], "prod");
     assert_eq!(ctx["path"], "/prod/items/7");

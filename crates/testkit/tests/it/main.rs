@@ -1,5 +1,6 @@
 //! End-to-end tests: real bootstraps under the emulator, called by real clients, on loopback.
 
+mod api_settings;
 mod async_invoke;
 mod extensions;
 mod faults;
