@@ -71,6 +71,7 @@
 mod answers;
 pub mod apigw;
 mod async_invoke;
+pub mod auth;
 mod body;
 mod clock;
 pub mod config;

@@ -468,6 +468,8 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             cors: api_table::cors(&key, api.cors.as_ref(), &at)?,
             stage_variables: api_table::stage_variables(&key, &api.stage_variables, &at)?,
             throttle: api_table::throttle(&key, api.throttle.as_ref(), &api.route_throttle, &at)?,
+            authorizers: Vec::new(),
+            route_auth: Vec::new(),
         });
     }
     let mut websocket_apis = Vec::new();

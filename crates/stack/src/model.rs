@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use coldstart_emulator::auth::{Authorizer, RouteAuth};
 use coldstart_emulator::{ApiCors, FunctionConfig, InvokeMode, PayloadVersion, Throttle};
 
 /// A whole stack: functions, their front doors, tables and outputs.
@@ -141,6 +142,10 @@ pub struct HttpApiSpec {
     /// Per-route throttling (`DefaultRouteSettings`/`RouteSettings`, `MethodSettings`).
     /// Default: none.
     pub throttle: Throttle,
+    /// Its authorizers.
+    pub authorizers: Vec<Authorizer>,
+    /// Route key → its authorization; routes not named are open.
+    pub route_auth: Vec<(String, RouteAuth)>,
 }
 
 /// API Gateway WebSocket API.

@@ -399,6 +399,9 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             cors: api.cors.clone(),
             stage_variables: api.stage_variables.clone(),
             throttle: api.throttle.clone(),
+            rest: api.rest,
+            authorizers: api.authorizers.clone(),
+            route_auth: api.route_auth.iter().cloned().collect(),
         };
         servers.spawn(serve_http_api(
             emulator.clone(),

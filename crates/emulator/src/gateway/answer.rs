@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde_json::Value;
 
+use crate::auth::Refusal;
 use crate::body::Body;
 use crate::error::InvokeError;
 use crate::invocation::Outcome;
@@ -43,6 +44,66 @@ pub(crate) fn no_route(door: Door) -> Response<Body> {
         }
         _ => json_message(StatusCode::NOT_FOUND, "Not Found"),
     }
+}
+
+/// The answer to a request its route's authorizer refused, as REST APIs (`rest`) or HTTP APIs
+/// word it.
+pub(crate) fn refused(rest: bool, refusal: &Refusal) -> Response<Body> {
+    let (status, error_type) = match refusal {
+        Refusal::Unauthorized | Refusal::InvalidToken(_) => {
+            (StatusCode::UNAUTHORIZED, "UnauthorizedException")
+        }
+        Refusal::Forbidden | Refusal::ExplicitDeny | Refusal::InsufficientScope(_) => {
+            (StatusCode::FORBIDDEN, "AccessDeniedException")
+        }
+        Refusal::Failed(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "AuthorizerConfigurationException",
+        ),
+    };
+    let mut response = if rest {
+        let body = match refusal {
+            Refusal::Forbidden | Refusal::InsufficientScope(_) => {
+                serde_json::json!({"Message": "User is not authorized to access this resource"})
+            }
+            Refusal::ExplicitDeny => serde_json::json!({
+                "Message": "User is not authorized to access this resource with an explicit deny"
+            }),
+            Refusal::Failed(_) => serde_json::json!({ "message": null }),
+            Refusal::Unauthorized | Refusal::InvalidToken(_) => {
+                serde_json::json!({"message": "Unauthorized"})
+            }
+        };
+        let mut response = json_body(status, &body);
+        response
+            .headers_mut()
+            .insert("x-amzn-errortype", HeaderValue::from_static(error_type));
+        response
+    } else {
+        let message = match status {
+            StatusCode::UNAUTHORIZED => "Unauthorized",
+            StatusCode::FORBIDDEN => "Forbidden",
+            _ => "Internal Server Error",
+        };
+        json_message(status, message)
+    };
+    let challenge = match refusal {
+        Refusal::InvalidToken(why) => Some(format!(
+            "Bearer scope=\"\" error=\"invalid_token\" error_description=\"{}\"",
+            why.replace('"', "'")
+        )),
+        Refusal::InsufficientScope(scopes) => Some(format!(
+            "Bearer scope=\"{}\" error=\"insufficient_scope\" error_description=\"the token does not have any of the route's scopes\"",
+            scopes.replace('"', "'")
+        )),
+        _ => None,
+    };
+    if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// What the caller sees when the function failed or answered something unreadable.
@@ -149,7 +210,11 @@ fn build(
 }
 
 fn json_message(status: StatusCode, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "message": message }).to_string();
+    json_body(status, &serde_json::json!({ "message": message }))
+}
+
+fn json_body(status: StatusCode, body: &Value) -> Response<Body> {
+    let body = body.to_string();
     let mut response = Response::new(Body::full(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(

@@ -93,20 +93,21 @@ pub(crate) fn function_url(
     serde_json::to_vec(&json).unwrap_or_default()
 }
 
-/// The event of an HTTP API route, in the API's payload version.
+/// The event of an HTTP API route in payload `version` (the API's own, or an authorizer's).
 pub(crate) fn http_api(
     c: &Captured,
     matched: &Matched<'_>,
     api: &HttpApi,
+    version: PayloadVersion,
     request_id: &str,
     settings: &Settings,
-) -> Vec<u8> {
+) -> Value {
     let now = SystemTime::now();
     let api_id = api_id(&api.name);
     let domain_name = format!("{api_id}.execute-api.{}.amazonaws.com", settings.region);
     let (body, is_base64_encoded) = encode_body(&c.headers, &c.body);
     let pairs = query_pairs(&c.raw_query);
-    let result = match api.payload_version {
+    match version {
         PayloadVersion::V2 => {
             let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
             http.method = c.method.clone();
@@ -157,7 +158,7 @@ pub(crate) fn http_api(
                     map.remove(key);
                 }
             }
-            serde_json::to_vec(&json)
+            json
         }
         PayloadVersion::V1 => {
             let stage_path = if api.stage == "$default" {
@@ -205,10 +206,9 @@ pub(crate) fn http_api(
             {
                 map.insert("stageVariables".into(), Value::Null);
             }
-            serde_json::to_vec(&json)
+            json
         }
-    };
-    result.unwrap_or_default()
+    }
 }
 
 fn stage_variables(api: &HttpApi) -> HashMap<String, String> {

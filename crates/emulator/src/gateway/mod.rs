@@ -17,7 +17,9 @@ pub mod sigv4;
 mod stream;
 mod throttle;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use coldstart_protocol::limits;
 
+use crate::apigw::{api_id, query_pairs};
+use crate::auth::{Authorizer, AuthorizerEvent, Authorizers, Check, Identity, RouteAuth};
 use crate::body::{Body, read_limited};
 use crate::emulator::Emulator;
 use crate::invocation::InvokeRequest;
@@ -64,6 +68,31 @@ pub struct HttpApi {
     pub stage_variables: std::collections::BTreeMap<String, String>,
     /// The stage's per-route throttling. Default: none.
     pub throttle: Throttle,
+    /// A REST API (API Gateway v1): its refusals are worded as REST APIs word them.
+    pub rest: bool,
+    /// Its authorizers.
+    pub authorizers: Vec<Authorizer>,
+    /// Route key → the route's authorization; routes not named here are open.
+    pub route_auth: HashMap<String, RouteAuth>,
+}
+
+impl HttpApi {
+    /// An HTTP API with payload `version` on the `$default` stage, without CORS, stage
+    /// variables, throttling or authorizers: set those fields after.
+    pub fn new(name: impl Into<String>, payload_version: PayloadVersion, router: Router) -> Self {
+        Self {
+            name: name.into(),
+            payload_version,
+            router,
+            stage: "$default".into(),
+            cors: None,
+            stage_variables: std::collections::BTreeMap::new(),
+            throttle: Throttle::default(),
+            rest: false,
+            authorizers: Vec::new(),
+            route_auth: HashMap::new(),
+        }
+    }
 }
 
 /// How a Function URL answers (`InvokeMode`).
@@ -210,15 +239,21 @@ pub async fn serve_http_api(
     shutdown: CancellationToken,
 ) {
     let drain = emulator.longest_timeout() + Duration::from_secs(1);
-    let api = std::sync::Arc::new(api);
+    let authorizers = Authorizers::new(api.authorizers.clone()).unwrap_or_else(|e| {
+        // Stacks check their authorizers before serving; a bad one here refuses its routes.
+        tracing::error!(api = %api.name, "{e}");
+        Authorizers::default()
+    });
+    let api = Arc::new((api, authorizers));
     let cors_api = api.clone();
     // Shared by every request to this API; dropped with the server.
-    let buckets = std::sync::Arc::new(throttle::Buckets::new(api.throttle.clone()));
+    let buckets = Arc::new(throttle::Buckets::new(api.0.throttle.clone()));
     let inner = move |req: Request<Incoming>, peer: SocketAddr| {
         let emulator = emulator.clone();
         let api = api.clone();
         let buckets = buckets.clone();
         async move {
+            let (api, authorizers) = &*api;
             let door = Door::HttpApi(api.payload_version);
             let mut captured = match capture(req, peer).await {
                 Ok(c) => c,
@@ -253,13 +288,51 @@ pub async fn serve_http_api(
                 return answer::from_refusal(door, &crate::error::InvokeError::Throttled);
             }
             let request_id = crate::clock::request_id();
-            let event =
-                event::http_api(&captured, &matched, &api, &request_id, emulator.settings());
+            let settings = emulator.settings();
+            let mut event = event::http_api(
+                &captured,
+                &matched,
+                api,
+                api.payload_version,
+                &request_id,
+                settings,
+            );
+            if let Some(route_auth) = api.route_auth.get(&matched.route.key) {
+                let granted = match authorize(
+                    &emulator,
+                    api,
+                    authorizers,
+                    route_auth,
+                    &captured,
+                    &matched,
+                    &event,
+                    &request_id,
+                )
+                .await
+                {
+                    Ok(granted) => granted,
+                    Err(refusal) => {
+                        let mut response = answer::refused(api.rest, &refusal);
+                        if let Ok(id) = http::HeaderValue::from_str(&request_id) {
+                            response
+                                .headers_mut()
+                                .insert(coldstart_protocol::invoke::REQUEST_ID, id);
+                        }
+                        return response;
+                    }
+                };
+                if let Some(context) = event.get_mut("requestContext") {
+                    context["authorizer"] = match api.payload_version {
+                        PayloadVersion::V2 => granted.for_v2(),
+                        PayloadVersion::V1 => granted.for_v1(),
+                    };
+                }
+            }
             let function = matched.function.to_owned();
             invoke(
                 &emulator,
                 &function,
-                event,
+                serde_json::to_vec(&event).unwrap_or_default(),
                 request_id,
                 door,
                 InvokeMode::Buffered,
@@ -272,9 +345,60 @@ pub async fn serve_http_api(
         let origin = req.headers().get(http::header::ORIGIN).cloned();
         let api = cors_api.clone();
         let response = inner(req, peer);
-        async move { api_cors::finish(api.cors.as_ref(), origin.as_ref(), response.await) }
+        async move { api_cors::finish(api.0.cors.as_ref(), origin.as_ref(), response.await) }
     };
     server::serve(listener, handler, shutdown, drain).await;
+}
+
+/// Runs the route's authorizer for a request whose event is `event`.
+#[allow(clippy::too_many_arguments)]
+async fn authorize(
+    emulator: &Emulator,
+    api: &HttpApi,
+    authorizers: &Authorizers,
+    route_auth: &RouteAuth,
+    captured: &Captured,
+    matched: &route::Matched<'_>,
+    event: &serde_json::Value,
+    request_id: &str,
+) -> Result<crate::auth::Granted, crate::auth::Refusal> {
+    let settings = emulator.settings();
+    let query = query_pairs(&captured.raw_query);
+    let null = serde_json::Value::Null;
+    let check = Check {
+        arn: crate::auth::method_arn(
+            &settings.region,
+            &settings.account_id,
+            &api_id(&api.name),
+            &api.stage,
+            captured.method.as_str(),
+            &captured.path,
+        ),
+        identity: Identity {
+            headers: &captured.headers,
+            query: &query,
+            stage_variables: &api.stage_variables,
+            context: event.get("requestContext").unwrap_or(&null),
+        },
+        scopes: &route_auth.scopes,
+    };
+    let result = authorizers
+        .authorize(emulator, &route_auth.authorizer, check, |kind| {
+            let version = match kind {
+                AuthorizerEvent::HttpV2 { .. } => PayloadVersion::V2,
+                _ => PayloadVersion::V1,
+            };
+            if version == api.payload_version {
+                event.clone()
+            } else {
+                event::http_api(captured, matched, api, version, request_id, settings)
+            }
+        })
+        .await;
+    if let Err(crate::auth::Refusal::Failed(why)) = &result {
+        tracing::warn!(api = %api.name, route = %matched.route.key, "authorizer failed: {why}");
+    }
+    result
 }
 
 async fn capture(req: Request<Incoming>, peer: SocketAddr) -> Result<Captured, Response<Body>> {

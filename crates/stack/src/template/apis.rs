@@ -8,13 +8,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use coldstart_emulator::auth::{Authorizer, RouteAuth};
 use coldstart_emulator::{PayloadVersion, RouteKey};
+use serde_json::Value;
 
 use crate::config::DEFAULT_STAGE;
 use crate::error::Error;
 use crate::model::{HttpApiSpec, WebSocketApiSpec};
 use crate::template::Context;
 use crate::template::api_settings;
+use crate::template::auth;
 use crate::template::functions::HttpEvent;
 use crate::template::intrinsics::text;
 use crate::template::resources::{IMPLICIT_REST_API, Resource, api_host, function_of};
@@ -58,6 +61,7 @@ pub(crate) fn read(
                 | "AWS::ApiGatewayV2::Integration"
                 | "AWS::ApiGatewayV2::Stage"
                 | "AWS::ApiGatewayV2::Deployment"
+                | "AWS::ApiGatewayV2::Authorizer"
         ) {
             continue;
         }
@@ -101,11 +105,45 @@ pub(crate) fn read(
                         r.id
                     ));
                 }
+                let api_auth = auth::sam(cx, r, rest, notices)?;
+                let mut route_auth = Vec::new();
                 let mut routes = Vec::new();
                 let mut payloads = Vec::new();
                 for e in events.iter().filter(|e| e.api == r.id) {
                     if left_out.contains(&e.function) {
                         continue;
+                    }
+                    if let Some(name) = &e.authorizer
+                        && !api_auth.knows(name)
+                    {
+                        return Err(auth::error_at(
+                            cx,
+                            &e.function,
+                            &format!("Events.{}.Properties.Auth.Authorizer", e.name),
+                            format!(
+                                "{name:?} is not an authorizer of {} (nor NONE or AWS_IAM)",
+                                r.id
+                            ),
+                        ));
+                    }
+                    if e.authorizer.as_deref() == Some("AWS_IAM") {
+                        notices.push(format!(
+                            "{}: route {} uses AWS_IAM, which is not checked locally; it is open",
+                            r.id, e.route
+                        ));
+                    }
+                    if let Some(name) = api_auth.route(e.authorizer.as_deref())
+                        && !route_auth
+                            .iter()
+                            .any(|(k, _): &(String, RouteAuth)| k == &e.route)
+                    {
+                        route_auth.push((
+                            e.route.clone(),
+                            RouteAuth {
+                                authorizer: name.to_owned(),
+                                scopes: e.scopes.clone(),
+                            },
+                        ));
                     }
                     if routes.iter().any(|(k, _): &(String, String)| k == &e.route) {
                         notices.push(format!(
@@ -144,6 +182,8 @@ pub(crate) fn read(
                     cors: settings.cors,
                     stage_variables: settings.stage_variables,
                     throttle: settings.throttle,
+                    authorizers: api_auth.authorizers,
+                    route_auth,
                 });
             }
             "AWS::ApiGatewayV2::Api" => {
@@ -179,11 +219,16 @@ pub(crate) fn read(
                                 )),
                             }
                         }
+                        let authorizers = v2_authorizers(cx, own, false, used)?;
+                        let mut route_auth = Vec::new();
                         for (route, key, function, payload, _) in
                             routes_of(cx, own, &integrations, left_out, used, notices)?
                         {
                             if let Err(why) = RouteKey::parse(&key) {
                                 return Err(cx.error(route, "RouteKey", why));
+                            }
+                            if let Some(a) = route_auth_of(cx, route, &authorizers, notices)? {
+                                route_auth.push((key.clone(), a));
                             }
                             routes.push((key, function));
                             payloads.push(payload);
@@ -202,6 +247,8 @@ pub(crate) fn read(
                             cors: settings.cors,
                             stage_variables: settings.stage_variables,
                             throttle: settings.throttle,
+                            authorizers: authorizers.into_iter().map(|(_, a)| a).collect(),
+                            route_auth,
                         });
                     }
                     "WEBSOCKET" => {
@@ -248,6 +295,81 @@ pub(crate) fn read(
         }
     }
     Ok(apis)
+}
+
+/// The `AWS::ApiGatewayV2::Authorizer`s among `parts`, by their id (what `Ref` gives).
+fn v2_authorizers(
+    cx: &Context<'_>,
+    parts: &[&Resource],
+    websocket: bool,
+    used: &mut HashSet<String>,
+) -> Result<Vec<(String, Authorizer)>, Error> {
+    let mut out = Vec::new();
+    for part in parts
+        .iter()
+        .filter(|p| p.kind == "AWS::ApiGatewayV2::Authorizer")
+    {
+        used.insert(part.id.clone());
+        let reference = cx
+            .resolver
+            .resources
+            .get(&part.id)
+            .and_then(|f| f.reference.as_str())
+            .unwrap_or(&part.id)
+            .to_owned();
+        out.push((reference, auth::v2(cx, part, websocket)?));
+    }
+    Ok(out)
+}
+
+/// A route's `AuthorizationType` and `AuthorizerId`, as the authorization it gets; `None` for an
+/// open route (and for `AWS_IAM`, with a notice).
+fn route_auth_of(
+    cx: &Context<'_>,
+    route: &Resource,
+    authorizers: &[(String, Authorizer)],
+    notices: &mut Vec<String>,
+) -> Result<Option<RouteAuth>, Error> {
+    let kind = cx.string(route, "AuthorizationType")?;
+    match kind.as_deref() {
+        None | Some("NONE") => Ok(None),
+        Some("AWS_IAM") => {
+            notices.push(format!(
+                "{}: AWS_IAM authorization is not checked locally; the route is open",
+                route.id
+            ));
+            Ok(None)
+        }
+        Some("CUSTOM") | Some("JWT") => {
+            let Some(id) = cx.string(route, "AuthorizerId")? else {
+                return Err(cx.error(
+                    route,
+                    "AuthorizerId",
+                    "a route with CUSTOM or JWT authorization needs an AuthorizerId",
+                ));
+            };
+            let Some((_, authorizer)) = authorizers.iter().find(|(r, _)| *r == id) else {
+                return Err(cx.error(
+                    route,
+                    "AuthorizerId",
+                    format!("{id:?} names no AWS::ApiGatewayV2::Authorizer of this API"),
+                ));
+            };
+            let scopes = match cx.property(route, "AuthorizationScopes")? {
+                Some(Value::Array(items)) => items.iter().filter_map(text).collect(),
+                _ => Vec::new(),
+            };
+            Ok(Some(RouteAuth {
+                authorizer: authorizer.name.clone(),
+                scopes,
+            }))
+        }
+        Some(other) => Err(cx.error(
+            route,
+            "AuthorizationType",
+            format!("must be NONE, AWS_IAM, CUSTOM or JWT, not {other:?}"),
+        )),
+    }
 }
 
 /// The payload version most routes use; a notice when they differ.

@@ -42,6 +42,13 @@ pub(crate) struct HttpEvent {
     pub(crate) function: String,
     /// The event format.
     pub(crate) payload: PayloadVersion,
+    /// The event's name (under `Events`).
+    pub(crate) name: String,
+    /// `Auth.Authorizer`: an authorizer of the API, `NONE` or `AWS_IAM`; `None`: the API's
+    /// default.
+    pub(crate) authorizer: Option<String>,
+    /// `Auth.AuthorizationScopes`.
+    pub(crate) scopes: Vec<String>,
 }
 
 /// What the function reader found.
@@ -846,11 +853,39 @@ fn events(
                 }
             }
         };
+        let (authorizer, scopes) = match props.get("Auth") {
+            None | Some(Value::Null) => (None, Vec::new()),
+            Some(Value::Object(auth)) => {
+                let authorizer = auth.get("Authorizer").and_then(text);
+                let scopes = match auth.get("AuthorizationScopes") {
+                    None => Vec::new(),
+                    Some(Value::Array(items)) => items.iter().filter_map(text).collect(),
+                    Some(other) => {
+                        return Err(cx.error(
+                            r,
+                            &format!("{path}.Properties.Auth.AuthorizationScopes"),
+                            format!("must be a list, not {}", describe(other)),
+                        ));
+                    }
+                };
+                (authorizer, scopes)
+            }
+            Some(other) => {
+                return Err(cx.error(
+                    r,
+                    &format!("{path}.Properties.Auth"),
+                    format!("must be a map, not {}", describe(other)),
+                ));
+            }
+        };
         out.push(HttpEvent {
             api,
             route,
             function: r.id.clone(),
             payload,
+            name: name.clone(),
+            authorizer,
+            scopes,
         });
     }
     Ok(out)

@@ -23,6 +23,7 @@
 
 mod api_settings;
 mod apis;
+mod auth;
 mod functions;
 mod globals;
 mod intrinsics;

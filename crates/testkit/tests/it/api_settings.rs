@@ -3,16 +3,12 @@
 //! without invoking the function, the configured headers on real answers, `stageVariables` in
 //! the events, and 429 beyond a route's burst.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use bytes::Bytes;
-use http_body_util::Full;
 use serde_json::json;
 
-use coldstart_stack::{EndpointKind, Running, StartOptions, TemplateOptions};
+use coldstart_stack::EndpointKind;
 
-use crate::support::{Logs, RawResponse, fixture, send};
+use crate::support::{RawResponse, TemplateProject, call_endpoint, invocations};
 
 const TEMPLATE: &str = r#"
 Transform: AWS::Serverless-2016-10-31
@@ -62,80 +58,12 @@ Resources:
         table: items-prod
 "#;
 
-/// A folder with the template and `http/bootstrap` (the `fx-http` fixture); removed on drop.
-struct Project(PathBuf);
-
-impl Project {
-    /// `name` keeps the folders of tests running side by side apart.
-    fn new_named(name: &str) -> Project {
-        let dir = std::env::temp_dir().join(format!(
-            "coldstart-api-settings-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("http")).unwrap_or_else(|e| panic!("{e}"));
-        std::os::unix::fs::symlink(fixture("fx-http"), dir.join("http").join("bootstrap"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.join("template.yaml"), TEMPLATE).unwrap_or_else(|e| panic!("{e}"));
-        Project(dir)
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn serve(project: &Project) -> (Running, Arc<Logs>) {
-    let source = coldstart_stack::Source::find(&project.0).unwrap_or_else(|e| panic!("{e}"));
-    let options = TemplateOptions {
-        port_base: 0,
-        ..TemplateOptions::default()
-    };
-    let stack = source.load(&options).unwrap_or_else(|e| panic!("{e}"));
-    let logs = Arc::new(Logs::default());
-    let mut start = StartOptions::new(logs.clone());
-    start.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-    start.freeze = false;
-    let running = coldstart_stack::start(&stack, start)
-        .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
-    (running, logs)
-}
-
-async fn call(
-    running: &Running,
-    api: &str,
-    kind: EndpointKind,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> RawResponse {
-    let addr = running
-        .endpoint(api, kind)
-        .unwrap_or_else(|| panic!("no {api} in {:?}", running.endpoints))
-        .addr;
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(http::header::HOST, addr.to_string());
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap_or_else(|e| panic!("{e}"));
-    send(addr, request).await
-}
-
-/// How many times `Web` has been invoked: one `START` line each, written before it answers.
-fn invocations(logs: &Logs) -> usize {
-    logs.all()
-        .iter()
-        .filter(|l| l.starts_with("Web: START RequestId"))
-        .count()
+fn project(name: &str) -> TemplateProject {
+    TemplateProject::new(
+        &format!("api-settings-{name}"),
+        TEMPLATE,
+        &[("http", "fx-http")],
+    )
 }
 
 fn cors_headers(r: &RawResponse) -> Vec<&(String, String)> {
@@ -153,10 +81,10 @@ const BROWSER_PREFLIGHT: [(&str, &str); 3] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_api_answers_preflights_itself_and_puts_its_cors_headers_on_answers() {
-    let project = Project::new_named("cors");
-    let (running, logs) = serve(&project).await;
+    let project = project("cors");
+    let (running, logs) = project.serve().await;
     let http = |method, path, headers, body| {
-        call(
+        call_endpoint(
             &running,
             "Http",
             EndpointKind::HttpApi,
@@ -181,7 +109,11 @@ async fn http_api_answers_preflights_itself_and_puts_its_cors_headers_on_answers
     );
     assert_eq!(r.header("access-control-max-age"), Some("300"));
     assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
-    assert_eq!(invocations(&logs), 0, "the preflight reached the function");
+    assert_eq!(
+        invocations(&logs, "Web"),
+        0,
+        "the preflight reached the function"
+    );
 
     // An origin that is not allowed: still the gateway's 204, without any CORS header.
     let r = http(
@@ -196,7 +128,7 @@ async fn http_api_answers_preflights_itself_and_puts_its_cors_headers_on_answers
     .await;
     assert_eq!(r.status, 204);
     assert!(cors_headers(&r).is_empty(), "{r:?}");
-    assert_eq!(invocations(&logs), 0);
+    assert_eq!(invocations(&logs, "Web"), 0);
 
     // The real request: the configured headers replace the function's own CORS headers.
     let respond = json!({"respond": {
@@ -225,16 +157,16 @@ async fn http_api_answers_preflights_itself_and_puts_its_cors_headers_on_answers
         Some("x-request-id")
     );
     assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
-    assert_eq!(invocations(&logs), 1);
+    assert_eq!(invocations(&logs, "Web"), 1);
     running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stage_variables_reach_events_and_a_route_over_its_burst_gets_429() {
-    let project = Project::new_named("throttle");
-    let (running, logs) = serve(&project).await;
+    let project = project("throttle");
+    let (running, logs) = project.serve().await;
     let limited = || {
-        call(
+        call_endpoint(
             &running,
             "Http",
             EndpointKind::HttpApi,
@@ -254,14 +186,14 @@ async fn stage_variables_reach_events_and_a_route_over_its_burst_gets_429() {
             json!({"table": "items-dev"})
         );
     }
-    assert_eq!(invocations(&logs), 2);
+    assert_eq!(invocations(&logs, "Web"), 2);
     // ...the third is API Gateway's 429, and the function never sees it.
     let r = limited().await;
     assert_eq!(r.status, 429);
     assert_eq!(r.json(), json!({"message": "Too Many Requests"}));
-    assert_eq!(invocations(&logs), 2);
+    assert_eq!(invocations(&logs, "Web"), 2);
     // Other routes have buckets of their own (and none here).
-    let r = call(
+    let r = call_endpoint(
         &running,
         "Http",
         EndpointKind::HttpApi,
@@ -274,7 +206,7 @@ async fn stage_variables_reach_events_and_a_route_over_its_burst_gets_429() {
     assert_eq!(r.status, 200, "{r:?}");
 
     // The REST API's stage: its own variables, payload 1.0.
-    let r = call(
+    let r = call_endpoint(
         &running,
         "Rest",
         EndpointKind::RestApi,
@@ -294,10 +226,10 @@ async fn stage_variables_reach_events_and_a_route_over_its_burst_gets_429() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_api_answers_options_with_sams_mock() {
-    let project = Project::new_named("rest");
-    let (running, logs) = serve(&project).await;
+    let project = project("rest");
+    let (running, logs) = project.serve().await;
     let rest = |method, path, headers| {
-        call(
+        call_endpoint(
             &running,
             "Rest",
             EndpointKind::RestApi,
@@ -322,7 +254,11 @@ async fn rest_api_answers_options_with_sams_mock() {
         r.header("access-control-allow-headers"),
         Some("Content-Type")
     );
-    assert_eq!(invocations(&logs), 0, "the preflight reached the function");
+    assert_eq!(
+        invocations(&logs, "Web"),
+        0,
+        "the preflight reached the function"
+    );
     // With Lambda proxy integrations the real answers' CORS headers are the function's: none.
     let r = rest(
         "GET",
@@ -332,7 +268,7 @@ async fn rest_api_answers_options_with_sams_mock() {
     .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(cors_headers(&r).is_empty(), "{r:?}");
-    assert_eq!(invocations(&logs), 1);
+    assert_eq!(invocations(&logs, "Web"), 1);
     // A path the API does not have: REST's 403, as before.
     let r = rest("OPTIONS", "/prod/nowhere", &BROWSER_PREFLIGHT).await;
     assert_eq!(r.status, 403);

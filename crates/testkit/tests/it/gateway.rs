@@ -54,15 +54,11 @@ async fn doors() -> Doors {
     };
     let v2_listener = bind().await;
     let v2 = v2_listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let api = HttpApi {
-        name: "api".into(),
-        payload_version: PayloadVersion::V2,
-        router: routes(&["GET /items/{id}", "ANY /files/{proxy+}", "POST /echo"]),
-        stage: "$default".into(),
-        cors: None,
-        stage_variables: Default::default(),
-        throttle: Default::default(),
-    };
+    let api = HttpApi::new(
+        "api",
+        PayloadVersion::V2,
+        routes(&["GET /items/{id}", "ANY /files/{proxy+}", "POST /echo"]),
+    );
     tokio::spawn(serve_http_api(
         h.emulator.clone(),
         api,
@@ -72,13 +68,13 @@ async fn doors() -> Doors {
     let v1_listener = bind().await;
     let v1 = v1_listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let rest = HttpApi {
-        name: "rest".into(),
-        payload_version: PayloadVersion::V1,
-        router: routes(&["GET /items/{id}", "POST /echo"]),
         stage: "prod".into(),
-        cors: None,
-        stage_variables: Default::default(),
-        throttle: Default::default(),
+        rest: true,
+        ..HttpApi::new(
+            "rest",
+            PayloadVersion::V1,
+            routes(&["GET /items/{id}", "POST /echo"]),
+        )
     };
     tokio::spawn(serve_http_api(
         h.emulator.clone(),

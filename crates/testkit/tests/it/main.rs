@@ -2,6 +2,7 @@
 
 mod api_settings;
 mod async_invoke;
+mod authorizers;
 mod extensions;
 mod faults;
 mod function_url_auth;

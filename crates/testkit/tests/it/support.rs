@@ -27,6 +27,7 @@ pub fn fixture(bin: &str) -> PathBuf {
         "fx-init-error" => env!("CARGO_BIN_EXE_fx-init-error"),
         "fx-ignore-sigterm" => env!("CARGO_BIN_EXE_fx-ignore-sigterm"),
         "fx-http" => env!("CARGO_BIN_EXE_fx-http"),
+        "fx-authorizer" => env!("CARGO_BIN_EXE_fx-authorizer"),
         "fx-stream" => env!("CARGO_BIN_EXE_fx-stream"),
         "fx-lr-stream" => env!("CARGO_BIN_EXE_fx-lr-stream"),
         "fx-ws" => env!("CARGO_BIN_EXE_fx-ws"),
@@ -256,4 +257,81 @@ pub fn process_state(pid: u32) -> Option<char> {
     // The state follows the parenthesised command name, which may contain spaces.
     let after = stat.rsplit_once(')')?.1;
     after.trim_start().chars().next()
+}
+
+/// A SAM project in a temporary folder: a template and fixture bootstraps in code folders;
+/// removed on drop.
+pub struct TemplateProject(pub PathBuf);
+
+impl TemplateProject {
+    /// Writes `template` and, for each `(folder, fixture)`, `folder/bootstrap` as a link to the
+    /// fixture. `name` keeps the folders of tests running side by side apart.
+    pub fn new(name: &str, template: &str, code: &[(&str, &str)]) -> TemplateProject {
+        let dir = std::env::temp_dir().join(format!("coldstart-it-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (folder, bin) in code {
+            std::fs::create_dir_all(dir.join(folder)).unwrap_or_else(|e| panic!("{e}"));
+            std::os::unix::fs::symlink(fixture(bin), dir.join(folder).join("bootstrap"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(dir.join("template.yaml"), template).unwrap_or_else(|e| panic!("{e}"));
+        TemplateProject(dir)
+    }
+
+    /// Starts the stack as `up` does, on free ports, sandboxes never frozen.
+    pub async fn serve(&self) -> (coldstart_stack::Running, std::sync::Arc<Logs>) {
+        let source = coldstart_stack::Source::find(&self.0).unwrap_or_else(|e| panic!("{e}"));
+        let options = coldstart_stack::TemplateOptions {
+            port_base: 0,
+            ..coldstart_stack::TemplateOptions::default()
+        };
+        let stack = source.load(&options).unwrap_or_else(|e| panic!("{e}"));
+        let logs = std::sync::Arc::new(Logs::default());
+        let mut start = coldstart_stack::StartOptions::new(logs.clone());
+        start.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        start.freeze = false;
+        let running = coldstart_stack::start(&stack, start)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        (running, logs)
+    }
+}
+
+impl Drop for TemplateProject {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Sends `method path` with `headers` and `body` to the endpoint `name` of kind `kind`.
+pub async fn call_endpoint(
+    running: &coldstart_stack::Running,
+    name: &str,
+    kind: coldstart_stack::EndpointKind,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> RawResponse {
+    let addr = running
+        .endpoint(name, kind)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", running.endpoints))
+        .addr;
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, addr.to_string());
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap_or_else(|e| panic!("{e}"));
+    send(addr, request).await
+}
+
+/// How many times `function` has been invoked: one `START` line each.
+pub fn invocations(logs: &Logs, function: &str) -> usize {
+    let start = format!("{function}: START RequestId");
+    logs.all().iter().filter(|l| l.starts_with(&start)).count()
 }
