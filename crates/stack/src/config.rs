@@ -539,6 +539,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             idle_timeout,
             max_duration,
             aws_host: None,
+            connect_authorizer: None,
         });
     }
     Ok(Stack {

@@ -167,6 +167,8 @@ pub struct WebSocketApiSpec {
     pub max_duration: Option<Duration>,
     /// The host the API has on AWS (`<id>.execute-api.<region>.amazonaws.com`).
     pub aws_host: Option<String>,
+    /// The `$connect` route's authorizer.
+    pub connect_authorizer: Option<Authorizer>,
 }
 
 /// A DynamoDB table.

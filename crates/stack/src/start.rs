@@ -418,6 +418,7 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
         if let Some(idle) = spec.idle_timeout {
             api.idle_timeout = idle;
         }
+        api.connect_authorizer = spec.connect_authorizer.clone();
         if let Some(max) = spec.max_duration {
             api.max_duration = max;
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use coldstart_emulator::Emulator;
 use coldstart_emulator::apigw::api_id;
+use coldstart_emulator::auth::{Authorizer, AuthorizerKind, Authorizers};
 
 use crate::error::Error;
 use crate::selection::Selection;
@@ -38,6 +39,10 @@ pub struct WebSocketApi {
     /// Largest single frame a client may send; a bigger one closes the connection with 1009.
     /// Default: 32 KB, as API Gateway (clients must fragment bigger messages).
     pub max_frame_size: usize,
+    /// The `$connect` route's authorizer (a Lambda `REQUEST` authorizer): it runs before
+    /// `$connect`; a refusal answers the upgrade with 401, 403 or 500, and what it allows is
+    /// every later event's `requestContext.authorizer`. Default: none.
+    pub connect_authorizer: Option<Authorizer>,
 }
 
 /// What a route invokes.
@@ -82,6 +87,7 @@ impl WebSocketApi {
             max_duration: wire::MAX_DURATION,
             max_message_size: wire::MAX_MESSAGE,
             max_frame_size: wire::MAX_FRAME,
+            connect_authorizer: None,
         }
     }
 
@@ -139,10 +145,31 @@ impl WebSocketApi {
                 self.max_frame_size, self.max_message_size
             )));
         }
+        let authorizers = match &self.connect_authorizer {
+            None => Authorizers::default(),
+            Some(a) => {
+                if let AuthorizerKind::Lambda { function, .. } = &a.kind
+                    && !functions.contains(function)
+                {
+                    return Err(Error::UnknownFunction {
+                        route: format!("{} (authorizer {})", wire::CONNECT, a.name),
+                        function: function.clone(),
+                    });
+                }
+                if !matches!(a.kind, AuthorizerKind::Lambda { .. }) {
+                    return Err(Error::Limit(format!(
+                        "authorizer {}: a WebSocket API's authorizer is a Lambda REQUEST authorizer",
+                        a.name
+                    )));
+                }
+                Authorizers::new(vec![a.clone()]).map_err(Error::Limit)?
+            }
+        };
         Ok(Plan {
             api_id: api_id(&self.name),
             api: self.clone(),
             selection,
+            authorizers,
         })
     }
 }
@@ -154,6 +181,8 @@ pub(crate) struct Plan {
     /// `requestContext.apiId`.
     pub(crate) api_id: String,
     pub(crate) selection: Selection,
+    /// The `$connect` authorizer, with its cache.
+    pub(crate) authorizers: Authorizers,
 }
 
 /// The route a message goes to.

@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
+use coldstart_emulator::auth::Invoker;
 use coldstart_emulator::{Emulator, InvokeError, InvokeRequest, Outcome};
 use coldstart_protocol::{InvocationType, limits};
 
@@ -22,7 +23,10 @@ pub(crate) enum Answer {
 }
 
 /// Something that runs functions.
-pub(crate) trait Backend: Clone + Send + Sync + 'static {
+pub(crate) trait Backend: Invoker + Clone + Send + Sync + 'static {
+    /// The region and account of method ARNs.
+    fn arn_scope(&self) -> (String, String);
+
     /// Invokes `function` synchronously with `event` (JSON bytes).
     fn invoke(&self, function: &str, event: Vec<u8>) -> impl Future<Output = Answer> + Send;
 
@@ -33,6 +37,11 @@ pub(crate) trait Backend: Clone + Send + Sync + 'static {
 }
 
 impl Backend for Emulator {
+    fn arn_scope(&self) -> (String, String) {
+        let settings = self.settings();
+        (settings.region.clone(), settings.account_id.clone())
+    }
+
     async fn invoke(&self, function: &str, event: Vec<u8>) -> Answer {
         let request = InvokeRequest {
             payload: Bytes::from(event),
@@ -94,7 +103,28 @@ pub(crate) mod script {
         }
     }
 
+    impl coldstart_emulator::auth::Invoker for Script {
+        async fn run(
+            &self,
+            _function: &str,
+            payload: bytes::Bytes,
+        ) -> coldstart_emulator::auth::Invoked {
+            let event: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+            match (self.answer)(&event) {
+                Answer::Response(body) => coldstart_emulator::auth::Invoked::Answer(body),
+                Answer::Failed(t) => {
+                    coldstart_emulator::auth::Invoked::Error(bytes::Bytes::from(t))
+                }
+                other => coldstart_emulator::auth::Invoked::Refused(format!("{other:?}")),
+            }
+        }
+    }
+
     impl Backend for Script {
+        fn arn_scope(&self) -> (String, String) {
+            ("us-east-1".into(), "123456789012".into())
+        }
+
         async fn invoke(&self, _function: &str, event: Vec<u8>) -> Answer {
             let event: Value = serde_json::from_slice(&event).unwrap_or(Value::Null);
             let answer = (self.answer)(&event);

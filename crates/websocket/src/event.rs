@@ -167,6 +167,8 @@ struct Context<'a> {
     domain_name: &'a str,
     connection_id: &'a str,
     api_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorizer: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -205,6 +207,7 @@ fn context<'a>(
         domain_name: &conn.domain_name,
         connection_id: &conn.id,
         api_id: &plan.api_id,
+        authorizer: conn.authorizer.get(),
     }
 }
 

@@ -31,6 +31,8 @@ pub(crate) struct Connection {
     pub(crate) domain_name: String,
     /// When the client last sent a frame (or connected), epoch milliseconds.
     last_active: AtomicU64,
+    /// What the `$connect` authorizer allowed: every event's `requestContext.authorizer`.
+    pub(crate) authorizer: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl Connection {
@@ -49,6 +51,7 @@ impl Connection {
             user_agent,
             domain_name,
             last_active: AtomicU64::new(now),
+            authorizer: std::sync::OnceLock::new(),
         }
     }
 

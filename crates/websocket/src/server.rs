@@ -6,6 +6,7 @@
 //! is running completes and its session closes at once), every session closes its connection
 //! with 1001 and invokes `$disconnect`, and only then does [`serve_websocket_api`] return.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use coldstart_emulator::Emulator;
+use coldstart_emulator::apigw::query_pairs;
+use coldstart_emulator::auth::{Check, Granted, Identity, Refusal};
 
 use crate::answer::{Handshake, handshake};
 use crate::api::{Plan, WebSocketApi};
@@ -227,6 +230,26 @@ async fn upgrade<B: Backend>(
         text(header::USER_AGENT),
         text(header::HOST).unwrap_or_default(),
     ));
+    if let Some(authorizer) = &state.plan.api.connect_authorizer {
+        match authorize(&req, &connection, state, &authorizer.name).await {
+            Ok(granted) => {
+                let _ = connection.authorizer.set(granted.for_v1());
+            }
+            Err(refusal) => {
+                tracing::info!(connection_id = %connection.id, ?refusal, "connection refused by the $connect authorizer");
+                let (status, message) = match refusal {
+                    Refusal::Unauthorized | Refusal::InvalidToken(_) => {
+                        (StatusCode::UNAUTHORIZED, "Unauthorized")
+                    }
+                    Refusal::Failed(_) => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                    }
+                    _ => (StatusCode::FORBIDDEN, "Forbidden"),
+                };
+                return management::json(status, message_body(message));
+            }
+        }
+    }
     let decision = match state.plan.reserved(CONNECT) {
         None => Handshake::Accept(Vec::new()),
         Some(target) => {
@@ -286,6 +309,51 @@ async fn upgrade<B: Backend>(
             response
         }
     }
+}
+
+/// Runs the `$connect` authorizer for an upgrade request.
+async fn authorize<B: Backend>(
+    req: &Request<Incoming>,
+    connection: &Connection,
+    state: &State<B>,
+    name: &str,
+) -> Result<Granted, Refusal> {
+    let request_id = clock::id();
+    let raw = event::connect(
+        connection,
+        &state.plan,
+        req.headers(),
+        req.uri().query(),
+        &request_id,
+    );
+    let event: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
+    let query = req.uri().query().map(query_pairs).unwrap_or_default();
+    let stage_variables = BTreeMap::new();
+    let (region, account) = state.backend.arn_scope();
+    let check = Check {
+        arn: format!(
+            "arn:aws:execute-api:{region}:{account}:{}/{}/{CONNECT}",
+            state.plan.api_id, state.plan.api.stage
+        ),
+        identity: Identity {
+            headers: req.headers(),
+            query: &query,
+            stage_variables: &stage_variables,
+            context: event
+                .get("requestContext")
+                .unwrap_or(&serde_json::Value::Null),
+        },
+        scopes: &[],
+    };
+    let result = state
+        .plan
+        .authorizers
+        .authorize(&state.backend, name, check, |_| event.clone())
+        .await;
+    if let Err(Refusal::Failed(why)) = &result {
+        tracing::warn!(api = %state.plan.api.name, "$connect authorizer failed: {why}");
+    }
+    result
 }
 
 /// An accepted connection, from the upgrade to its `$disconnect`.

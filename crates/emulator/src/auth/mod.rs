@@ -176,6 +176,44 @@ impl Granted {
     }
 }
 
+/// What runs authorizer functions: the [`Emulator`], or a test's stand-in.
+pub trait Invoker: Sync {
+    /// Invokes `function` synchronously with `payload` (JSON bytes).
+    fn run(&self, function: &str, payload: Bytes) -> impl Future<Output = Invoked> + Send;
+}
+
+/// How an authorizer invocation ended.
+#[derive(Debug)]
+pub enum Invoked {
+    /// The function's answer.
+    Answer(Bytes),
+    /// The function failed: its error document (`{"errorType","errorMessage"}`).
+    Error(Bytes),
+    /// It could not run (throttled, unknown, shutting down).
+    Refused(String),
+}
+
+impl Invoker for Emulator {
+    async fn run(&self, function: &str, payload: Bytes) -> Invoked {
+        let request = InvokeRequest {
+            payload,
+            ..InvokeRequest::default()
+        };
+        match self.invoke(function, request).await {
+            Ok(response) => match response
+                .buffered(limits::MAX_RUNTIME_RESPONSE)
+                .await
+                .outcome
+            {
+                Outcome::Response { body, .. } => Invoked::Answer(body),
+                Outcome::FunctionError { body, .. } => Invoked::Error(body),
+                _ => Invoked::Refused("the authorizer answered nothing readable".into()),
+            },
+            Err(e) => Invoked::Refused(e.to_string()),
+        }
+    }
+}
+
 /// The authorizers of one API, with their caches.
 #[derive(Debug, Default)]
 pub struct Authorizers {
@@ -238,7 +276,7 @@ impl Authorizers {
     /// when the authorizer runs.
     pub async fn authorize(
         &self,
-        emulator: &Emulator,
+        invoker: &impl Invoker,
         name: &str,
         check: Check<'_>,
         event: impl FnOnce(AuthorizerEvent) -> Value,
@@ -292,7 +330,7 @@ impl Authorizers {
                     None => {
                         let started = Instant::now();
                         let payload = lambda_event(*kind, event(*kind), &check.arn, &values);
-                        let answer = Arc::new(run(emulator, function, *kind, payload).await?);
+                        let answer = Arc::new(run(invoker, function, *kind, payload).await?);
                         if !ttl.is_zero() && !values.is_empty() {
                             entry.remember(key, answer.clone());
                         }
@@ -377,21 +415,12 @@ fn lambda_event(kind: AuthorizerEvent, base: Value, arn: &str, values: &[String]
 
 /// Invokes the authorizer and reads its answer.
 async fn run(
-    emulator: &Emulator,
+    invoker: &impl Invoker,
     function: &str,
     kind: AuthorizerEvent,
     payload: Value,
 ) -> Result<Answer, Refusal> {
-    let request = InvokeRequest {
-        payload: Bytes::from(serde_json::to_vec(&payload).unwrap_or_default()),
-        ..InvokeRequest::default()
-    };
-    let response = emulator
-        .invoke(function, request)
-        .await
-        .map_err(|e| Refusal::Failed(format!("authorizer {function} could not run: {e}")))?
-        .buffered(limits::MAX_RUNTIME_RESPONSE)
-        .await;
+    let payload = Bytes::from(serde_json::to_vec(&payload).unwrap_or_default());
     let shape = match kind {
         AuthorizerEvent::HttpV2 {
             simple_responses: true,
@@ -399,10 +428,10 @@ async fn run(
         AuthorizerEvent::HttpV2 { .. } => Shape::PolicyV2,
         _ => Shape::Policy,
     };
-    match response.outcome {
-        Outcome::Response { body, .. } => Answer::parse(&body, shape)
+    match invoker.run(function, payload).await {
+        Invoked::Answer(body) => Answer::parse(&body, shape)
             .map_err(|why| Refusal::Failed(format!("authorizer {function}: {why}"))),
-        Outcome::FunctionError { body, .. } => {
+        Invoked::Error(body) => {
             let message = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
                 v.get("errorMessage")
                     .and_then(Value::as_str)
@@ -420,8 +449,8 @@ async fn run(
                 )))
             }
         }
-        _ => Err(Refusal::Failed(format!(
-            "authorizer {function} answered nothing readable"
+        Invoked::Refused(why) => Err(Refusal::Failed(format!(
+            "authorizer {function} could not run: {why}"
         ))),
     }
 }

@@ -255,12 +255,27 @@ pub(crate) fn read(
                         let route_selection = cx
                             .string(r, "RouteSelectionExpression")?
                             .unwrap_or_else(|| "$request.body.action".to_owned());
+                        let authorizers = v2_authorizers(cx, own, true, used)?;
+                        let mut connect_authorizer = None;
                         let mut routes = Vec::new();
                         for (route, key, function, _, two_way) in
                             routes_of(cx, own, &integrations, left_out, used, notices)?
                         {
                             if key.is_empty() {
                                 return Err(cx.error(route, "RouteKey", "an empty route key"));
+                            }
+                            if let Some(a) = route_auth_of(cx, route, &authorizers, notices)? {
+                                if key != "$connect" {
+                                    return Err(cx.error(
+                                        route,
+                                        "AuthorizationType",
+                                        "a WebSocket API authorizes only its $connect route",
+                                    ));
+                                }
+                                connect_authorizer = authorizers
+                                    .iter()
+                                    .find(|(_, x)| x.name == a.authorizer)
+                                    .map(|(_, x)| x.clone());
                             }
                             routes.push((key, function, two_way));
                         }
@@ -280,6 +295,7 @@ pub(crate) fn read(
                             idle_timeout: None,
                             max_duration: None,
                             aws_host: Some(api_host(region, &api)),
+                            connect_authorizer,
                         });
                     }
                     other => {

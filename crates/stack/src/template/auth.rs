@@ -483,3 +483,151 @@ impl Reader<'_, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use coldstart_emulator::auth::RouteAuth;
+
+    use crate::model::Stack;
+    use crate::template::{TemplateOptions, parse};
+
+    use super::*;
+
+    const HEAD: &str = "Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function: {Runtime: provided.al2023, Handler: bootstrap, CodeUri: fn/}
+Resources:
+  Auth:
+    Type: AWS::Serverless::Function
+  Web:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Get:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Http, Path: /x, Method: get}
+        Open:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Http, Path: /open, Method: get, Auth: {Authorizer: NONE}}
+        Rest:
+          Type: Api
+          Properties: {RestApiId: !Ref Rest, Path: /r, Method: get, Auth: {Authorizer: Req}}
+";
+
+    fn read(apis: &str) -> Result<Stack, String> {
+        let text = format!("{HEAD}{apis}");
+        parse(
+            Path::new("template.yaml"),
+            &text,
+            Path::new("/app"),
+            &TemplateOptions::default(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = "  Http:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Lambda
+        Authorizers:
+          Lambda:
+            FunctionArn: !GetAtt Auth.Arn
+            AuthorizerPayloadFormatVersion: 2.0
+            EnableSimpleResponses: true
+            Identity: {Headers: [X-Token], ReauthorizeEvery: 60}
+  Rest:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: prod
+      Auth:
+        Authorizers:
+          Req:
+            FunctionArn: !GetAtt Auth.Arn
+            FunctionPayloadType: REQUEST
+            Identity: {Headers: [X-Token], QueryStrings: [q]}
+";
+
+    #[test]
+    fn sam_auth_gives_authorizers_defaults_and_open_routes() {
+        let stack = read(GOOD).unwrap_or_else(|e| panic!("{e}"));
+        let http = stack.http_apis.iter().find(|a| a.name == "Http");
+        let http = http.unwrap_or_else(|| panic!("no Http"));
+        assert_eq!(
+            http.authorizers,
+            vec![Authorizer {
+                name: "Lambda".into(),
+                kind: AuthorizerKind::Lambda {
+                    function: "Auth".into(),
+                    event: AuthorizerEvent::HttpV2 {
+                        simple_responses: true
+                    },
+                    validation: None,
+                },
+                identity_sources: vec![IdentitySource::Header("X-Token".into())],
+                ttl: Duration::from_secs(60),
+            }]
+        );
+        // The default covers GET /x; NONE leaves /open open.
+        assert_eq!(
+            http.route_auth,
+            vec![(
+                "GET /x".to_owned(),
+                RouteAuth {
+                    authorizer: "Lambda".into(),
+                    scopes: vec![]
+                }
+            )]
+        );
+        let rest = stack.http_apis.iter().find(|a| a.name == "Rest");
+        let rest = rest.unwrap_or_else(|| panic!("no Rest"));
+        assert_eq!(rest.authorizers[0].ttl, REST_TTL);
+        assert_eq!(rest.authorizers[0].identity_sources.len(), 2);
+        assert_eq!(rest.route_auth[0].1.authorizer, "Req");
+    }
+
+    #[test]
+    fn mistakes_name_the_file_the_resource_and_the_property() {
+        for (from, to, at) in [
+            (
+                "DefaultAuthorizer: Lambda",
+                "DefaultAuthorizer: Lamda",
+                "Resources.Http.Properties.Auth.DefaultAuthorizer",
+            ),
+            (
+                "AuthorizerPayloadFormatVersion: 2.0",
+                "AuthorizerPayloadFormatVersion: 3.0",
+                "Resources.Http.Properties.Auth.Authorizers.Lambda.AuthorizerPayloadFormatVersion",
+            ),
+            (
+                "FunctionArn: !GetAtt Auth.Arn\n            AuthorizerPayloadFormatVersion",
+                "FunctionArn: arn:aws:lambda:us-east-1:1:function:Nope\n            AuthorizerPayloadFormatVersion",
+                "Resources.Http.Properties.Auth.Authorizers.Lambda.FunctionArn",
+            ),
+            (
+                "ReauthorizeEvery: 60",
+                "ReauthorizeEvery: 7200",
+                "Resources.Http.Properties.Auth.Authorizers.Lambda.Identity.ReauthorizeEvery",
+            ),
+            (
+                "FunctionPayloadType: REQUEST",
+                "FunctionPayloadType: COOKIE",
+                "Resources.Rest.Properties.Auth.Authorizers.Req.FunctionPayloadType",
+            ),
+            (
+                "          Req:",
+                "          Other:",
+                "Resources.Web.Properties.Events.Rest.Properties.Auth.Authorizer",
+            ),
+        ] {
+            assert!(GOOD.contains(from) || HEAD.contains(from), "{from}");
+            let e = read(&GOOD.replace(from, to)).err().unwrap_or_default();
+            assert!(
+                e.starts_with("template.yaml") && e.contains(at),
+                "{to}: {e}"
+            );
+        }
+    }
+}

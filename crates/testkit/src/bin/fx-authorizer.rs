@@ -1,5 +1,6 @@
 //! A Lambda authorizer for every API kind. The identity (a TOKEN's `authorizationToken`, the
-//! first of `identitySource`, or the `authorization` header) decides:
+//! first of `identitySource`, the `authorization` header or the `token` query parameter)
+//! decides:
 //!
 //! - `allow`: an IAM policy allowing everything; `deny`: one denying everything explicitly;
 //!   `elsewhere`: one allowing only another method;
@@ -28,6 +29,7 @@ async fn main() -> Result<(), coldstart_runtime::Error> {
                 _ => None,
             })
             .or_else(|| event["headers"]["authorization"].as_str())
+            .or_else(|| event["queryStringParameters"]["token"].as_str())
             .unwrap_or_default()
             .to_owned();
         let context = json!({"user": identity, "calls": calls});

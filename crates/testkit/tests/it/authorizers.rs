@@ -363,3 +363,117 @@ async fn a_jwt_authorizer_verifies_signature_issuer_audience_expiry_and_scopes()
     // Only the one good token reached the function.
     assert_eq!(invocations(&logs, "Web"), 1);
 }
+
+const WEBSOCKET_TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: provided.al2023
+    Handler: bootstrap
+Resources:
+  Ws:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: ws
+  Auth:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: auth
+  Socket:
+    Type: AWS::ApiGatewayV2::Api
+    Properties:
+      Name: socket
+      ProtocolType: WEBSOCKET
+      RouteSelectionExpression: "$request.body.action"
+  Integration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Socket
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Ws.Arn}/invocations"
+  ConnectAuthorizer:
+    Type: AWS::ApiGatewayV2::Authorizer
+    Properties:
+      ApiId: !Ref Socket
+      Name: token
+      AuthorizerType: REQUEST
+      AuthorizerUri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Auth.Arn}/invocations"
+      IdentitySource: [route.request.querystring.token]
+  ConnectRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Socket
+      RouteKey: $connect
+      AuthorizationType: CUSTOM
+      AuthorizerId: !Ref ConnectAuthorizer
+      Target: !Sub "integrations/${Integration}"
+  DefaultRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Socket
+      RouteKey: $default
+      Target: !Sub "integrations/${Integration}"
+  Stage:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties:
+      ApiId: !Ref Socket
+      StageName: dev
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_connect_authorizer_refuses_upgrades_and_its_context_reaches_every_route() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+    let project = TemplateProject::new(
+        "authorizers-ws",
+        WEBSOCKET_TEMPLATE,
+        &[("ws", "fx-ws"), ("auth", "fx-authorizer")],
+    );
+    let (running, logs) = project.serve().await;
+    let addr = running
+        .endpoint("Socket", EndpointKind::WebSocket)
+        .unwrap_or_else(|| panic!("no Socket in {:?}", running.endpoints))
+        .addr;
+    let refused = |url: String| async move {
+        match tokio_tungstenite::connect_async(url).await {
+            Err(WsError::Http(response)) => response.status().as_u16(),
+            other => panic!("the upgrade was not refused: {:?}", other.map(|(_, r)| r)),
+        }
+    };
+
+    // No token: 401 before the authorizer runs; a denying policy: 403; a crash: 500. None of
+    // these reaches $connect.
+    assert_eq!(refused(format!("ws://{addr}/dev")).await, 401);
+    assert_eq!(invocations(&logs, "Auth"), 0);
+    assert_eq!(refused(format!("ws://{addr}/dev?token=deny")).await, 403);
+    assert_eq!(
+        refused(format!("ws://{addr}/dev?token=unauthorized")).await,
+        401
+    );
+    assert_eq!(refused(format!("ws://{addr}/dev?token=crash")).await, 500);
+    assert_eq!(invocations(&logs, "Ws"), 0);
+
+    // Allowed: the context is in $connect's event and in every message's.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/dev?token=allow"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ws.send(Message::text(r#"{"action":"hello"}"#))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for kind in ["CONNECT", "MESSAGE"] {
+        let line = logs
+            .wait_for(|l| l.starts_with(&format!("Ws: fx-ws {kind} ")))
+            .await;
+        let json = line.splitn(5, ' ').nth(4).unwrap_or_default();
+        let event: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let authorizer = &event["requestContext"]["authorizer"];
+        assert_eq!(
+            authorizer["principalId"], "user-allow",
+            "{kind}: {authorizer}"
+        );
+        assert_eq!(authorizer["user"], "allow", "{kind}: {authorizer}");
+    }
+    let _ = ws.close(None).await;
+    running.stop().await;
+}
