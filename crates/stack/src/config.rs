@@ -15,9 +15,9 @@ use toml::Spanned;
 
 use coldstart_emulator::{FunctionConfig, config as limits};
 
-use crate::api_table;
 use crate::error::{Error, Location};
 use crate::model::{Build, FunctionSpec, HttpApiSpec, Stack, UrlSpec, WebSocketApiSpec};
+use crate::{api_table, auth_table};
 
 /// The stage of a WebSocket API that names none.
 pub const DEFAULT_STAGE: &str = "dev";
@@ -43,6 +43,7 @@ struct WebSocketApiToml {
     routes: BTreeMap<String, Spanned<WsRouteToml>>,
     idle_timeout: Option<Spanned<i64>>,
     max_duration: Option<Spanned<i64>>,
+    connect_authorizer: Option<Spanned<auth_table::AuthorizerToml>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +144,11 @@ struct HttpApiToml {
     throttle: Option<Spanned<api_table::ThrottleToml>>,
     #[serde(default)]
     route_throttle: BTreeMap<String, Spanned<api_table::ThrottleToml>>,
+    #[serde(default)]
+    authorizers: BTreeMap<String, Spanned<auth_table::AuthorizerToml>>,
+    default_authorizer: Option<Spanned<String>>,
+    #[serde(default)]
+    route_auth: BTreeMap<String, Spanned<auth_table::RouteAuthToml>>,
 }
 
 /// `AllowOrigins` as this file spells it: `allow_origins`.
@@ -457,6 +463,34 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             }
             routes.push((route.clone(), target.get_ref().clone()));
         }
+        let kind = if payload_version == coldstart_emulator::PayloadVersion::V1 {
+            auth_table::ApiKind::Rest
+        } else {
+            auth_table::ApiKind::Http
+        };
+        let function_names: Vec<&String> = parsed.functions.keys().collect();
+        let authorizers = api
+            .authorizers
+            .iter()
+            .map(|(n, a)| {
+                auth_table::authorizer(
+                    &format!("{key}.authorizers.{n}"),
+                    n,
+                    a,
+                    kind,
+                    &function_names,
+                    &at,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let route_auth = auth_table::route_auth(
+            &key,
+            &routes,
+            &authorizers,
+            api.default_authorizer.as_ref(),
+            &api.route_auth,
+            &at,
+        )?;
         http_apis.push(HttpApiSpec {
             name: name.clone(),
             port,
@@ -468,8 +502,8 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             cors: api_table::cors(&key, api.cors.as_ref(), &at)?,
             stage_variables: api_table::stage_variables(&key, &api.stage_variables, &at)?,
             throttle: api_table::throttle(&key, api.throttle.as_ref(), &api.route_throttle, &at)?,
-            authorizers: Vec::new(),
-            route_auth: Vec::new(),
+            authorizers,
+            route_auth,
         });
     }
     let mut websocket_apis = Vec::new();
@@ -539,7 +573,17 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             idle_timeout,
             max_duration,
             aws_host: None,
-            connect_authorizer: None,
+            connect_authorizer: match &api.connect_authorizer {
+                None => None,
+                Some(a) => Some(auth_table::authorizer(
+                    &format!("{key}.connect_authorizer"),
+                    "connect",
+                    a,
+                    auth_table::ApiKind::WebSocket,
+                    &parsed.functions.keys().collect::<Vec<_>>(),
+                    &at,
+                )?),
+            },
         });
     }
     Ok(Stack {

@@ -40,6 +40,7 @@
 //! - [`error`]: what can go wrong, located in the user's file.
 
 mod api_table;
+mod auth_table;
 pub mod build;
 pub mod config;
 pub mod discover;
