@@ -117,7 +117,7 @@ pub(crate) fn authorizer(
             })
         }
         (Some(function), None) => {
-            if !functions.iter().any(|f| *f == function) {
+            if !functions.contains(&function) {
                 return Err(fail(format!("no function named {function:?}")));
             }
             let event = match api {
