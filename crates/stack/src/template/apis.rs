@@ -219,11 +219,18 @@ pub(crate) fn read(
                                 )),
                             }
                         }
+                        let settings = api_settings::v2_http(cx, r, own)?;
                         let authorizers = v2_authorizers(cx, own, false, used)?;
                         let mut route_auth = Vec::new();
-                        for (route, key, function, payload, _) in
-                            routes_of(cx, own, &integrations, left_out, used, notices)?
-                        {
+                        for (route, key, function, payload, _) in routes_of(
+                            cx,
+                            own,
+                            &integrations,
+                            &settings.stage_variables,
+                            left_out,
+                            used,
+                            notices,
+                        )? {
                             if let Err(why) = RouteKey::parse(&key) {
                                 return Err(cx.error(route, "RouteKey", why));
                             }
@@ -235,7 +242,6 @@ pub(crate) fn read(
                         }
                         let payload_version =
                             payload_of(&r.id, &payloads, PayloadVersion::V2, notices);
-                        let settings = api_settings::v2_http(cx, r, own)?;
                         apis.http.push(HttpApiSpec {
                             name: r.id.clone(),
                             port: 0,
@@ -258,9 +264,15 @@ pub(crate) fn read(
                         let authorizers = v2_authorizers(cx, own, true, used)?;
                         let mut connect_authorizer = None;
                         let mut routes = Vec::new();
-                        for (route, key, function, _, two_way) in
-                            routes_of(cx, own, &integrations, left_out, used, notices)?
-                        {
+                        for (route, key, function, _, two_way) in routes_of(
+                            cx,
+                            own,
+                            &integrations,
+                            &BTreeMap::new(),
+                            left_out,
+                            used,
+                            notices,
+                        )? {
                             if key.is_empty() {
                                 return Err(cx.error(route, "RouteKey", "an empty route key"));
                             }
@@ -468,6 +480,7 @@ fn routes_of<'r>(
     cx: &Context<'_>,
     parts: &[&'r Resource],
     integrations: &HashMap<String, &'r Resource>,
+    stage_variables: &BTreeMap<String, String>,
     left_out: &HashSet<String>,
     used: &mut HashSet<String>,
     notices: &mut Vec<String>,
@@ -500,6 +513,15 @@ fn routes_of<'r>(
         let uri = cx
             .string(integration, "IntegrationUri")?
             .unwrap_or_default();
+        // `${stageVariables.name}` in the URI is the served stage's variable, as API Gateway
+        // substitutes it per stage.
+        let uri = with_stage_variables(&uri, stage_variables).map_err(|name| {
+            cx.error(
+                integration,
+                "IntegrationUri",
+                format!("${{stageVariables.{name}}} is not a variable of the stage"),
+            )
+        })?;
         let Some(function) = function_of(&uri) else {
             notices.push(format!(
                 "{}: only Lambda integrations are served; {} is not one",
@@ -534,6 +556,29 @@ fn routes_of<'r>(
     Ok(routes)
 }
 
+/// `text` with each `${stageVariables.name}` replaced; `Err(name)` for a variable the stage
+/// does not have.
+fn with_stage_variables(
+    text: &str,
+    variables: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${stageVariables.") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "${stageVariables.".len()..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        out.push_str(variables.get(name).ok_or_else(|| name.to_owned())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Whether `id` is a function of the template.
 fn is_function(cx: &Context<'_>, id: &str) -> bool {
     cx.resolver
@@ -545,6 +590,23 @@ fn is_function(cx: &Context<'_>, id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stage_variables_are_substituted_in_integration_uris() {
+        let vars = BTreeMap::from([("fn".to_owned(), "Items".to_owned())]);
+        assert_eq!(
+            with_stage_variables(
+                "arn:aws:lambda:r:1:function:${stageVariables.fn}/invocations",
+                &vars
+            ),
+            Ok("arn:aws:lambda:r:1:function:Items/invocations".to_owned())
+        );
+        assert_eq!(
+            with_stage_variables("x${stageVariables.nope}", &vars),
+            Err("nope".to_owned())
+        );
+        assert_eq!(with_stage_variables("plain", &vars), Ok("plain".to_owned()));
+    }
 
     #[test]
     fn the_most_common_payload_version_wins_with_a_notice() {
