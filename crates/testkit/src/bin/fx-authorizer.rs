@@ -7,8 +7,8 @@
 //! - `yes` / `no`: a simple response (`isAuthorized`);
 //! - `unauthorized`: fails with `Unauthorized`; `crash`: exits; `garbage`: answers a string.
 //!
-//! Every answer's `context` has `user` (the identity) and `calls`: how many events this process
-//! has had, so a test sees whether its answer came from the cache.
+//! Every answer's `context` has `user` (the identity), `type` (the event's) and `calls`: how many
+//! events this process has had, so a test sees whether its answer came from the cache.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,7 +32,7 @@ async fn main() -> Result<(), coldstart_runtime::Error> {
             .or_else(|| event["queryStringParameters"]["token"].as_str())
             .unwrap_or_default()
             .to_owned();
-        let context = json!({"user": identity, "calls": calls});
+        let context = json!({"user": identity, "calls": calls, "type": event["type"]});
         let policy = |effect: &str, resource: &str| {
             json!({
                 "principalId": format!("user-{identity}"),

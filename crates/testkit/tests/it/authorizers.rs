@@ -51,6 +51,9 @@ Resources:
         Items:
           Type: Api
           Properties: {{ RestApiId: !Ref Rest, Path: /items, Method: get }}
+        WhoAmI:
+          Type: Api
+          Properties: {{ RestApiId: !Ref Rest, Path: /whoami, Method: get, Auth: {{ Authorizer: Req }} }}
   Auth:
     Type: AWS::Serverless::Function
     Properties:
@@ -87,6 +90,10 @@ Resources:
               Header: Authorization
               ValidationExpression: "[a-z]+"
               ReauthorizeEvery: 300
+          Req:
+            FunctionArn: !GetAtt Auth.Arn
+            FunctionPayloadType: REQUEST
+            Identity: {{ Headers: [Authorization], ReauthorizeEvery: 0 }}
 "#
     )
 }
@@ -206,8 +213,18 @@ async fn a_rest_token_authorizer_caches_its_policy_and_refuses_as_rest_apis_do()
         assert_eq!(authorizer["principalId"], "user-allow", "{authorizer}");
         assert_eq!(authorizer["user"], "allow");
         assert_eq!(authorizer["calls"], 1, "the cached answer: {authorizer}");
+        assert_eq!(authorizer["type"], "TOKEN");
     }
     assert_eq!(invocations(&logs, "Auth"), 1);
+
+    // A REQUEST authorizer without caching runs for every request and gets the request's event.
+    for _ in 0..2 {
+        let r = get(&running, "Rest", "/prod/whoami", Some("allow")).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let authorizer = &event_of(&r)["requestContext"]["authorizer"];
+        assert_eq!(authorizer["type"], "REQUEST", "{authorizer}");
+    }
+    assert_eq!(invocations(&logs, "Auth"), 3);
 
     let r = rest(Some("deny")).await;
     assert_eq!(r.status, 403);
