@@ -24,7 +24,8 @@ const REFETCH_EVERY: Duration = Duration::from_secs(10);
 pub struct JwtConfig {
     /// `iss` must equal this; the JWKS is found from it unless `jwks_url` is given.
     pub issuer: String,
-    /// `aud` (or `client_id`) must be one of these.
+    /// `aud` (or `client_id`) must be one of these; empty: not checked (REST APIs' Cognito
+    /// user pool authorizers accept any client of the pool).
     pub audience: Vec<String>,
     /// Where the keys are, instead of the issuer's discovery document (coldstart's own
     /// setting, for local issuers).
@@ -126,9 +127,12 @@ impl Keys {
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
         };
-        if !audiences
-            .iter()
-            .any(|a| self.config.audience.iter().any(|want| want == a))
+        // No audience configured (a REST API's Cognito user pool authorizer): any client of
+        // the issuer.
+        if !self.config.audience.is_empty()
+            && !audiences
+                .iter()
+                .any(|a| self.config.audience.iter().any(|want| want == a))
         {
             return Err(JwtError::Invalid(
                 "the token's aud (or client_id) is not an audience of the authorizer".into(),

@@ -338,6 +338,15 @@ fn v2_authorizers(
         .filter(|p| p.kind == "AWS::ApiGatewayV2::Authorizer")
     {
         used.insert(part.id.clone());
+        if part
+            .properties
+            .get("JwtConfiguration")
+            .is_some_and(|j| auth::names_a_resource(cx, j))
+        {
+            // A user pool of the template: its issuer exists only once deployed. Routes that
+            // use it are open (`route_auth_of` finds no authorizer and says so).
+            continue;
+        }
         let reference = cx
             .resolver
             .resources
@@ -377,6 +386,18 @@ fn route_auth_of(
                 ));
             };
             let Some((_, authorizer)) = authorizers.iter().find(|(r, _)| *r == id) else {
+                let unchecked = cx.resolver.resources.iter().any(|(rid, f)| {
+                    f.kind == "AWS::ApiGatewayV2::Authorizer"
+                        && f.reference.as_str() == Some(id.as_str())
+                        && rid != &route.id
+                });
+                if unchecked {
+                    notices.push(format!(
+                        "{}: its authorizer uses a user pool of this template, which exists only once deployed; the route is open",
+                        route.id
+                    ));
+                    return Ok(None);
+                }
                 return Err(cx.error(
                     route,
                     "AuthorizerId",

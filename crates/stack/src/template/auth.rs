@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Location};
 use crate::template::Context;
-use crate::template::intrinsics::{describe, text};
+use crate::template::intrinsics::{At, describe, text};
 use crate::template::resources::{Resource, function_of};
 
 /// REST authorizers cache for 5 minutes unless told otherwise.
@@ -59,37 +59,54 @@ pub(crate) fn sam(
     notices: &mut Vec<String>,
 ) -> Result<ApiAuth, Error> {
     let mut out = ApiAuth::default();
-    let Some(auth) = cx.property(r, "Auth")? else {
+    // Resolved key by key: an authorizer naming a user pool of the template (whose `Arn` only
+    // exists once deployed) is left unresolved.
+    let Some(raw) = r.properties.get("Auth") else {
         return Ok(out);
     };
-    let Value::Object(auth) = auth else {
-        return Err(cx.error(r, "Auth", format!("must be a map, not {}", describe(&auth))));
+    let Value::Object(raw) = raw else {
+        return Err(cx.error(r, "Auth", format!("must be a map, not {}", describe(raw))));
     };
+    let resources = At::root("Resources");
+    let resource = resources.key(&r.id);
+    let properties = resource.key("Properties");
+    let auth_at = properties.key("Auth");
+    let mut auth = Map::new();
+    for (key, value) in raw {
+        if key == "Authorizers" {
+            continue;
+        }
+        if let Some(v) = cx.resolver.resolve(value, &auth_at.key(key))? {
+            auth.insert(key.clone(), v);
+        }
+    }
     let reader = Reader { cx, r };
-    if let Some(list) = auth.get("Authorizers") {
+    if let Some(list) = raw.get("Authorizers") {
         let Value::Object(list) = list else {
             return Err(cx.error(r, "Auth.Authorizers", "must be a map of authorizers"));
         };
+        let list_at = auth_at.key("Authorizers");
         for (name, a) in list {
             let at = format!("Auth.Authorizers.{name}");
-            let Value::Object(a) = a else {
+            if a.get("UserPoolArn")
+                .is_some_and(|p| names_a_resource(cx, p))
+            {
+                notices.push(format!(
+                    "{}: authorizer {name} uses a user pool of this template, which exists only once deployed; its routes are open",
+                    r.id
+                ));
+                out.unchecked.insert(name.clone());
+                continue;
+            }
+            let Some(Value::Object(a)) = cx.resolver.resolve(a, &list_at.key(name))? else {
                 return Err(cx.error(r, &at, "must be a map"));
             };
             let read = if rest {
-                reader.rest(name, a, &at)?
+                reader.rest(name, &a, &at)?
             } else {
-                reader.http(name, a, &at)?
+                reader.http(name, &a, &at)?
             };
-            match read {
-                Some(authorizer) => out.authorizers.push(authorizer),
-                None => {
-                    notices.push(format!(
-                        "{}: authorizer {name} (a Cognito user pool) is not checked locally; its routes are open",
-                        r.id
-                    ));
-                    out.unchecked.insert(name.clone());
-                }
-            }
+            out.authorizers.extend(read);
         }
     }
     if auth.get("EnableIamAuthorizer").and_then(Value::as_bool) == Some(true) {
@@ -199,6 +216,46 @@ pub(crate) fn v2(cx: &Context<'_>, r: &Resource, websocket: bool) -> Result<Auth
     Ok(authorizer)
 }
 
+/// Whether `value` uses one of the template's resources (`GetAtt`, `Ref`, or `${Id}` /
+/// `${Id.Attr}` in a `Sub`): such a value only means something once deployed.
+pub(crate) fn names_a_resource(cx: &Context<'_>, value: &Value) -> bool {
+    let is_resource = |id: &str| cx.resolver.resources.contains_key(id);
+    match value {
+        Value::Object(map) => {
+            if map.contains_key("Fn::GetAtt") {
+                return true;
+            }
+            if map
+                .get("Ref")
+                .and_then(Value::as_str)
+                .is_some_and(is_resource)
+            {
+                return true;
+            }
+            let sub = match map.get("Fn::Sub") {
+                Some(Value::String(s)) => Some(s.as_str()),
+                Some(Value::Array(items)) => items.first().and_then(Value::as_str),
+                _ => None,
+            };
+            if let Some(text) = sub {
+                let mut rest = text;
+                while let Some(start) = rest.find("${") {
+                    let after = &rest[start + 2..];
+                    let end = after.find('}').unwrap_or(after.len());
+                    let name = after[..end].split('.').next().unwrap_or_default();
+                    if is_resource(name) {
+                        return true;
+                    }
+                    rest = &after[end..];
+                }
+            }
+            map.values().any(|v| names_a_resource(cx, v))
+        }
+        Value::Array(items) => items.iter().any(|v| names_a_resource(cx, v)),
+        _ => false,
+    }
+}
+
 /// An error at a path under a function's properties (its events live there).
 pub(crate) fn error_at(cx: &Context<'_>, function: &str, path: &str, message: String) -> Error {
     Error::invalid(
@@ -225,8 +282,8 @@ impl Reader<'_, '_> {
         a: &Map<String, Value>,
         at: &str,
     ) -> Result<Option<Authorizer>, Error> {
-        if a.contains_key("UserPoolArn") {
-            return Ok(None);
+        if let Some(pool) = a.get("UserPoolArn") {
+            return self.cognito(name, pool, a, at);
         }
         let function = self.function_arn(a, at)?;
         let payload = a.get("FunctionPayloadType").and_then(text);
@@ -271,6 +328,50 @@ impl Reader<'_, '_> {
             },
             identity_sources: sources,
             ttl,
+        }))
+    }
+
+    /// A REST API's Cognito user pool authorizer: the token (the `Identity.Header`, by default
+    /// `Authorization`) is checked as a JWT of the pool's issuer,
+    /// `https://cognito-idp.<region>.amazonaws.com/<pool id>`, whose keys come from AWS. A pool
+    /// of the template itself (`!GetAtt Pool.Arn`) exists only once deployed: `None`, not
+    /// checked.
+    fn cognito(
+        &self,
+        name: &str,
+        pool: &Value,
+        a: &Map<String, Value>,
+        at: &str,
+    ) -> Result<Option<Authorizer>, Error> {
+        let arn = match pool {
+            Value::Array(items) => items.first().and_then(text),
+            other => text(other),
+        }
+        .unwrap_or_default();
+        let parts: Vec<&str> = arn.split(':').collect();
+        let (Some(region), Some(pool_id)) = (
+            parts.get(3).filter(|r| !r.is_empty()),
+            arn.rsplit_once("userpool/").map(|(_, id)| id),
+        ) else {
+            return Err(self.error(
+                &format!("{at}.UserPoolArn"),
+                format!("{arn:?} is not a user pool ARN (arn:aws:cognito-idp:<region>:<account>:userpool/<id>)"),
+            ));
+        };
+        let identity = self.identity(a, at)?;
+        let header = identity
+            .get("Header")
+            .and_then(text)
+            .unwrap_or_else(|| "Authorization".into());
+        Ok(Some(Authorizer {
+            name: name.to_owned(),
+            kind: AuthorizerKind::Jwt(JwtConfig {
+                issuer: format!("https://cognito-idp.{region}.amazonaws.com/{pool_id}"),
+                audience: Vec::new(),
+                jwks_url: None,
+            }),
+            identity_sources: vec![IdentitySource::Header(header)],
+            ttl: Duration::ZERO,
         }))
     }
 
@@ -586,6 +687,44 @@ Resources:
         assert_eq!(rest.authorizers[0].ttl, REST_TTL);
         assert_eq!(rest.authorizers[0].identity_sources.len(), 2);
         assert_eq!(rest.route_auth[0].1.authorizer, "Req");
+    }
+
+    #[test]
+    fn a_cognito_authorizer_checks_the_pools_tokens_unless_the_pool_is_the_templates() {
+        let with_pool = |pool: &str| {
+            GOOD.replace(
+                "          Req:\n",
+                &format!("          Pool:\n            UserPoolArn: {pool}\n          Req:\n"),
+            )
+        };
+        let stack = read(&with_pool(
+            "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbC",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rest = stack.http_apis.iter().find(|a| a.name == "Rest");
+        let pool = rest.and_then(|r| r.authorizers.iter().find(|a| a.name == "Pool"));
+        assert_eq!(
+            pool.map(|p| &p.kind),
+            Some(&AuthorizerKind::Jwt(JwtConfig {
+                issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC".into(),
+                audience: vec![],
+                jwks_url: None,
+            }))
+        );
+        let local = read(&format!(
+            "{}  UserPool:\n    Type: AWS::Cognito::UserPool\n",
+            with_pool("!GetAtt UserPool.Arn")
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rest = local.http_apis.iter().find(|a| a.name == "Rest");
+        assert!(rest.is_some_and(|r| r.authorizers.iter().all(|a| a.name != "Pool")));
+        assert!(
+            local.notices.iter().any(|n| n.contains("Pool")),
+            "{:?}",
+            local.notices
+        );
+        let bad = read(&with_pool("not-an-arn")).err().unwrap_or_default();
+        assert!(bad.contains("Auth.Authorizers.Pool.UserPoolArn"), "{bad}");
     }
 
     #[test]
