@@ -39,3 +39,25 @@ impl Invocation {
         })
     }
 }
+
+/// What one `InvokeWithResponseStream` answered.
+#[derive(Debug, Clone, Default)]
+pub struct StreamedInvocation {
+    /// The chunks, as they arrived.
+    pub chunks: Vec<Bytes>,
+    /// Whether the stream ended with `InvokeComplete`.
+    pub complete: bool,
+    /// `InvokeComplete`'s `ErrorCode` when the function failed mid-stream.
+    pub error_code: Option<String>,
+    /// `InvokeComplete`'s `ErrorDetails`.
+    pub error_details: Option<String>,
+    /// `InvokeComplete`'s `LogResult` lines, when present.
+    pub logs: Vec<String>,
+}
+
+impl StreamedInvocation {
+    /// Every chunk, joined.
+    pub fn body(&self) -> Bytes {
+        self.chunks.concat().into()
+    }
+}

@@ -23,7 +23,8 @@
 //!
 //! # Layout
 //! - `stack`: [`Stack`] and its [`Builder`]: reading, building, starting, stopping.
-//! - `invocation`: [`Invocation`], one answer with its logs.
+//! - `invocation`: [`Invocation`], one answer with its logs; [`StreamedInvocation`], a
+//!   streamed one.
 //! - `logs`: the log lines of every function, kept for assertions.
 //! - `http`: a small HTTP client for the stack's URLs and APIs ([`Response`]).
 //! - [`error`]: what can go wrong.
@@ -36,7 +37,7 @@ mod stack;
 
 pub use error::Error;
 pub use http::Response;
-pub use invocation::Invocation;
-pub use stack::{Builder, Stack, sdk_client};
+pub use invocation::{Invocation, StreamedInvocation};
+pub use stack::{Builder, Stack, WebSocket, sdk_client};
 
 pub use coldstart_stack::{Endpoint, EndpointKind};

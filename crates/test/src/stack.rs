@@ -14,7 +14,7 @@ use coldstart_stack::{
 
 use crate::error::Error;
 use crate::http::{Response, send};
-use crate::invocation::Invocation;
+use crate::invocation::{Invocation, StreamedInvocation};
 use crate::logs::Logs;
 
 /// What a stack is read from.
@@ -23,6 +23,10 @@ enum From {
     File(Source),
     Bootstrap(PathBuf),
 }
+
+/// A WebSocket connection to one of the stack's APIs ([`Stack::websocket`]).
+pub type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// How to start a [`Stack`]: made by [`Stack::from_template`], [`Stack::from_config`] or
 /// [`Stack::function`], then [`Builder::start`].
@@ -138,6 +142,92 @@ impl Stack {
             logs,
             version: out.executed_version().map(str::to_owned),
         })
+    }
+
+    /// Invokes `function` with `payload` through `InvokeWithResponseStream`: the chunks as the
+    /// function wrote them and how the stream ended.
+    pub async fn invoke_stream(
+        &self,
+        function: &str,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<StreamedInvocation, Error> {
+        use aws_sdk_lambda::types::InvokeWithResponseStreamResponseEvent as Event;
+        let failed = |message: String| Error::Invoke {
+            function: function.to_owned(),
+            message,
+        };
+        let mut out = self
+            .sdk
+            .invoke_with_response_stream()
+            .function_name(function)
+            .log_type(aws_sdk_lambda::types::LogType::Tail)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload.into()))
+            .send()
+            .await
+            .map_err(|e| failed(format!("{}", aws_sdk_lambda::error::DisplayErrorContext(e))))?;
+        let mut streamed = StreamedInvocation::default();
+        loop {
+            match out.event_stream.recv().await {
+                Ok(Some(Event::PayloadChunk(chunk))) => {
+                    if let Some(bytes) = chunk.payload() {
+                        streamed.chunks.push(Bytes::copy_from_slice(bytes.as_ref()));
+                    }
+                }
+                Ok(Some(Event::InvokeComplete(done))) => {
+                    streamed.error_code = done.error_code().map(str::to_owned);
+                    streamed.error_details = done.error_details().map(str::to_owned);
+                    streamed.logs = done
+                        .log_result()
+                        .and_then(|tail| {
+                            use base64::Engine as _;
+                            base64::engine::general_purpose::STANDARD.decode(tail).ok()
+                        })
+                        .map(|bytes| {
+                            String::from_utf8_lossy(&bytes)
+                                .lines()
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    streamed.complete = true;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(failed(format!(
+                        "{}",
+                        aws_sdk_lambda::error::DisplayErrorContext(e)
+                    )));
+                }
+            }
+        }
+        Ok(streamed)
+    }
+
+    /// Opens a WebSocket connection to the API `name` (at its stage), with `query` (say
+    /// `"token=abc"`, or `""`) as the query string: its `$connect` (and authorizer) ran.
+    pub async fn websocket(&self, name: &str, query: &str) -> Result<WebSocket, Error> {
+        let base = self
+            .endpoints()
+            .iter()
+            .find(|e| e.name == name && e.kind == EndpointKind::WebSocket)
+            .map(|e| e.url.clone())
+            .ok_or_else(|| Error::NoEndpoint {
+                name: name.to_owned(),
+                kind: "WebSocket API",
+            })?;
+        let url = if query.is_empty() {
+            base
+        } else {
+            format!("{base}?{query}")
+        };
+        tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .map(|(ws, _)| ws)
+            .map_err(|e| Error::Request {
+                url,
+                message: e.to_string(),
+            })
     }
 
     /// Sends `request` to the endpoint `name` (a Function URL's function, or an API): its path

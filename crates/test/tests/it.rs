@@ -128,16 +128,12 @@ fn a_test_that_panics_leaves_no_process_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_requests_reach_a_function_url() {
-    let dir = std::env::temp_dir().join(format!("coldstart-test-url-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("code")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::copy(echo(), dir.join("code/bootstrap")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        dir.join("template.yaml"),
+    let project = Project::new(
+        "url",
         "Transform: AWS::Serverless-2016-10-31\nResources:\n  Echo:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: code\n      Runtime: provided.al2023\n      Handler: h\n      FunctionUrlConfig:\n        AuthType: NONE\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let stack = Stack::from_template(dir.join("template.yaml"))
+        echo(),
+    );
+    let stack = Stack::from_template(project.0.join("template.yaml"))
         .env("GREETING", "hello")
         .start()
         .await
@@ -150,5 +146,107 @@ async fn http_requests_reach_a_function_url() {
     assert_eq!(answer.json()["rawPath"], "/some/path");
     assert_eq!(answer.json()["queryStringParameters"]["x"], "1");
     stack.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A project folder with `template` and `code/bootstrap` copied from `bootstrap`; removed on drop.
+struct Project(PathBuf);
+
+impl Project {
+    fn new(name: &str, template: &str, bootstrap: PathBuf) -> Project {
+        let dir =
+            std::env::temp_dir().join(format!("coldstart-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("code")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::copy(bootstrap, dir.join("code/bootstrap")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("template.yaml"), template).unwrap_or_else(|e| panic!("{e}"));
+        Project(dir)
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_arrives_in_chunks_with_its_end() {
+    let stack = Stack::function(repo("crates/testkit/fixtures/stream-echo.sh"))
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = stack
+        .endpoints()
+        .iter()
+        .find(|e| e.kind == EndpointKind::Invoke)
+        .and_then(|e| e.routes.first().map(|(f, _)| f.clone()))
+        .unwrap_or_else(|| panic!("{:?}", stack.endpoints()));
+    let streamed = stack
+        .invoke_stream(&name, "{}")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(streamed.complete, "{streamed:?}");
+    assert_eq!(streamed.error_code, None);
+    assert_eq!(&streamed.body()[..], b"chunk 1\nchunk 2\n");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_reaches_the_apis_routes() {
+    use futures_util::{SinkExt, StreamExt};
+    let project = Project::new(
+        "ws",
+        "Transform: AWS::Serverless-2016-10-31
+Resources:
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: code, Runtime: provided.al2023, Handler: h}
+  Socket:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {Name: socket, ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}
+  Integration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Socket
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Echo.Arn}/invocations
+  Default:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Socket
+      RouteKey: $default
+      RouteResponseSelectionExpression: $default
+      Target: !Sub integrations/${Integration}
+  Stage:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties: {ApiId: !Ref Socket, StageName: dev}
+",
+        echo(),
+    );
+    let stack = Stack::from_template(project.0.join("template.yaml"))
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ws = stack
+        .websocket("Socket", "room=1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ws.send(tokio_tungstenite::tungstenite::Message::text("hello"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The echo answers with its event: the route response is that JSON.
+    let frame = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        .await
+        .unwrap_or_else(|e| panic!("no answer: {e}"));
+    let text = match frame {
+        Some(Ok(message)) => message.into_text().unwrap_or_default().to_string(),
+        other => panic!("{other:?}"),
+    };
+    let event: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(event["body"], "hello");
+    assert_eq!(event["requestContext"]["routeKey"], "$default");
+    assert!(stack.websocket("Nope", "").await.is_err());
+    let _ = ws.close(None).await;
+    stack.stop().await;
 }
