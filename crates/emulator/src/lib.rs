@@ -47,6 +47,7 @@
 //!   older Logs API's shapes for its subscribers) and its subscriptions' bounded queues and
 //!   delivery tasks; `telemetry_api` beside it: the Telemetry API's `PUT /2022-07-01/telemetry`
 //!   and the Logs API's `PUT /2020-08-15/logs`.
+//! - [`auth`]: API Gateway's authorizers (Lambda and JWT), shared with the WebSocket front door.
 //! - `invocation`: what front doors send in and get back; `async_invoke`: `Event` invocations
 //!   as Lambda runs them (retries, event age, destinations, dead-letter queue).
 //! - `opt`: a sandbox's own `/opt`, bound in a mount namespace.
@@ -57,15 +58,17 @@
 //! is no circle among them.
 //!
 //! ```text
-//! 9  invoke_api, gateway
-//! 8  emulator
+//! 11 gateway
+//! 10 invoke_api, auth/  authorizers: identity sources, IAM policies, JWTs (over `Invoker`)
+//! 9  emulator
+//! 8  async_invoke
 //! 7  function        owns sandboxes: starts them, hears their facts, serves their Runtime API
 //! 6  runtime_api
 //! 5  extension_api, telemetry_api, pool
 //! 4  sandbox/        spawn, exit, freezer, streaming -> mod -> reports -> state
 //! 3  logs
 //! 2  answers, server, telemetry, config, apigw
-//! 1  body, extensions, invocation, process, error, clock, eventstream
+//! 1  body, extensions, invocation, process, error, clock, eventstream, opt
 //! ```
 
 mod answers;
