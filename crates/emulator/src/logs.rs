@@ -23,6 +23,20 @@ use crate::telemetry::Telemetry;
 pub trait LogSink: Send + Sync + 'static {
     /// One line (without its newline) of `function`'s log: its own output or a platform line.
     fn line(&self, function: &str, line: &str);
+
+    /// Whether the sink also wants every sandbox's platform event stream
+    /// ([`LogSink::record`]). Default: no, and no record is built for it.
+    fn wants_records(&self) -> bool {
+        false
+    }
+
+    /// One event of `function`'s platform event stream in the Telemetry API's shape
+    /// (`{"time", "type", "record"}`: `platform.initStart`, `platform.start`,
+    /// `platform.runtimeDone`, `platform.report`, `function`, `extension`, ...): the stream
+    /// Telemetry API subscribers read, whatever they subscribed to and whatever the log level.
+    fn record(&self, function: &str, event: &serde_json::Value) {
+        let _ = (function, event);
+    }
 }
 
 /// A [`LogSink`] that emits each line as a `tracing` event at INFO level.

@@ -74,6 +74,27 @@ pub(crate) struct Telemetry {
     /// Notified by delivery tasks whenever their queue has nothing left to deliver; the
     /// sandbox's freezer waits on it, since a frozen listener cannot take a delivery.
     quiet: Arc<Notify>,
+    /// Who gets every record besides subscriptions (the emulator's log sink, when it wants
+    /// records), whoever subscribed.
+    observer: Option<Observer>,
+}
+
+/// Takes one event of a function's stream, as `(function, event)`.
+pub(crate) type Deliver = Arc<dyn Fn(&str, &serde_json::Value) + Send + Sync>;
+
+/// A function's name and where every record of its sandboxes goes.
+#[derive(Clone)]
+pub(crate) struct Observer {
+    pub(crate) function: Arc<str>,
+    pub(crate) deliver: Deliver,
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observer")
+            .field("function", &self.function)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -347,6 +368,15 @@ impl Telemetry {
             }),
             gone,
             quiet: Arc::new(Notify::new()),
+            observer: None,
+        }
+    }
+
+    /// A stream in init whose every record also goes to `observer`.
+    pub(crate) fn observed(gone: CancellationToken, observer: Observer) -> Self {
+        Self {
+            observer: Some(observer),
+            ..Self::new(gone)
         }
     }
 
@@ -379,19 +409,33 @@ impl Telemetry {
 
     /// Whether anyone may want a record of `category` now.
     pub(crate) fn wants(&self, category: Category) -> bool {
-        self.wanted.load(Ordering::Acquire) & bit(category) != 0
+        self.observer.is_some() || self.wanted.load(Ordering::Acquire) & bit(category) != 0
     }
 
     /// Publishes the record `make` builds, if anyone wants records of `category` (which must be
     /// the record's own).
     pub(crate) fn publish(&self, category: Category, make: impl FnOnce() -> Record) {
         let wanted = self.wanted.load(Ordering::Acquire);
-        if wanted & bit(category) == 0 {
+        if wanted & bit(category) == 0 && self.observer.is_none() {
             return;
         }
         let record = make();
         debug_assert_eq!(record.category(), category);
         let time = iso_millis(SystemTime::now());
+        if let Some(observer) = &self.observer
+            && in_telemetry(&record)
+        {
+            let event = Event {
+                time: time.clone(),
+                record: record.clone(),
+            };
+            if let Ok(value) = serde_json::to_value(&event) {
+                (observer.deliver)(&observer.function, &value);
+            }
+        }
+        if wanted & bit(category) == 0 {
+            return;
+        }
         let older = (wanted & LOGS_SHAPES != 0)
             .then(|| logs_record(&record))
             .flatten();

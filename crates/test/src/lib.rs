@@ -6,7 +6,9 @@
 //! `coldstart up` uses, with every port a free one, so independent stacks run in parallel in one
 //! test binary. It hands out its endpoints, an `aws-sdk-lambda` client pointed at it,
 //! [`Stack::invoke`] (the answer with its log lines), HTTP and WebSocket clients for its APIs,
-//! and every log line. Dropping it kills every process it started, also when a test panics.
+//! every log line, and every platform event (`platform.start`, `platform.report`, ... by request
+//! id: [`Stack::records_of`]). Dropping it kills every process it started, also when a test
+//! panics.
 //!
 //! ```no_run
 //! use coldstart_test::Stack;

@@ -7,10 +7,12 @@ use tokio::sync::Notify;
 
 use coldstart_emulator::LogSink;
 
-/// The log lines of every function, in order, as `(function, line)`.
+/// The log lines of every function, in order, as `(function, line)`, and their platform event
+/// streams' events.
 #[derive(Debug, Default)]
 pub(crate) struct Logs {
     lines: Mutex<Vec<(String, String)>>,
+    records: Mutex<Vec<(String, serde_json::Value)>>,
     /// Woken at every new line; [`Logs::wait_for`] waits on it.
     added: Notify,
 }
@@ -22,12 +24,48 @@ impl LogSink for Logs {
         }
         self.added.notify_waiters();
     }
+
+    fn wants_records(&self) -> bool {
+        true
+    }
+
+    fn record(&self, function: &str, event: &serde_json::Value) {
+        if let Ok(mut records) = self.records.lock() {
+            records.push((function.to_owned(), event.clone()));
+        }
+        self.added.notify_waiters();
+    }
 }
 
 impl Logs {
     /// Every line so far.
     pub(crate) fn all(&self) -> Vec<(String, String)> {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Every platform event so far, as `(function, event)`.
+    pub(crate) fn records(&self) -> Vec<(String, serde_json::Value)> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Waits at most `patience` for an event for which `pred` holds.
+    pub(crate) async fn wait_for_record(
+        &self,
+        patience: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let found = tokio::time::timeout(patience, async {
+            loop {
+                let notified = self.added.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some((_, event)) = self.records().into_iter().find(|(_, e)| pred(e)) {
+                    return event;
+                }
+                notified.await;
+            }
+        });
+        found.await.ok()
     }
 
     /// Waits at most `patience` for a line of `function` for which `pred` holds.

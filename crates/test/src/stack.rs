@@ -24,6 +24,16 @@ enum From {
     Bootstrap(PathBuf),
 }
 
+/// Whether `event` is about the invocation `request_id`.
+fn of_request(event: &serde_json::Value, request_id: &str) -> bool {
+    let record = &event["record"];
+    record["requestId"] == request_id
+        || record.get("requestId").is_none()
+            && record
+                .as_str()
+                .is_some_and(|line| line.contains(request_id))
+}
+
 /// A WebSocket connection to one of the stack's APIs ([`Stack::websocket`]).
 pub type WebSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -264,6 +274,39 @@ impl Stack {
     /// Every log line so far, as `(function, line)`.
     pub fn logs(&self) -> Vec<(String, String)> {
         self.logs.all()
+    }
+
+    /// The platform events of the invocation `request_id` so far (`platform.start`,
+    /// `platform.runtimeDone`, `platform.report`, and JSON log lines that carry its id), in
+    /// order: the same events a Telemetry API subscriber gets.
+    pub fn records_of(&self, request_id: &str) -> Vec<serde_json::Value> {
+        self.logs
+            .records()
+            .into_iter()
+            .map(|(_, event)| event)
+            .filter(|event| of_request(event, request_id))
+            .collect()
+    }
+
+    /// Every platform event of every function so far, as `(function, event)`; each event is
+    /// `{"time", "type", "record"}` as the Telemetry API sends it.
+    pub fn records(&self) -> Vec<(String, serde_json::Value)> {
+        self.logs.records()
+    }
+
+    /// Waits up to `patience` for the event of type `kind` (`platform.report`, ...) of the
+    /// invocation `request_id`.
+    pub async fn wait_for_record(
+        &self,
+        request_id: &str,
+        kind: &str,
+        patience: Duration,
+    ) -> Option<serde_json::Value> {
+        self.logs
+            .wait_for_record(patience, |event| {
+                event["type"] == kind && of_request(event, request_id)
+            })
+            .await
     }
 
     /// Waits up to `patience` for a log line of `function` that `pred` accepts.

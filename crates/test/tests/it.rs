@@ -250,3 +250,56 @@ Resources:
     let _ = ws.close(None).await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocations_platform_events_are_there_to_assert_on() {
+    let stack = Stack::function(echo())
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = stack
+        .endpoints()
+        .iter()
+        .find(|e| e.kind == EndpointKind::Invoke)
+        .and_then(|e| e.routes.first().map(|(f, _)| f.clone()))
+        .unwrap_or_else(|| panic!("{:?}", stack.endpoints()));
+    let answer = stack
+        .invoke(&name, r#"{"n":1}"#)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let id = answer
+        .request_id()
+        .unwrap_or_else(|| panic!("{:?}", answer.logs))
+        .to_owned();
+    let report = stack
+        .wait_for_record(&id, "platform.report", Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("no report: {:?}", stack.records()));
+    assert_eq!(report["record"]["status"], "success", "{report}");
+    assert!(
+        report["record"]["metrics"]["durationMs"].is_number(),
+        "{report}"
+    );
+    let kinds: Vec<String> = stack
+        .records_of(&id)
+        .iter()
+        .filter_map(|e| e["type"].as_str().map(str::to_owned))
+        .collect();
+    let position = |kind: &str| kinds.iter().position(|k| k == kind);
+    assert!(
+        position("platform.start") < position("platform.runtimeDone")
+            && position("platform.runtimeDone") < position("platform.report")
+            && position("platform.start").is_some(),
+        "{kinds:?}"
+    );
+    // The init phase's events are there too, under the function's name.
+    assert!(
+        stack
+            .records()
+            .iter()
+            .any(|(f, e)| *f == name && e["type"] == "platform.initStart"),
+        "{:?}",
+        stack.records()
+    );
+    stack.stop().await;
+}

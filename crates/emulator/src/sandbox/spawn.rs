@@ -90,7 +90,18 @@ impl Sandbox {
             Some(io::pipe()?)
         };
         let gone = CancellationToken::new();
-        let telemetry = Arc::new(Telemetry::new(gone.clone()));
+        let telemetry = Arc::new(if spec.sink.wants_records() {
+            let sink = spec.sink.clone();
+            Telemetry::observed(
+                gone.clone(),
+                crate::telemetry::Observer {
+                    function: Arc::from(&*spec.name),
+                    deliver: Arc::new(move |function, event| sink.record(function, event)),
+                },
+            )
+        } else {
+            Telemetry::new(gone.clone())
+        });
         let started = Instant::now();
         let mut extension_children = Vec::new();
         let mut extension_group: Option<Pid> = None;
