@@ -149,6 +149,7 @@ struct HttpApiToml {
     default_authorizer: Option<Spanned<String>>,
     #[serde(default)]
     route_auth: BTreeMap<String, Spanned<auth_table::RouteAuthToml>>,
+    integration_timeout: Option<Spanned<i64>>,
 }
 
 /// `AllowOrigins` as this file spells it: `allow_origins`.
@@ -491,6 +492,24 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             &api.route_auth,
             &at,
         )?;
+        let timeouts = match &api.integration_timeout {
+            None => Vec::new(),
+            Some(ms) => match u64::try_from(*ms.get_ref()) {
+                Ok(n) if (50..=30_000).contains(&n) => routes
+                    .iter()
+                    .map(|(r, _)| (r.clone(), Duration::from_millis(n)))
+                    .collect(),
+                _ => {
+                    return Err(at(
+                        ms.span(),
+                        format!(
+                            "{key}.integration_timeout: must be 50 to 30000 milliseconds, not {}",
+                            ms.get_ref()
+                        ),
+                    ));
+                }
+            },
+        };
         http_apis.push(HttpApiSpec {
             name: name.clone(),
             port,
@@ -504,6 +523,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             throttle: api_table::throttle(&key, api.throttle.as_ref(), &api.route_throttle, &at)?,
             authorizers,
             route_auth,
+            timeouts,
         });
     }
     let mut websocket_apis = Vec::new();

@@ -146,6 +146,8 @@ pub struct HttpApiSpec {
     pub authorizers: Vec<Authorizer>,
     /// Route key → its authorization; routes not named are open.
     pub route_auth: Vec<(String, RouteAuth)>,
+    /// Route key → its integration timeout; others get the API kind's (REST 29 s, HTTP 30 s).
+    pub timeouts: Vec<(String, Duration)>,
 }
 
 /// API Gateway WebSocket API.

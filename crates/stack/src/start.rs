@@ -402,6 +402,7 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             rest: api.rest,
             authorizers: api.authorizers.clone(),
             route_auth: api.route_auth.iter().cloned().collect(),
+            timeouts: api.timeouts.iter().cloned().collect(),
         };
         servers.spawn(serve_http_api(
             emulator.clone(),

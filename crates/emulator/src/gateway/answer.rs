@@ -106,6 +106,15 @@ pub(crate) fn refused(rest: bool, refusal: &Refusal) -> Response<Body> {
     response
 }
 
+/// The integration took longer than its timeout: REST APIs answer 504, HTTP APIs 503.
+pub(crate) fn integration_timeout(rest: bool) -> Response<Body> {
+    if rest {
+        json_message(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out")
+    } else {
+        json_message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+    }
+}
+
 /// What the caller sees when the function failed or answered something unreadable.
 fn failed(door: Door) -> Response<Body> {
     match door {
@@ -312,6 +321,13 @@ mod tests {
             429
         );
         assert_eq!(no_route(Door::HttpApi(PayloadVersion::V2)).status(), 404);
+        let rest = integration_timeout(true);
+        assert_eq!(rest.status(), 504);
+        assert_eq!(
+            body_of(rest).await,
+            Bytes::from_static(br#"{"message":"Endpoint request timed out"}"#)
+        );
+        assert_eq!(integration_timeout(false).status(), 503);
         assert_eq!(no_route(Door::HttpApi(PayloadVersion::V1)).status(), 403);
     }
 }

@@ -74,7 +74,15 @@ pub struct HttpApi {
     pub authorizers: Vec<Authorizer>,
     /// Route key → the route's authorization; routes not named here are open.
     pub route_auth: HashMap<String, RouteAuth>,
+    /// Route key → its integration timeout (`TimeoutInMillis`); others get the API kind's
+    /// default ([`REST_INTEGRATION_TIMEOUT`], [`HTTP_INTEGRATION_TIMEOUT`]).
+    pub timeouts: HashMap<String, Duration>,
 }
+
+/// How long a REST API waits for its integration by default (API Gateway's 29 s).
+pub const REST_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
+/// How long an HTTP API waits for its integration, at most and by default (30 s).
+pub const HTTP_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl HttpApi {
     /// An HTTP API with payload `version` on the `$default` stage, without CORS, stage
@@ -91,6 +99,7 @@ impl HttpApi {
             rest: false,
             authorizers: Vec::new(),
             route_auth: HashMap::new(),
+            timeouts: HashMap::new(),
         }
     }
 }
@@ -329,13 +338,23 @@ pub async fn serve_http_api(
                 }
             }
             let function = matched.function.to_owned();
-            invoke(
+            let limit = api
+                .timeouts
+                .get(&matched.route.key)
+                .copied()
+                .unwrap_or(if api.rest {
+                    REST_INTEGRATION_TIMEOUT
+                } else {
+                    HTTP_INTEGRATION_TIMEOUT
+                });
+            invoke_within(
                 &emulator,
-                &function,
+                function,
                 serde_json::to_vec(&event).unwrap_or_default(),
                 request_id,
                 door,
-                InvokeMode::Buffered,
+                api.rest,
+                limit,
             )
             .await
         }
@@ -446,6 +465,53 @@ async fn invoke(
             answer::from_outcome(door, response.outcome)
         }
         Err(err) => answer::from_refusal(door, &err),
+    };
+    if let Ok(id) = http::HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(coldstart_protocol::invoke::REQUEST_ID, id);
+    }
+    response
+}
+
+/// Invokes an API route's `function` and answers as `door` does, unless the function takes
+/// longer than the integration's `limit`: then the API answers at once (REST 504
+/// `Endpoint request timed out`, HTTP 503 `Service Unavailable`) and the invocation goes on to
+/// its own end in the background, as on AWS.
+async fn invoke_within(
+    emulator: &Emulator,
+    function: String,
+    event: Vec<u8>,
+    request_id: String,
+    door: Door,
+    rest: bool,
+    limit: Duration,
+) -> Response<Body> {
+    let request = InvokeRequest {
+        payload: Bytes::from(event),
+        request_id: Some(request_id.clone()),
+        ..InvokeRequest::default()
+    };
+    let running = {
+        let emulator = emulator.clone();
+        tokio::spawn(async move {
+            match emulator.invoke(&function, request).await {
+                Ok(response) => Ok(response.buffered(limits::MAX_RUNTIME_RESPONSE).await),
+                Err(err) => Err(err),
+            }
+        })
+    };
+    let mut response = match tokio::time::timeout(limit, running).await {
+        Ok(Ok(Ok(response))) => answer::from_outcome(door, response.outcome),
+        Ok(Ok(Err(err))) => answer::from_refusal(door, &err),
+        Ok(Err(_)) => answer::from_outcome(
+            door,
+            crate::invocation::Outcome::error("Runtime.Unknown", String::new()),
+        ),
+        Err(_) => {
+            tracing::info!(%request_id, limit_ms = limit.as_millis() as u64, "integration timed out");
+            answer::integration_timeout(rest)
+        }
     };
     if let Ok(id) = http::HeaderValue::from_str(&request_id) {
         response

@@ -7,6 +7,7 @@
 //! listed as not emulated. Ports are given afterwards, with the Function URLs'.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 use coldstart_emulator::auth::{Authorizer, RouteAuth};
 use coldstart_emulator::{PayloadVersion, RouteKey};
@@ -18,7 +19,7 @@ use crate::model::{HttpApiSpec, WebSocketApiSpec};
 use crate::template::Context;
 use crate::template::api_settings;
 use crate::template::auth;
-use crate::template::functions::HttpEvent;
+use crate::template::functions::{HttpEvent, integration_timeout};
 use crate::template::intrinsics::text;
 use crate::template::resources::{IMPLICIT_REST_API, Resource, api_host, function_of};
 
@@ -107,6 +108,7 @@ pub(crate) fn read(
                 }
                 let api_auth = auth::sam(cx, r, rest, notices)?;
                 let mut route_auth = Vec::new();
+                let mut timeouts = Vec::new();
                 let mut routes = Vec::new();
                 let mut payloads = Vec::new();
                 for e in events.iter().filter(|e| e.api == r.id) {
@@ -131,6 +133,9 @@ pub(crate) fn read(
                             "{}: route {} uses AWS_IAM, which is not checked locally; it is open",
                             r.id, e.route
                         ));
+                    }
+                    if let Some(timeout) = e.timeout {
+                        timeouts.push((e.route.clone(), timeout));
                     }
                     if let Some(name) = api_auth.route(e.authorizer.as_deref())
                         && !route_auth
@@ -184,6 +189,7 @@ pub(crate) fn read(
                     throttle: settings.throttle,
                     authorizers: api_auth.authorizers,
                     route_auth,
+                    timeouts,
                 });
             }
             "AWS::ApiGatewayV2::Api" => {
@@ -222,7 +228,8 @@ pub(crate) fn read(
                         let settings = api_settings::v2_http(cx, r, own)?;
                         let authorizers = v2_authorizers(cx, own, false, used)?;
                         let mut route_auth = Vec::new();
-                        for (route, key, function, payload, _) in routes_of(
+                        let mut timeouts = Vec::new();
+                        for (route, key, function, payload, _, timeout) in routes_of(
                             cx,
                             own,
                             &integrations,
@@ -236,6 +243,9 @@ pub(crate) fn read(
                             }
                             if let Some(a) = route_auth_of(cx, route, &authorizers, notices)? {
                                 route_auth.push((key.clone(), a));
+                            }
+                            if let Some(timeout) = timeout {
+                                timeouts.push((key.clone(), timeout));
                             }
                             routes.push((key, function));
                             payloads.push(payload);
@@ -255,6 +265,7 @@ pub(crate) fn read(
                             throttle: settings.throttle,
                             authorizers: authorizers.into_iter().map(|(_, a)| a).collect(),
                             route_auth,
+                            timeouts,
                         });
                     }
                     "WEBSOCKET" => {
@@ -264,7 +275,7 @@ pub(crate) fn read(
                         let authorizers = v2_authorizers(cx, own, true, used)?;
                         let mut connect_authorizer = None;
                         let mut routes = Vec::new();
-                        for (route, key, function, _, two_way) in routes_of(
+                        for (route, key, function, _, two_way, _) in routes_of(
                             cx,
                             own,
                             &integrations,
@@ -493,8 +504,15 @@ fn stage_of(
     Ok(stages.into_values().next())
 }
 
-/// A route: (its resource, key, function, payload version, two-way).
-type Route<'r> = (&'r Resource, String, String, PayloadVersion, bool);
+/// A route: (its resource, key, function, payload version, two-way, integration timeout).
+type Route<'r> = (
+    &'r Resource,
+    String,
+    String,
+    PayloadVersion,
+    bool,
+    Option<Duration>,
+);
 
 /// The routes among `parts` whose integrations lead to functions of the template.
 fn routes_of<'r>(
@@ -572,7 +590,14 @@ fn routes_of<'r>(
         let two_way = route
             .properties
             .contains_key("RouteResponseSelectionExpression");
-        routes.push((*route, key, function.to_owned(), payload, two_way));
+        let timeout = match cx.property(integration, "TimeoutInMillis")? {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                integration_timeout(&v)
+                    .map_err(|why| cx.error(integration, "TimeoutInMillis", why))?,
+            ),
+        };
+        routes.push((*route, key, function.to_owned(), payload, two_way, timeout));
     }
     Ok(routes)
 }

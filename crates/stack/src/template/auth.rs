@@ -751,6 +751,11 @@ Resources:
                 "Resources.Http.Properties.Auth.Authorizers.Lambda.Identity.ReauthorizeEvery",
             ),
             (
+                "Path: /x, Method: get}",
+                "Path: /x, Method: get, TimeoutInMillis: 40000}",
+                "Resources.Web.Properties.Events.Get.Properties.TimeoutInMillis",
+            ),
+            (
                 "FunctionPayloadType: REQUEST",
                 "FunctionPayloadType: COOKIE",
                 "Resources.Rest.Properties.Auth.Authorizers.Req.FunctionPayloadType",
@@ -762,7 +767,20 @@ Resources:
             ),
         ] {
             assert!(GOOD.contains(from) || HEAD.contains(from), "{from}");
-            let e = read(&GOOD.replace(from, to)).err().unwrap_or_default();
+            let text = if HEAD.contains(from) {
+                format!("{}{GOOD}", HEAD.replace(from, to))
+            } else {
+                format!("{HEAD}{}", GOOD.replace(from, to))
+            };
+            let e = parse(
+                Path::new("template.yaml"),
+                &text,
+                Path::new("/app"),
+                &TemplateOptions::default(),
+            )
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
             assert!(
                 e.starts_with("template.yaml") && e.contains(at),
                 "{to}: {e}"

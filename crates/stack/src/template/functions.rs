@@ -49,6 +49,8 @@ pub(crate) struct HttpEvent {
     pub(crate) authorizer: Option<String>,
     /// `Auth.AuthorizationScopes`.
     pub(crate) scopes: Vec<String>,
+    /// `TimeoutInMillis` (HttpApi events): the integration timeout.
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 /// What the function reader found.
@@ -878,6 +880,13 @@ fn events(
                 ));
             }
         };
+        let timeout =
+            match props.get("TimeoutInMillis") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(integration_timeout(v).map_err(|why| {
+                    cx.error(r, &format!("{path}.Properties.TimeoutInMillis"), why)
+                })?),
+            };
         out.push(HttpEvent {
             api,
             route,
@@ -886,9 +895,21 @@ fn events(
             name: name.clone(),
             authorizer,
             scopes,
+            timeout,
         });
     }
     Ok(out)
+}
+
+/// An HTTP API integration's `TimeoutInMillis`: 50 to 30,000.
+pub(crate) fn integration_timeout(v: &Value) -> Result<std::time::Duration, String> {
+    match text(v).and_then(|t| t.parse::<u64>().ok()) {
+        Some(ms) if (50..=30_000).contains(&ms) => Ok(std::time::Duration::from_millis(ms)),
+        _ => Err(format!(
+            "must be 50 to 30000 milliseconds, not {}",
+            text(v).unwrap_or_else(|| describe(v).to_owned())
+        )),
+    }
 }
 
 /// The logical id of the API whose id (what `Ref` gives) is `api_id`.

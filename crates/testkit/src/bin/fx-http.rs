@@ -1,6 +1,6 @@
 //! An HTTP-event function: answers with the `respond` value of its request's JSON body (for
 //! testing response mapping), or else with the event it got (for testing events), wrapped in a
-//! proxy response for payload 1.0.
+//! proxy response for payload 1.0. A body with `sleep_ms` first sleeps that long.
 
 use serde_json::{Value, json};
 
@@ -12,6 +12,9 @@ async fn main() -> Result<(), coldstart_runtime::Error> {
             .and_then(Value::as_str)
             .filter(|_| event.get("isBase64Encoded") != Some(&Value::Bool(true)))
             .and_then(|b| serde_json::from_str(b).ok());
+        if let Some(ms) = body.as_ref().and_then(|b| b["sleep_ms"].as_u64()) {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         if let Some(respond) = body.as_ref().and_then(|b| b.get("respond")) {
             return Ok::<_, String>(respond.clone());
         }

@@ -28,6 +28,9 @@ Resources:
         Limited:
           Type: HttpApi
           Properties: { ApiId: !Ref Http, Path: /limited, Method: get }
+        Slow:
+          Type: HttpApi
+          Properties: { ApiId: !Ref Http, Path: /slow, Method: post, TimeoutInMillis: 1000 }
         RestItems:
           Type: Api
           Properties: { RestApiId: !Ref Rest, Path: /items, Method: get }
@@ -272,5 +275,48 @@ async fn rest_api_answers_options_with_sams_mock() {
     // A path the API does not have: REST's 403, as before.
     let r = rest("OPTIONS", "/prod/nowhere", &BROWSER_PREFLIGHT).await;
     assert_eq!(r.status, 403);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_slower_than_its_integration_timeout_gets_503_and_the_function_finishes() {
+    let project = project("timeout");
+    let (running, logs) = project.serve().await;
+    let post = |body: &'static str| {
+        call_endpoint(
+            &running,
+            "Http",
+            EndpointKind::HttpApi,
+            "POST",
+            "/slow",
+            &[("content-type", "application/json")],
+            body,
+        )
+    };
+    // Warm first (a cold start is not what this measures), then within the 1 s: the answer.
+    let warm = call_endpoint(
+        &running,
+        "Http",
+        EndpointKind::HttpApi,
+        "POST",
+        "/items",
+        &[],
+        "{}",
+    )
+    .await;
+    assert_eq!(warm.status, 200, "{warm:?}");
+    let r = post(r#"{"respond":{"statusCode":200,"body":"quick"}}"#).await;
+    assert_eq!((r.status, &r.body[..]), (200, &b"quick"[..]), "{r:?}");
+    // Slower: the HTTP API's own 503, while the invocation runs on to its end.
+    let r = post(r#"{"sleep_ms":2000,"respond":{"statusCode":200,"body":"late"}}"#).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&r.body).ok(),
+        Some(json!({"message": "Service Unavailable"}))
+    );
+    let id = r.header("x-amzn-requestid").unwrap_or_default().to_owned();
+    assert!(!id.is_empty(), "{r:?}");
+    logs.wait_for(|l| l.starts_with("Web: REPORT") && l.contains(&id))
+        .await;
     running.stop().await;
 }
