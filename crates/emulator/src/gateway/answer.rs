@@ -106,6 +106,38 @@ pub(crate) fn refused(rest: bool, refusal: &Refusal) -> Response<Body> {
     response
 }
 
+/// A request body over the door's limit: a Function URL's 6 MB (Lambda's words), an API's
+/// 10 MB (API Gateway's plain-text answer).
+pub(crate) fn request_too_large(door: Door) -> Response<Body> {
+    let mut response = match door {
+        Door::FunctionUrl => plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+        ),
+        Door::HttpApi(_) => plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "HTTP content length exceeded 10485760 bytes.",
+        ),
+    };
+    if matches!(door, Door::HttpApi(_)) {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text; charset=utf-8"),
+        );
+    }
+    response
+}
+
+/// An API request whose event is over Lambda's 6 MB: 413 `{"message": "Request Too Long"}`.
+pub(crate) fn event_too_large() -> Response<Body> {
+    let mut response = json_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
+    response.headers_mut().insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("BadRequestException"),
+    );
+    response
+}
+
 /// The integration took longer than its timeout: REST APIs answer 504, HTTP APIs 503.
 pub(crate) fn integration_timeout(rest: bool) -> Response<Body> {
     if rest {

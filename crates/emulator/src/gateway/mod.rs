@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +32,7 @@ use coldstart_protocol::limits;
 
 use crate::apigw::{api_id, query_pairs};
 use crate::auth::{Authorizer, AuthorizerEvent, Authorizers, Check, Identity, RouteAuth};
-use crate::body::{Body, read_limited};
+use crate::body::Body;
 use crate::emulator::Emulator;
 use crate::invocation::InvokeRequest;
 use crate::server;
@@ -170,7 +170,7 @@ pub async fn serve_function_url(
         let function = function.clone();
         let settings = settings.clone();
         async move {
-            let captured = match capture(req, peer).await {
+            let captured = match capture(req, peer, Door::FunctionUrl).await {
                 Ok(c) => c,
                 Err(response) => return response,
             };
@@ -264,7 +264,7 @@ pub async fn serve_http_api(
         async move {
             let (api, authorizers) = &*api;
             let door = Door::HttpApi(api.payload_version);
-            let mut captured = match capture(req, peer).await {
+            let mut captured = match capture(req, peer, door).await {
                 Ok(c) => c,
                 Err(response) => return response,
             };
@@ -338,6 +338,11 @@ pub async fn serve_http_api(
                 }
             }
             let function = matched.function.to_owned();
+            let event = serde_json::to_vec(&event).unwrap_or_default();
+            if event.len() > limits::MAX_SYNC_REQUEST {
+                // The gateway took it, but the event is over Lambda's synchronous limit.
+                return answer::event_too_large();
+            }
             let limit = api
                 .timeouts
                 .get(&matched.route.key)
@@ -348,13 +353,7 @@ pub async fn serve_http_api(
                     HTTP_INTEGRATION_TIMEOUT
                 });
             invoke_within(
-                &emulator,
-                function,
-                serde_json::to_vec(&event).unwrap_or_default(),
-                request_id,
-                door,
-                api.rest,
-                limit,
+                &emulator, function, event, request_id, door, api.rest, limit,
             )
             .await
         }
@@ -420,17 +419,26 @@ async fn authorize(
     result
 }
 
-async fn capture(req: Request<Incoming>, peer: SocketAddr) -> Result<Captured, Response<Body>> {
+/// The largest request body API Gateway takes (10 MB); its event must still fit Lambda's 6 MB.
+pub const API_MAX_REQUEST: usize = 10 * 1024 * 1024;
+
+async fn capture(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    door: Door,
+) -> Result<Captured, Response<Body>> {
     let (parts, body) = req.into_parts();
-    let body = read_limited(&parts.headers, body, limits::MAX_SYNC_REQUEST)
-        .await
-        .map_err(|_| {
-            answer::plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
-            )
-        })?
-        .bytes;
+    let limit = match door {
+        Door::FunctionUrl => limits::MAX_SYNC_REQUEST,
+        Door::HttpApi(_) => API_MAX_REQUEST,
+    };
+    let body = match read_body(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge) => return Err(answer::request_too_large(door)),
+        Err(BodyError::Broken) => {
+            return Err(answer::plain(http::StatusCode::BAD_REQUEST, "Bad Request"));
+        }
+    };
     Ok(Captured {
         method: parts.method,
         path: parts.uri.path().to_owned(),
@@ -439,6 +447,41 @@ async fn capture(req: Request<Incoming>, peer: SocketAddr) -> Result<Captured, R
         body,
         source_ip: peer.ip().to_string(),
     })
+}
+
+/// Why a request body could not be had.
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+/// How much of a body over its limit is read and dropped, so that the client finishes sending
+/// and reads the 413 (a client that is still writing when the server closes sees an error).
+const DRAIN_AT_MOST: usize = 32 * 1024 * 1024;
+
+/// The body, up to `limit` bytes; a longer one is drained (up to [`DRAIN_AT_MOST`]) and refused.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    let mut buffer = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Broken)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > DRAIN_AT_MOST {
+            return Err(BodyError::TooLarge);
+        }
+        if seen <= limit {
+            buffer.extend_from_slice(&data);
+        }
+    }
+    if seen > limit {
+        Err(BodyError::TooLarge)
+    } else {
+        Ok(buffer.freeze())
+    }
 }
 
 /// Invokes `function` with `event` and answers as `door` does, reading the function's answer

@@ -320,3 +320,42 @@ async fn a_route_slower_than_its_integration_timeout_gets_503_and_the_function_f
         .await;
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_request_limits_answer_at_their_edges() {
+    let project = project("limits");
+    let (running, logs) = project.serve().await;
+    let post = |body: String| {
+        let running = &running;
+        async move {
+            call_endpoint(
+                running,
+                "Http",
+                EndpointKind::HttpApi,
+                "POST",
+                "/items",
+                &[("content-type", "text/plain")],
+                &body,
+            )
+            .await
+        }
+    };
+    // API Gateway's 10 MB: one byte over is its plain-text 413; the function never runs.
+    let r = post("a".repeat(10 * 1024 * 1024 + 1)).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(&r.body[..], b"HTTP content length exceeded 10485760 bytes.");
+    // Exactly 10 MB passes the gateway, but its event is over Lambda's 6 MB.
+    let r = post("a".repeat(10 * 1024 * 1024)).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&r.body).ok(),
+        Some(json!({"message": "Request Too Long"}))
+    );
+    assert_eq!(r.header("x-amzn-errortype"), Some("BadRequestException"));
+    assert_eq!(invocations(&logs, "Web"), 0);
+    // 4 MB of text makes an event under 6 MB: the function gets it.
+    let r = post("a".repeat(4 * 1024 * 1024)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(invocations(&logs, "Web"), 1);
+    running.stop().await;
+}
