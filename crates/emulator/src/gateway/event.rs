@@ -334,6 +334,7 @@ mod tests {
         Captured {
             method: http::Method::POST,
             path: "/my/path".into(),
+            sent_path: "/my/path".into(),
             raw_query: query.into(),
             headers: map,
             body: bytes::Bytes::copy_from_slice(body),

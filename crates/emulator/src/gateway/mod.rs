@@ -148,7 +148,10 @@ pub(crate) enum Door {
 #[derive(Debug)]
 pub(crate) struct Captured {
     pub(crate) method: http::Method,
+    /// The path the route is matched on (an API's stage taken off).
     pub(crate) path: String,
+    /// The path as the client sent it (what a signature covers).
+    pub(crate) sent_path: String,
     pub(crate) raw_query: String,
     pub(crate) headers: http::HeaderMap,
     pub(crate) body: Bytes,
@@ -442,6 +445,7 @@ async fn capture(
     Ok(Captured {
         method: parts.method,
         path: parts.uri.path().to_owned(),
+        sent_path: parts.uri.path().to_owned(),
         raw_query: parts.uri.query().unwrap_or_default().to_owned(),
         headers: parts.headers,
         body,

@@ -37,7 +37,9 @@ pub const LOCAL_SESSION_TOKEN: &str = "coldstart-local-session";
 /// The only algorithm Function URLs accept.
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The service name requests to a Function URL are signed for.
-const SERVICE: &str = "lambda";
+pub(crate) const SERVICE: &str = "lambda";
+/// The signing name of API Gateway's APIs (`AWS_IAM` routes).
+pub(crate) const EXECUTE_API: &str = "execute-api";
 /// How far a request's `X-Amz-Date` may be from the clock, either way, as AWS allows.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// `x-amz-date`, the signing time.
@@ -203,6 +205,17 @@ pub(crate) fn verify<'k>(
     region: &str,
     now: SystemTime,
 ) -> Result<&'k LocalKey, Refusal> {
+    verify_for(c, keys, region, SERVICE, now)
+}
+
+/// [`verify`] for the signing name `service` (`lambda`, `execute-api`).
+pub(crate) fn verify_for<'k>(
+    c: &Captured,
+    keys: &'k [LocalKey],
+    region: &str,
+    service: &str,
+    now: SystemTime,
+) -> Result<&'k LocalKey, Refusal> {
     let auth = match authorization(&c.headers) {
         Err(Refusal::Missing) if has_query_signature(&c.raw_query) => presigned(&c.raw_query)?,
         other => other?,
@@ -227,13 +240,13 @@ pub(crate) fn verify<'k>(
         now,
         auth.presigned.as_ref().map(|p| p.expires),
     )?;
-    check_scope(&auth, stamp, region)?;
+    check_scope(&auth, stamp, region, service)?;
     if !auth.signed_headers.iter().any(|h| h == "host") {
         return Err(Refusal::Incomplete(
             "'Host' must be a 'SignedHeader' in the AWS Authorization.".into(),
         ));
     }
-    let expected = signature(c, &auth, key, signed_at).ok_or(Refusal::Mismatch)?;
+    let expected = signature(c, &auth, key, signed_at, service).ok_or(Refusal::Mismatch)?;
     if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
         Ok(key)
     } else {
@@ -453,7 +466,12 @@ fn check_time(
     Ok(())
 }
 
-fn check_scope(auth: &Authorization, stamp: &str, region: &str) -> Result<(), Refusal> {
+fn check_scope(
+    auth: &Authorization,
+    stamp: &str,
+    region: &str,
+    service: &str,
+) -> Result<(), Refusal> {
     if auth.date != stamp[..8] {
         return Err(Refusal::Scope(format!(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{stamp}'.",
@@ -467,9 +485,9 @@ fn check_scope(auth: &Authorization, stamp: &str, region: &str) -> Result<(), Re
             auth.region
         )));
     }
-    if auth.service != SERVICE {
+    if auth.service != service {
         return Err(Refusal::Scope(format!(
-            "Credential should be scoped to correct service: '{SERVICE}'. "
+            "Credential should be scoped to correct service: '{service}'. "
         )));
     }
     if auth.terminator != "aws4_request" {
@@ -488,9 +506,11 @@ fn signature(
     auth: &Authorization,
     key: &LocalKey,
     signed_at: SystemTime,
+    service: &str,
 ) -> Option<String> {
     let host = text(&c.headers, header::HOST.as_str())?;
-    let mut uri = format!("http://{host}{}", c.path);
+    // The path as the client sent it (an API's stage included).
+    let mut uri = format!("http://{host}{}", c.sent_path);
     // A presigned URL's own parameters are added back by `aws-sigv4` as it signs.
     let query = match &auth.presigned {
         Some(p) => p.rest.as_str(),
@@ -538,7 +558,7 @@ fn signature(
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
         .region(&auth.region)
-        .name(SERVICE)
+        .name(service)
         .time(signed_at)
         .settings(settings)
         .build()
@@ -663,6 +683,7 @@ mod tests {
         Captured {
             method: parts.method,
             path: parts.uri.path().to_owned(),
+            sent_path: parts.uri.path().to_owned(),
             raw_query: parts.uri.query().unwrap_or_default().to_owned(),
             headers: parts.headers,
             body: Bytes::copy_from_slice(body),
@@ -715,7 +736,7 @@ mod tests {
     fn any_change_after_signing_fails() {
         let now = SystemTime::now();
         let mut path = good(now);
-        path.path = "/orders/other".into();
+        path.sent_path = "/orders/other".into();
         assert_eq!(check(&path, now), Err(Refusal::Mismatch));
         let mut query = good(now);
         query.raw_query = "x=2&y=two".into();
