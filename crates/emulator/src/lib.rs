@@ -48,7 +48,10 @@
 //!   delivery tasks; `telemetry_api` beside it: the Telemetry API's `PUT /2022-07-01/telemetry`
 //!   and the Logs API's `PUT /2020-08-15/logs`.
 //! - `invocation`: what front doors send in and get back; `async_invoke`: `Event` invocations
-//!   as Lambda runs them (retries, event age, destinations, dead-letter queue).
+//!   as Lambda runs them (retries, event age, destinations, dead-letter queue); `queued`: the
+//!   [`QueuedEvent`]s a graceful stop keeps ([`Emulator::shutdown_keeping_events`]) and a later
+//!   emulator takes up again ([`Emulator::resume`]). Storing them is the caller's business (the
+//!   stack crate keeps them in SQLite), so the emulator has no file format of its own for them.
 //! - `opt`: a sandbox's own `/opt`, bound in a mount namespace.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
@@ -57,15 +60,16 @@
 //! is no circle among them.
 //!
 //! ```text
-//! 9  invoke_api, gateway
-//! 8  emulator
+//! 10 invoke_api, gateway
+//! 9  emulator
+//! 8  async_invoke
 //! 7  function        owns sandboxes: starts them, hears their facts, serves their Runtime API
 //! 6  runtime_api
 //! 5  extension_api, telemetry_api, pool
 //! 4  sandbox/        spawn, exit, freezer, streaming -> mod -> reports -> state
 //! 3  logs
 //! 2  answers, server, telemetry, config, apigw
-//! 1  body, extensions, invocation, process, error, clock, eventstream
+//! 1  body, extensions, invocation, process, error, clock, eventstream, queued
 //! ```
 
 mod answers;
@@ -88,6 +92,7 @@ pub mod logs;
 mod opt;
 mod pool;
 mod process;
+mod queued;
 mod runtime_api;
 mod sandbox;
 mod server;
@@ -114,3 +119,4 @@ pub use invoke_api::serve_invoke_api;
 pub use logs::{LogSink, TracingSink};
 pub use opt::{OPT, opt_mount_available};
 pub use process::SHUTDOWN_GRACE;
+pub use queued::{QueuedEvent, Resumed};
