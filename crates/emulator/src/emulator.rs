@@ -574,6 +574,49 @@ mod tests {
         assert!(!emu.set_state("nope", State::Active));
     }
 
+    fn queued(function: &str, enqueued: std::time::SystemTime) -> QueuedEvent {
+        QueuedEvent {
+            function: function.into(),
+            invoked_arn: format!("arn:aws:lambda:us-east-1:012345678912:function:{function}"),
+            request_id: "r-1".into(),
+            payload: b"{}".to_vec(),
+            content_type: None,
+            trace_id: "Root=1-00000000-000000000000000000000000".into(),
+            client_context: None,
+            tenant_id: None,
+            attempts: 1,
+            enqueued,
+            last_error: Some(("Boom".into(), b"{}".to_vec())),
+            on_failure: None,
+            dead_letter: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn resumed_events_of_a_pending_function_wait_for_it_and_are_kept_again_at_a_stop() {
+        let emu = emulator();
+        assert!(emu.set_state("echo", State::Pending));
+        let waiting = queued("echo", std::time::SystemTime::now());
+        let resumed = emu.resume(vec![
+            waiting.clone(),
+            queued("echo", std::time::UNIX_EPOCH),
+            queued("gone", std::time::SystemTime::now()),
+        ]);
+        assert_eq!(
+            resumed,
+            Resumed {
+                queued: 1,
+                expired: 1,
+                orphaned: 1
+            }
+        );
+        // Nothing ran (the function is still building): the stop hands the event back as it
+        // came, while the expired and orphaned ones are done with.
+        let kept = emu.shutdown_keeping_events(Duration::from_secs(5)).await;
+        assert_eq!(kept, vec![waiting]);
+        assert!(emu.sandbox_pids("echo").is_empty());
+    }
+
     #[test]
     fn resolves_names_and_arns() {
         let emu = emulator();
