@@ -414,3 +414,39 @@ async fn an_unreadable_store_is_moved_aside_with_a_warning_and_the_stack_serves(
     assert_eq!(record["requestContext"]["requestId"], id.as_str());
     started.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_record_due_during_the_stop_is_kept_for_the_destination_function() {
+    // The event hangs until its 2 s timeout, which comes while the stack stops: its OnFailure
+    // record can no longer be sent to Sink, so it is kept as an event of Sink's.
+    let project = project(
+        "destination",
+        "      Timeout: 2
+      EventInvokeConfig:
+        MaximumRetryAttempts: 0
+        DestinationConfig:
+          OnFailure:
+            Type: Lambda
+            Destination: !GetAtt Sink.Arn",
+    );
+    let first = Started::new(&project, AWS_TIMING).await;
+    let id = first.send(json!({"op": "sleep", "ms": 600_000})).await;
+    first
+        .logs
+        .wait_for(|l| l.starts_with(&format!("Flaky: START RequestId: {id}")))
+        .await;
+    let logs = first.logs.clone();
+    let said = first.stop().await;
+    assert!(
+        says(&said, "kept 1 queued Event invocations in "),
+        "{said:?}"
+    );
+    assert!(!logs.all().iter().any(|l| l.starts_with("Sink: ")));
+
+    let second = Started::new(&project, FAST).await;
+    let record = second.record(1).await;
+    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(record["requestContext"]["requestId"], id.as_str());
+    assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+    second.stop().await;
+}
