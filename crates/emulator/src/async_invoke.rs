@@ -73,6 +73,9 @@ pub(crate) struct Event {
     pub(crate) enqueued: SystemTime,
     /// The last attempt's failure.
     last: Option<Answer>,
+    /// Run while the emulator stops, if still queued, rather than kept (see
+    /// [`crate::InvokeRequest::run_before_stop`]).
+    pub(crate) run_before_stop: bool,
 }
 
 impl Event {
@@ -83,6 +86,7 @@ impl Event {
             attempts: 0,
             enqueued: SystemTime::now(),
             last: None,
+            run_before_stop: false,
         }
     }
 
@@ -106,6 +110,7 @@ impl Event {
             attempts: queued.attempts,
             enqueued: queued.enqueued,
             last,
+            run_before_stop: false,
         }
     }
 
@@ -193,8 +198,9 @@ async fn attempt_all<D: Destinations>(
                 event.last.take().unwrap_or_default(),
             );
         }
+        let give_up = (!event.run_before_stop).then_some(&stopping);
         let ran = function
-            .run_unless_stopping(event.invocation.clone(), &stopping)
+            .run_unless_stopping(event.invocation.clone(), give_up)
             .await;
         let answer = match ran {
             Ok(Some(response)) => match response

@@ -347,6 +347,7 @@ impl Emulator {
             request.payload
         };
         let invocation_type = request.invocation_type;
+        let run_before_stop = request.run_before_stop;
         let invocation = self.invocation(invoked_arn, InvokeRequest { payload, ..request });
         let request_id = invocation.request_id.clone();
         match invocation_type {
@@ -359,7 +360,9 @@ impl Emulator {
                 if self.inner.events.is_closed() {
                     return Err(InvokeError::Service("the emulator is shutting down".into()));
                 }
-                self.spawn_event(function, Event::new(invocation));
+                let mut event = Event::new(invocation);
+                event.run_before_stop = run_before_stop;
+                self.spawn_event(function, event);
                 Ok(InvokeResponse {
                     request_id,
                     outcome: Outcome::Accepted,

@@ -223,15 +223,15 @@ impl Function {
             .ok_or_else(shutting_down)
     }
 
-    /// Runs an `Event` invocation to its one answer, unless `stopping` is cancelled before a
-    /// sandbox takes it (while it waits in the queue for capacity): then `None`, and the
-    /// invocation has not run.
+    /// Runs an `Event` invocation to its one answer, unless `stopping` is given and cancelled
+    /// before a sandbox takes it (while it waits in the queue for capacity): then `None`, and
+    /// the invocation has not run.
     pub(crate) async fn run_unless_stopping(
         self: &Arc<Self>,
         invocation: Invocation,
-        stopping: &CancellationToken,
+        stopping: Option<&CancellationToken>,
     ) -> Result<Option<InvokeResponse>, InvokeError> {
-        self.run_or_give_up(invocation, Urgency::Async, Some(stopping))
+        self.run_or_give_up(invocation, Urgency::Async, stopping)
             .await
     }
 
