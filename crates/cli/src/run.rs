@@ -127,20 +127,27 @@ pub(crate) fn check_bootstrap(program: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-pub(crate) async fn wait_for_signal(shutdown: CancellationToken) {
+/// Cancels `shutdown` on SIGINT or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled: a signal that comes before a spawned task first runs
+/// (right after `up` prints its table) stops the server gracefully instead of killing it.
+pub(crate) fn wait_for_signal(
+    shutdown: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
+    let handlers = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("could not install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+    );
+    async move {
+        let (Ok(mut int), Ok(mut term)) = handlers else {
+            tracing::error!("could not install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        shutdown.cancel();
     }
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }

@@ -135,6 +135,7 @@ async fn serve(
     start.dynamodb_endpoint = args.dynamodb_endpoint.clone();
     start.report = report.clone();
     start.pending = pending.clone();
+    start.async_store = Some(stack.root.join(".coldstart").join("async-queue.sqlite"));
     let running = coldstart_stack::start(stack, start)
         .await
         .map_err(failure)?;

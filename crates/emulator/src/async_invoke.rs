@@ -8,10 +8,14 @@
 //! A destination that is a local function is invoked (asynchronously, as Lambda does) with the
 //! record; any other destination's records are appended to [`Settings::async_records`] as JSON
 //! lines and logged.
+//!
+//! When the emulator stops, an event still waiting (for capacity or for a retry) ends its task
+//! as a [`QueuedEvent`] handed to [`Destinations::keep`]; [`run`] takes such an event up again
+//! where it was (attempts made, age, last failure).
 
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -23,7 +27,7 @@ use crate::clock;
 use crate::config::{AWS_RETRY_DELAY, Settings};
 use crate::function::Function;
 use crate::invocation::{Invocation, Outcome};
-use crate::pool::Urgency;
+use crate::queued::QueuedEvent;
 
 /// Why an asynchronous invocation ended, as the destination record's `condition` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +60,98 @@ pub(crate) trait Destinations: Send + Sync + 'static {
         function: &str,
         payload: Bytes,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), crate::InvokeError>> + Send + '_>>;
+    /// Keeps an event that did not run to its end because the emulator is stopping.
+    fn keep(&self, event: QueuedEvent);
+}
+
+/// An `Event` invocation on its way: new (no attempts yet), or taken up again after a restart.
+pub(crate) struct Event {
+    pub(crate) invocation: Invocation,
+    /// Attempts made so far.
+    pub(crate) attempts: u32,
+    /// When Lambda accepted it; its age counts from here.
+    pub(crate) enqueued: SystemTime,
+    /// The last attempt's failure.
+    last: Option<Answer>,
+    /// Run while the emulator stops, if still queued, rather than kept (see
+    /// [`crate::InvokeRequest::run_before_stop`]).
+    pub(crate) run_before_stop: bool,
+}
+
+impl Event {
+    /// A new event, accepted now.
+    pub(crate) fn new(invocation: Invocation) -> Self {
+        Self {
+            invocation,
+            attempts: 0,
+            enqueued: SystemTime::now(),
+            last: None,
+            run_before_stop: false,
+        }
+    }
+
+    /// An event kept by an earlier emulator.
+    pub(crate) fn resumed(queued: QueuedEvent) -> Self {
+        let last = queued.last_error.map(|(error_type, body)| Answer {
+            body: Bytes::from(body),
+            error_type: Some(error_type),
+        });
+        Self {
+            invocation: Invocation {
+                request_id: queued.request_id,
+                payload: Bytes::from(queued.payload),
+                content_type: queued.content_type,
+                invoked_arn: queued.invoked_arn,
+                trace_id: queued.trace_id,
+                client_context: queued.client_context,
+                tenant_id: queued.tenant_id,
+                log_tail: false,
+            },
+            attempts: queued.attempts,
+            enqueued: queued.enqueued,
+            last,
+            run_before_stop: false,
+        }
+    }
+
+    /// How long ago Lambda accepted it.
+    fn age(&self) -> Duration {
+        SystemTime::now()
+            .duration_since(self.enqueued)
+            .unwrap_or_default()
+    }
+
+    /// Whether it is older than `function`'s maximum event age (on the local clock).
+    pub(crate) fn expired(&self, settings: &Settings, function: &Function) -> bool {
+        self.age() > scaled(settings, function.config().async_config.max_event_age)
+    }
+
+    /// The event as kept at a stop, with `function`'s failure destinations.
+    pub(crate) fn keep(self, function: &Function) -> QueuedEvent {
+        let config = &function.config().async_config;
+        let invocation = self.invocation;
+        QueuedEvent {
+            function: function.name.to_string(),
+            invoked_arn: invocation.invoked_arn,
+            request_id: invocation.request_id,
+            payload: invocation.payload.to_vec(),
+            content_type: invocation.content_type,
+            trace_id: invocation.trace_id,
+            client_context: invocation.client_context,
+            tenant_id: invocation.tenant_id,
+            attempts: self.attempts,
+            enqueued: self.enqueued,
+            last_error: self
+                .last
+                .and_then(|a| a.error_type.map(|t| (t, a.body.to_vec()))),
+            on_failure: config.on_failure.clone(),
+            dead_letter: config.dead_letter.clone(),
+        }
+    }
 }
 
 /// The last answer of an attempt.
+#[derive(Default)]
 struct Answer {
     body: Bytes,
     /// The function error's type, when the attempt failed.
@@ -71,37 +164,46 @@ fn scaled(settings: &Settings, wait: Duration) -> Duration {
 }
 
 /// Runs one `Event` invocation of `function` to its end, with retries, then sends its outcome
-/// to the destinations. Ends early, leaving the event unprocessed (and logged), when `stopping`
-/// is cancelled while it waits for a retry.
+/// to the destinations. When `stopping` is cancelled while the event waits (for capacity or for
+/// a retry), the task ends and the event goes to [`Destinations::keep`]; an attempt already
+/// running is let finish first.
 ///
 /// Boxed as `dyn Send`: a destination that is a local function is invoked through the
 /// emulator, which spawns this again.
 pub(crate) fn run<D: Destinations + Clone>(
     emulator: D,
     function: Arc<Function>,
-    invocation: Invocation,
+    event: Event,
     stopping: CancellationToken,
 ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(attempt_all(emulator, function, invocation, stopping))
+    Box::pin(attempt_all(emulator, function, event, stopping))
 }
 
 async fn attempt_all<D: Destinations>(
     emulator: D,
     function: Arc<Function>,
-    invocation: Invocation,
+    mut event: Event,
     stopping: CancellationToken,
 ) {
     // Both live as long as this task: it owns the emulator and the function.
     let settings = emulator.settings();
     let config = &function.config().async_config;
     let name = function.name.clone();
-    let received = Instant::now();
     let max_age = scaled(settings, config.max_event_age);
-    let mut attempts: u32 = 0;
     let (condition, answer) = loop {
-        attempts += 1;
-        let answer = match function.run(invocation.clone(), Urgency::Async).await {
-            Ok(response) => match response
+        // An event taken up again after a restart may have aged past its maximum meanwhile.
+        if event.age() > max_age {
+            break (
+                Condition::EventAgeExceeded,
+                event.last.take().unwrap_or_default(),
+            );
+        }
+        let give_up = (!event.run_before_stop).then_some(&stopping);
+        let ran = function
+            .run_unless_stopping(event.invocation.clone(), give_up)
+            .await;
+        let answer = match ran {
+            Ok(Some(response)) => match response
                 .buffered(limits::MAX_RUNTIME_RESPONSE)
                 .await
                 .outcome
@@ -114,53 +216,50 @@ async fn attempt_all<D: Destinations>(
                     body,
                     error_type: Some(error_type),
                 },
-                _ => Answer {
-                    body: Bytes::new(),
-                    error_type: None,
-                },
+                _ => Answer::default(),
             },
+            // Stopped while it waited for capacity: kept for the next start.
+            Ok(None) => return keep(&emulator, &function, event),
+            Err(_) if stopping.is_cancelled() => return keep(&emulator, &function, event),
             Err(err) => {
                 tracing::warn!(
                     function = &*name,
-                    request_id = invocation.request_id,
+                    request_id = event.invocation.request_id,
                     %err,
                     "event invocation dropped"
                 );
                 return;
             }
         };
+        event.attempts += 1;
         if answer.error_type.is_none() {
             break (Condition::Success, answer);
         }
-        if attempts > config.max_retry_attempts {
+        if event.attempts > config.max_retry_attempts {
             break (Condition::RetriesExhausted, answer);
         }
         // One minute before the first retry, two before the second.
-        let wait = scaled(settings, AWS_RETRY_DELAY * attempts);
-        if received.elapsed() + wait > max_age {
+        let wait = scaled(settings, AWS_RETRY_DELAY * event.attempts);
+        if event.age() + wait > max_age {
             break (Condition::EventAgeExceeded, answer);
         }
+        event.last = Some(answer);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = stopping.cancelled() => {
-                tracing::warn!(
-                    function = &*name,
-                    request_id = invocation.request_id,
-                    attempts,
-                    "event invocation not retried: the emulator is stopping"
-                );
-                return;
-            }
+            // The stop does not wait for the retry: the event is kept, and its next attempt
+            // runs when an emulator takes it up again.
+            () = stopping.cancelled() => return keep(&emulator, &function, event),
         }
     };
+    let invocation = &event.invocation;
     tracing::info!(
         function = &*name,
         request_id = invocation.request_id,
-        attempts,
+        attempts = event.attempts,
         condition = condition.as_str(),
         "event invocation done"
     );
-    let record = destination_record(&invocation, condition, attempts, &answer);
+    let record = destination_record(invocation, condition, event.attempts, &answer);
     let destination = match condition {
         Condition::Success => config.on_success.as_deref(),
         _ => config.on_failure.as_deref(),
@@ -171,7 +270,58 @@ async fn attempt_all<D: Destinations>(
     if condition != Condition::Success
         && let Some(queue) = &config.dead_letter
     {
-        dead_letter(settings, &name, queue, &invocation, &answer);
+        dead_letter(settings, &name, queue, invocation, &answer);
+    }
+}
+
+/// Hands an event that did not run to its end to the emulator, to keep.
+fn keep(emulator: &impl Destinations, function: &Function, event: Event) {
+    tracing::info!(
+        function = &*function.name,
+        request_id = event.invocation.request_id,
+        attempts = event.attempts,
+        "event invocation kept: the emulator is stopping"
+    );
+    emulator.keep(event.keep(function));
+}
+
+/// Ends a kept event whose function is no longer served: its `OnFailure` destination and
+/// dead-letter queue (as kept with it) get it as `RetriesExhausted`, the nearest of Lambda's
+/// conditions (no attempt is left to make); with neither, it is dropped and logged.
+pub(crate) async fn orphan(emulator: impl Destinations, queued: QueuedEvent) {
+    let function = queued.function.clone();
+    let (on_failure, queue) = (queued.on_failure.clone(), queued.dead_letter.clone());
+    let event = Event::resumed(queued);
+    let answer = event.last.unwrap_or_default();
+    tracing::warn!(
+        function,
+        request_id = event.invocation.request_id,
+        "kept event invocation of a function no longer served"
+    );
+    if on_failure.is_none() && queue.is_none() {
+        tracing::warn!(
+            function,
+            request_id = event.invocation.request_id,
+            "event invocation dropped: no OnFailure destination or dead-letter queue"
+        );
+    }
+    if let Some(destination) = on_failure {
+        let record = destination_record(
+            &event.invocation,
+            Condition::RetriesExhausted,
+            event.attempts,
+            &answer,
+        );
+        deliver(&emulator, &function, &destination, &record).await;
+    }
+    if let Some(queue) = queue {
+        dead_letter(
+            emulator.settings(),
+            &function,
+            &queue,
+            &event.invocation,
+            &answer,
+        );
     }
 }
 

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use coldstart_protocol::{InvocationType, limits};
 
+use crate::async_invoke::Event;
 use crate::clock;
 use crate::config::{FunctionConfig, Settings};
 use crate::error::{Error, InvokeError};
@@ -18,6 +19,7 @@ use crate::function::{Function, State};
 use crate::invocation::{Invocation, InvokeRequest, InvokeResponse, Outcome};
 use crate::logs::LogSink;
 use crate::pool::Urgency;
+use crate::queued::{QueuedEvent, Resumed};
 
 use crate::process::SHUTDOWN_GRACE;
 
@@ -37,8 +39,15 @@ struct Inner {
     settings: Settings,
     /// `Event` invocations running in the background; waited for at shutdown.
     events: TaskTracker,
-    /// Cancelled at shutdown: `Event` invocations waiting for a retry give up.
+    /// Cancelled at shutdown: `Event` invocations waiting for capacity or a retry end and put
+    /// their event in `kept`.
     stopping: CancellationToken,
+    /// Events that did not run to their end because of the stop; handed back by
+    /// [`Emulator::shutdown_keeping_events`].
+    kept: Mutex<Vec<QueuedEvent>>,
+    /// Resumed events of functions that are not `Active` yet (still building): queued once
+    /// [`Emulator::set_state`] makes their function `Active`, kept again at shutdown otherwise.
+    parked: Mutex<Vec<QueuedEvent>>,
 }
 
 impl crate::async_invoke::Destinations for Emulator {
@@ -61,8 +70,28 @@ impl crate::async_invoke::Destinations for Emulator {
             ..InvokeRequest::default()
         };
         let function = function.to_owned();
-        Box::pin(async move { self.invoke(&function, request).await.map(|_| ()) })
+        Box::pin(async move {
+            if self.inner.events.is_closed()
+                && let Some(target) = self.function(&function)
+            {
+                // The destination's own invocation would be refused now: it is kept instead,
+                // as a new event of the destination function.
+                let arn = self.arn_of(&function, None);
+                let invocation = self.invocation(arn, request);
+                crate::async_invoke::Destinations::keep(self, Event::new(invocation).keep(&target));
+                return Ok(());
+            }
+            self.invoke(&function, request).await.map(|_| ())
+        })
     }
+
+    fn keep(&self, event: QueuedEvent) {
+        lock(&self.inner.kept).push(event);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for Inner {
@@ -98,6 +127,8 @@ impl Emulator {
                 settings,
                 events: TaskTracker::new(),
                 stopping: CancellationToken::new(),
+                kept: Mutex::new(Vec::new()),
+                parked: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -199,10 +230,72 @@ impl Emulator {
         match self.function(function) {
             Some(f) => {
                 f.set_state(state);
+                if state == State::Active {
+                    let parked: Vec<QueuedEvent> = {
+                        let mut parked = lock(&self.inner.parked);
+                        let (theirs, rest) = std::mem::take(&mut *parked)
+                            .into_iter()
+                            .partition(|q| q.function == function);
+                        *parked = rest;
+                        theirs
+                    };
+                    for queued in parked {
+                        self.spawn_event(f.clone(), Event::resumed(queued));
+                    }
+                }
                 true
             }
             None => false,
         }
+    }
+
+    /// Takes up `Event` invocations kept by an earlier emulator's
+    /// [`shutdown_keeping_events`](Self::shutdown_keeping_events), in order: each is queued
+    /// again for its function (once it is `Active`) with the attempts it made and its age; one
+    /// older than its function's `MaximumEventAgeInSeconds` goes to `OnFailure` and the
+    /// dead-letter queue instead; one of a function no longer served goes to the `OnFailure`
+    /// destination and dead-letter queue kept with it, or is dropped. Spawns their tasks and
+    /// returns at once.
+    pub fn resume(&self, events: Vec<QueuedEvent>) -> Resumed {
+        let mut resumed = Resumed::default();
+        for queued in events {
+            if self.inner.events.is_closed() {
+                // Stopping already: kept again as they were.
+                lock(&self.inner.kept).push(queued);
+                continue;
+            }
+            let Some(function) = self.function(&queued.function) else {
+                resumed.orphaned += 1;
+                self.inner
+                    .events
+                    .spawn(crate::async_invoke::orphan(self.clone(), queued));
+                continue;
+            };
+            let event = Event::resumed(queued);
+            if event.expired(&self.inner.settings, &function) {
+                // Its task sends it to OnFailure before running anything.
+                resumed.expired += 1;
+                self.spawn_event(function, event);
+                continue;
+            }
+            resumed.queued += 1;
+            if function.state() == State::Active {
+                self.spawn_event(function, event);
+            } else {
+                lock(&self.inner.parked).push(event.keep(&function));
+            }
+        }
+        resumed
+    }
+
+    /// Runs `event` in the background, to its end or to the stop.
+    fn spawn_event(&self, function: Arc<Function>, event: Event) {
+        self.inner.events.spawn(crate::async_invoke::run(
+            self.clone(),
+            function,
+            event,
+            self.inner.stopping.clone(),
+        ));
     }
 
     /// Process ids of `function`'s live sandboxes (their bootstraps, each a process group leader).
@@ -253,21 +346,11 @@ impl Emulator {
             }
             request.payload
         };
-        let request_id = request.request_id.unwrap_or_else(clock::request_id);
-        let invocation = Invocation {
-            request_id: request_id.clone(),
-            payload,
-            content_type: request.content_type,
-            invoked_arn,
-            trace_id: request
-                .trace_id
-                .filter(|t| t.contains("Root="))
-                .unwrap_or_else(clock::trace_id),
-            client_context: request.client_context,
-            tenant_id: request.tenant_id,
-            log_tail: request.log_tail,
-        };
-        match request.invocation_type {
+        let invocation_type = request.invocation_type;
+        let run_before_stop = request.run_before_stop;
+        let invocation = self.invocation(invoked_arn, InvokeRequest { payload, ..request });
+        let request_id = invocation.request_id.clone();
+        match invocation_type {
             InvocationType::DryRun => Ok(InvokeResponse {
                 request_id,
                 outcome: Outcome::DryRun,
@@ -277,12 +360,9 @@ impl Emulator {
                 if self.inner.events.is_closed() {
                     return Err(InvokeError::Service("the emulator is shutting down".into()));
                 }
-                self.inner.events.spawn(crate::async_invoke::run(
-                    self.clone(),
-                    function,
-                    invocation,
-                    self.inner.stopping.clone(),
-                ));
+                let mut event = Event::new(invocation);
+                event.run_before_stop = run_before_stop;
+                self.spawn_event(function, event);
                 Ok(InvokeResponse {
                     request_id,
                     outcome: Outcome::Accepted,
@@ -293,13 +373,43 @@ impl Emulator {
         }
     }
 
+    /// The invocation `request` makes of the function at `invoked_arn`: a fresh request id and
+    /// trace header unless the request brings them.
+    fn invocation(&self, invoked_arn: String, request: InvokeRequest) -> Invocation {
+        Invocation {
+            request_id: request.request_id.unwrap_or_else(clock::request_id),
+            payload: request.payload,
+            content_type: request.content_type,
+            invoked_arn,
+            trace_id: request
+                .trace_id
+                .filter(|t| t.contains("Root="))
+                .unwrap_or_else(clock::trace_id),
+            client_context: request.client_context,
+            tenant_id: request.tenant_id,
+            log_tail: request.log_tail,
+        }
+    }
+
+    /// The ARN of function `name`, with `qualifier` if given.
+    fn arn_of(&self, name: &str, qualifier: Option<&str>) -> String {
+        let settings = &self.inner.settings;
+        let base = format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            settings.region, settings.account_id
+        );
+        match qualifier {
+            Some(q) => format!("{base}:{q}"),
+            None => base,
+        }
+    }
+
     /// Finds a function by name or ARN; returns it with the ARN the caller invoked.
     fn resolve(
         &self,
         name: &str,
         qualifier: Option<&str>,
     ) -> Result<(Arc<Function>, String), InvokeError> {
-        let settings = &self.inner.settings;
         // arn:aws:lambda:{region}:{account}:function:{name}[:{qualifier}], or the partial
         // {account}:function:{name}[:{qualifier}], or {name}[:{qualifier}].
         let rest = name
@@ -317,16 +427,7 @@ impl Emulator {
             None => (rest, None),
         };
         let qualifier = qualifier.or(inline_qualifier);
-        let arn_of = |n: &str| {
-            let base = format!(
-                "arn:aws:lambda:{}:{}:function:{n}",
-                settings.region, settings.account_id
-            );
-            match qualifier {
-                Some(q) => format!("{base}:{q}"),
-                None => base,
-            }
-        };
+        let arn_of = |n: &str| self.arn_of(n, qualifier);
         let function = self
             .function(bare)
             .filter(|_| qualifier.is_none_or(|q| q == "$LATEST"))
@@ -334,15 +435,31 @@ impl Emulator {
         Ok((function, arn_of(bare)))
     }
 
-    /// Shuts down: refuses new invocations, lets background `Event` invocations finish (for at
-    /// most `drain`), then stops every sandbox (SIGTERM, SIGKILL after [`SHUTDOWN_GRACE`]).
+    /// Shuts down as [`shutdown_keeping_events`](Self::shutdown_keeping_events) does, and drops
+    /// (logging how many) the `Event` invocations still queued.
     pub async fn shutdown(&self, drain: Duration) {
+        let kept = self.shutdown_keeping_events(drain).await;
+        if !kept.is_empty() {
+            tracing::warn!(
+                count = kept.len(),
+                "queued event invocations dropped at shutdown"
+            );
+        }
+    }
+
+    /// Shuts down: refuses new invocations, lets attempts of `Event` invocations already
+    /// running finish (for at most `drain`), then stops every sandbox (SIGTERM, SIGKILL after
+    /// [`SHUTDOWN_GRACE`]). Returns the `Event` invocations that did not run to their end: those
+    /// still waiting for capacity or for a retry, in the order they were kept, for
+    /// [`resume`](Self::resume) on a later emulator.
+    pub async fn shutdown_keeping_events(&self, drain: Duration) -> Vec<QueuedEvent> {
         self.inner.events.close();
+        // Waiting events end at once and keep themselves; running attempts go on.
         self.inner.stopping.cancel();
-        if tokio::time::timeout(drain, self.inner.events.wait())
+        let drained = tokio::time::timeout(drain, self.inner.events.wait())
             .await
-            .is_err()
-        {
+            .is_ok();
+        if !drained {
             tracing::warn!("event invocations still running at shutdown were stopped");
         }
         let mut stops = tokio::task::JoinSet::new();
@@ -357,6 +474,14 @@ impl Emulator {
             stops.spawn(async move { function.stop_all(SHUTDOWN_GRACE).await });
         }
         while stops.join_next().await.is_some() {}
+        if !drained {
+            // Attempts cut short by the stop end now (their sandboxes are gone) and keep their
+            // event for a retry.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.inner.events.wait()).await;
+        }
+        let mut kept = std::mem::take(&mut *lock(&self.inner.kept));
+        kept.append(&mut lock(&self.inner.parked));
+        kept
     }
 
     /// Replaces `function`'s sandboxes after its code changed: idle ones stop at once, busy ones
@@ -450,6 +575,49 @@ mod tests {
             "{err}"
         );
         assert!(!emu.set_state("nope", State::Active));
+    }
+
+    fn queued(function: &str, enqueued: std::time::SystemTime) -> QueuedEvent {
+        QueuedEvent {
+            function: function.into(),
+            invoked_arn: format!("arn:aws:lambda:us-east-1:012345678912:function:{function}"),
+            request_id: "r-1".into(),
+            payload: b"{}".to_vec(),
+            content_type: None,
+            trace_id: "Root=1-00000000-000000000000000000000000".into(),
+            client_context: None,
+            tenant_id: None,
+            attempts: 1,
+            enqueued,
+            last_error: Some(("Boom".into(), b"{}".to_vec())),
+            on_failure: None,
+            dead_letter: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn resumed_events_of_a_pending_function_wait_for_it_and_are_kept_again_at_a_stop() {
+        let emu = emulator();
+        assert!(emu.set_state("echo", State::Pending));
+        let waiting = queued("echo", std::time::SystemTime::now());
+        let resumed = emu.resume(vec![
+            waiting.clone(),
+            queued("echo", std::time::UNIX_EPOCH),
+            queued("gone", std::time::SystemTime::now()),
+        ]);
+        assert_eq!(
+            resumed,
+            Resumed {
+                queued: 1,
+                expired: 1,
+                orphaned: 1
+            }
+        );
+        // Nothing ran (the function is still building): the stop hands the event back as it
+        // came, while the expired and orphaned ones are done with.
+        let kept = emu.shutdown_keeping_events(Duration::from_secs(5)).await;
+        assert_eq!(kept, vec![waiting]);
+        assert!(emu.sandbox_pids("echo").is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{FunctionConfig, Settings};
 use crate::error::{Error, InvokeError};
@@ -217,16 +218,58 @@ impl Function {
         invocation: Invocation,
         urgency: Urgency,
     ) -> Result<InvokeResponse, InvokeError> {
+        self.run_or_give_up(invocation, urgency, None)
+            .await?
+            .ok_or_else(shutting_down)
+    }
+
+    /// Runs an `Event` invocation to its one answer, unless `stopping` is given and cancelled
+    /// before a sandbox takes it (while it waits in the queue for capacity): then `None`, and
+    /// the invocation has not run.
+    pub(crate) async fn run_unless_stopping(
+        self: &Arc<Self>,
+        invocation: Invocation,
+        stopping: Option<&CancellationToken>,
+    ) -> Result<Option<InvokeResponse>, InvokeError> {
+        self.run_or_give_up(invocation, Urgency::Async, stopping)
+            .await
+    }
+
+    async fn run_or_give_up(
+        self: &Arc<Self>,
+        invocation: Invocation,
+        urgency: Urgency,
+        give_up: Option<&CancellationToken>,
+    ) -> Result<Option<InvokeResponse>, InvokeError> {
         let mut invocation = Arc::new(invocation);
         let mut patient = true;
         let mut attempts = 0;
         while attempts < DISPATCH_ATTEMPTS {
+            if give_up.is_some_and(CancellationToken::is_cancelled) {
+                return Ok(None);
+            }
             let grant = match self.pool.acquire(urgency, patient) {
                 Acquire::Now(grant) => grant,
                 Acquire::Wait { mut grant, then } => {
-                    let waited = match then.patience() {
-                        None => Some((&mut grant).await),
-                        Some(patience) => tokio::time::timeout(patience, &mut grant).await.ok(),
+                    let waited = match (then.patience(), give_up) {
+                        (None, Some(give_up)) => tokio::select! {
+                            // A grant that came with the stop is used: the slot is taken.
+                            biased;
+                            granted = &mut grant => Some(granted),
+                            () = give_up.cancelled() => {
+                                // Closing first means a grant sent at this very moment is
+                                // received here rather than lost with the channel.
+                                grant.close();
+                                match grant.try_recv() {
+                                    Ok(granted) => Some(Ok(granted)),
+                                    Err(_) => return Ok(None),
+                                }
+                            }
+                        },
+                        (None, None) => Some((&mut grant).await),
+                        (Some(patience), _) => {
+                            tokio::time::timeout(patience, &mut grant).await.ok()
+                        }
                     };
                     match waited {
                         Some(granted) => granted.map_err(|_| shutting_down())?,
@@ -255,14 +298,15 @@ impl Function {
                 Grant::Warm(sandbox) => sandbox,
                 Grant::Cold => match self.start(&invocation).await {
                     Ok(sandbox) => sandbox,
-                    Err(failed) => return Ok(failed),
+                    Err(failed) => return Ok(Some(failed)),
                 },
             };
             match sandbox.dispatch(invocation.clone()) {
                 Ok(answer) => {
-                    return Ok(self
-                        .await_answer(&sandbox, answer, &invocation.request_id)
-                        .await);
+                    return Ok(Some(
+                        self.await_answer(&sandbox, answer, &invocation.request_id)
+                            .await,
+                    ));
                 }
                 // It died between being granted and being given the work: try another.
                 Err(back) => invocation = back,

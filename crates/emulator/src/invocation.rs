@@ -29,6 +29,10 @@ pub struct InvokeRequest {
     /// The request id to use, when the front door already gave one to its caller (Function URLs
     /// put it in the event). Default: a fresh one.
     pub request_id: Option<String>,
+    /// For an `Event` invocation caused by the stop itself (a WebSocket API's `$disconnect` as
+    /// its connections close): a graceful stop runs it if it is still queued, rather than keep
+    /// it for the next start. Default: false.
+    pub run_before_stop: bool,
 }
 
 /// The one answer to an invocation.

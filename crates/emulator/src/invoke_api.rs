@@ -249,6 +249,7 @@ async fn parse(req: Request<Incoming>) -> Result<InvokeRequest, InvokeError> {
         content_type,
         qualifier,
         request_id: None,
+        run_before_stop: false,
     })
 }
 

@@ -49,7 +49,10 @@
 //!   and the Logs API's `PUT /2020-08-15/logs`.
 //! - [`auth`]: API Gateway's authorizers (Lambda and JWT), shared with the WebSocket front door.
 //! - `invocation`: what front doors send in and get back; `async_invoke`: `Event` invocations
-//!   as Lambda runs them (retries, event age, destinations, dead-letter queue).
+//!   as Lambda runs them (retries, event age, destinations, dead-letter queue); `queued`: the
+//!   [`QueuedEvent`]s a graceful stop keeps ([`Emulator::shutdown_keeping_events`]) and a later
+//!   emulator takes up again ([`Emulator::resume`]). Storing them is the caller's business (the
+//!   stack crate keeps them in SQLite), so the emulator has no file format of its own for them.
 //! - `opt`: a sandbox's own `/opt`, bound in a mount namespace.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
@@ -68,7 +71,7 @@
 //! 4  sandbox/        spawn, exit, freezer, streaming -> mod -> reports -> state
 //! 3  logs
 //! 2  answers, server, telemetry, config, apigw
-//! 1  body, extensions, invocation, process, error, clock, eventstream, opt
+//! 1  body, extensions, invocation, process, error, clock, eventstream, opt, queued
 //! ```
 
 mod answers;
@@ -91,6 +94,7 @@ pub mod logs;
 mod opt;
 mod pool;
 mod process;
+mod queued;
 mod runtime_api;
 mod sandbox;
 mod server;
@@ -118,3 +122,4 @@ pub use invoke_api::serve_invoke_api;
 pub use logs::{LogSink, TracingSink};
 pub use opt::{OPT, opt_mount_available};
 pub use process::SHUTDOWN_GRACE;
+pub use queued::{QueuedEvent, Resumed};

@@ -87,6 +87,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The file where queued `Event` invocations are kept across a stop cannot be read or
+    /// written.
+    #[error("the queued Event invocations in {} cannot be read or written", path.display())]
+    AsyncStore {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's reason.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Error {

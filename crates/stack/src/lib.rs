@@ -35,11 +35,14 @@
 //! - `tables`: DynamoDB tables created on a local endpoint.
 //! - `report`: the [`Reporter`] that progress lines go through.
 //! - `start`: binds, wires local endpoints and serves: [`start()`] → [`Running`].
+//! - `async_store`: the SQLite file where a stop keeps queued `Event` invocations for the next
+//!   start ([`StartOptions::async_store`]).
 //! - [`watch`]: rebuild and reload on source changes.
 //! - [`samples`]: sample events by SAM's `generate-event` names.
 //! - [`error`]: what can go wrong, located in the user's file.
 
 mod api_table;
+mod async_store;
 mod auth_table;
 pub mod build;
 pub mod config;

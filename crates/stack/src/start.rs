@@ -49,6 +49,11 @@ pub struct StartOptions {
     /// bootstrap is not looked for yet; [`activate`] makes them `Active` once built. Default:
     /// none.
     pub pending: Vec<String>,
+    /// A file (SQLite) where `Event` invocations still queued at a graceful stop are kept, and
+    /// from which the next start takes them up again; `up` uses
+    /// `.coldstart/async-queue.sqlite`. An unreadable file is moved aside with a warning.
+    /// Default: none (they are dropped, and logged, at the stop).
+    pub async_store: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for StartOptions {
@@ -71,6 +76,7 @@ impl StartOptions {
             sink,
             report: Reporter::default(),
             pending: Vec::new(),
+            async_store: None,
         }
     }
 }
@@ -202,6 +208,10 @@ pub struct Running {
     shutdown: CancellationToken,
     /// The servers; each returns once `shutdown` is cancelled and its requests are done.
     servers: JoinSet<()>,
+    /// Where queued `Event` invocations are kept at the stop ([`StartOptions::async_store`]).
+    async_store: Option<PathBuf>,
+    /// Where the stop says how many it kept.
+    report: Reporter,
 }
 
 impl Running {
@@ -231,9 +241,11 @@ impl Running {
     /// requests, then stops every sandbox.
     pub async fn wait(mut self) {
         while self.servers.join_next().await.is_some() {}
-        self.emulator
-            .shutdown(self.emulator.longest_timeout())
+        let kept = self
+            .emulator
+            .shutdown_keeping_events(self.emulator.longest_timeout())
             .await;
+        crate::async_store::keep(self.async_store.as_deref(), &kept, &self.report);
     }
 
     /// Stops the stack: servers finish their requests, sandboxes get SIGTERM then SIGKILL.
@@ -320,6 +332,9 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
     )?;
     for name in &options.pending {
         emulator.set_state(name, State::Pending);
+    }
+    if let Some(store) = &options.async_store {
+        crate::async_store::resume(store, &emulator, &options.report);
     }
     let shutdown = CancellationToken::new();
     let mut servers = JoinSet::new();
@@ -492,6 +507,8 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
         reloader,
         shutdown,
         servers,
+        async_store: options.async_store,
+        report: options.report,
     })
 }
 

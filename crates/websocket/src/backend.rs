@@ -65,11 +65,13 @@ impl Backend for Emulator {
     }
 
     async fn notify(&self, function: &str, event: Vec<u8>) -> Answer {
-        // An `Event` invocation: the emulator queues it for a free sandbox and its shutdown
-        // waits for the queue to drain.
+        // An `Event` invocation: the emulator queues it for a free sandbox, and its shutdown
+        // runs it (a `$disconnect` is caused by the stop; keeping it for the next start would
+        // leave the connection's records behind until then).
         let request = InvokeRequest {
             payload: Bytes::from(event),
             invocation_type: InvocationType::Event,
+            run_before_stop: true,
             ..InvokeRequest::default()
         };
         match Emulator::invoke(self, function, request).await {

@@ -1020,3 +1020,65 @@ fn invoke_sends_a_sample_event() {
     assert_eq!(event["httpMethod"], "POST");
     assert_eq!(event["requestContext"]["resourcePath"], "/{proxy+}");
 }
+
+#[test]
+fn up_keeps_queued_event_invocations_on_sigterm_and_resumes_them_at_the_next_start() {
+    let (dir, config) = app("[functions.crash]\nbootstrap = [\"./exit-on-invoke.sh\"]\n");
+    // Run from the stack's folder, as a user does: paths are shown relative to it.
+    let up = |dir: &std::path::Path| {
+        let mut command = coldstart();
+        command
+            .current_dir(dir)
+            .args(["up", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config);
+        Server::up_command(&mut command)
+    };
+    let sigterm = |mut server: Server| {
+        let _ = nix::sys::signal::kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM);
+        let status = server.child.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status.code(), Some(0));
+        server
+    };
+
+    let (server, _) = up(dir.path());
+    // Accepted (202); the crash is retried after Lambda's minute, long after the stop.
+    let out = server.invoke(&["crash", "{\"n\":1}", "--invocation-type", "Event"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let server = sigterm(server);
+    let stderr = server
+        .stderr
+        .as_ref()
+        .unwrap_or_else(|| panic!("up keeps its stderr"));
+    wait_line(stderr, |l| {
+        l == "coldstart: kept 1 queued Event invocations in .coldstart/async-queue.sqlite"
+    });
+    drop(server);
+    assert!(dir.path().join(".coldstart/async-queue.sqlite").exists());
+
+    // The next start says what it resumed before its table.
+    let mut command = coldstart();
+    let child = command
+        .current_dir(dir.path())
+        .args(["up", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn();
+    let mut child = child.unwrap_or_else(|e| panic!("spawn coldstart up: {e}"));
+    let stderr = lines(child.stderr.take());
+    let server = Server {
+        stdout: lines(child.stdout.take()),
+        child,
+        endpoint: String::new(),
+        stderr: None,
+    };
+    wait_line(&stderr, |l| {
+        l == "coldstart: resumed 1 queued Event invocations from .coldstart/async-queue.sqlite"
+    });
+    wait_line(&stderr, |l| l.contains("functions ready in"));
+    // It runs again and fails again: the stop keeps it once more, with its second attempt.
+    wait_line(&server.stdout, |l| l.contains("dying mid-invoke"));
+    let _server = sigterm(server);
+    wait_line(&stderr, |l| l.starts_with("coldstart: kept 1 queued Event"));
+}

@@ -2,6 +2,7 @@
 
 mod api_settings;
 mod async_invoke;
+mod async_store;
 mod authorizers;
 mod extensions;
 mod faults;
