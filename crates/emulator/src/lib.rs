@@ -111,7 +111,7 @@ pub use gateway::sigv4::{
     LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LOCAL_SESSION_TOKEN, LocalKey,
 };
 pub use gateway::{
-    ApiCors, HTTP_INTEGRATION_TIMEOUT, HttpApi, HttpCors, InvokeMode, PayloadVersion,
+    AWS_IAM, ApiCors, HTTP_INTEGRATION_TIMEOUT, HttpApi, HttpCors, InvokeMode, PayloadVersion,
     REST_INTEGRATION_TIMEOUT, RateLimit, RestCors, RouteKey, Router, Throttle, UrlAuthType,
     UrlSettings, serve_function_url, serve_http_api,
 };

@@ -181,7 +181,9 @@ pub(crate) fn route_auth(
     entries: &BTreeMap<String, Spanned<RouteAuthToml>>,
     at: &dyn Fn(Range<usize>, String) -> Error,
 ) -> Result<Vec<(String, RouteAuth)>, Error> {
-    let known = |name: &str| name == "NONE" || authorizers.iter().any(|a| a.name == name);
+    let known = |name: &str| {
+        name == "NONE" || name == "AWS_IAM" || authorizers.iter().any(|a| a.name == name)
+    };
     if let Some(d) = default
         && !known(d.get_ref())
     {

@@ -418,6 +418,7 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             authorizers: api.authorizers.clone(),
             route_auth: api.route_auth.iter().cloned().collect(),
             timeouts: api.timeouts.iter().cloned().collect(),
+            credentials: url_credentials(),
         };
         servers.spawn(serve_http_api(
             emulator.clone(),

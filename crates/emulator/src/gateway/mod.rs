@@ -39,6 +39,7 @@ use crate::server;
 
 pub use api_cors::{ApiCors, HttpCors, RestCors};
 pub use route::{RouteKey, Router};
+use sigv4::LocalKey;
 pub use throttle::{RateLimit, Throttle};
 
 /// The event format an HTTP API sends its functions.
@@ -77,7 +78,13 @@ pub struct HttpApi {
     /// Route key → its integration timeout (`TimeoutInMillis`); others get the API kind's
     /// default ([`REST_INTEGRATION_TIMEOUT`], [`HTTP_INTEGRATION_TIMEOUT`]).
     pub timeouts: HashMap<String, Duration>,
+    /// The keys `AWS_IAM` routes accept (SigV4, signing name `execute-api`).
+    pub credentials: Vec<LocalKey>,
 }
+
+/// The authorizer name of routes with `AWS_IAM` authorization: SigV4 is checked against the
+/// API's [`HttpApi::credentials`].
+pub const AWS_IAM: &str = "AWS_IAM";
 
 /// How long a REST API waits for its integration by default (API Gateway's 29 s).
 pub const REST_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
@@ -100,6 +107,7 @@ impl HttpApi {
             authorizers: Vec::new(),
             route_auth: HashMap::new(),
             timeouts: HashMap::new(),
+            credentials: vec![LocalKey::coldstart()],
         }
     }
 }
@@ -309,7 +317,23 @@ pub async fn serve_http_api(
                 &request_id,
                 settings,
             );
-            if let Some(route_auth) = api.route_auth.get(&matched.route.key) {
+            let route_auth = api.route_auth.get(&matched.route.key);
+            if route_auth.is_some_and(|a| a.authorizer == AWS_IAM) {
+                let account = &settings.account_id;
+                match sigv4::verify_for(
+                    &captured,
+                    &api.credentials,
+                    &settings.region,
+                    sigv4::EXECUTE_API,
+                    std::time::SystemTime::now(),
+                ) {
+                    Ok(key) => sigv4::api_caller(key, account, api.payload_version, &mut event),
+                    Err(refusal) => {
+                        tracing::debug!(api = %api.name, ?refusal, "IAM request refused");
+                        return refusal.api_response(api.rest);
+                    }
+                }
+            } else if let Some(route_auth) = route_auth {
                 let granted = match authorize(
                     &emulator,
                     api,

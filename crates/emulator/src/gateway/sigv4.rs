@@ -158,15 +158,68 @@ impl Refusal {
                 }),
             ),
         };
-        let mut response = Response::new(Body::full(Bytes::from(body.to_string())));
-        *response.status_mut() = StatusCode::FORBIDDEN;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert("x-amzn-errortype", HeaderValue::from_static(kind));
-        response
+        forbidden(kind, &body)
+    }
+}
+
+impl Refusal {
+    /// API Gateway's answer to an `AWS_IAM` route's request it refuses: REST APIs 403
+    /// `Missing Authentication Token` without a signature, else the signature's complaint as
+    /// Lambda words it; HTTP APIs 403 `{"message":"Forbidden"}`.
+    pub(crate) fn api_response(&self, rest: bool) -> Response<Body> {
+        match self {
+            _ if !rest => forbidden(
+                "AccessDeniedException",
+                &serde_json::json!({ "message": "Forbidden" }),
+            ),
+            Self::Missing => forbidden(
+                "MissingAuthenticationTokenException",
+                &serde_json::json!({ "message": "Missing Authentication Token" }),
+            ),
+            other => other.response(),
+        }
+    }
+}
+
+/// A 403 with `x-amzn-ErrorType: kind` and a JSON `body`.
+fn forbidden(kind: &'static str, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::full(Bytes::from(body.to_string())));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert("x-amzn-errortype", HeaderValue::from_static(kind));
+    response
+}
+
+/// Puts the caller signing with `key` into an API event: payload 2.0's
+/// `requestContext.authorizer.iam`, payload 1.0's `requestContext.identity`.
+pub(crate) fn api_caller(
+    key: &LocalKey,
+    account_id: &str,
+    version: super::PayloadVersion,
+    event: &mut Value,
+) {
+    let Some(context) = event.get_mut("requestContext") else {
+        return;
+    };
+    match version {
+        super::PayloadVersion::V2 => {
+            context["authorizer"] =
+                serde_json::to_value(key.authorizer(account_id)).unwrap_or(Value::Null);
+        }
+        super::PayloadVersion::V1 => {
+            let user_id = key.user_id();
+            let identity = &mut context["identity"];
+            identity["accessKey"] = Value::from(key.access_key_id.clone());
+            identity["accountId"] = Value::from(account_id);
+            identity["caller"] = Value::from(user_id.clone());
+            identity["user"] = Value::from(user_id);
+            identity["userArn"] =
+                Value::from(format!("arn:aws:iam::{account_id}:user/{}", key.user));
+        }
     }
 }
 

@@ -128,12 +128,6 @@ pub(crate) fn read(
                             ),
                         ));
                     }
-                    if e.authorizer.as_deref() == Some("AWS_IAM") {
-                        notices.push(format!(
-                            "{}: route {} uses AWS_IAM, which is not checked locally; it is open",
-                            r.id, e.route
-                        ));
-                    }
                     if let Some(timeout) = e.timeout {
                         timeouts.push((e.route.clone(), timeout));
                     }
@@ -381,13 +375,10 @@ fn route_auth_of(
     let kind = cx.string(route, "AuthorizationType")?;
     match kind.as_deref() {
         None | Some("NONE") => Ok(None),
-        Some("AWS_IAM") => {
-            notices.push(format!(
-                "{}: AWS_IAM authorization is not checked locally; the route is open",
-                route.id
-            ));
-            Ok(None)
-        }
+        Some("AWS_IAM") => Ok(Some(RouteAuth {
+            authorizer: coldstart_emulator::AWS_IAM.to_owned(),
+            scopes: Vec::new(),
+        })),
         Some("CUSTOM") | Some("JWT") => {
             let Some(id) = cx.string(route, "AuthorizerId")? else {
                 return Err(cx.error(

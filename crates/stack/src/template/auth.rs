@@ -36,7 +36,7 @@ impl ApiAuth {
     /// The authorization of a route whose event names `named` (`None`: the default).
     pub(crate) fn route<'a>(&'a self, named: Option<&'a str>) -> Option<&'a str> {
         let name = named.or(self.default.as_deref())?;
-        if name == "NONE" || name == "AWS_IAM" || self.unchecked.contains(name) {
+        if name == "NONE" || self.unchecked.contains(name) {
             return None;
         }
         Some(name)
@@ -108,12 +108,6 @@ pub(crate) fn sam(
             };
             out.authorizers.extend(read);
         }
-    }
-    if auth.get("EnableIamAuthorizer").and_then(Value::as_bool) == Some(true) {
-        notices.push(format!(
-            "{}: AWS_IAM authorization is not checked locally; its routes are open",
-            r.id
-        ));
     }
     if let Some(default) = auth.get("DefaultAuthorizer") {
         let name = text(default)

@@ -45,6 +45,12 @@ Resources:
             Path: /jwt
             Method: get
             Auth: {{ Authorizer: Jwt, AuthorizationScopes: [items/read] }}
+        Iam:
+          Type: HttpApi
+          Properties: {{ ApiId: !Ref Http, Path: /iam, Method: get, Auth: {{ Authorizer: AWS_IAM }} }}
+        RestIam:
+          Type: Api
+          Properties: {{ RestApiId: !Ref Rest, Path: /iam, Method: get, Auth: {{ Authorizer: AWS_IAM }} }}
         Open:
           Type: HttpApi
           Properties: {{ ApiId: !Ref Http, Path: /open, Method: get, Auth: {{ Authorizer: NONE }} }}
@@ -492,5 +498,67 @@ async fn a_websocket_connect_authorizer_refuses_upgrades_and_its_context_reaches
         assert_eq!(authorizer["user"], "allow", "{kind}: {authorizer}");
     }
     let _ = ws.close(None).await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_iam_routes_take_sigv4_signed_requests_only() {
+    use coldstart_emulator::{LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY};
+    let project = project("iam", "https://issuer.invalid");
+    let (running, logs) = project.serve().await;
+    let request = |api: &str, kind: EndpointKind, path: &str, secret: Option<&str>| {
+        let addr = running
+            .endpoint(api, kind)
+            .unwrap_or_else(|| panic!("no {api}"))
+            .addr;
+        let request = http::Request::get(path)
+            .header(http::header::HOST, addr.to_string())
+            .body(Bytes::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let request = match secret {
+            Some(secret) => crate::support::sign_v4(
+                request,
+                "execute-api",
+                aws_sigv4::http_request::SigningSettings::default(),
+                secret,
+                None,
+            ),
+            None => request,
+        };
+        let (parts, body) = request.into_parts();
+        crate::support::send(addr, http::Request::from_parts(parts, Full::new(body)))
+    };
+    let http = EndpointKind::HttpApi;
+    let rest = EndpointKind::RestApi;
+
+    // Signed with the local key: the function sees the caller.
+    let r = request("Http", http, "/iam", Some(LOCAL_SECRET_ACCESS_KEY)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let iam = &event_of(&r)["requestContext"]["authorizer"]["iam"];
+    assert_eq!(iam["accessKey"], LOCAL_ACCESS_KEY_ID, "{iam}");
+    let r = request("Rest", rest, "/prod/iam", Some(LOCAL_SECRET_ACCESS_KEY)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let identity = &event_of(&r)["requestContext"]["identity"];
+    assert_eq!(identity["accessKey"], LOCAL_ACCESS_KEY_ID, "{identity}");
+    let before = invocations(&logs, "Web");
+
+    // Unsigned or signed with another secret: 403, as each API kind words it.
+    let r = request("Http", http, "/iam", None).await;
+    assert_eq!(
+        (r.status, json_of(&r)),
+        (403, json!({"message": "Forbidden"}))
+    );
+    let r = request("Rest", rest, "/prod/iam", None).await;
+    assert_eq!(
+        (r.status, json_of(&r)),
+        (403, json!({"message": "Missing Authentication Token"}))
+    );
+    let r = request("Rest", rest, "/prod/iam", Some("not-the-secret")).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.header("x-amzn-errortype"),
+        Some("InvalidSignatureException")
+    );
+    assert_eq!(invocations(&logs, "Web"), before);
     running.stop().await;
 }

@@ -3,10 +3,8 @@
 //! badly signed ones, and a browser's preflight and cross-origin calls.
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::http_request::SigningSettings;
 use bytes::Bytes;
 use coldstart_emulator::{
     LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LOCAL_SESSION_TOKEN, LocalKey, UrlAuthType,
@@ -132,46 +130,11 @@ fn presigned(request: http::Request<Bytes>) -> http::Request<Bytes> {
 
 fn signed_with(
     settings: SigningSettings,
-    mut request: http::Request<Bytes>,
+    request: http::Request<Bytes>,
     secret: &str,
     token: Option<&str>,
 ) -> http::Request<Bytes> {
-    let identity = Credentials::new(
-        LOCAL_ACCESS_KEY_ID,
-        secret,
-        token.map(str::to_owned),
-        None,
-        "test",
-    )
-    .into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("lambda")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into();
-    let uri = request.uri().to_string();
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
-        .collect();
-    let body = request.body().clone();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        uri.as_str(),
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(&body),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let (instructions, _) = sign(signable, &params)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_parts();
-    instructions.apply_to_request_http1x(&mut request);
-    request
+    crate::support::sign_v4(request, "lambda", settings, secret, token)
 }
 
 fn with_body(mut request: http::Request<Bytes>, body: &str) -> http::Request<Bytes> {

@@ -335,3 +335,51 @@ pub fn invocations(logs: &Logs, function: &str) -> usize {
     let start = format!("{function}: START RequestId");
     logs.all().iter().filter(|l| l.starts_with(&start)).count()
 }
+
+/// `request` signed with SigV4 as the AWS SDKs sign, for the signing name `service`, with the
+/// local access key, `secret` and an optional session `token`, in `us-east-1`.
+pub fn sign_v4(
+    mut request: http::Request<Bytes>,
+    service: &str,
+    settings: aws_sigv4::http_request::SigningSettings,
+    secret: &str,
+    token: Option<&str>,
+) -> http::Request<Bytes> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, sign};
+    let identity = aws_credential_types::Credentials::new(
+        coldstart_emulator::LOCAL_ACCESS_KEY_ID,
+        secret,
+        token.map(str::to_owned),
+        None,
+        "test",
+    )
+    .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name(service)
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into();
+    let uri = request.uri().to_string();
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    let body = request.body().clone();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        uri.as_str(),
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(&body),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (instructions, _) = sign(signable, &params)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_parts();
+    instructions.apply_to_request_http1x(&mut request);
+    request
+}
