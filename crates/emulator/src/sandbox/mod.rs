@@ -272,11 +272,26 @@ impl Sandbox {
             ),
             _ => (coldstart_protocol::telemetry::Status::Error, None),
         };
-        self.publish_runtime_done(&running, done, outcome.error_type(), produced, timing);
         let status = outcome
             .error_type()
             .map(|t| reports::ReportStatus::Error(t.to_owned()));
-        Ok(self.finish(running, outcome, status))
+        // A buffered answer without Tail goes to the caller before its runtimeDone is
+        // serialised and handed to subscribers (and before END/REPORT, as ever): the record is
+        // built now, with the duration as of the answer, and published right after.
+        let deferred = matches!(running.answer, state::Answer::Pending(_))
+            && !running.invocation.log_tail;
+        if !deferred {
+            self.publish_runtime_done(&running, done, outcome.error_type(), produced, timing);
+            return Ok(self.finish(running, outcome, status));
+        }
+        let record = self.runtime_done_wanted().then(|| {
+            reports::runtime_done_record(&running, done, outcome.error_type(), produced, timing)
+        });
+        let report = self.finish(running, outcome, status);
+        if let Some(record) = record {
+            self.publish_runtime_done_record(move || record);
+        }
+        Ok(report)
     }
 
     /// [`Self::answer`], writing `END`/`REPORT` at once.

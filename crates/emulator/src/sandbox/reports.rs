@@ -84,6 +84,28 @@ pub(super) fn platform_record(
     telemetry.publish(Category::Platform, move || event.record);
 }
 
+/// The `platform.runtimeDone` record of `running`, its duration measured now.
+pub(super) fn runtime_done_record(
+    running: &Running,
+    status: Status,
+    error_type: Option<&str>,
+    produced_bytes: Option<u64>,
+    timing: Option<ResponseTiming>,
+) -> Record {
+    let spans = timing.map_or_else(Vec::new, |t| t.spans(running));
+    Record::RuntimeDone(tm::RuntimeDone {
+        request_id: running.invocation.request_id.clone(),
+        status,
+        error_type: error_type.map(str::to_owned),
+        metrics: Some(tm::RuntimeDoneMetrics {
+            duration_ms: millis(running.started.elapsed()),
+            produced_bytes,
+        }),
+        spans,
+        tracing: trace_context(&running.invocation.trace_id),
+    })
+}
+
 impl Sandbox {
     /// Publishes the platform record `make` builds and, with the JSON log format, writes it to
     /// the function's log as one line, in the Telemetry API's shape.
@@ -152,24 +174,24 @@ impl Sandbox {
         produced_bytes: Option<u64>,
         timing: Option<ResponseTiming>,
     ) {
+        self.publish_runtime_done_record(|| {
+            runtime_done_record(running, status, error_type, produced_bytes, timing)
+        });
+    }
+
+    /// Whether anyone reads `platform.runtimeDone` now: a Telemetry API subscriber (or the
+    /// emulator's observer), or the function's JSON log.
+    pub(super) fn runtime_done_wanted(&self) -> bool {
+        self.telemetry.wants(Category::Platform) || self.logs.json()
+    }
+
+    /// Publishes a `platform.runtimeDone` after the lines the function printed before answering.
+    pub(super) fn publish_runtime_done_record(&self, make: impl FnOnce() -> Record) {
         if self.telemetry.wants(Category::Function) || self.logs.json() {
             // The lines the function printed before answering belong before its runtimeDone.
             self.logs.drain();
         }
-        self.platform_record(|| {
-            let spans = timing.map_or_else(Vec::new, |t| t.spans(running));
-            Record::RuntimeDone(tm::RuntimeDone {
-                request_id: running.invocation.request_id.clone(),
-                status,
-                error_type: error_type.map(str::to_owned),
-                metrics: Some(tm::RuntimeDoneMetrics {
-                    duration_ms: millis(running.started.elapsed()),
-                    produced_bytes,
-                }),
-                spans,
-                tracing: trace_context(&running.invocation.trace_id),
-            })
-        });
+        self.platform_record(make);
     }
 
     /// Answers an invocation whose sandbox never became ready, with the platform's log lines.
