@@ -278,8 +278,8 @@ impl Sandbox {
         // A buffered answer without Tail goes to the caller before its runtimeDone is
         // serialised and handed to subscribers (and before END/REPORT, as ever): the record is
         // built now, with the duration as of the answer, and published right after.
-        let deferred = matches!(running.answer, state::Answer::Pending(_))
-            && !running.invocation.log_tail;
+        let deferred =
+            matches!(running.answer, state::Answer::Pending(_)) && !running.invocation.log_tail;
         if !deferred {
             self.publish_runtime_done(&running, done, outcome.error_type(), produced, timing);
             return Ok(self.finish(running, outcome, status));
