@@ -9,6 +9,29 @@ use nix::unistd::Pid;
 /// How long a sandbox gets between SIGTERM and SIGKILL at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
+/// Makes the process `command` starts die with SIGKILL when the emulator's process dies, however
+/// it dies (a `kill -9` of `coldstart` included): a sandbox's processes live in groups of their
+/// own, so nothing else would end a runtime busy in a handler. Linux's parent-death signal
+/// follows the thread that spawned the child; sandboxes are spawned from the runtime's worker
+/// threads, which live as long as the emulator.
+pub(crate) fn die_with_emulator(command: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The emulator died between fork and prctl: follow it at once.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(137);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Sends `signal` to every process of the group led by `pgid`. A group that is already gone is
 /// not an error.
 pub(crate) fn signal_group(pgid: Pid, signal: Signal) {

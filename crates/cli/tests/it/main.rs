@@ -263,6 +263,49 @@ fn sigterm_stops_the_server_and_every_sandbox_with_exit_0() {
     }
 }
 
+/// The state letter of process `pid` in `/proc` (`R`, `S`, `Z`, ...); `None` once it is gone.
+fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+#[test]
+fn a_kill_9_of_run_takes_a_runtime_busy_in_its_handler_with_it() {
+    let bootstrap = repo("crates/testkit/fixtures/busy-handler.sh");
+    let mut server = Server::start(&[
+        "--timeout",
+        "600",
+        "--",
+        bootstrap.to_str().unwrap_or_default(),
+    ]);
+    // The invocation never ends on its own: the runtime stays in its handler.
+    let endpoint = server.endpoint.clone();
+    std::thread::spawn(move || {
+        let _ = coldstart()
+            .args(["invoke", "function", "{}", "--endpoint", &endpoint])
+            .output();
+    });
+    let line = wait_line(&server.stdout, |l| l.starts_with("[function] BUSY PID="));
+    let pid: i32 = line
+        .trim_start_matches("[function] BUSY PID=")
+        .parse()
+        .unwrap_or(0);
+    assert!(pid > 0, "{line}");
+    // Only the server gets SIGKILL: it can do nothing, so the runtime must follow by itself.
+    let _ = nix::sys::signal::kill(Pid::from_raw(server.child.id() as i32), Signal::SIGKILL);
+    let _ = server.child.wait();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while process_state(pid).is_some_and(|s| s != 'Z') {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "runtime {pid} survived a kill -9 of coldstart"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Whatever else of its group is left goes with the test's cleanup.
+    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+}
+
 #[test]
 fn run_starts_the_extensions_of_a_folder_and_sends_them_shutdown_on_sigterm() {
     let dir = tempdir::Dir::new();

@@ -270,6 +270,7 @@ impl Spec {
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command.env(env::RUNTIME_API, runtime_api);
         command.env(env::LOG_STREAM_NAME, log_stream_name());
+        crate::process::die_with_emulator(&mut command);
         self.give_port(&mut command, port);
         if let Some(opt) = &self.opt {
             opt.apply(&mut command);
@@ -294,6 +295,7 @@ impl Spec {
             None => path.to_path_buf(),
         };
         let mut command = tokio::process::Command::new(program);
+        crate::process::die_with_emulator(&mut command);
         command.current_dir(&self.task_root);
         command.env_remove(env::TRACE_ID);
         for name in env::RUNTIME_ONLY {
