@@ -335,6 +335,7 @@ impl Drop for Stack {
             return;
         };
         running.shutdown_token().cancel();
+        let mut killed = Vec::new();
         for name in running.emulator.function_names() {
             for pid in running.emulator.sandbox_pids(&name) {
                 if let Ok(pid) = i32::try_from(pid) {
@@ -342,10 +343,30 @@ impl Drop for Stack {
                         nix::unistd::Pid::from_raw(pid),
                         nix::sys::signal::Signal::SIGKILL,
                     );
+                    killed.push(pid);
                 }
             }
         }
+        // SIGKILL is delivered asynchronously: wait (briefly, bounded) until each is dead, so
+        // that no process of the stack is still running once the drop returns.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        for pid in killed {
+            while running_process(pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
+}
+
+/// Whether process `pid` still exists and is not a zombie.
+fn running_process(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        })
+        .is_some_and(|state| state != 'Z' && state != 'X')
 }
 
 impl Builder {
