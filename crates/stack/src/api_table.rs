@@ -22,21 +22,21 @@ use coldstart_emulator::{ApiCors, HttpCors, RateLimit, RouteKey, Throttle};
 
 use crate::error::Error;
 
-/// `cors`: an HTTP API's `CorsConfiguration`, in snake case.
+/// `cors`: an HTTP API's `CorsConfiguration` (and a Function URL's `Cors`), in snake case.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CorsToml {
     #[serde(default)]
-    allow_origins: Vec<String>,
+    pub(crate) allow_origins: Vec<String>,
     #[serde(default)]
-    allow_methods: Vec<String>,
+    pub(crate) allow_methods: Vec<String>,
     #[serde(default)]
-    allow_headers: Vec<String>,
+    pub(crate) allow_headers: Vec<String>,
     #[serde(default)]
-    expose_headers: Vec<String>,
+    pub(crate) expose_headers: Vec<String>,
     #[serde(default)]
-    allow_credentials: bool,
-    max_age: Option<Spanned<i64>>,
+    pub(crate) allow_credentials: bool,
+    pub(crate) max_age: Option<Spanned<i64>>,
 }
 
 /// `throttle` and each `route_throttle` entry.

@@ -111,24 +111,7 @@ struct UrlToml {
     port: Spanned<i64>,
     invoke_mode: Option<Spanned<String>>,
     auth_type: Option<Spanned<String>>,
-    cors: Option<Spanned<CorsToml>>,
-}
-
-/// A Function URL's `Cors`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CorsToml {
-    #[serde(default)]
-    allow_origins: Vec<String>,
-    #[serde(default)]
-    allow_methods: Vec<String>,
-    #[serde(default)]
-    allow_headers: Vec<String>,
-    #[serde(default)]
-    expose_headers: Vec<String>,
-    #[serde(default)]
-    allow_credentials: bool,
-    max_age: Option<i64>,
+    cors: Option<Spanned<api_table::CorsToml>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -386,7 +369,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                             allow_headers: t.allow_headers.clone(),
                             expose_headers: t.expose_headers.clone(),
                             allow_credentials: t.allow_credentials,
-                            max_age: t.max_age,
+                            max_age: t.max_age.as_ref().map(|m| *m.get_ref()),
                         };
                         cors.check().map_err(|(field, message)| {
                             at(

@@ -563,24 +563,22 @@ async fn invoke_within(
         request_id: Some(request_id.clone()),
         ..InvokeRequest::default()
     };
-    let running = {
+    // Polled here; only an invocation that outlives `limit` is handed to a task of its own.
+    let mut running = Box::pin({
         let emulator = emulator.clone();
-        tokio::spawn(async move {
+        async move {
             match emulator.invoke(&function, request).await {
                 Ok(response) => Ok(response.buffered(limits::MAX_RUNTIME_RESPONSE).await),
                 Err(err) => Err(err),
             }
-        })
-    };
-    let mut response = match tokio::time::timeout(limit, running).await {
-        Ok(Ok(Ok(response))) => answer::from_outcome(door, response.outcome),
-        Ok(Ok(Err(err))) => answer::from_refusal(door, &err),
-        Ok(Err(_)) => answer::from_outcome(
-            door,
-            crate::invocation::Outcome::error("Runtime.Unknown", String::new()),
-        ),
+        }
+    });
+    let mut response = match tokio::time::timeout(limit, &mut running).await {
+        Ok(Ok(response)) => answer::from_outcome(door, response.outcome),
+        Ok(Err(err)) => answer::from_refusal(door, &err),
         Err(_) => {
             tracing::info!(%request_id, limit_ms = limit.as_millis() as u64, "integration timed out");
+            tokio::spawn(running);
             answer::integration_timeout(rest)
         }
     };
