@@ -129,14 +129,4 @@ pub(crate) async fn exchange(
     Ok((parts.status, parts.headers, body))
 }
 
-/// Formats an error with its causes on one line: `a: b: c`.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use coldstart_protocol::error::chain;

@@ -12,6 +12,7 @@ use coldstart_protocol::extension::MAX_EXTENSIONS;
 use coldstart_protocol::level::{LogLevel, SYSTEM_LEVELS};
 
 use crate::error::Error;
+use crate::in_process::InProcess;
 
 /// Shortest function timeout Lambda accepts: 1 second.
 pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -86,6 +87,9 @@ pub struct FunctionConfig {
     /// the function's log. Default: INFO with the JSON format. Neither level filters what
     /// Telemetry API subscribers receive.
     pub system_log_level: Option<LogLevel>,
+    /// Run the runtime as a task inside the emulator's process instead of starting `command`
+    /// (which may then be empty): see [`InProcess`]. Default: none.
+    pub in_process: Option<InProcess>,
 }
 
 /// Fewest seconds `MaximumEventAgeInSeconds` takes.
@@ -163,6 +167,7 @@ impl FunctionConfig {
             log_format: LogFormat::Text,
             application_log_level: None,
             system_log_level: None,
+            in_process: None,
         }
     }
 
@@ -194,7 +199,7 @@ impl FunctionConfig {
         if !name_ok {
             return bad("the name must be 1 to 64 letters, digits, '-' or '_'".into());
         }
-        if self.command.is_empty() {
+        if self.command.is_empty() && self.in_process.is_none() {
             return bad("no bootstrap command".into());
         }
         if self.timeout < MIN_TIMEOUT || self.timeout > MAX_TIMEOUT {

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{FunctionConfig, Settings};
 use crate::error::{Error, InvokeError};
+use crate::in_process::IN_PROCESS;
 use crate::invocation::{Invocation, InvokeResponse, Outcome};
 use crate::logs::LogSink;
 use crate::opt::OptMount;
@@ -101,6 +102,10 @@ impl Function {
             source,
         })?;
         let mut argv = config.command.clone();
+        if argv.is_empty() {
+            // An in-process runtime (`validate` allows no command only then): a name for messages.
+            argv.push(IN_PROCESS.into());
+        }
         let program = PathBuf::from(&argv[0]);
         let is_path = program.components().count() > 1;
         if is_path && program.is_relative() {
@@ -209,7 +214,12 @@ impl Function {
             .sandboxes
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        sandboxes.values().map(|s| s.pid()).collect()
+        // An in-process runtime has no process (0): there is nothing to signal.
+        sandboxes
+            .values()
+            .map(|s| s.pid())
+            .filter(|&pid| pid != 0)
+            .collect()
     }
 
     /// Runs one invocation to its one answer.

@@ -53,6 +53,7 @@
 //!   [`QueuedEvent`]s a graceful stop keeps ([`Emulator::shutdown_keeping_events`]) and a later
 //!   emulator takes up again ([`Emulator::resume`]). Storing them is the caller's business (the
 //!   stack crate keeps them in SQLite), so the emulator has no file format of its own for them.
+//! - [`in_process`]: runtimes run as tasks of the emulator's process (for test harnesses).
 //! - `opt`: a sandbox's own `/opt`, bound in a mount namespace.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
@@ -71,7 +72,7 @@
 //! 4  sandbox/        spawn, exit, freezer, streaming -> mod -> reports -> state
 //! 3  logs
 //! 2  answers, server, telemetry, config, apigw
-//! 1  body, extensions, invocation, process, error, clock, eventstream, opt, queued
+//! 1  body, extensions, invocation, process, error, clock, eventstream, opt, queued, in_process
 //! ```
 
 mod answers;
@@ -88,6 +89,7 @@ mod extension_api;
 mod extensions;
 mod function;
 mod gateway;
+pub mod in_process;
 mod invocation;
 mod invoke_api;
 pub mod logs;
@@ -115,6 +117,7 @@ pub use gateway::{
     REST_INTEGRATION_TIMEOUT, RateLimit, RestCors, RouteKey, Router, Throttle, UrlAuthType,
     UrlSettings, serve_function_url, serve_http_api,
 };
+pub use in_process::{InProcess, TaskEnv};
 pub use invocation::{
     InvokeRequest, InvokeResponse, Outcome, ResponseStream, StreamError, StreamItem,
 };

@@ -42,8 +42,10 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads the configuration through `lookup`, which maps a variable name to its value.
-    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+    /// Reads the configuration through `lookup`, which maps a variable name to its value: for
+    /// hosts that run a handler inside their own process, with the function's environment at
+    /// hand rather than in the process's.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         Self {
             function_name: lookup(env::FUNCTION_NAME).unwrap_or_default(),
             memory_mb: lookup(env::FUNCTION_MEMORY_SIZE)

@@ -23,7 +23,7 @@
 use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::io::Write as _;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::SystemTime;
 
 use coldstart_protocol::env;
@@ -31,6 +31,14 @@ pub use coldstart_protocol::level::LogLevel as Level;
 
 tokio::task_local! {
     static REQUEST_ID: Arc<str>;
+    /// Where lines go instead of stderr, and in which format ([`to_writer`]).
+    static TARGET: Target;
+}
+
+/// A log written somewhere else than the process's stderr.
+struct Target {
+    writer: Mutex<Box<dyn std::io::Write + Send>>,
+    format: Format,
 }
 
 /// How this process writes its lines, read once from the environment.
@@ -43,9 +51,12 @@ struct Format {
 
 impl Format {
     fn from_env() -> Self {
-        let json = std::env::var(env::LOG_FORMAT).is_ok_and(|f| f.eq_ignore_ascii_case("JSON"));
-        let level = std::env::var(env::LOG_LEVEL)
-            .ok()
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let json = lookup(env::LOG_FORMAT).is_some_and(|f| f.eq_ignore_ascii_case("JSON"));
+        let level = lookup(env::LOG_LEVEL)
             .and_then(|l| Level::parse(&l))
             .unwrap_or_default();
         Self {
@@ -62,22 +73,53 @@ fn format() -> Format {
 
 /// Whether a line of `level` is written.
 pub fn enabled(level: Level) -> bool {
-    level >= format().level
+    let format = TARGET.try_with(|t| t.format).unwrap_or_else(|_| format());
+    level >= format.level
 }
 
 /// Writes one line of `level` (use the [`info!`](crate::info) family of macros).
 pub fn write(level: Level, message: fmt::Arguments<'_>) {
-    if !enabled(level) {
-        return;
+    let render_with = |format: Format| {
+        (level >= format.level).then(|| {
+            render(
+                format.json,
+                SystemTime::now(),
+                level,
+                request_id().as_deref(),
+                message,
+            )
+        })
+    };
+    let redirected = TARGET.try_with(|target| {
+        if let Some(line) = render_with(target.format) {
+            let mut writer = target.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = writer.write_all(line.as_bytes());
+        }
+    });
+    if redirected.is_err()
+        && let Some(line) = render_with(format())
+    {
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
-    let line = render(
-        format().json,
-        SystemTime::now(),
-        level,
-        request_id().as_deref(),
-        message,
-    );
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// Runs `future` with every line written through this module (the [`info!`](crate::info)
+/// family, and the runtime's own lines) going to `writer` instead of stderr, in the log format
+/// that `lookup` gives (it maps `AWS_LAMBDA_LOG_FORMAT` and `AWS_LAMBDA_LOG_LEVEL` to their
+/// values): for hosts that run a handler inside their own process, whose stderr is not the
+/// function's log. Lines written from tasks the future spawns go to stderr as before.
+pub fn to_writer<F: Future>(
+    writer: impl std::io::Write + Send + 'static,
+    lookup: impl Fn(&str) -> Option<String>,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    TARGET.scope(
+        Target {
+            writer: Mutex::new(Box::new(writer)),
+            format: Format::from_lookup(lookup),
+        },
+        future,
+    )
 }
 
 /// The request id of the invocation this code runs in (inside the handler's future), if any.

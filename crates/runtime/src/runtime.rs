@@ -67,6 +67,10 @@ const SERIALIZATION_ERROR: &str = "Runtime.SerializationError";
 pub struct Runtime {
     client: Client,
     config: Arc<Config>,
+    /// Whether each invocation's trace id is exported as `_X_AMZN_TRACE_ID`: a runtime that
+    /// owns its process does; one hosted inside another's ([`Runtime::connect`]) leaves the
+    /// process's environment alone (the trace id is on the [`Context`]).
+    export_trace: bool,
 }
 
 impl Runtime {
@@ -80,12 +84,15 @@ impl Runtime {
                 Some(value.to_string_lossy().into_owned())
             }
         };
-        Self::from_parts(runtime_api, Config::from_env()).await
+        let mut runtime = Self::from_parts(runtime_api, Config::from_env()).await?;
+        runtime.export_trace = true;
+        Ok(runtime)
     }
 
     /// Connects to the Runtime API at `runtime_api` (`host:port`) for a function configured as
     /// `config`, without reading the environment: for hosts that run a handler inside their own
-    /// process, such as a test harness serving several functions at once.
+    /// process, such as a test harness serving several functions at once. Such a runtime does
+    /// not export `_X_AMZN_TRACE_ID` (the process is shared): read [`Context::xray_trace_id`].
     pub async fn connect(runtime_api: &str, config: Config) -> Result<Self, Error> {
         Self::from_parts(Some(runtime_api.to_owned()), config).await
     }
@@ -103,6 +110,7 @@ impl Runtime {
         Ok(Self {
             client,
             config: Arc::new(config),
+            export_trace: false,
         })
     }
 
@@ -180,7 +188,7 @@ impl Runtime {
         S: Fn(R) -> Result<Bytes, Diagnostic>,
     {
         // Whether `_X_AMZN_TRACE_ID` may be set; true at first in case the environment set it.
-        let mut trace_exported = true;
+        let mut trace_exported = self.export_trace;
         loop {
             let (status, headers, event) = self.client.next().await?;
             if !status.is_success() {
@@ -192,7 +200,9 @@ impl Runtime {
             let outcome = match Context::from_headers(request_id, &headers, self.config.clone()) {
                 Err(diagnostic) => Err(diagnostic),
                 Ok(context) => {
-                    export_trace_id(&mut trace_exported, context.xray_trace_id.as_deref());
+                    if self.export_trace {
+                        export_trace_id(&mut trace_exported, context.xray_trace_id.as_deref());
+                    }
                     // One future for decode, call, await and encode, so a panic in any user code
                     // (a Deserialize impl, the handler call, its future, a Serialize impl) is
                     // caught in one place.
@@ -263,7 +273,7 @@ impl Runtime {
         Err: Into<Diagnostic>,
     {
         // Whether `_X_AMZN_TRACE_ID` may be set; true at first in case the environment set it.
-        let mut trace_exported = true;
+        let mut trace_exported = self.export_trace;
         loop {
             let (status, headers, event) = self.client.next().await?;
             if !status.is_success() {
@@ -281,7 +291,9 @@ impl Runtime {
                     continue;
                 }
             };
-            export_trace_id(&mut trace_exported, context.xray_trace_id.as_deref());
+            if self.export_trace {
+                export_trace_id(&mut trace_exported, context.xray_trace_id.as_deref());
+            }
             let (stream, ends) = ResponseStream::new();
             // As in `serve`: one future, so a panic anywhere in user code is caught in one place.
             let invocation = pin!(crate::log::scope(request_id, async {
@@ -717,10 +729,13 @@ mod tests {
         }
     }
 
+    /// A runtime at `addr` that owns its process, as [`Runtime::from_env`] makes one.
     async fn connect(addr: SocketAddr) -> Runtime {
-        Runtime::connect(&addr.to_string(), Config::default())
+        let mut runtime = Runtime::connect(&addr.to_string(), Config::default())
             .await
-            .unwrap_or_else(|e| panic!("{e:?}"))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        runtime.export_trace = true;
+        runtime
     }
 
     fn header<'a>(posted: &'a Posted, name: &HeaderName) -> Option<&'a str> {

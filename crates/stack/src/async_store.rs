@@ -66,17 +66,6 @@ fn shown(path: &Path) -> String {
         .to_string()
 }
 
-/// An error with its causes, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
 /// Puts the events kept at a stop in the store at `store`, and says how many; without a store
 /// they are dropped, and that is said.
 pub(crate) fn keep(store: Option<&Path>, kept: &[QueuedEvent], report: &Reporter) {
@@ -105,7 +94,7 @@ pub(crate) fn keep(store: Option<&Path>, kept: &[QueuedEvent], report: &Reporter
         )),
         Err(e) => report.say(format!(
             "{}; dropped {n} queued Event invocations",
-            chain(&e)
+            coldstart_protocol::error::chain(&e)
         )),
     }
 }
@@ -144,7 +133,7 @@ pub(crate) fn resume(store: &Path, emulator: &Emulator, report: &Reporter) {
             };
             report.say(format!(
                 "warning: {}; {what}; serving without the Event invocations it held",
-                chain(&e)
+                coldstart_protocol::error::chain(&e)
             ));
         }
     }

@@ -736,7 +736,7 @@ fn check_ports(stack: &Stack, listen: SocketAddr) -> Result<(), Error> {
 }
 
 /// A bootstrap or extension given as a path must exist and be executable; a bare name is looked
-/// up in `PATH` when the sandbox starts.
+/// up in `PATH` when the sandbox starts. An in-process runtime has no bootstrap.
 fn check_executable(stack: &Stack, config: &FunctionConfig) -> Result<(), Error> {
     let key = |what: &str| {
         let toml = stack.source.extension().is_some_and(|e| e == "toml");
@@ -751,7 +751,8 @@ fn check_executable(stack: &Stack, config: &FunctionConfig) -> Result<(), Error>
         .first()
         .map(PathBuf::from)
         .unwrap_or_default();
-    if let Err(why) = executable(&bootstrap) {
+    let in_process = config.in_process.is_some() && config.command.is_empty();
+    if !in_process && let Err(why) = executable(&bootstrap) {
         return Err(Error::invalid(
             &stack.source,
             key("bootstrap"),

@@ -32,14 +32,16 @@
 //! - [`error`]: what can go wrong.
 
 pub mod error;
+mod function;
 mod http;
 mod invocation;
 mod logs;
 mod stack;
 
 pub use error::Error;
+pub use function::Function;
 pub use http::Response;
 pub use invocation::{Invocation, StreamedInvocation};
-pub use stack::{Builder, Stack, WebSocket, sdk_client};
+pub use stack::{Builder, FUNCTION, Stack, WebSocket, sdk_client};
 
 pub use coldstart_stack::{Endpoint, EndpointKind};

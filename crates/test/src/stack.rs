@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use coldstart_emulator::FunctionConfig;
 use coldstart_stack::{
     Endpoint, EndpointKind, FunctionSpec, Reporter, Running, Source, StartOptions, TemplateOptions,
 };
 
 use crate::error::Error;
+use crate::function::Function;
 use crate::http::{Response, send};
 use crate::invocation::{Invocation, StreamedInvocation};
 use crate::logs::Logs;
@@ -21,7 +21,7 @@ use crate::logs::Logs;
 #[derive(Debug, Clone)]
 enum From {
     File(Source),
-    Bootstrap(PathBuf),
+    Function(Box<Function>),
 }
 
 /// Whether `event` is about the invocation `request_id`.
@@ -48,8 +48,8 @@ pub struct Builder {
     build: bool,
     environment: Vec<(String, String)>,
     dynamodb_endpoint: Option<String>,
-    /// (function, executable) that replace the file's bootstraps.
-    bootstraps: Vec<(String, PathBuf)>,
+    /// (function, runtime) that replace the file's bootstraps.
+    replacements: Vec<(String, Function)>,
 }
 
 /// A running stack. Dropping it kills its functions' processes; [`Stack::stop`] stops it in
@@ -80,7 +80,7 @@ impl Stack {
     /// One bootstrap (any executable speaking the Runtime API: a `cargo` binary, a script)
     /// served as the function [`FUNCTION`].
     pub fn function(bootstrap: impl Into<PathBuf>) -> Builder {
-        Builder::new(From::Bootstrap(bootstrap.into()))
+        Function::binary(bootstrap).stack()
     }
 
     fn running(&self) -> &Running {
@@ -380,19 +380,28 @@ impl Builder {
             build: true,
             environment: Vec::new(),
             dynamodb_endpoint: None,
-            bootstraps: Vec::new(),
+            replacements: Vec::new(),
         }
+    }
+
+    /// A stack of `function` alone.
+    pub(crate) fn of_function(function: Function) -> Self {
+        Self::new(From::Function(Box::new(function)))
     }
 
     /// Runs `executable` as `function`'s bootstrap instead of what its build makes: a test
     /// serves the template with the binary cargo built for it (`env!("CARGO_BIN_EXE_…")`).
     /// That function's build is skipped.
-    pub fn bootstrap(
-        mut self,
-        function: impl Into<String>,
-        executable: impl Into<PathBuf>,
-    ) -> Self {
-        self.bootstraps.push((function.into(), executable.into()));
+    pub fn bootstrap(self, function: impl Into<String>, executable: impl Into<PathBuf>) -> Self {
+        self.function(function, Function::binary(executable))
+    }
+
+    /// Runs `runtime` (an in-process [`Function::handler`], a [`Function::binary`], a
+    /// [`Function::cargo_bin`]) as `function`'s code instead of what its build makes; the
+    /// function keeps the file's settings (timeout, memory, environment, events) and its build
+    /// is skipped. A test serves a template's APIs with handlers it defines itself.
+    pub fn function(mut self, function: impl Into<String>, runtime: Function) -> Self {
+        self.replacements.push((function.into(), runtime));
         self
     }
 
@@ -428,9 +437,9 @@ impl Builder {
     pub async fn start(self) -> Result<Stack, Error> {
         let mut stack = match &self.from {
             From::File(source) => source.load(&self.options)?,
-            From::Bootstrap(bootstrap) => one_function(bootstrap),
+            From::Function(function) => one_function(function),
         };
-        for (name, executable) in &self.bootstraps {
+        for (name, runtime) in &self.replacements {
             let function = stack
                 .functions
                 .iter_mut()
@@ -439,8 +448,15 @@ impl Builder {
                     name: name.clone(),
                     kind: "function",
                 })?;
-            function.config.command = vec![executable.as_os_str().to_owned()];
+            function.config.command.clone_from(&runtime.config.command);
+            function
+                .config
+                .in_process
+                .clone_from(&runtime.config.in_process);
             function.config.task_root = None;
+            if runtime.is_in_process() {
+                function.config.freeze = false;
+            }
             function.build = None;
         }
         for function in &mut stack.functions {
@@ -472,18 +488,22 @@ impl Builder {
     }
 }
 
-/// A stack of one function, [`FUNCTION`], running `bootstrap` from its folder.
-fn one_function(bootstrap: &Path) -> coldstart_stack::Stack {
-    let root = bootstrap
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let mut config = FunctionConfig::new(FUNCTION, vec![bootstrap.as_os_str().to_owned()]);
-    config.sandbox_port = coldstart_stack::config::wants_sandbox_port(&config);
+/// A stack of `function` alone (a bootstrap runs from its folder).
+fn one_function(function: &Function) -> coldstart_stack::Stack {
+    let (source, root) = match function.bootstrap() {
+        Some(bootstrap) => (
+            bootstrap.to_path_buf(),
+            bootstrap
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        ),
+        None => (PathBuf::from("(in-process)"), PathBuf::from(".")),
+    };
     coldstart_stack::Stack {
-        source: bootstrap.to_path_buf(),
+        source,
         root: root.clone(),
         functions: vec![FunctionSpec {
-            config,
+            config: function.config.clone(),
             build: None,
             url: None,
             watch: vec![root],

@@ -33,20 +33,22 @@ pub(crate) const RUNTIME_SHUTDOWN_SHARE: Duration = Duration::from_millis(300);
 impl Sandbox {
     /// Sends `signal` to every process of the sandbox.
     pub(super) fn signal_all(&self, signal: Signal) {
-        let pid = self.pid.load(Ordering::Acquire);
-        if pid != 0 {
-            signal_group(Pid::from_raw(pid as i32), signal);
-        }
+        self.signal_runtime(signal);
         if let Some(group) = self.extension_group {
             signal_group(group, signal);
         }
     }
 
-    /// Sends `signal` to the bootstrap's process group.
+    /// Sends `signal` to the bootstrap's process group. An in-process runtime's task is aborted
+    /// for SIGTERM and SIGKILL and left alone otherwise (a task cannot be frozen).
     fn signal_runtime(&self, signal: Signal) {
         let pid = self.pid.load(Ordering::Acquire);
         if pid != 0 {
             signal_group(Pid::from_raw(pid as i32), signal);
+        } else if let Some(task) = self.task.get()
+            && matches!(signal, Signal::SIGTERM | Signal::SIGKILL)
+        {
+            task.abort();
         }
     }
 
@@ -303,15 +305,14 @@ impl Sandbox {
             // Every process is reaped: their pids may belong to others by now.
             return;
         }
-        let pid = self.pid.load(Ordering::Acquire);
-        if pid != 0 && !self.runtime_gone.is_cancelled() {
-            let group = Pid::from_raw(pid as i32);
-            signal_group(group, Signal::SIGTERM);
+        let started = self.pid.load(Ordering::Acquire) != 0 || self.task.get().is_some();
+        if started && !self.runtime_gone.is_cancelled() {
+            self.signal_runtime(Signal::SIGTERM);
             if tokio::time::timeout(RUNTIME_SHUTDOWN_SHARE, self.runtime_gone.cancelled())
                 .await
                 .is_err()
             {
-                signal_group(group, Signal::SIGKILL);
+                self.signal_runtime(Signal::SIGKILL);
             }
         }
         let deadline = began + EXTENSIONS_SHUTDOWN_LIMIT;

@@ -98,6 +98,8 @@ pub(crate) struct Sandbox {
     state: Mutex<Machine>,
     /// The bootstrap's `/proc` status, for its peak memory; set when it starts.
     status: OnceLock<StatusFile>,
+    /// An in-process runtime's task (instead of a bootstrap process), set when it starts.
+    task: OnceLock<tokio::task::AbortHandle>,
     /// Last peak RSS read, for reports written after the process is gone.
     peak_mb: AtomicU64,
     /// Cancelled once every process of the sandbox has been reaped; the Runtime API server and

@@ -139,7 +139,7 @@ impl Sandbox {
         } else {
             (None, Some(log_write))
         };
-        let pid = bootstrap.as_ref().and_then(|c| c.id()).unwrap_or(0);
+        let pid = bootstrap.as_ref().map_or(0, Bootstrap::pid);
         let levels = spec.config.log_levels();
         let logs = Arc::new(LogCapture::new(
             spec.name.clone(),
@@ -192,6 +192,7 @@ impl Sandbox {
             telemetry,
             state: Mutex::new(Machine::new(started, ready_tx, log_pipe, names, alive)),
             status: OnceLock::new(),
+            task: OnceLock::new(),
             peak_mb: AtomicU64::new(0),
             gone,
             runtime_gone: CancellationToken::new(),
@@ -223,16 +224,40 @@ impl Sandbox {
         })
     }
 
-    /// Records the bootstrap's pid and reaps it when it exits.
-    fn watch_bootstrap(self: &Arc<Self>, mut child: tokio::process::Child) {
-        let pid = child.id().unwrap_or(0);
-        self.pid.store(pid, Ordering::Release);
-        let _ = self.status.set(StatusFile::open(pid));
+    /// Records the bootstrap's pid (or task) and reaps it when it exits.
+    fn watch_bootstrap(self: &Arc<Self>, bootstrap: Bootstrap) {
         let watcher = self.clone();
-        tokio::spawn(async move {
-            let status = child.wait().await.ok();
-            watcher.on_exit(status);
-        });
+        match bootstrap {
+            Bootstrap::Process(mut child) => {
+                let pid = child.id().unwrap_or(0);
+                self.pid.store(pid, Ordering::Release);
+                let _ = self.status.set(StatusFile::open(pid));
+                tokio::spawn(async move {
+                    let status = child.wait().await.ok();
+                    watcher.on_exit(status);
+                });
+            }
+            Bootstrap::Task { task, mut log } => {
+                let _ = self.task.set(task.abort_handle());
+                tokio::spawn(async move {
+                    use std::io::Write as _;
+                    use std::os::unix::process::ExitStatusExt as _;
+                    // As a process's exit: 0, 1 with its error on stderr, 101 for a panic (as a
+                    // Rust program's), SIGKILL for an abort.
+                    let status = match task.await {
+                        Ok(Ok(())) => 0,
+                        Ok(Err(cause)) => {
+                            let _ = writeln!(log, "Error: {cause}");
+                            1 << 8
+                        }
+                        Err(err) if err.is_panic() => 101 << 8,
+                        Err(_) => libc::SIGKILL,
+                    };
+                    drop(log);
+                    watcher.on_exit(Some(std::process::ExitStatus::from_raw(status)));
+                });
+            }
+        }
     }
 
     /// Every external extension registered: start the bootstrap.
@@ -241,8 +266,8 @@ impl Sandbox {
             .ok_or_else(|| io::Error::other("the log pipe is gone"))
             .and_then(|pipe| start_bootstrap(&self.spec, &self.runtime_api, self.port, pipe));
         match started {
-            Ok(child) => {
-                self.watch_bootstrap(child);
+            Ok(bootstrap) => {
+                self.watch_bootstrap(bootstrap);
                 // Init was abandoned, an extension failed or a stop began while it started:
                 // those saw no bootstrap to signal.
                 if self.lock().doomed() {
@@ -334,13 +359,47 @@ impl Spec {
     }
 }
 
-/// Starts a sandbox's bootstrap in a process group of its own, writing to the log pipe.
+/// A sandbox's runtime, just started.
+pub(super) enum Bootstrap {
+    /// A bootstrap process, leading its own process group.
+    Process(tokio::process::Child),
+    /// An in-process runtime's task, and a copy of the log pipe for its last words.
+    Task {
+        task: tokio::task::JoinHandle<Result<(), String>>,
+        log: io::PipeWriter,
+    },
+}
+
+impl Bootstrap {
+    /// The process's id; 0 for a task.
+    fn pid(&self) -> u32 {
+        match self {
+            Self::Process(child) => child.id().unwrap_or(0),
+            Self::Task { .. } => 0,
+        }
+    }
+}
+
+/// Starts a sandbox's bootstrap in a process group of its own (or its in-process runtime as a
+/// task), writing to the log pipe.
 fn start_bootstrap(
     spec: &Spec,
     runtime_api: &str,
     port: Option<u16>,
     log_pipe: io::PipeWriter,
-) -> io::Result<tokio::process::Child> {
+) -> io::Result<Bootstrap> {
+    if let Some(runtime) = &spec.config.in_process {
+        let mut environment = spec.env.clone();
+        environment.push((env::RUNTIME_API.to_owned(), runtime_api.to_owned()));
+        environment.push((env::LOG_STREAM_NAME.to_owned(), log_stream_name()));
+        let log = log_pipe.try_clone()?;
+        let task = tokio::spawn(runtime.start(crate::in_process::TaskEnv {
+            runtime_api: runtime_api.to_owned(),
+            environment,
+            log: log_pipe,
+        }));
+        return Ok(Bootstrap::Task { task, log });
+    }
     let log_pipe_err = log_pipe.try_clone()?;
     let mut command = spec.bootstrap_command(runtime_api, port);
     command
@@ -348,7 +407,7 @@ fn start_bootstrap(
         .stdout(log_pipe)
         .stderr(log_pipe_err)
         .process_group(0);
-    command.spawn()
+    command.spawn().map(Bootstrap::Process)
     // The command, dropped here, held our copies of the pipe's write end: the pipe reaches end
     // of file once the sandbox's processes are gone.
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use coldstart_test::Stack;
+use coldstart_test::{Function, Stack};
 
 /// The repository this crate was made from (`COLDSTART_REPO`, set by the script).
 fn repo(path: &str) -> PathBuf {
@@ -27,6 +27,36 @@ async fn this_crates_function_answers_and_logs() {
         answer.logs
     );
     stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_answers_in_process_and_as_the_cargo_binary() {
+    // In the test's process: no build, no child process.
+    let in_process = Function::handler(outside_hello::greet)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The same handler behind the binary cargo built for this test.
+    let binary = Function::cargo_bin("outside-hello")
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for stack in [&in_process, &binary] {
+        let answer = stack
+            .invoke("function", r#"{"name":"both"}"#)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(answer.json()["greeting"], "hello, both", "{}", answer.text());
+        assert!(
+            answer.logs.iter().any(|l| l.ends_with("INFO\tgreeting both")),
+            "{:?}",
+            answer.logs
+        );
+    }
+    assert!(in_process.sandbox_pids("function").is_empty());
+    assert_eq!(binary.sandbox_pids("function").len(), 1);
+    in_process.stop().await;
+    binary.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
