@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use http::StatusCode;
 
 use crate::core::http::Latency;
-use crate::core::stats::micros;
+use crate::core::stats::{Summary, micros, millis};
 
 /// Width of the row labels.
 const LABEL: usize = 44;
@@ -54,6 +54,22 @@ impl Table {
     /// Adds a line under the rows.
     pub fn line(&mut self, line: impl Into<String>) {
         self.after.push(line.into());
+    }
+
+    /// One row per label of `median` and `p90` in ms, of that column of `runs` (each run's
+    /// figures in the labels' order); returns the medians.
+    pub fn median_rows<const N: usize>(
+        &mut self,
+        labels: [&str; N],
+        runs: &[[Duration; N]],
+    ) -> anyhow::Result<[Duration; N]> {
+        let mut medians = [Duration::ZERO; N];
+        for (i, label) in labels.into_iter().enumerate() {
+            let s = Summary::of(runs.iter().map(|run| run[i]).collect()).context("no runs")?;
+            self.row(label, vec![millis(s.p50), millis(s.p90)]);
+            medians[i] = s.p50;
+        }
+        Ok(medians)
     }
 
     /// Adds `what  FIGURE  goal GOAL: met|MISSED` under the rows.

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::core::http::{self, Target};
 use crate::core::report::{Report, Table};
 use crate::core::stack::{Coldstart, ConfigDir, binary, toml_path};
-use crate::core::stats::{Summary, millis};
+use crate::core::stats::millis;
 use crate::scenarios::Context;
 
 /// The function of [`echo_config`].
@@ -59,12 +59,7 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
         "spawn -> every endpoint answered",
         "first invoke (sandbox spawn -> answer)",
     ];
-    let mut medians = Vec::new();
-    for (i, label) in labels.into_iter().enumerate() {
-        let s = Summary::of(samples.iter().map(|run| run[i]).collect()).context("no runs")?;
-        table.row(label, vec![millis(s.p50), millis(s.p90)]);
-        medians.push(s.p50);
-    }
+    let medians = table.median_rows(labels, &samples)?;
     table.goal(
         "spawn -> every endpoint answered, median",
         millis(medians[2]),

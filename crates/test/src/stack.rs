@@ -405,6 +405,13 @@ impl Builder {
         self
     }
 
+    /// The stack's name (`AWS::StackName`, and the prefix of its tables' generated names):
+    /// tests that share a DynamoDB endpoint give each stack its own.
+    pub fn stack_name(mut self, name: impl Into<String>) -> Self {
+        self.options.stack_name = name.into();
+        self
+    }
+
     /// A template parameter's value (`--parameter-overrides`).
     pub fn parameter(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.options

@@ -17,22 +17,16 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use chat::config::{CONNECTIONS_DB, DEFAULT_CHANNEL_INDEX};
 use chat::{ConnectionStore, DynamoDbStore, SqliteStore, Store};
-use coldstart_emulator::LogSink;
-use coldstart_stack::{EndpointKind, Running, StartOptions, TemplateOptions};
+use coldstart_test::{EndpointKind, Stack, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::support::{Dynalite, TempDir, dynamodb_client, sdk_config, unique};
 
@@ -130,9 +124,8 @@ async fn a_message_is_echoed_to_its_sender(app: &ChatApp) {
     let mut bob = app.connect(None).await;
     alice.send("hello, echo").await;
     assert_eq!(alice.text().await, "hello, echo");
-    app.logs
-        .wait_for(|line| line == format!("{CHAT}: connection {}: echo Sent", alice.id))
-        .await;
+    let sent = format!("connection {}: echo Sent", alice.id);
+    app.line(CHAT, |line| line == sent).await;
     let unrouted = r#"{"action":"shout","text":"hi"}"#;
     alice.send(unrouted).await;
     assert_eq!(alice.text().await, unrouted);
@@ -153,14 +146,11 @@ async fn a_client_broadcast_reaches_its_channel(app: &ChatApp) {
         .await;
     assert_eq!(alice.text().await, "hi, room");
     assert_eq!(bob.text().await, "hi, room");
-    app.logs
-        .wait_for(|line| {
-            line == format!(
-                "{CHAT}: connection {}: broadcast to channel room: 2 sent, 0 gone, 0 failed",
-                alice.id
-            )
-        })
-        .await;
+    let sent = format!(
+        "connection {}: broadcast to channel room: 2 sent, 0 gone, 0 failed",
+        alice.id
+    );
+    app.line(CHAT, |line| line == sent).await;
     // The broadcast above was answered before this one started.
     assert_eq!(
         app.broadcast("other", "hi, other").await,
@@ -286,18 +276,15 @@ async fn dynamodb_store() -> Backing {
 // The app
 
 /// The template's stack with both functions, its WebSocket API and HTTP API, and the store they
-/// share. Dropping it kills every sandbox it started (a failed test leaves nothing behind);
-/// [`ChatApp::stop`] stops everything in order.
+/// share, started with `coldstart-test`: dropping it kills every sandbox it started (a failed
+/// test leaves nothing behind); [`ChatApp::stop`] stops everything in order.
 #[derive(Debug)]
 struct ChatApp {
     /// The running stack; taken by [`ChatApp::stop`].
-    running: Option<Running>,
-    logs: Arc<Logs>,
+    stack: Option<Stack>,
     store: Store,
     /// The WebSocket API: `ws://{websocket}/staging`, `@connections` beside it.
     websocket: SocketAddr,
-    /// The HTTP API: `POST http://{http}/broadcast`.
-    http: SocketAddr,
     /// Every channel a client connected to, to check at the end that all were cleaned.
     channels: Mutex<BTreeSet<String>>,
     /// Ids of the connections opened so far, to tell a new one's `$connect` line.
@@ -308,80 +295,74 @@ struct ChatApp {
 impl ChatApp {
     async fn start(backing: Backing) -> Self {
         let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
-        let options = TemplateOptions {
-            stack_name: backing.stack_name.clone(),
-            port_base: 0,
-            ..TemplateOptions::default()
-        };
-        let mut stack = coldstart_stack::template::load(&template, &options)
-            .unwrap_or_else(|error| panic!("{error}"));
         // The binaries cargo built for this test stand for the Makefile's builds.
-        for function in &mut stack.functions {
-            let binary = match function.config.name.as_str() {
-                CHAT => env!("CARGO_BIN_EXE_chat"),
-                BROADCAST => env!("CARGO_BIN_EXE_broadcast"),
-                other => panic!("the template has a function {other} the test does not know"),
-            };
-            function.config.command = vec![binary.into()];
-            function.config.task_root = None;
-            function.build = None;
-            function
-                .config
-                .environment
-                .extend(backing.environment.iter().cloned());
+        let mut builder = Stack::from_template(template)
+            .stack_name(backing.stack_name.clone())
+            .bootstrap(CHAT, env!("CARGO_BIN_EXE_chat"))
+            .bootstrap(BROADCAST, env!("CARGO_BIN_EXE_broadcast"));
+        for (key, value) in &backing.environment {
+            builder = builder.env(key, value);
         }
-        let logs = Arc::new(Logs::default());
-        let mut start = StartOptions::new(logs.clone());
-        start.listen = "127.0.0.1:0".parse().expect("an address");
-        start.dynamodb_endpoint = backing.dynamodb_endpoint.clone();
-        let running = coldstart_stack::start(&stack, start)
+        if let Some(endpoint) = &backing.dynamodb_endpoint {
+            builder = builder.dynamodb_endpoint(endpoint);
+        }
+        let stack = builder
+            .start()
             .await
             .unwrap_or_else(|error| panic!("start the template's stack: {error}"));
-        let websocket = running
-            .endpoint("WebSocketApi", EndpointKind::WebSocket)
-            .unwrap_or_else(|| panic!("no WebSocket API in {:?}", running.endpoints))
-            .addr;
-        let http = running
-            .endpoint("ServerlessHttpApi", EndpointKind::HttpApi)
-            .unwrap_or_else(|| panic!("no HTTP API in {:?}", running.endpoints))
+        let websocket = stack
+            .endpoints()
+            .iter()
+            .find(|e| e.name == "WebSocketApi" && e.kind == EndpointKind::WebSocket)
+            .unwrap_or_else(|| panic!("no WebSocket API in {:?}", stack.endpoints()))
             .addr;
         Self {
-            running: Some(running),
-            logs,
+            stack: Some(stack),
             store: backing.store,
             websocket,
-            http,
             channels: Mutex::default(),
             connections: Mutex::default(),
             _guard: backing.guard,
         }
     }
 
+    fn stack(&self) -> &Stack {
+        self.stack
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("running until stopped"))
+    }
+
+    /// Waits (at most [`PATIENCE`]) for a log line of `function` matching `pred`.
+    async fn line(&self, function: &str, pred: impl Fn(&str) -> bool) -> String {
+        let stack = self.stack();
+        stack
+            .wait_for_log(function, PATIENCE, pred)
+            .await
+            .unwrap_or_else(|| panic!("no such log line of {function}; got:\n{:#?}", stack.logs()))
+    }
+
     /// Opens a WebSocket on `?channel=` (none: no query); learns its id from the `chat`
     /// function's `$connect` line and checks the store has it on that channel.
     async fn connect(&self, channel: Option<&str>) -> Client {
-        let query = channel.map_or_else(String::new, |channel| format!("?channel={channel}"));
-        let url = format!("ws://{}/{STAGE}{query}", self.websocket);
-        let (ws, response) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(&url))
+        let query = channel.map_or_else(String::new, |channel| format!("channel={channel}"));
+        let ws = tokio::time::timeout(PATIENCE, self.stack().websocket("WebSocketApi", &query))
             .await
-            .unwrap_or_else(|_| panic!("the handshake with {url} hung"))
-            .unwrap_or_else(|error| panic!("the handshake with {url} failed: {error}"));
-        assert_eq!(response.status(), 101);
+            .unwrap_or_else(|_| panic!("the handshake with ?{query} hung"))
+            .unwrap_or_else(|error| panic!("the handshake failed: {error}"));
         let expected = channel.unwrap_or(DEFAULT_CHANNEL);
         lock(&self.channels).insert(expected.to_owned());
 
         // Connections open one at a time: the one `$connect` line of an unknown id is ours.
         let known = lock(&self.connections).clone();
         let line = self
-            .logs
-            .wait_for(|line| {
-                line.starts_with(&format!("{CHAT}: connection "))
+            .line(CHAT, |line| {
+                line.starts_with("connection ")
                     && line.contains(": connected to channel ")
                     && !known.iter().any(|id| line.contains(id.as_str()))
             })
             .await;
         let (id, connected_to) = line
-            .strip_prefix(&format!("{CHAT}: connection "))
+            .strip_prefix("connection ")
             .and_then(|rest| rest.split_once(": connected to channel "))
             .unwrap_or_else(|| panic!("unexpected $connect line {line:?}"));
         assert_eq!(connected_to, expected, "{line}");
@@ -394,32 +375,36 @@ impl ChatApp {
 
     /// `POST /broadcast?channel={channel}` with `message` as the body; the 200 answer's JSON.
     async fn broadcast(&self, channel: &str, message: &str) -> Value {
-        let request = hyper::Request::post(format!("/broadcast?channel={channel}"))
-            .header(hyper::header::HOST, self.http.to_string())
-            .header(hyper::header::CONTENT_TYPE, "text/plain")
-            .body(Full::new(Bytes::from(message.to_owned())))
+        let request = http::Request::post(format!("/broadcast?channel={channel}"))
+            .header(http::header::CONTENT_TYPE, "text/plain")
+            .body(Bytes::from(message.to_owned()))
             .expect("a request");
-        let (status, body) = tokio::time::timeout(PATIENCE, send(self.http, request))
-            .await
-            .unwrap_or_else(|_| panic!("POST /broadcast?channel={channel} hung"));
-        let body = String::from_utf8_lossy(&body).into_owned();
-        assert_eq!(status, 200, "POST /broadcast?channel={channel}: {body}");
+        let response =
+            tokio::time::timeout(PATIENCE, self.stack().send("ServerlessHttpApi", request))
+                .await
+                .unwrap_or_else(|_| panic!("POST /broadcast?channel={channel} hung"))
+                .unwrap_or_else(|error| panic!("POST /broadcast?channel={channel}: {error}"));
+        let body = response.text();
+        assert_eq!(
+            response.status, 200,
+            "POST /broadcast?channel={channel}: {body}"
+        );
         serde_json::from_str(&body).unwrap_or_else(|error| panic!("{error}: {body}"))
     }
 
     /// Waits for the `chat` function's `$disconnect` line of `id`: written once the record is
     /// deleted.
     async fn disconnected(&self, id: &str) {
-        let expected = format!("{CHAT}: connection {id}: disconnected");
-        self.logs.wait_for(|line| line == expected).await;
+        let expected = format!("connection {id}: disconnected");
+        self.line(CHAT, |line| line == expected).await;
     }
 
     /// Waits for `function`'s start-up line (its `binary` names itself in it) and checks it
     /// names the test's store and the local WebSocket API's `@connections`, which the template
     /// gives as its `execute-api` URL.
     async fn uses_the_test_store(&self, function: &str, binary: &str) {
-        let prefix = format!("{function}: {binary}: store: ");
-        let line = self.logs.wait_for(|line| line.starts_with(&prefix)).await;
+        let prefix = format!("{binary}: store: ");
+        let line = self.line(function, |line| line.starts_with(&prefix)).await;
         let expected = format!(
             "{prefix}{}; @connections: http://{}/{STAGE}",
             self.store.describe(),
@@ -451,8 +436,8 @@ impl ChatApp {
     async fn stop(mut self) {
         // The `$disconnect`s are queued as `Event` invocations: the emulator's shutdown, after
         // the servers', waits for them.
-        if let Some(running) = self.running.take() {
-            tokio::time::timeout(PATIENCE, running.stop())
+        if let Some(stack) = self.stack.take() {
+            tokio::time::timeout(PATIENCE, stack.stop())
                 .await
                 .unwrap_or_else(|_| panic!("the stack did not stop"));
         }
@@ -467,57 +452,16 @@ impl ChatApp {
     }
 }
 
-impl Drop for ChatApp {
-    fn drop(&mut self) {
-        // A failed test must not leave processes behind.
-        let Some(running) = &self.running else { return };
-        for name in running.emulator.function_names() {
-            for pid in running.emulator.sandbox_pids(&name) {
-                let pid = i32::try_from(pid).unwrap_or(i32::MAX);
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-    }
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Sends one request on a fresh connection to `address`; the answer's status and body.
-async fn send(address: SocketAddr, request: hyper::Request<Full<Bytes>>) -> (u16, Bytes) {
-    let stream = TcpStream::connect(address)
-        .await
-        .unwrap_or_else(|error| panic!("connect to {address}: {error}"));
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap_or_else(|error| panic!("handshake with {address}: {error}"));
-    tokio::spawn(connection);
-    let response = sender
-        .send_request(request)
-        .await
-        .unwrap_or_else(|error| panic!("request to {address}: {error}"));
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap_or_else(|error| panic!("body from {address}: {error}"))
-        .to_bytes();
-    (status, body)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Clients and logs
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 /// An open WebSocket and its connection id.
 struct Client {
-    ws: Socket,
+    ws: WebSocket,
     id: String,
 }
 
@@ -560,42 +504,5 @@ impl Client {
         })
         .await;
         assert!(answered.is_ok(), "{}: the close was not answered", self.id);
-    }
-}
-
-/// Collects every function log line (`{function}: {line}`) and lets tests wait for one.
-#[derive(Debug, Default)]
-struct Logs {
-    lines: Mutex<Vec<String>>,
-    added: Notify,
-}
-
-impl LogSink for Logs {
-    fn line(&self, function: &str, line: &str) {
-        lock(&self.lines).push(format!("{function}: {line}"));
-        self.added.notify_waiters();
-    }
-}
-
-impl Logs {
-    fn all(&self) -> Vec<String> {
-        lock(&self.lines).clone()
-    }
-
-    /// Waits (at most [`PATIENCE`]) for a line matching `pred`, and returns it.
-    async fn wait_for(&self, pred: impl Fn(&str) -> bool) -> String {
-        let found = tokio::time::timeout(PATIENCE, async {
-            loop {
-                let notified = self.added.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if let Some(line) = self.all().into_iter().find(|line| pred(line)) {
-                    return line;
-                }
-                notified.await;
-            }
-        })
-        .await;
-        found.unwrap_or_else(|_| panic!("no such log line; got:\n{}", self.all().join("\n")))
     }
 }
