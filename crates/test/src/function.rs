@@ -135,7 +135,7 @@ impl Function {
     /// executable (`target/<profile>/name`). A missing binary makes [`Function::start`] fail,
     /// naming the path.
     pub fn cargo_bin(name: &str) -> Self {
-        Self::binary(cargo_bin_path(name))
+        Self::binary(cargo_bin(name))
     }
 
     /// Names the function (default: `function`, as `coldstart run` names its one function).
@@ -195,10 +195,11 @@ impl Function {
     }
 }
 
-/// Where cargo put binary `name` of the package whose test is running: `CARGO_BIN_EXE_<name>`
-/// when set, else beside the test executable's folder (`target/debug/deps/t-…` →
-/// `target/debug/name`).
-fn cargo_bin_path(name: &str) -> PathBuf {
+/// Where cargo puts binary `name` for the test that is running: `CARGO_BIN_EXE_<name>` when set,
+/// else beside the test executable's folder (`target/debug/deps/t-…` → `target/debug/name`). A
+/// binary of another package of the workspace is there once that package is built (`cargo test
+/// --workspace` builds every package's binaries before running tests).
+pub fn cargo_bin(name: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(format!("CARGO_BIN_EXE_{name}")) {
         return PathBuf::from(path);
     }

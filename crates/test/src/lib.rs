@@ -39,7 +39,7 @@ mod logs;
 mod stack;
 
 pub use error::Error;
-pub use function::Function;
+pub use function::{Function, cargo_bin};
 pub use http::Response;
 pub use invocation::{Invocation, StreamedInvocation};
 pub use stack::{Builder, FUNCTION, Stack, WebSocket, sdk_client};

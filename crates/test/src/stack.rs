@@ -50,6 +50,8 @@ pub struct Builder {
     dynamodb_endpoint: Option<String>,
     /// (function, runtime) that replace the file's bootstraps.
     replacements: Vec<(String, Function)>,
+    /// (layer, folder) that replace the file's layers' content.
+    layers: Vec<(String, PathBuf)>,
 }
 
 /// A running stack. Dropping it kills its functions' processes; [`Stack::stop`] stops it in
@@ -381,6 +383,7 @@ impl Builder {
             environment: Vec::new(),
             dynamodb_endpoint: None,
             replacements: Vec::new(),
+            layers: Vec::new(),
         }
     }
 
@@ -402,6 +405,14 @@ impl Builder {
     /// is skipped. A test serves a template's APIs with handlers it defines itself.
     pub fn function(mut self, function: impl Into<String>, runtime: Function) -> Self {
         self.replacements.push((function.into(), runtime));
+        self
+    }
+
+    /// Serves `folder` as the content of the template's layer `layer` (its logical id) instead of
+    /// what its build makes (that build is skipped): a test provides a layer's files, say an
+    /// extension cargo built, as `extensions/<name>`.
+    pub fn layer(mut self, layer: impl Into<String>, folder: impl Into<PathBuf>) -> Self {
+        self.layers.push((layer.into(), folder.into()));
         self
     }
 
@@ -465,6 +476,18 @@ impl Builder {
                 function.config.freeze = false;
             }
             function.build = None;
+        }
+        for (name, folder) in &self.layers {
+            let layer = stack
+                .layers
+                .iter_mut()
+                .find(|l| &l.name == name)
+                .ok_or_else(|| Error::NoEndpoint {
+                    name: name.clone(),
+                    kind: "layer",
+                })?;
+            layer.content.clone_from(folder);
+            layer.build = None;
         }
         for function in &mut stack.functions {
             function
