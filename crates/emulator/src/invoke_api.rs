@@ -224,7 +224,6 @@ async fn parse(req: Request<Incoming>) -> Result<InvokeRequest, InvokeError> {
     });
     let tenant_id = header(headers, &invoke::TENANT_ID).map(str::to_owned);
     let trace_id = header(headers, &invoke::TRACE_ID).map(str::to_owned);
-    let content_type = header(headers, &CONTENT_TYPE).map(str::to_owned);
     let payload = match read_limited(headers, body, limits::MAX_SYNC_REQUEST).await {
         Ok(read) => read.bytes,
         Err(ReadError::TooLarge) => {
@@ -246,7 +245,10 @@ async fn parse(req: Request<Incoming>) -> Result<InvokeRequest, InvokeError> {
         client_context,
         tenant_id,
         trace_id,
-        content_type,
+        // Not the caller's: SDKs send the payload as `application/octet-stream` (or nothing),
+        // and Lambda hands every invoke's event to the runtime as JSON (the Python and Node.js
+        // runtime clients decode only `application/json`).
+        content_type: None,
         qualifier,
         request_id: None,
         run_before_stop: false,

@@ -106,6 +106,10 @@ pub fn describe(build: &Build) -> String {
             Some(bin) => format!("cargo build --release --bin {bin} ({})", dir.display()),
             None => format!("cargo build --release ({})", dir.display()),
         },
+        Build::Pip { installs, .. } => {
+            let what: Vec<String> = installs.iter().map(|i| i.args.join(" ")).collect();
+            format!("pip install {} (once, cached)", what.join("; "))
+        }
     }
 }
 
@@ -153,6 +157,10 @@ pub async fn run(build: &Build) -> Result<(), String> {
                 .map_err(|e| format!("cannot copy {executable} to {}: {e}", artifacts.display()))?;
             Ok(())
         }
+        Build::Pip {
+            interpreter,
+            installs,
+        } => crate::managed::install(interpreter, installs).await,
     }
 }
 
@@ -168,7 +176,10 @@ fn fresh_dir(dir: &Path) -> Result<(), String> {
 
 /// Runs `cmd` to its end with no input; returns its standard output, or on failure the end of
 /// everything it printed.
-async fn output_of(mut cmd: tokio::process::Command, shown: &str) -> Result<String, String> {
+pub(crate) async fn output_of(
+    mut cmd: tokio::process::Command,
+    shown: &str,
+) -> Result<String, String> {
     cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
     let output = cmd
         .output()

@@ -49,6 +49,7 @@ pub mod config;
 pub mod discover;
 pub mod error;
 mod layers;
+pub mod managed;
 pub mod model;
 mod report;
 pub mod samples;

@@ -105,6 +105,23 @@ pub enum Build {
         /// Where `bootstrap` goes (`.coldstart/build/<id>`).
         artifacts: PathBuf,
     },
+    /// `pip install --target` with `interpreter`, for a managed Python runtime: each install
+    /// not complete yet ([`crate::managed`]).
+    Pip {
+        /// The Python that installs (and runs) the packages.
+        interpreter: PathBuf,
+        /// What to install, and where.
+        installs: Vec<PipInstall>,
+    },
+}
+
+/// One `pip install --target <target> <args>`: a complete target is never installed again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipInstall {
+    /// What pip installs: requirement specifiers, or `-r FILE`.
+    pub args: Vec<String>,
+    /// The folder the packages go to.
+    pub target: PathBuf,
 }
 
 /// A layer: a folder merged into `/opt` of the functions that name it.

@@ -82,7 +82,7 @@ fn layer_sources(layer: &crate::model::LayerSpec) -> PathBuf {
         Some(Build::Command { dir, .. })
         | Some(Build::Makefile { dir, .. })
         | Some(Build::Cargo { dir, .. }) => dir.clone(),
-        None => layer.content.clone(),
+        Some(Build::Pip { .. }) | None => layer.content.clone(),
     }
 }
 

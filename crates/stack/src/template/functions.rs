@@ -7,7 +7,7 @@
 //! notice, and so are its routes and URL: the rest of the stack is still served.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use coldstart_emulator::{
@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::config::wants_sandbox_port;
 use crate::error::{Error, Location};
+use crate::managed::{self, Managed};
 use crate::model::{Build, FunctionSpec, LayerSpec, UrlSpec};
 use crate::template::Context;
 use crate::template::intrinsics::{ACCOUNT_ID, describe, text};
@@ -445,8 +446,9 @@ fn read_function(
         }
     };
     let runtime = cx.string(r, "Runtime")?;
+    let managed = runtime.as_deref().and_then(Managed::parse);
     match runtime.as_deref() {
-        Some(rt) if RUNTIMES.contains(&rt) => {}
+        Some(rt) if RUNTIMES.contains(&rt) || managed.is_some() => {}
         Some(rt) => {
             notices.push(format!(
                 "{id}: Runtime {rt} cannot run yet; the other functions are served"
@@ -457,7 +459,7 @@ fn read_function(
             return Err(cx.error(
                 r,
                 "Runtime",
-                "a function needs a Runtime (provided.al2023 or provided.al2)",
+                "a function needs a Runtime (provided.al2023, provided.al2 or python3.9 to python3.14)",
             ));
         }
     }
@@ -475,48 +477,86 @@ fn read_function(
         return Ok(None);
     };
 
-    let (bootstrap, task_root, build) = match build_method(r) {
-        Some("makefile") => {
-            let artifacts = cx.artifacts(id);
-            (
-                artifacts.join("bootstrap"),
-                artifacts.clone(),
-                Some(Build::Makefile {
-                    dir: dir.clone(),
-                    target: id.to_owned(),
-                    artifacts,
-                }),
-            )
-        }
-        Some("rust-cargolambda") => {
-            let artifacts = cx.artifacts(id);
-            let binary = r
-                .metadata
-                .get("BuildProperties")
-                .and_then(|p| p.get("Binary"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            (
-                artifacts.join("bootstrap"),
-                artifacts.clone(),
-                Some(Build::Cargo {
-                    dir: dir.clone(),
-                    binary,
-                    artifacts,
-                }),
-            )
-        }
-        other => {
-            if let Some(method) = other {
+    // A managed runtime's function: its interpreter and runtime interface client.
+    let python = match managed {
+        Some(Managed::Python(minor)) => {
+            let Some(handler) = cx.string(r, "Handler")? else {
+                return Err(cx.error(
+                    r,
+                    "Handler",
+                    format!("a python3.{minor} function needs a Handler (module.function)"),
+                ));
+            };
+            let Some(interpreter) = managed::find_python(minor) else {
                 notices.push(format!(
-                    "{id}: BuildMethod {method} is not run locally; {code_key} runs as it is"
+                    "{id}: Runtime python3.{minor} needs Python 3 (python3.{minor} or python3 on PATH) and none runs here; the other functions are served"
+                ));
+                return Ok(None);
+            };
+            if interpreter.minor != minor {
+                notices.push(format!(
+                    "{id}: Runtime python3.{minor} is not installed here; it runs on {} (Python 3.{}), the nearest installed",
+                    interpreter.program.display(),
+                    interpreter.minor
                 ));
             }
-            (dir.join("bootstrap"), dir.clone(), None)
+            Some(managed::python_function(&interpreter, &dir, &handler, None))
         }
+        None => None,
+    };
+    let (bootstrap, task_root, build) = match (&python, build_method(r)) {
+        (Some(python), _) => (
+            PathBuf::from(&python.argv[0]),
+            dir.clone(),
+            Some(python.build.clone()),
+        ),
+        (None, method) => match method {
+            Some("makefile") => {
+                let artifacts = cx.artifacts(id);
+                (
+                    artifacts.join("bootstrap"),
+                    artifacts.clone(),
+                    Some(Build::Makefile {
+                        dir: dir.clone(),
+                        target: id.to_owned(),
+                        artifacts,
+                    }),
+                )
+            }
+            Some("rust-cargolambda") => {
+                let artifacts = cx.artifacts(id);
+                let binary = r
+                    .metadata
+                    .get("BuildProperties")
+                    .and_then(|p| p.get("Binary"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                (
+                    artifacts.join("bootstrap"),
+                    artifacts.clone(),
+                    Some(Build::Cargo {
+                        dir: dir.clone(),
+                        binary,
+                        artifacts,
+                    }),
+                )
+            }
+            other => {
+                if let Some(method) = other {
+                    notices.push(format!(
+                        "{id}: BuildMethod {method} is not run locally; {code_key} runs as it is"
+                    ));
+                }
+                (dir.join("bootstrap"), dir.clone(), None)
+            }
+        },
     };
 
-    let mut config = FunctionConfig::new(id, vec![bootstrap.into_os_string()]);
+    let command = match &python {
+        Some(python) => python.argv.iter().map(Into::into).collect(),
+        None => vec![bootstrap.into_os_string()],
+    };
+    let mut config = FunctionConfig::new(id, command);
     config.task_root = Some(task_root);
     config.handler = cx.string(r, "Handler")?;
     if let Some(v) = cx.property(r, "MemorySize")? {
@@ -542,6 +582,16 @@ fn read_function(
         config.timeout = Duration::from_secs(secs.unsigned_abs());
     }
     config.environment = environment(cx, r)?;
+    if let Some(python) = &python {
+        let paths: Vec<String> = python
+            .python_path
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        config
+            .environment
+            .insert("PYTHONPATH".into(), paths.join(":"));
+    }
     if let Some(Value::Object(logging)) = cx.property(r, "LoggingConfig")? {
         if let Some(format) = logging.get("LogFormat").and_then(text) {
             config.log_format = match format.as_str() {

@@ -1170,7 +1170,7 @@ Resources:
     }
 
     #[test]
-    fn other_runtimes_and_remote_code_are_left_out_with_their_routes() {
+    fn a_python_function_runs_its_handler_on_awslambdaric_with_pip_installs_as_its_build() {
         let stack = ok("
 Resources:
   Py:
@@ -1178,6 +1178,53 @@ Resources:
     Properties:
       CodeUri: py/
       Runtime: python3.12
+      Handler: app.handler
+      Timeout: 7
+");
+        let py = &stack.functions[0];
+        assert_eq!(
+            py.config.command[1..],
+            ["-m", "awslambdaric", "app.handler"]
+        );
+        assert!(
+            py.config.command[0]
+                .to_string_lossy()
+                .starts_with("python3"),
+            "{:?}",
+            py.config.command
+        );
+        assert_eq!(py.config.timeout, std::time::Duration::from_secs(7));
+        assert_eq!(py.config.handler.as_deref(), Some("app.handler"));
+        let path = &py.config.environment["PYTHONPATH"];
+        assert!(
+            path.split(':').next().is_some_and(|p| p.ends_with("py")),
+            "{path}"
+        );
+        assert!(path.ends_with("awslambdaric-4.2.2"), "{path}");
+        assert!(
+            matches!(py.build, Some(Build::Pip { .. })),
+            "{:?}",
+            py.build
+        );
+
+        let err = err("
+Resources:
+  Py:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: py/, Runtime: python3.12}
+");
+        assert!(err.contains("Resources.Py.Properties.Handler"), "{err}");
+    }
+
+    #[test]
+    fn other_runtimes_and_remote_code_are_left_out_with_their_routes() {
+        let stack = ok("
+Resources:
+  Js:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: js/
+      Runtime: nodejs20.x
       Handler: app.handler
       FunctionUrlConfig: {AuthType: NONE}
       Events:
@@ -1201,7 +1248,7 @@ Resources:
                 .notices
                 .iter()
                 .any(|n| n
-                    == "Py: Runtime python3.12 cannot run yet; the other functions are served"),
+                    == "Js: Runtime nodejs20.x cannot run yet; the other functions are served"),
             "{:?}",
             stack.notices
         );
