@@ -16,6 +16,7 @@ use toml::Spanned;
 use coldstart_emulator::{FunctionConfig, config as limits};
 
 use crate::error::{Error, Location};
+use crate::managed::{self, Managed};
 use crate::model::{Build, FunctionSpec, HttpApiSpec, Stack, UrlSpec, WebSocketApiSpec};
 use crate::{api_table, auth_table};
 
@@ -61,7 +62,11 @@ enum WsRouteToml {
 #[serde(deny_unknown_fields)]
 struct FunctionToml {
     build: Option<String>,
-    bootstrap: Spanned<Bootstrap>,
+    bootstrap: Option<Spanned<Bootstrap>>,
+    /// A managed runtime (`python3.12`): no bootstrap, the handler runs on its client.
+    runtime: Option<Spanned<String>>,
+    /// A managed runtime's code folder. Default: the config's folder.
+    code: Option<String>,
     handler: Option<String>,
     timeout: Option<Spanned<i64>>,
     memory: Option<Spanned<i64>>,
@@ -189,19 +194,88 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
     };
 
     let mut functions = Vec::new();
+    let mut notices = Vec::new();
     for (name, entry) in &parsed.functions {
         let key = format!("functions.{name}");
         let span = entry.span();
         let f = entry.get_ref();
-        let command: Vec<OsString> = match f.bootstrap.get_ref() {
-            Bootstrap::Path(p) => vec![root.join(p).into_os_string()],
-            Bootstrap::Argv(argv) if argv.is_empty() => {
+        let python = match (&f.runtime, &f.bootstrap) {
+            (Some(runtime), None) => {
+                let Some(Managed::Python(minor)) = Managed::parse(runtime.get_ref()) else {
+                    return Err(at(
+                        runtime.span(),
+                        format!(
+                            "{key}.runtime: {} is not one coldstart runs without a bootstrap (python3.9 to python3.14)",
+                            runtime.get_ref()
+                        ),
+                    ));
+                };
+                let Some(handler) = &f.handler else {
+                    return Err(at(
+                        span,
+                        format!(
+                            "{key}.handler: a {} function needs a handler (module.function)",
+                            runtime.get_ref()
+                        ),
+                    ));
+                };
+                if f.build.is_some() {
+                    return Err(at(
+                        span,
+                        format!(
+                            "{key}.build: a {} function's build is its pip installs (requirements.txt beside its code)",
+                            runtime.get_ref()
+                        ),
+                    ));
+                }
+                let Some(interpreter) = managed::find_python(minor) else {
+                    notices.push(format!(
+                        "{name}: runtime python3.{minor} needs Python 3 (python3.{minor} or python3 on PATH) and none runs here; the other functions are served"
+                    ));
+                    continue;
+                };
+                if interpreter.minor != minor {
+                    notices.push(format!(
+                        "{name}: python3.{minor} is not installed here; it runs on {} (Python 3.{}), the nearest installed",
+                        interpreter.program.display(),
+                        interpreter.minor
+                    ));
+                }
+                let code = root.join(f.code.as_deref().unwrap_or("."));
+                Some((
+                    code.clone(),
+                    managed::python_function(&interpreter, &code, handler, None),
+                ))
+            }
+            (Some(runtime), Some(_)) => {
                 return Err(at(
-                    f.bootstrap.span(),
+                    runtime.span(),
+                    format!("{key}: either a bootstrap or a runtime, not both"),
+                ));
+            }
+            (None, None) => {
+                return Err(at(
+                    span,
+                    format!(
+                        "{key}: a function needs a bootstrap (or a runtime such as python3.12 and a handler)"
+                    ),
+                ));
+            }
+            (None, Some(_)) => None,
+        };
+        let command: Vec<OsString> = match f.bootstrap.as_ref().map(Spanned::get_ref) {
+            None => python
+                .as_ref()
+                .map(|(_, p)| p.argv.iter().map(OsString::from).collect())
+                .unwrap_or_default(),
+            Some(Bootstrap::Path(p)) => vec![root.join(p).into_os_string()],
+            Some(Bootstrap::Argv(argv)) if argv.is_empty() => {
+                return Err(at(
+                    f.bootstrap.as_ref().map_or(span.clone(), Spanned::span),
                     format!("{key}.bootstrap: the argv is empty"),
                 ));
             }
-            Bootstrap::Argv(argv) => {
+            Some(Bootstrap::Argv(argv)) => {
                 let program = Path::new(&argv[0]);
                 let first = if program.components().count() > 1 {
                     root.join(program).into_os_string()
@@ -216,6 +290,17 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         let mut config = FunctionConfig::new(name.clone(), command);
         config.handler = f.handler.clone();
         config.environment = f.environment.clone();
+        if let Some((code, python)) = &python {
+            config.task_root = Some(code.clone());
+            let paths: Vec<String> = python
+                .python_path
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            config
+                .environment
+                .insert("PYTHONPATH".into(), paths.join(":"));
+        }
         if let Some(t) = &f.timeout {
             let secs = *t.get_ref();
             if !(1..=900).contains(&secs) {
@@ -392,6 +477,9 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         let watch = match (&f.watch, &f.build) {
             (Some(paths), _) => paths.iter().map(|p| root.join(p)).collect(),
             (None, Some(_)) => vec![root.to_path_buf()],
+            (None, None) if python.is_some() => {
+                python.iter().map(|(code, _)| code.clone()).collect()
+            }
             (None, None) => {
                 let bootstrap = Path::new(&config.command[0]);
                 vec![
@@ -403,10 +491,13 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         };
         functions.push(FunctionSpec {
             config,
-            build: f.build.as_ref().map(|command| Build::Command {
-                command: command.clone(),
-                dir: root.to_path_buf(),
-            }),
+            build: match &python {
+                Some((_, python)) => Some(python.build.clone()),
+                None => f.build.as_ref().map(|command| Build::Command {
+                    command: command.clone(),
+                    dir: root.to_path_buf(),
+                }),
+            },
             url,
             watch,
             layers: Vec::new(),
@@ -595,6 +686,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         functions,
         http_apis,
         websocket_apis,
+        notices,
         ..Stack::default()
     })
 }
@@ -667,6 +759,56 @@ route_selection = "$request.body.action"
 idle_timeout = 30
 routes = { "$connect" = "echo", "$default" = { function = "echo", two_way = true } }
 "#;
+
+    #[test]
+    fn a_python_function_needs_a_runtime_and_a_handler_and_no_bootstrap() {
+        let stack = load_str(
+            r#"
+[functions.py]
+runtime = "python3.11"
+handler = "app.handler"
+code = "src"
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let py = &stack.functions[0];
+        assert_eq!(
+            py.config.command[1..],
+            ["-m", "awslambdaric", "app.handler"]
+        );
+        assert_eq!(py.config.task_root.as_deref(), Some(Path::new("/app/src")));
+        assert!(
+            py.config.environment["PYTHONPATH"].starts_with("/app/src:"),
+            "{:?}",
+            py.config.environment
+        );
+        assert!(matches!(py.build, Some(Build::Pip { .. })));
+        assert_eq!(py.watch, vec![PathBuf::from("/app/src")]);
+
+        for (text, expected) in [
+            (
+                "[functions.py]\nruntime = \"python3.11\"\n",
+                "functions.py.handler: a python3.11 function needs a handler",
+            ),
+            (
+                "[functions.py]\nruntime = \"nodejs20.x\"\nhandler = \"a.b\"\n",
+                "functions.py.runtime: nodejs20.x is not one coldstart runs",
+            ),
+            (
+                "[functions.py]\nruntime = \"python3.11\"\nhandler = \"a.b\"\nbootstrap = \"x\"\n",
+                "functions.py: either a bootstrap or a runtime, not both",
+            ),
+            (
+                "[functions.py]\nhandler = \"a.b\"\n",
+                "functions.py: a function needs a bootstrap",
+            ),
+        ] {
+            let err = load_str(text)
+                .err()
+                .unwrap_or_else(|| panic!("accepted {text}"));
+            assert!(err.contains(expected), "{err}");
+        }
+    }
 
     #[test]
     fn reads_every_documented_key() {
