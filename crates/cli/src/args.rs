@@ -80,8 +80,20 @@ pub(crate) struct RunArgs {
     /// (`{"ready":true,"endpoints":[...]}`); function logs go to standard error.
     #[arg(long)]
     pub(crate) ready_json: bool,
+    /// A managed runtime (`python3.12`) to run `--handler` on, from the code folder `DIR`,
+    /// instead of a bootstrap: the machine's Python with AWS's `awslambdaric` (installed once,
+    /// with `DIR/requirements.txt`, in coldstart's cache folder).
+    #[arg(long, value_name = "RUNTIME", requires_all = ["handler", "code"], conflicts_with = "command")]
+    pub(crate) runtime: Option<String>,
+    /// With `--runtime`: the function's code folder.
+    #[arg(value_name = "DIR", requires = "runtime")]
+    pub(crate) code: Option<PathBuf>,
     /// The bootstrap and its arguments.
-    #[arg(last = true, required = true, value_name = "BOOTSTRAP")]
+    #[arg(
+        last = true,
+        required_unless_present = "runtime",
+        value_name = "BOOTSTRAP"
+    )]
     pub(crate) command: Vec<std::ffi::OsString>,
 }
 

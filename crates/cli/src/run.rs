@@ -17,8 +17,28 @@ use crate::output::StdoutSink;
 /// The function name the Runtime Interface Emulator serves.
 const FUNCTION_NAME: &str = "function";
 
-pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
-    let config = function_config(&args)?;
+pub(crate) async fn run(mut args: RunArgs) -> Result<(), Failure> {
+    let python = match (&args.runtime, &args.code, &args.handler) {
+        (Some(runtime), Some(code), Some(handler)) => {
+            Some(python_function(runtime, code, handler).await?)
+        }
+        _ => None,
+    };
+    if let Some(python) = &python {
+        args.command = python.argv.iter().map(Into::into).collect();
+    }
+    let mut config = function_config(&args)?;
+    if let (Some(python), Some(code)) = (&python, &args.code) {
+        config.task_root = Some(code.clone());
+        let paths: Vec<String> = python
+            .python_path
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        config
+            .environment
+            .insert("PYTHONPATH".into(), paths.join(":"));
+    }
     check_bootstrap(Path::new(&config.command[0])).map_err(Failure::usage)?;
     let sink = Arc::new(StdoutSink::new(args.ready_json));
     let mut settings = settings();
@@ -57,6 +77,49 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     signals.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `--runtime python3.N --handler H DIR`: the function on the machine's Python, its packages
+/// installed first (once: later runs find them in the cache).
+async fn python_function(
+    runtime: &str,
+    code: &Path,
+    handler: &str,
+) -> Result<coldstart_stack::managed::PythonFunction, Failure> {
+    use coldstart_stack::managed::{self, Managed};
+    let Some(Managed::Python(minor)) = Managed::parse(runtime) else {
+        return Err(Failure::usage(anyhow!(
+            "--runtime {runtime}: coldstart runs python3.9 to python3.14 without a bootstrap"
+        )));
+    };
+    let interpreter = managed::find_python(minor).ok_or_else(|| {
+        Failure::usage(anyhow!(
+            "--runtime {runtime} needs Python 3 (python3.{minor} or python3 on PATH); none runs here"
+        ))
+    })?;
+    if interpreter.minor != minor {
+        eprintln!(
+            "coldstart: {runtime} is not installed here; running on {} (Python 3.{}), the nearest installed",
+            interpreter.program.display(),
+            interpreter.minor
+        );
+    }
+    let function = managed::python_function(&interpreter, code, handler, None);
+    if let coldstart_stack::model::Build::Pip {
+        interpreter,
+        installs,
+    } = &function.build
+        && installs.iter().any(|i| !i.target.is_dir())
+    {
+        eprintln!(
+            "coldstart: preparing {runtime}: {}",
+            coldstart_stack::build::describe(&function.build)
+        );
+        managed::install(interpreter, installs)
+            .await
+            .map_err(|e| Failure::runtime(anyhow!("preparing {runtime}: {e}")))?;
+    }
+    Ok(function)
 }
 
 fn function_config(args: &RunArgs) -> Result<FunctionConfig, Failure> {

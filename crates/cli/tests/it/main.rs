@@ -970,12 +970,12 @@ finally:
     assert_eq!(seen["url"]["rawPath"], "/py/path");
 }
 
-/// `run --ready-json` prints its one line too: the Invoke API of the function `function`.
-#[test]
-fn run_ready_json_prints_one_line_naming_the_invoke_api() {
+/// `coldstart run --ready-json --listen 127.0.0.1:0 ARGS…`, once its ready line is read: the
+/// server and the invocation URL of its function.
+fn run_ready(args: &[&std::ffi::OsStr]) -> (Server, String) {
     let mut child = coldstart()
-        .args(["run", "--ready-json", "--listen", "127.0.0.1:0", "--"])
-        .arg(repo("crates/testkit/fixtures/event-echo.sh"))
+        .args(["run", "--ready-json", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .process_group(0)
@@ -997,13 +997,37 @@ fn run_ready_json_prints_one_line_naming_the_invoke_api() {
     assert_eq!(ready["ready"], true);
     let url = ready["endpoints"][0]["url"].as_str().unwrap_or_default();
     assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-    let answer = curl(&[
-        "-XPOST",
-        &format!("{url}/2015-03-31/functions/function/invocations"),
-        "-d",
-        "{\"a\":1}",
-    ]);
+    let url = format!("{url}/2015-03-31/functions/function/invocations");
+    (server, url)
+}
+
+/// `run --ready-json` prints its one line too: the Invoke API of the function `function`.
+#[test]
+fn run_ready_json_prints_one_line_naming_the_invoke_api() {
+    let echo = repo("crates/testkit/fixtures/event-echo.sh");
+    let (_server, url) = run_ready(&["--".as_ref(), echo.as_os_str()]);
+    let answer = curl(&["-XPOST", &url, "-d", "{\"a\":1}"]);
     assert_eq!(answer, "{\"a\":1}");
+}
+
+/// `run --runtime python3.11 --handler app.handler DIR`: a Python function without a bootstrap,
+/// as the Runtime Interface Emulator runs one in AWS's Python image.
+#[test]
+fn run_serves_a_python_handler_from_its_folder() {
+    let code = repo("crates/testkit/fixtures/python");
+    let (_server, url) = run_ready(&[
+        "--runtime".as_ref(),
+        "python3.11".as_ref(),
+        "--handler".as_ref(),
+        "app.handler".as_ref(),
+        code.as_os_str(),
+    ]);
+    let answer = curl(&["-XPOST", &url, "-d", "{\"n\":2}"]);
+    let answer: serde_json::Value =
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    assert_eq!(answer["event"]["n"], 2);
+    assert_eq!(answer["function"], "function");
+    assert_eq!(answer["six"], true);
 }
 
 #[test]
