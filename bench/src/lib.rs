@@ -41,13 +41,15 @@ pub enum Scenario {
     Template,
     /// coldstart-test in process: in-process handler invokes vs the floor; stack start -> ready.
     Harness,
+    /// A Python function (managed runtime): cold start, warm invokes vs the floor.
+    Managed,
     /// Every scenario above, in that order.
     All,
 }
 
 impl Scenario {
     /// Every scenario `All` stands for.
-    pub const EACH: [Self; 8] = [
+    pub const EACH: [Self; 9] = [
         Self::Invoke,
         Self::Url,
         Self::Up,
@@ -56,6 +58,7 @@ impl Scenario {
         Self::Websocket,
         Self::Template,
         Self::Harness,
+        Self::Managed,
     ];
 
     fn run(self, cx: &Context) -> anyhow::Result<core::report::Report> {
@@ -68,6 +71,7 @@ impl Scenario {
             Self::Websocket => scenarios::websocket::run(cx),
             Self::Template => scenarios::template::run(cx),
             Self::Harness => scenarios::harness::run(cx),
+            Self::Managed => scenarios::managed::run(cx),
             Self::All => anyhow::bail!("`all` is not one scenario"),
         }
     }

@@ -10,12 +10,14 @@
 //!   fan-out, against serverless-offline where installed.
 //! - [`template`]: reading a 1,000-resource template, and `up --no-build` on the chat template.
 //! - [`harness`]: `coldstart-test` in this process: in-process handler invokes, stack starts.
+//! - [`managed`]: a Python function's cold start and warm invokes.
 
 use tokio::runtime::Runtime;
 
 pub mod adapter;
 pub mod harness;
 pub mod invoke;
+pub mod managed;
 pub mod stream;
 pub mod template;
 pub mod up;

@@ -1,6 +1,6 @@
-//! A `Runtime: python3.11` function of a SAM template, run without Docker: the machine's Python
-//! with AWS's `awslambdaric`, its `requirements.txt` installed by the stack's build (once per
-//! machine, cached), invoked through the SDK and an HTTP API route.
+//! A `Runtime: python3.13` function of a SAM template, run without Docker: the machine's Python
+//! (the nearest installed) with AWS's `awslambdaric`, its `requirements.txt` installed by the
+//! stack's build (once per machine, cached), invoked through the SDK and an HTTP API route.
 
 use std::path::PathBuf;
 
@@ -67,6 +67,19 @@ async fn a_python_function_answers_fails_and_times_out_as_on_aws() {
         "Sandbox.Timedout",
         "{}",
         slow.text()
+    );
+
+    // A handler whose module is not there: the init error Lambda reports for it.
+    let broken = stack
+        .invoke("BrokenFunction", "{}")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(broken.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(
+        broken.json()["errorType"],
+        "Runtime.ImportModuleError",
+        "{}",
+        broken.text()
     );
 
     // Its HTTP API route, payload 2.0.
