@@ -104,7 +104,7 @@ async fn python_function(
             interpreter.minor
         );
     }
-    let function = managed::python_function(&interpreter, code, handler, None);
+    let function = managed::python_function(&interpreter, code, handler);
     if let coldstart_stack::model::Build::Pip {
         interpreter,
         installs,

@@ -244,7 +244,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                 let code = root.join(f.code.as_deref().unwrap_or("."));
                 Some((
                     code.clone(),
-                    managed::python_function(&interpreter, &code, handler, None),
+                    managed::python_function(&interpreter, &code, handler),
                 ))
             }
             (Some(runtime), Some(_)) => {

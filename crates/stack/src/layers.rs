@@ -74,6 +74,7 @@ pub fn attach(
             prepend(&mut config.environment, key, &seen.join(sub));
         }
     }
+    python_layers(config, &opt, &seen);
     config.sandbox_port = config.sandbox_port || crate::config::wants_sandbox_port(config);
     let layers = function.layers.join(", ");
     if mounted {
@@ -89,6 +90,33 @@ pub fn attach(
         ));
     }
     Ok(())
+}
+
+/// A Python function's (one whose `PYTHONPATH` coldstart set, ending with the runtime client):
+/// the layers' `python/lib/python3.*/site-packages` and `python/` go after its code and packages
+/// and before the runtime client, as in Lambda.
+fn python_layers(config: &mut FunctionConfig, opt: &Path, seen: &Path) {
+    let python = opt.join("python");
+    let Some(path) = config.environment.get_mut("PYTHONPATH") else {
+        return;
+    };
+    if !python.is_dir() {
+        return;
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(python.join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("site-packages"))
+        .filter(|p| p.is_dir())
+        .filter_map(|p| p.strip_prefix(opt).ok().map(|rel| seen.join(rel)))
+        .collect();
+    dirs.sort();
+    dirs.push(seen.join("python"));
+    let mut parts: Vec<String> = path.split(':').map(str::to_owned).collect();
+    let at = parts.len().saturating_sub(1);
+    parts.splice(at..at, dirs.iter().map(|d| d.display().to_string()));
+    *path = parts.join(":");
 }
 
 /// Puts `dir` first on the search path `key` (the function's own value, else the host's).
@@ -218,6 +246,55 @@ mod tests {
         assert!(
             err.contains("Resources.Fn.Properties.Layers") && err.contains("nope"),
             "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_python_functions_layers_come_between_its_packages_and_the_runtime_client() {
+        let root = std::env::temp_dir().join(format!("coldstart-pylayers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        write(&root.join("deps/python/shared.py"), "", 0o644);
+        write(
+            &root.join("deps/python/lib/python3.12/site-packages/pkg.py"),
+            "",
+            0o644,
+        );
+        let mut stack = Stack {
+            root: root.clone(),
+            source: root.join("template.yaml"),
+            ..Stack::default()
+        };
+        stack.layers.push(LayerSpec {
+            name: "deps".into(),
+            content: root.join("deps"),
+            build: None,
+        });
+        let mut config = FunctionConfig::new("Py", vec!["python3".into()]);
+        config
+            .environment
+            .insert("PYTHONPATH".into(), "/code:/reqs:/ric".into());
+        let function = FunctionSpec {
+            config: config.clone(),
+            build: None,
+            url: None,
+            watch: Vec::new(),
+            layers: vec!["deps".into()],
+        };
+        attach(&stack, &function, &mut config, &Reporter::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let seen = if coldstart_emulator::opt_mount_available() {
+            PathBuf::from("/opt")
+        } else {
+            root.join(".coldstart/opt/Py")
+        };
+        assert_eq!(
+            config.environment["PYTHONPATH"],
+            format!(
+                "/code:/reqs:{}:{}:/ric",
+                seen.join("python/lib/python3.12/site-packages").display(),
+                seen.join("python").display()
+            )
         );
         let _ = std::fs::remove_dir_all(&root);
     }

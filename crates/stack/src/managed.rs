@@ -97,14 +97,9 @@ pub struct PythonFunction {
 
 /// A Python function with code in `code` and `handler` (`module.function`), on `interpreter`.
 /// `requirements.txt` beside the code is installed into a cache folder named by its content's
-/// hash (so an unchanged file is installed once); `layers_python` is where layers' `python/`
-/// is seen from the sandbox.
-pub fn python_function(
-    interpreter: &Interpreter,
-    code: &Path,
-    handler: &str,
-    layers_python: Option<&Path>,
-) -> PythonFunction {
+/// hash (so an unchanged file is installed once). Layers' `python/` folders go in before the
+/// runtime client when the stack starts (they are merged then).
+pub fn python_function(interpreter: &Interpreter, code: &Path, handler: &str) -> PythonFunction {
     let tag = format!("python3.{}", interpreter.minor);
     let runtimes = cache_dir().join("runtimes").join(&tag);
     let ric = runtimes.join(PYTHON_RIC.replace("==", "-"));
@@ -124,7 +119,6 @@ pub fn python_function(
         });
         python_path.push(target);
     }
-    python_path.extend(layers_python.map(Path::to_path_buf));
     python_path.push(ric);
     PythonFunction {
         argv: vec![
@@ -214,7 +208,7 @@ mod tests {
     }
 
     #[test]
-    fn a_python_functions_path_puts_code_then_packages_then_layers_then_the_runtime() {
+    fn a_python_functions_path_puts_code_then_packages_then_the_runtime_client() {
         let code = std::env::temp_dir().join(format!("managed-test-{}", std::process::id()));
         std::fs::create_dir_all(&code).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(code.join("requirements.txt"), "six==1.16.0\n")
@@ -223,19 +217,13 @@ mod tests {
             program: PathBuf::from("python3"),
             minor: 11,
         };
-        let f = python_function(
-            &interpreter,
-            &code,
-            "app.handler",
-            Some(Path::new("/opt/python")),
-        );
+        let f = python_function(&interpreter, &code, "app.handler");
         assert_eq!(f.argv, ["python3", "-m", "awslambdaric", "app.handler"]);
         assert_eq!(f.python_path[0], code);
         assert!(f.python_path[1].starts_with(cache_dir().join("runtimes/python3.11/requirements")));
-        assert_eq!(f.python_path[2], Path::new("/opt/python"));
-        assert!(f.python_path[3].ends_with("awslambdaric-4.2.2"));
+        assert!(f.python_path[2].ends_with("awslambdaric-4.2.2"));
         // The same file, the same folder: installed once.
-        let again = python_function(&interpreter, &code, "app.handler", None);
+        let again = python_function(&interpreter, &code, "app.handler");
         assert_eq!(again.python_path[1], f.python_path[1]);
         let _ = std::fs::remove_dir_all(&code);
     }

@@ -500,7 +500,7 @@ fn read_function(
                     interpreter.minor
                 ));
             }
-            Some(managed::python_function(&interpreter, &dir, &handler, None))
+            Some(managed::python_function(&interpreter, &dir, &handler))
         }
         None => None,
     };
