@@ -50,6 +50,8 @@ pub mod discover;
 pub mod error;
 mod layers;
 pub mod model;
+#[cfg(test)]
+mod props;
 mod report;
 pub mod samples;
 mod start;
