@@ -1,5 +1,6 @@
 //! A function for the chaos soak that speaks the Runtime API by hand, so that it can misbehave
-//! in ways no runtime library allows. It prints `CHAOS PID {pid}` when it starts and
+//! in ways no runtime library allows. It prints `CHAOS API {address}` and `CHAOS PID {pid}` when
+//! it starts, and
 //! `CHAOS DELIVERED {request id}` for every invocation `next` hands it, then does what the event's
 //! `chaos` object asks (`{"op": …, "token": …}`, at the top of the event or inside its JSON
 //! `body`, as HTTP and WebSocket events carry it):
@@ -67,6 +68,7 @@ fn chaos(event: &Value) -> Option<Value> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let api = std::env::var("AWS_LAMBDA_RUNTIME_API")?;
+    println!("CHAOS API {api}");
     println!("CHAOS PID {}", std::process::id());
     loop {
         let next = http::Request::get(rt::NEXT_PATH)

@@ -8,4 +8,5 @@
 #[path = "../it/support.rs"]
 mod support;
 
+mod hostile;
 mod soak;

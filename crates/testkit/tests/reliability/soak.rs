@@ -18,14 +18,15 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use http_body_util::Full;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use coldstart_stack::{Endpoint, EndpointKind};
 
 use crate::support::{PATIENCE, RawResponse, TemplateProject, process_state, send};
 
-const TEMPLATE: &str = r#"
+/// Every front door in front of `fx-chaos` (`chaos/bootstrap`).
+pub(crate) const TEMPLATE: &str = r#"
 Transform: AWS::Serverless-2016-10-31
 Resources:
   Chaos:
@@ -35,7 +36,7 @@ Resources:
       Handler: bootstrap
       Runtime: provided.al2023
       Timeout: 1
-      ReservedConcurrentExecutions: 12
+      ReservedConcurrentExecutions: 40
       FunctionUrlConfig:
         AuthType: NONE
         InvokeMode: BUFFERED
@@ -169,6 +170,8 @@ struct Tally {
     sent: usize,
     answered: usize,
     left: usize,
+    /// Answered 429: every sandbox busy (callers that left leave their invocations running).
+    throttled: usize,
     /// (door, op) → answers.
     per_kind: BTreeMap<(Door, Op), usize>,
     /// Answers that were not what the request asked for.
@@ -282,12 +285,13 @@ async fn chaos_on_every_front_door_gets_exactly_one_right_answer_and_leaves_noth
         .unwrap_or_default();
     println!(
         "chaos soak figures: seed {seed}; {} invocations sent, {} answered, {} callers left \
-         mid-request; answers per fault {:?}; {} deliveries to runtimes, {} duplicates; {} runtimes \
+         mid-request, {} throttled; answers per fault {:?}; {} deliveries to runtimes, {} duplicates; {} runtimes \
          started, {} left after the stop; RSS {} KiB at start, {} KiB at end, peak {} KiB; wall \
          {:.1} s",
         tally.sent,
         tally.answered,
         tally.left,
+        tally.throttled,
         faults(&tally),
         seen.delivered,
         seen.duplicates.len(),
@@ -431,6 +435,10 @@ async fn caller(doors: &Doors, rng: &mut Rng, share: usize, worker: usize, tally
         let Ok(mut t) = tally.lock() else { return };
         match answer {
             None => t.left += 1,
+            Some(Answer::Http(r)) if r.status == 429 => {
+                t.answered += 1;
+                t.throttled += 1;
+            }
             Some(answer) => {
                 t.answered += 1;
                 *t.per_kind.entry((door, op)).or_default() += 1;
@@ -515,11 +523,21 @@ async fn websocket(
 ) -> Option<Answer> {
     if socket.is_none() {
         let url = format!("ws://{}/chaos", doors.socket);
-        let (ws, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url))
+        let handshake = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url))
             .await
-            .unwrap_or_else(|_| panic!("WebSocket handshake hung"))
-            .unwrap_or_else(|e| panic!("WebSocket handshake: {e}"));
-        *socket = Some(ws);
+            .unwrap_or_else(|_| panic!("WebSocket handshake hung"));
+        match handshake {
+            Ok((ws, _)) => *socket = Some(ws),
+            // `$connect` was throttled: the caller sees the handshake's 429.
+            Err(WsError::Http(r)) if r.status() == 429 => {
+                return Some(Answer::Http(RawResponse {
+                    status: 429,
+                    headers: Vec::new(),
+                    body: Bytes::new(),
+                }));
+            }
+            Err(e) => panic!("WebSocket handshake: {e}"),
+        }
     }
     let ws = socket.as_mut()?;
     let message = json!({"action": "chaos", "chaos": {"op": op.name(), "token": token}});
