@@ -55,6 +55,8 @@
 //!   stack crate keeps them in SQLite), so the emulator has no file format of its own for them.
 //! - `opt`: a sandbox's own `/opt`, bound in a mount namespace.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
+//! - `watchdog`: a process that kills the sandboxes' (and builds') process groups when coldstart
+//!   dies, however it dies, so their grandchildren do not outlive a `kill -9`.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
 //!
 //! Who imports whom, by floors: a module imports only modules on floors below its own, so there
@@ -100,6 +102,7 @@ mod sandbox;
 mod server;
 mod telemetry;
 mod telemetry_api;
+mod watchdog;
 
 pub use coldstart_protocol::level::LogLevel;
 pub use config::{AsyncConfig, FunctionConfig, LogFormat, Settings};
@@ -123,3 +126,4 @@ pub use logs::{LogSink, TracingSink};
 pub use opt::{OPT, opt_mount_available};
 pub use process::SHUTDOWN_GRACE;
 pub use queued::{QueuedEvent, Resumed};
+pub use watchdog::{GroupGuard, forget_group, watch_group};
