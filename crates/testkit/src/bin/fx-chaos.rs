@@ -10,7 +10,9 @@
 //! - `hang`: sleeps 30 s (past any timeout the soak sets), then answers;
 //! - `garbage`: answers bytes that are not JSON (`\xff\x00garbage token`);
 //! - `double`: answers twice and prints `CHAOS SECOND {status}` with the status of the second;
-//! - `stream`: answers in streaming mode, `token` in three chunks.
+//! - `stream`: answers in streaming mode, `token` in three chunks;
+//! - `size`: streams `size` bytes of `x` (1 MiB chunks of one shared buffer, so 200 MB cost no
+//!   memory) and prints `CHAOS STREAMED {size} {status of the answer}`.
 //!
 //! An event without `chaos` (a WebSocket `$connect` or `$disconnect`) is answered
 //! `{"statusCode": 200}`.
@@ -63,6 +65,13 @@ fn chaos(event: &Value) -> Option<Value> {
     }
     let body: Value = serde_json::from_str(event.get("body")?.as_str()?).ok()?;
     body.get("chaos").cloned()
+}
+
+/// `size` bytes of `x` as 1 MiB frames, all sharing one buffer: nothing of the size is held.
+fn chunks_of(size: usize) -> impl Iterator<Item = Result<Frame<Bytes>, Error>> {
+    const MIB: usize = 1024 * 1024;
+    let block = Bytes::from(vec![b'x'; MIB]);
+    (0..size.div_ceil(MIB)).map(move |i| Ok(Frame::data(block.slice(..(size - i * MIB).min(MIB)))))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -123,6 +132,16 @@ async fn main() -> Result<(), Error> {
                     .header(http::header::TRANSFER_ENCODING, "chunked")
                     .body(StreamBody::new(futures_util::stream::iter(chunks)))?;
                 call(&api, request).await?;
+            }
+            "size" => {
+                let size = chaos["size"].as_u64().unwrap_or(0) as usize;
+                let request = http::Request::post(rt::response_path(&id))
+                    .header(http::header::HOST, &api)
+                    .header(rt::RESPONSE_MODE, rt::RESPONSE_MODE_STREAMING)
+                    .header(http::header::TRANSFER_ENCODING, "chunked")
+                    .body(StreamBody::new(futures_util::stream::iter(chunks_of(size))))?;
+                let (status, _, _) = call(&api, request).await?;
+                println!("CHAOS STREAMED {size} {status}");
             }
             _ => {
                 post(&api, rt::response_path(&id), ok).await?;

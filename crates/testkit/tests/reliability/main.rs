@@ -9,4 +9,5 @@
 mod support;
 
 mod hostile;
+mod limits;
 mod soak;

@@ -268,6 +268,11 @@ async fn chaos_on_every_front_door_gets_exactly_one_right_answer_and_leaves_noth
     .await;
     let wall = started.elapsed();
     let (rss_end, rss_peak) = memory_kib();
+    let capacity = capacity_back(&doors).await;
+    println!(
+        "sandboxes at the end: {}",
+        running.emulator.sandbox_pids("Chaos").len()
+    );
 
     // The stop: every runtime the soak saw must be gone when it returns.
     let pids = runtimes.pids();
@@ -341,6 +346,9 @@ async fn chaos_on_every_front_door_gets_exactly_one_right_answer_and_leaves_noth
     {
         fail(format!("a second answer to one invocation got {bad}"));
     }
+    if let Err(e) = capacity {
+        fail(e);
+    }
     if !leftovers.is_empty() {
         fail(format!("runtimes outlived the stop: {leftovers:?}"));
     }
@@ -359,6 +367,31 @@ fn faults(tally: &Tally) -> BTreeMap<&'static str, usize> {
         *out.entry(op.name()).or_default() += n;
     }
     out
+}
+
+/// The function's whole reserved concurrency (40) answers at once once the soak is over: no
+/// invocation a caller left, no crash or hang, kept a sandbox busy for ever. Invocations left
+/// running may still hold some for up to their 1 s timeout: retried until [`PATIENCE`].
+async fn capacity_back(doors: &Doors) -> Result<(), String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut all = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let (addr, request) = request(Door::Invoke, doors, Op::Ok, &format!("capacity-{i}"));
+            all.spawn(async move { send(addr, request).await.status });
+        }
+        let statuses = all.join_all().await;
+        let throttled = statuses.iter().filter(|s| **s == 429).count();
+        if throttled == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{throttled} of 40 concurrent invocations still throttled after the soak: \
+                 sandboxes stayed busy"
+            ));
+        }
+    }
 }
 
 /// What the runtimes printed, kept small: the soak's own memory must not grow with its length.
@@ -426,6 +459,17 @@ async fn caller(doors: &Doors, rng: &mut Rng, share: usize, worker: usize, tally
         let token = format!("w{worker}-{i}-{}", rng.next());
         if let Ok(mut t) = tally.lock() {
             t.sent += 1;
+            if t.sent % 5000 == 0 {
+                // Progress of a long run, on the test's output.
+                println!(
+                    "chaos soak: {} sent, {} answered, {} left, {} throttled, {} wrong",
+                    t.sent,
+                    t.answered,
+                    t.left,
+                    t.throttled,
+                    t.wrong.len()
+                );
+            }
         }
         let answer = if door == Door::WebSocket {
             websocket(doors, &mut socket, op, &token, leave.then(|| rng.below(30))).await
