@@ -246,3 +246,51 @@ async fn a_buffered_function_url_takes_a_body_under_6_mb_and_refuses_6_mb_and_on
     }
     running.stop().await;
 }
+
+/// A bootstrap that cannot be started — its file open for writing, as while a rebuild replaces
+/// it (`Text file busy`) — fails its invocations; once it can start again, the function has all
+/// of its concurrency back.
+#[tokio::test]
+async fn sandboxes_that_fail_to_start_give_their_concurrency_back() {
+    let dir = std::env::temp_dir().join(format!("coldstart-respawn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let bootstrap = dir.join("bootstrap");
+    std::fs::copy(crate::support::fixture("fx-faults"), &bootstrap)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut config = crate::support::function("f", bootstrap.clone());
+    config.concurrency = 2;
+    let h = crate::support::Harness::start(vec![config]).await;
+    assert_eq!(
+        h.invoke_raw("f", &[], r#"{"op":"exit","code":3}"#)
+            .await
+            .status,
+        200
+    );
+    // The crashed runtime is reaped (its file is free to open) within PATIENCE.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let writer = loop {
+        match std::fs::OpenOptions::new().append(true).open(&bootstrap) {
+            Ok(writer) => break writer,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    };
+    // Every start fails now.
+    for _ in 0..6 {
+        let r = h.invoke_raw("f", &[], r#"{"op":"exit","code":3}"#).await;
+        println!(
+            "while busy: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    drop(writer);
+    let (a, b) = tokio::join!(
+        h.invoke_raw("f", &[], r#"{"op":"sleep","ms":300}"#),
+        h.invoke_raw("f", &[], r#"{"op":"sleep","ms":300}"#)
+    );
+    assert_eq!((a.status, b.status), (200, 200), "{a:?} {b:?}");
+    h.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
