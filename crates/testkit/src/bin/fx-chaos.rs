@@ -21,41 +21,99 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use coldstart_protocol::runtime as rt;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
+type Body = BoxBody<Bytes, Error>;
 
-/// Sends one request on a fresh connection to the Runtime API; the answer's status, request id
-/// header and body.
-async fn call<B>(api: &str, request: http::Request<B>) -> Result<(u16, String, Bytes), Error>
-where
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Error>,
-{
-    let stream = tokio::net::TcpStream::connect(api).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    let id = response
-        .headers()
-        .get(rt::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, id, body))
+/// The Runtime API over one kept-alive connection, as runtimes speak it (a connection per call
+/// would leave a TIME_WAIT socket per call behind and run out of ports in a long soak).
+struct Api {
+    addr: String,
+    sender: Option<SendRequest<Body>>,
 }
 
-async fn post(api: &str, path: String, body: impl Into<Bytes>) -> Result<u16, Error> {
-    let request = http::Request::post(path)
-        .header(http::header::HOST, api)
-        .body(Full::new(body.into()))?;
-    Ok(call(api, request).await?.0)
+impl Api {
+    /// Sends `request`; the answer's status, request id header and body.
+    async fn call(&mut self, request: http::Request<Body>) -> Result<(u16, String, Bytes), Error> {
+        let kept = match self.sender.take() {
+            Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
+            None => None,
+        };
+        let mut sender = match kept {
+            Some(sender) => sender,
+            None => {
+                let stream = tokio::net::TcpStream::connect(&self.addr).await?;
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(conn);
+                sender
+            }
+        };
+        let response = sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let id = response
+            .headers()
+            .get(rt::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response.into_body().collect().await?.to_bytes();
+        self.sender = Some(sender);
+        Ok((status, id, body))
+    }
+
+    fn request(
+        &self,
+        method: http::Method,
+        path: String,
+        body: Body,
+    ) -> Result<http::Request<Body>, Error> {
+        Ok(http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, &self.addr)
+            .body(body)?)
+    }
+
+    async fn post(&mut self, path: String, body: impl Into<Bytes>) -> Result<u16, Error> {
+        let request = self.request(http::Method::POST, path, full(body))?;
+        Ok(self.call(request).await?.0)
+    }
+
+    /// Posts `frames` as a streamed response to invocation `id`; the answer's status.
+    async fn stream(
+        &mut self,
+        id: &str,
+        frames: impl Iterator<Item = Result<Frame<Bytes>, Error>> + Send + Sync + 'static,
+    ) -> Result<u16, Error> {
+        let body = StreamBody::new(futures_util::stream::iter(frames)).boxed();
+        let mut request = self.request(http::Method::POST, rt::response_path(id), body)?;
+        let headers = request.headers_mut();
+        headers.insert(
+            rt::RESPONSE_MODE,
+            http::HeaderValue::from_static(rt::RESPONSE_MODE_STREAMING),
+        );
+        headers.insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+        let answered = self.call(request).await?.0;
+        // A refused upload may leave the connection unusable: the next call opens a new one.
+        self.sender = None;
+        Ok(answered)
+    }
+}
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// The `chaos` object of `event`, or of its JSON body.
@@ -76,23 +134,23 @@ fn chunks_of(size: usize) -> impl Iterator<Item = Result<Frame<Bytes>, Error>> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let api = std::env::var("AWS_LAMBDA_RUNTIME_API")?;
-    println!("CHAOS API {api}");
+    let addr = std::env::var("AWS_LAMBDA_RUNTIME_API")?;
+    println!("CHAOS API {addr}");
     println!("CHAOS PID {}", std::process::id());
+    let mut api = Api { addr, sender: None };
     loop {
-        let next = http::Request::get(rt::NEXT_PATH)
-            .header(http::header::HOST, &api)
-            .body(Full::new(Bytes::new()))?;
-        let (_, id, event) = call(&api, next).await?;
+        let next = api.request(
+            http::Method::GET,
+            rt::NEXT_PATH.to_owned(),
+            full(Bytes::new()),
+        )?;
+        let (_, id, event) = api.call(next).await?;
         println!("CHAOS DELIVERED {id}");
         let event: Value = serde_json::from_slice(&event).unwrap_or(Value::Null);
+        let response = rt::response_path(&id);
         let Some(chaos) = chaos(&event) else {
-            post(
-                &api,
-                rt::response_path(&id),
-                json!({"statusCode": 200}).to_string(),
-            )
-            .await?;
+            api.post(response, json!({"statusCode": 200}).to_string())
+                .await?;
             continue;
         };
         let token = chaos["token"].as_str().unwrap_or_default().to_owned();
@@ -100,20 +158,20 @@ async fn main() -> Result<(), Error> {
         match chaos["op"].as_str().unwrap_or("ok") {
             "error" => {
                 let error = json!({"errorType": "Chaos", "errorMessage": token});
-                post(&api, rt::error_path(&id), error.to_string()).await?;
+                api.post(rt::error_path(&id), error.to_string()).await?;
             }
             "crash" => std::process::exit(7),
             "hang" => {
                 tokio::time::sleep(Duration::from_secs(30)).await;
-                post(&api, rt::response_path(&id), ok).await?;
+                api.post(response, ok).await?;
             }
             "garbage" => {
                 let garbage = [b"\xff\x00garbage ".as_slice(), token.as_bytes()].concat();
-                post(&api, rt::response_path(&id), garbage).await?;
+                api.post(response, garbage).await?;
             }
             "double" => {
-                post(&api, rt::response_path(&id), ok.clone()).await?;
-                let second = post(&api, rt::response_path(&id), ok).await?;
+                api.post(response.clone(), ok.clone()).await?;
+                let second = api.post(response, ok).await?;
                 println!("CHAOS SECOND {second}");
             }
             "stream" => {
@@ -126,25 +184,15 @@ async fn main() -> Result<(), Error> {
                 .into_iter()
                 .map(|c| Ok(Frame::data(Bytes::from(c.to_owned()))))
                 .collect();
-                let request = http::Request::post(rt::response_path(&id))
-                    .header(http::header::HOST, &api)
-                    .header(rt::RESPONSE_MODE, rt::RESPONSE_MODE_STREAMING)
-                    .header(http::header::TRANSFER_ENCODING, "chunked")
-                    .body(StreamBody::new(futures_util::stream::iter(chunks)))?;
-                call(&api, request).await?;
+                api.stream(&id, chunks.into_iter()).await?;
             }
             "size" => {
                 let size = chaos["size"].as_u64().unwrap_or(0) as usize;
-                let request = http::Request::post(rt::response_path(&id))
-                    .header(http::header::HOST, &api)
-                    .header(rt::RESPONSE_MODE, rt::RESPONSE_MODE_STREAMING)
-                    .header(http::header::TRANSFER_ENCODING, "chunked")
-                    .body(StreamBody::new(futures_util::stream::iter(chunks_of(size))))?;
-                let (status, _, _) = call(&api, request).await?;
+                let status = api.stream(&id, chunks_of(size)).await?;
                 println!("CHAOS STREAMED {size} {status}");
             }
             _ => {
-                post(&api, rt::response_path(&id), ok).await?;
+                api.post(response, ok).await?;
             }
         }
     }

@@ -221,6 +221,11 @@ pub async fn send(addr: SocketAddr, request: http::Request<Full<Bytes>>) -> RawR
         .send_request(request)
         .await
         .unwrap_or_else(|e| panic!("request: {e}"));
+    read_whole(response).await
+}
+
+/// Reads `response` whole.
+pub async fn read_whole(response: http::Response<hyper::body::Incoming>) -> RawResponse {
     let (parts, body) = response.into_parts();
     let body = body
         .collect()

@@ -8,7 +8,7 @@
 //! `COLDSTART_SOAK_SEED` replays a seed (printed at the start and in every failure);
 //! `COLDSTART_SOAK_WORKERS` sets the number of concurrent callers (default 8).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
 use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -23,7 +25,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use coldstart_stack::{Endpoint, EndpointKind};
 
-use crate::support::{PATIENCE, RawResponse, TemplateProject, process_state, send};
+use crate::support::{PATIENCE, RawResponse, TemplateProject, process_state, read_whole, send};
 
 /// Every front door in front of `fx-chaos` (`chaos/bootstrap`).
 pub(crate) const TEMPLATE: &str = r#"
@@ -239,7 +241,15 @@ async fn chaos_on_every_front_door_gets_exactly_one_right_answer_and_leaves_noth
 
     // Warm up (one sandbox, every door's code path) before the first memory reading.
     for door in [Door::Invoke, Door::Stream, Door::Url, Door::HttpApi] {
-        let answer = call(&doors, door, Op::Ok, "warm", None).await;
+        let answer = call(
+            &mut Connections::default(),
+            &doors,
+            door,
+            Op::Ok,
+            "warm",
+            None,
+        )
+        .await;
         if let Some(problem) = answer.and_then(|a| check(door, Op::Ok, "warm", &a)) {
             panic!("seed {seed}: warm-up: {problem}");
         }
@@ -448,6 +458,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn caller(doors: &Doors, rng: &mut Rng, share: usize, worker: usize, tally: &Mutex<Tally>) {
     let mut socket: Option<Socket> = None;
+    let mut connections = Connections::default();
     for i in 0..share {
         let door = rng.pick(DOORS);
         let mut op = rng.pick(OPS);
@@ -474,7 +485,15 @@ async fn caller(doors: &Doors, rng: &mut Rng, share: usize, worker: usize, tally
         let answer = if door == Door::WebSocket {
             websocket(doors, &mut socket, op, &token, leave.then(|| rng.below(30))).await
         } else {
-            call(doors, door, op, &token, leave.then(|| rng.below(30))).await
+            call(
+                &mut connections,
+                doors,
+                door,
+                op,
+                &token,
+                leave.then(|| rng.below(30)),
+            )
+            .await
         };
         let Ok(mut t) = tally.lock() else { return };
         match answer {
@@ -531,25 +550,80 @@ fn request(
     (addr, request)
 }
 
+/// A caller's kept-alive connections, one per listener, as an SDK keeps them (a connection per
+/// request would leave a TIME_WAIT socket per request and run out of ports in the long mode).
+#[derive(Default)]
+struct Connections(HashMap<SocketAddr, SendRequest<Full<Bytes>>>);
+
+impl Connections {
+    /// Sends the request `make` builds on the kept connection to `addr`, or on a new one when
+    /// there is none or the server closed it. Dropping the future drops the connection.
+    async fn send(
+        &mut self,
+        addr: SocketAddr,
+        make: impl Fn() -> http::Request<Full<Bytes>>,
+    ) -> RawResponse {
+        let kept = match self.0.remove(&addr) {
+            Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
+            None => None,
+        };
+        let reused = kept.is_some();
+        let mut sender = match kept {
+            Some(sender) => sender,
+            None => connect(addr).await,
+        };
+        let response = match sender.send_request(make()).await {
+            Ok(response) => response,
+            // The server closed the kept connection as the request went out: once more, anew.
+            Err(e) if reused && e.is_canceled() => {
+                sender = connect(addr).await;
+                sender
+                    .send_request(make())
+                    .await
+                    .unwrap_or_else(|e| panic!("request to {addr}: {e}"))
+            }
+            Err(e) => panic!("request to {addr}: {e}"),
+        };
+        let answer = read_whole(response).await;
+        self.0.insert(addr, sender);
+        answer
+    }
+}
+
+async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap_or_else(|e| panic!("handshake with {addr}: {e}"));
+    tokio::spawn(conn);
+    sender
+}
+
 /// One HTTP invocation; `None` when the caller left after `leave_after` ms.
 async fn call(
+    connections: &mut Connections,
     doors: &Doors,
     door: Door,
     op: Op,
     token: &str,
     leave_after: Option<u64>,
 ) -> Option<Answer> {
-    let (addr, request) = request(door, doors, op, token);
+    let addr = request(door, doors, op, token).0;
+    let make = || request(door, doors, op, token).1;
     match leave_after {
         Some(ms) => {
             // The caller hangs up: the request future (and its connection) is dropped.
-            match tokio::time::timeout(Duration::from_millis(ms), send(addr, request)).await {
+            match tokio::time::timeout(Duration::from_millis(ms), connections.send(addr, make))
+                .await
+            {
                 Ok(answer) => Some(Answer::Http(answer)),
                 Err(_) => None,
             }
         }
         None => Some(Answer::Http(
-            tokio::time::timeout(PATIENCE, send(addr, request))
+            tokio::time::timeout(PATIENCE, connections.send(addr, make))
                 .await
                 .unwrap_or_else(|_| panic!("{door:?} {} got no answer", op.name())),
         )),
