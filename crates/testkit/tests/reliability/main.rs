@@ -8,6 +8,7 @@
 #[path = "../it/support.rs"]
 mod support;
 
+mod capacity;
 mod hostile;
 mod limits;
 mod soak;

@@ -6,7 +6,9 @@
 //!
 //! Short by default (CI). `COLDSTART_SOAK=100000` runs that many invocations;
 //! `COLDSTART_SOAK_SEED` replays a seed (printed at the start and in every failure);
-//! `COLDSTART_SOAK_WORKERS` sets the number of concurrent callers (default 8).
+//! `COLDSTART_SOAK_WORKERS` sets the number of concurrent callers (default 8);
+//! `COLDSTART_SOAK_ONLY` narrows the mix to the doors and faults named, comma-separated (e.g.
+//! `Stream,hang`), to corner a failure.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -165,6 +167,23 @@ const OPS: &[(Op, u64)] = &[
 
 /// One caller in this many leaves mid-request.
 const LEAVE_ONE_IN: u64 = 20;
+
+/// `choices` less those `COLDSTART_SOAK_ONLY` leaves out (it names doors and faults; a list
+/// that names none of `choices` keeps them all).
+fn narrowed<T: Copy>(choices: &[(T, u64)], name: impl Fn(T) -> String) -> Vec<(T, u64)> {
+    let only = std::env::var("COLDSTART_SOAK_ONLY").unwrap_or_default();
+    let wanted: Vec<&str> = only.split(',').map(str::trim).collect();
+    let kept: Vec<(T, u64)> = choices
+        .iter()
+        .copied()
+        .filter(|(c, _)| wanted.contains(&name(*c).as_str()))
+        .collect();
+    if kept.is_empty() {
+        choices.to_vec()
+    } else {
+        kept
+    }
+}
 
 /// What the soak saw, for its assertions and its report.
 #[derive(Debug, Default)]
@@ -460,8 +479,8 @@ async fn caller(doors: &Doors, rng: &mut Rng, share: usize, worker: usize, tally
     let mut socket: Option<Socket> = None;
     let mut connections = Connections::default();
     for i in 0..share {
-        let door = rng.pick(DOORS);
-        let mut op = rng.pick(OPS);
+        let door = rng.pick(&narrowed(DOORS, |d| format!("{d:?}")));
+        let mut op = rng.pick(&narrowed(OPS, |o| o.name().to_owned()));
         if op == Op::Stream && !matches!(door, Door::Invoke | Door::Stream) {
             // A streamed answer of raw bytes is not an HTTP response for the gateways.
             op = Op::Ok;
