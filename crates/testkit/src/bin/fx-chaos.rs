@@ -15,7 +15,7 @@
 //!   memory) and prints `CHAOS STREAMED {size} {status of the answer}`.
 //!
 //! An event without `chaos` (a WebSocket `$connect` or `$disconnect`) is answered
-//! `{"statusCode": 200}`.
+//! `{"statusCode": 200}`; a WebSocket one is printed `CHAOS WS {eventType} {connectionId}`.
 
 use std::time::Duration;
 
@@ -149,6 +149,13 @@ async fn main() -> Result<(), Error> {
         let event: Value = serde_json::from_slice(&event).unwrap_or(Value::Null);
         let response = rt::response_path(&id);
         let Some(chaos) = chaos(&event) else {
+            let context = &event["requestContext"];
+            if let (Some(kind), Some(connection)) = (
+                context["eventType"].as_str(),
+                context["connectionId"].as_str(),
+            ) {
+                println!("CHAOS WS {kind} {connection}");
+            }
             api.post(response, json!({"statusCode": 200}).to_string())
                 .await?;
             continue;

@@ -68,6 +68,12 @@ Resources:
       ApiId: !Ref Socket
       RouteKey: $connect
       Target: !Sub "integrations/${SocketIntegration}"
+  DisconnectRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Socket
+      RouteKey: $disconnect
+      Target: !Sub "integrations/${SocketIntegration}"
   DefaultRoute:
     Type: AWS::ApiGatewayV2::Route
     Properties:
@@ -319,7 +325,7 @@ async fn chaos_on_every_front_door_gets_exactly_one_right_answer_and_leaves_noth
         .unwrap_or_default();
     println!(
         "chaos soak figures: seed {seed}; {} invocations sent, {} answered, {} callers left \
-         mid-request, {} throttled; answers per fault {:?}; {} deliveries to runtimes, {} duplicates; {} runtimes \
+         mid-request, {} throttled; answers per fault {:?}; {} deliveries to runtimes, {} duplicates; {} WebSocket connections; {} runtimes \
          started, {} left after the stop; RSS {} KiB at start, {} KiB at end, peak {} KiB; wall \
          {:.1} s",
         tally.sent,
@@ -329,6 +335,7 @@ async fn chaos_on_every_front_door_gets_exactly_one_right_answer_and_leaves_noth
         faults(&tally),
         seen.delivered,
         seen.duplicates.len(),
+        seen.connections.len(),
         pids.len(),
         leftovers.len(),
         rss_start,
@@ -377,6 +384,19 @@ async fn chaos_on_every_front_door_gets_exactly_one_right_answer_and_leaves_noth
     }
     if let Err(e) = capacity {
         fail(e);
+    }
+    // Every WebSocket connection, closed or vanished, ended in exactly one `$disconnect`.
+    let unpaired: Vec<_> = seen
+        .connections
+        .iter()
+        .filter(|(_, counts)| **counts != (1, 1))
+        .take(10)
+        .collect();
+    if !unpaired.is_empty() {
+        fail(format!(
+            "WebSocket connections without exactly one $connect and one $disconnect \
+             (id, (connects, disconnects)): {unpaired:?}"
+        ));
     }
     if !leftovers.is_empty() {
         fail(format!("runtimes outlived the stop: {leftovers:?}"));
@@ -441,6 +461,8 @@ struct Seen {
     pids: Vec<u32>,
     /// The status of every second answer a `double` gave.
     seconds: Vec<u16>,
+    /// WebSocket connection id → (`$connect` events, `$disconnect` events) the function got.
+    connections: HashMap<String, (u32, u32)>,
 }
 
 impl coldstart_emulator::LogSink for Runtimes {
@@ -459,6 +481,13 @@ impl coldstart_emulator::LogSink for Runtimes {
             seen.pids.push(pid);
         } else if let Some(status) = after("CHAOS SECOND ").and_then(|s| s.parse().ok()) {
             seen.seconds.push(status);
+        } else if let Some((kind, id)) = after("CHAOS WS ").and_then(|r| r.split_once(' ')) {
+            let counts = seen.connections.entry(id.to_owned()).or_default();
+            match kind {
+                "CONNECT" => counts.0 += 1,
+                "DISCONNECT" => counts.1 += 1,
+                _ => {}
+            }
         }
     }
 }
