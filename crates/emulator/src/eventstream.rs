@@ -90,4 +90,55 @@ mod tests {
             br#"{"ErrorCode":"Runtime.StreamError"}"#
         );
     }
+
+    /// Feeds `wire` to the SDK's streaming decoder in pieces of `cuts` bytes, as a socket would.
+    fn decode_in_pieces(wire: &[u8], cuts: &[usize]) -> Vec<Message> {
+        use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+        let mut decoder = MessageFrameDecoder::new();
+        let mut buffer = bytes::BytesMut::new();
+        let mut messages = Vec::new();
+        let mut at = 0;
+        let mut cuts = cuts.iter().cycle();
+        while at < wire.len() {
+            let n = (*cuts.next().unwrap_or(&1)).clamp(1, wire.len() - at);
+            buffer.extend_from_slice(&wire[at..at + n]);
+            at += n;
+            // A piece may complete more than one message.
+            while let DecodedFrame::Complete(m) = decoder
+                .decode_frame(&mut buffer)
+                .unwrap_or_else(|e| panic!("{e}"))
+            {
+                messages.push(m);
+            }
+        }
+        messages
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_chunks_then_complete_decode_back_in_order_however_the_wire_is_cut(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..2048), 0..8),
+            code in proptest::option::of("[A-Za-z.]{1,24}"),
+            details in proptest::option::of("\\PC{0,40}"),
+            cuts in proptest::collection::vec(1usize..300, 1..6),
+        ) {
+            let mut wire = Vec::new();
+            for chunk in &chunks {
+                wire.extend_from_slice(&payload_chunk(Bytes::from(chunk.clone())));
+            }
+            let complete = InvokeComplete { error_code: code.clone(), error_details: details.clone(), log_result: None };
+            wire.extend_from_slice(&invoke_complete(&complete));
+            let messages = decode_in_pieces(&wire, &cuts);
+            proptest::prop_assert_eq!(messages.len(), chunks.len() + 1);
+            for (message, chunk) in messages.iter().zip(&chunks) {
+                proptest::prop_assert_eq!(header(message, ":event-type"), Some("PayloadChunk"));
+                proptest::prop_assert_eq!(message.payload().as_ref(), chunk.as_slice());
+            }
+            let last = &messages[chunks.len()];
+            proptest::prop_assert_eq!(header(last, ":event-type"), Some("InvokeComplete"));
+            let body: serde_json::Value = serde_json::from_slice(last.payload()).unwrap_or_default();
+            proptest::prop_assert_eq!(body.get("ErrorCode").and_then(|v| v.as_str()), code.as_deref());
+            proptest::prop_assert_eq!(body.get("ErrorDetails").and_then(|v| v.as_str()), details.as_deref());
+        }
+    }
 }

@@ -252,11 +252,55 @@ impl Function {
         give_up: Option<&CancellationToken>,
     ) -> Result<Option<InvokeResponse>, InvokeError> {
         let mut invocation = Arc::new(invocation);
+        // The common case: a warm sandbox at once, dispatched without an await in between.
+        if let Some(sandbox) = self.pool.take_warm() {
+            match sandbox.dispatch(invocation.clone()) {
+                Ok(answer) => {
+                    let answered = self.await_answer(&sandbox, answer, &invocation.request_id);
+                    return Ok(Some(answered.await));
+                }
+                // It died between being idle and being given the work: the slow way.
+                Err(back) => invocation = back,
+            }
+        }
+        // Waiting for a grant or a cold start can take a while, and the caller may leave (its
+        // future dropped) meanwhile: a grant sent at that moment, or a sandbox started for it,
+        // would be stranded with its slot taken, the sandbox waiting in `next` for ever. So that
+        // part runs as a task of its own, and the invocation goes on without its caller, as
+        // Lambda's does.
+        let function = self.clone();
+        let give_up = give_up.cloned();
+        let dispatching = tokio::spawn(async move {
+            function
+                .dispatch_somewhere(invocation, urgency, give_up.as_ref())
+                .await
+        });
+        let dispatched = dispatching
+            .await
+            .map_err(|e| InvokeError::Service(format!("dispatching failed: {e}")))??;
+        match dispatched {
+            Ok((sandbox, answer, invocation)) => Ok(Some(
+                self.await_answer(&sandbox, answer, &invocation.request_id)
+                    .await,
+            )),
+            Err(early) => Ok(early),
+        }
+    }
+
+    /// Finds a sandbox for `invocation` (waiting for one, or starting one) and gives it the
+    /// work: the sandbox, its answer's receiver and the invocation; or, without a dispatch, the
+    /// answer of a failed start, or `None` when `give_up` was cancelled first.
+    async fn dispatch_somewhere(
+        self: &Arc<Self>,
+        mut invocation: Arc<Invocation>,
+        urgency: Urgency,
+        give_up: Option<&CancellationToken>,
+    ) -> Result<Result<Dispatched, Option<InvokeResponse>>, InvokeError> {
         let mut patient = true;
         let mut attempts = 0;
         while attempts < DISPATCH_ATTEMPTS {
             if give_up.is_some_and(CancellationToken::is_cancelled) {
-                return Ok(None);
+                return Ok(Err(None));
             }
             let grant = match self.pool.acquire(urgency, patient) {
                 Acquire::Now(grant) => grant,
@@ -272,7 +316,7 @@ impl Function {
                                 grant.close();
                                 match grant.try_recv() {
                                     Ok(granted) => Some(Ok(granted)),
-                                    Err(_) => return Ok(None),
+                                    Err(_) => return Ok(Err(None)),
                                 }
                             }
                         },
@@ -308,16 +352,11 @@ impl Function {
                 Grant::Warm(sandbox) => sandbox,
                 Grant::Cold => match self.start(&invocation).await {
                     Ok(sandbox) => sandbox,
-                    Err(failed) => return Ok(Some(failed)),
+                    Err(failed) => return Ok(Err(Some(failed))),
                 },
             };
             match sandbox.dispatch(invocation.clone()) {
-                Ok(answer) => {
-                    return Ok(Some(
-                        self.await_answer(&sandbox, answer, &invocation.request_id)
-                            .await,
-                    ));
-                }
+                Ok(answer) => return Ok(Ok((sandbox, answer, invocation))),
                 // It died between being granted and being given the work: try another.
                 Err(back) => invocation = back,
             }
@@ -333,15 +372,25 @@ impl Function {
         mut answer: oneshot::Receiver<InvokeResponse>,
         request_id: &str,
     ) -> InvokeResponse {
-        tokio::select! {
+        let deadline = tokio::time::Instant::now() + self.spec.config.timeout;
+        // If the caller leaves (this future is dropped), the deadline still holds: a function
+        // that never answers must not keep its sandbox, and its slot, for ever.
+        let mut guard = DeadlineGuard {
+            sandbox: Some(sandbox.clone()),
+            request_id: request_id.to_owned(),
+            deadline,
+        };
+        let response = tokio::select! {
             // The answer wins a tie with the deadline.
             biased;
             response = &mut answer => response.unwrap_or_else(|_| lost()),
-            () = tokio::time::sleep(self.spec.config.timeout) => {
+            () = tokio::time::sleep_until(deadline) => {
                 sandbox.time_out(request_id);
                 answer.await.unwrap_or_else(|_| lost())
             }
-        }
+        };
+        guard.sandbox = None;
+        response
     }
 
     /// Starts a sandbox with a reserved slot and waits for its init. On failure, answers the
@@ -505,6 +554,39 @@ impl Owner for Function {
         }
     }
 }
+
+/// Times invocation `request_id` out at `deadline` when dropped armed (with its sandbox): its
+/// caller left before the answer or the deadline came.
+struct DeadlineGuard {
+    sandbox: Option<Arc<Sandbox>>,
+    request_id: String,
+    deadline: tokio::time::Instant,
+}
+
+impl Drop for DeadlineGuard {
+    fn drop(&mut self) {
+        let Some(sandbox) = self.sandbox.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let request_id = std::mem::take(&mut self.request_id);
+        let deadline = self.deadline;
+        // Does nothing when the invocation was answered meanwhile.
+        runtime.spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            sandbox.time_out(&request_id);
+        });
+    }
+}
+
+/// An invocation handed to a sandbox: the sandbox, its answer's receiver, the invocation.
+type Dispatched = (
+    Arc<Sandbox>,
+    oneshot::Receiver<InvokeResponse>,
+    Arc<Invocation>,
+);
 
 fn shutting_down() -> InvokeError {
     InvokeError::Service("the emulator is shutting down".into())

@@ -56,6 +56,8 @@
 //! - [`in_process`]: runtimes run as tasks of the emulator's process (for test harnesses).
 //! - `opt`: a sandbox's own `/opt`, bound in a mount namespace.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
+//! - `watchdog`: a process that kills the sandboxes' (and builds') process groups when coldstart
+//!   dies, however it dies, so their grandchildren do not outlive a `kill -9`.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
 //!
 //! Who imports whom, by floors: a module imports only modules on floors below its own, so there
@@ -102,6 +104,7 @@ mod sandbox;
 mod server;
 mod telemetry;
 mod telemetry_api;
+mod watchdog;
 
 pub use coldstart_protocol::level::LogLevel;
 pub use config::{AsyncConfig, FunctionConfig, LogFormat, Settings};
@@ -126,3 +129,4 @@ pub use logs::{LogSink, TracingSink};
 pub use opt::{OPT, opt_mount_available};
 pub use process::SHUTDOWN_GRACE;
 pub use queued::{QueuedEvent, Resumed};
+pub use watchdog::{GroupGuard, forget_group, watch_group};

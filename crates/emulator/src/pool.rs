@@ -146,6 +146,15 @@ impl Pool {
         Acquire::Wait { grant, then }
     }
 
+    /// An idle sandbox, if one is waiting (the warmest), unless the pool is closed.
+    pub(crate) fn take_warm(&self) -> Option<Arc<Sandbox>> {
+        let mut st = self.lock();
+        if st.closed {
+            return None;
+        }
+        st.idle.pop()
+    }
+
     /// Gives back a slot reserved by [`Acquire`] but never used for a sandbox.
     pub(crate) fn release_slot(&self) {
         let mut st = self.lock();

@@ -35,6 +35,10 @@ pub(crate) fn die_with_emulator(command: &mut tokio::process::Command) {
 /// Sends `signal` to every process of the group led by `pgid`. A group that is already gone is
 /// not an error.
 pub(crate) fn signal_group(pgid: Pid, signal: Signal) {
+    if signal == Signal::SIGKILL {
+        // The group is done for: its id may name another group later.
+        crate::watchdog::forget_group(pgid.as_raw() as u32);
+    }
     if let Err(err) = killpg(pgid, signal)
         && err != nix::errno::Errno::ESRCH
     {

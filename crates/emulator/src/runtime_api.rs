@@ -505,4 +505,34 @@ mod tests {
             Some("Runtime.StreamError".to_owned())
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_error_headers_and_body_are_read_without_a_panic(
+            type_header in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+            error_body in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..80)),
+            cause in proptest::bool::ANY,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Some(v) = type_header.and_then(|t| HeaderValue::from_bytes(&t).ok()) {
+                headers.insert(rt::FUNCTION_ERROR_TYPE, v);
+            }
+            if let Some(v) = error_body.and_then(|t| HeaderValue::from_bytes(&t).ok()) {
+                headers.insert(rt::FUNCTION_ERROR_BODY, v);
+            }
+            if cause {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static(rt::ERROR_CAUSE_CONTENT_TYPE));
+            }
+            // Whatever came in, the type is never empty and a cause body is always JSON.
+            proptest::prop_assert!(!error_type(&headers).is_empty());
+            let out = strip_error_cause(&headers, Bytes::from(body));
+            if cause {
+                proptest::prop_assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+            }
+            // A trailer error is reported whenever its type header is readable text.
+            let readable = headers.get(rt::FUNCTION_ERROR_TYPE).is_some_and(|v| v.to_str().is_ok());
+            proptest::prop_assert_eq!(trailer_error(&headers).is_some(), readable);
+        }
+    }
 }

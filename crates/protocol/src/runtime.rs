@@ -125,4 +125,24 @@ mod tests {
         assert_eq!(Route::parse("/2018-06-01/runtime/invocation/a/other"), None);
         assert_eq!(Route::parse("/runtime/invocation/next"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_path_is_parsed_without_a_panic(path in "\\PC{0,80}") {
+            let _ = Route::parse(&path);
+        }
+
+        #[test]
+        fn a_request_id_without_a_slash_round_trips_through_its_paths(id in "[^/]{1,64}") {
+            let (response, error) = (response_path(&id), error_path(&id));
+            proptest::prop_assert_eq!(Route::parse(&response), Some(Route::Response(&id)));
+            proptest::prop_assert_eq!(Route::parse(&error), Some(Route::Error(&id)));
+        }
+
+        #[test]
+        fn a_request_id_with_a_slash_is_no_route(a in "[^/]{0,8}", b in "[^/]{0,8}") {
+            let path = response_path(&format!("{a}/{b}"));
+            proptest::prop_assert_eq!(Route::parse(&path), None);
+        }
+    }
 }

@@ -176,13 +176,26 @@ fn fresh_dir(dir: &Path) -> Result<(), String> {
 
 /// Runs `cmd` to its end with no input; returns its standard output, or on failure the end of
 /// everything it printed.
+///
+/// The build runs in a process group of its own, killed with everything in it when the build
+/// ends or is dropped (`up` stopped mid-build), or when coldstart dies (see
+/// [`coldstart_emulator::GroupGuard`]): a compiler or a `sleep` under the build's shell does
+/// not outlive it.
 pub(crate) async fn output_of(
     mut cmd: tokio::process::Command,
     shown: &str,
 ) -> Result<String, String> {
-    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
-    let output = cmd
-        .output()
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("could not run `{shown}`: {e}"))?;
+    let _group = child.id().map(coldstart_emulator::GroupGuard::new);
+    let output = child
+        .wait_with_output()
         .await
         .map_err(|e| format!("could not run `{shown}`: {e}"))?;
     if output.status.success() {

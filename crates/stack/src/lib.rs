@@ -51,6 +51,8 @@ pub mod error;
 mod layers;
 pub mod managed;
 pub mod model;
+#[cfg(test)]
+mod props;
 mod report;
 pub mod samples;
 mod start;

@@ -7,6 +7,8 @@
 //!
 //! # Layout
 //! - `src/bin/fx-faults.rs`: a function whose behaviour is chosen by its event (`op`).
+//! - `src/bin/fx-chaos.rs`: speaks the Runtime API by hand and misbehaves as its event asks
+//!   (crash, hang, error, garbage, double answers), for the chaos soak in `tests/reliability/`.
 //! - `src/bin/fx-echo.rs`: echo on `coldstart-runtime`, the smallest function.
 //! - `src/bin/fx-lr-echo.rs`: echo on the official `lambda_runtime` crate.
 //! - `src/bin/fx-http.rs`: an HTTP-event function that answers what its request asks for.

@@ -187,4 +187,34 @@ mod tests {
             assert!(err.is_some_and(|e| !e.is_empty()), "{bad:?} was accepted");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_expression_and_message_select_without_a_panic(
+            expression in "(\\$|\\{|\\}|request|\\.|body|action|\\[|\\]|[0-9]|/|\\PC){0,40}",
+            body in "\\PC{0,80}",
+        ) {
+            if let Ok(selection) = Selection::parse(&expression) {
+                let _ = selection.select(&body);
+            }
+        }
+
+        #[test]
+        fn a_body_path_selects_the_string_at_that_path(
+            keys in proptest::collection::vec("[A-Za-z_][A-Za-z0-9_]{0,8}", 1..4),
+            value in "\\PC{0,20}",
+        ) {
+            let expression = format!("$request.body.{}", keys.join("."));
+            let mut body = serde_json::Value::String(value.clone());
+            for key in keys.iter().rev() {
+                body = serde_json::json!({ key.as_str(): body });
+            }
+            proptest::prop_assert_eq!(select(&expression, &body.to_string()), Some(value));
+        }
+
+        #[test]
+        fn a_message_that_is_not_json_selects_nothing(body in "[^\\[{\"0-9tfn -]\\PC{0,20}") {
+            proptest::prop_assert_eq!(select("$request.body.action", &body), None);
+        }
+    }
 }

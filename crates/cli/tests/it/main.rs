@@ -372,6 +372,8 @@ fn app(config: &str) -> (tempdir::Dir, PathBuf) {
 }
 
 /// A temporary folder removed on drop (no extra crate needed for one folder).
+mod stop;
+
 mod tempdir {
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU32, Ordering};

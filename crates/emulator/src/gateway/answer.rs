@@ -28,10 +28,16 @@ pub(crate) fn from_outcome(door: Door, outcome: Outcome) -> Response<Body> {
     read.unwrap_or_else(|| failed(door))
 }
 
-/// The response to a refusal before the function ran (throttling, shutdown).
+/// The response to a refusal before the function ran (throttling, an event over 6 MB,
+/// shutdown).
 pub(crate) fn from_refusal(door: Door, err: &InvokeError) -> Response<Body> {
     match err {
         InvokeError::Throttled => json_message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
+        // A body under the door's limit whose event is over Lambda's 6 MB: Lambda's refusal.
+        InvokeError::TooLarge(_) => match door {
+            Door::FunctionUrl => request_too_large(door),
+            Door::HttpApi(_) => event_too_large(),
+        },
         _ => failed(door),
     }
 }

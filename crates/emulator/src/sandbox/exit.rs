@@ -263,6 +263,11 @@ impl Sandbox {
         if !self.lock().reaped() {
             return;
         }
+        // Their group ids may name other groups from now on: the watchdog forgets them (an
+        // extension that exited on SHUTDOWN was never killed, so never forgotten).
+        if let Some(group) = self.extension_group {
+            crate::watchdog::forget_group(group.as_raw() as u32);
+        }
         // Every writer is gone: whatever is left in the pipe are the sandbox's last lines.
         self.logs.drain();
         if let Some(extension_logs) = &self.extension_logs {

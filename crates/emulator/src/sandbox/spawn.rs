@@ -128,6 +128,9 @@ impl Sandbox {
                 }
             };
             let pid = child.id().unwrap_or(0);
+            if extension_group.is_none() {
+                crate::watchdog::watch_group(pid);
+            }
             extension_group.get_or_insert(Pid::from_raw(pid as i32));
             extension_children.push((file_name(path), child));
         }
@@ -407,9 +410,13 @@ fn start_bootstrap(
         .stdout(log_pipe)
         .stderr(log_pipe_err)
         .process_group(0);
-    command.spawn().map(Bootstrap::Process)
-    // The command, dropped here, held our copies of the pipe's write end: the pipe reaches end
-    // of file once the sandbox's processes are gone.
+    let child = command.spawn()?;
+    if let Some(pid) = child.id() {
+        crate::watchdog::watch_group(pid);
+    }
+    // The command, dropped on return, held our copies of the pipe's write end: the pipe reaches
+    // end of file once the sandbox's processes are gone.
+    Ok(Bootstrap::Process(child))
 }
 
 /// A free loopback port for a sandbox's web app.

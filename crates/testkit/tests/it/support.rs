@@ -33,6 +33,7 @@ pub fn fixture(bin: &str) -> PathBuf {
         "fx-ws" => env!("CARGO_BIN_EXE_fx-ws"),
         "fx-env" => env!("CARGO_BIN_EXE_fx-env"),
         "fx-telemetry" => env!("CARGO_BIN_EXE_fx-telemetry"),
+        "fx-chaos" => env!("CARGO_BIN_EXE_fx-chaos"),
         other => panic!("no fixture {other}"),
     })
 }
@@ -220,6 +221,11 @@ pub async fn send(addr: SocketAddr, request: http::Request<Full<Bytes>>) -> RawR
         .send_request(request)
         .await
         .unwrap_or_else(|e| panic!("request: {e}"));
+    read_whole(response).await
+}
+
+/// Reads `response` whole.
+pub async fn read_whole(response: http::Response<hyper::body::Incoming>) -> RawResponse {
     let (parts, body) = response.into_parts();
     let body = body
         .collect()
@@ -280,20 +286,24 @@ impl TemplateProject {
 
     /// Starts the stack as `up` does, on free ports, sandboxes never frozen.
     pub async fn serve(&self) -> (coldstart_stack::Running, std::sync::Arc<Logs>) {
+        let logs = std::sync::Arc::new(Logs::default());
+        (self.serve_to(logs.clone()).await, logs)
+    }
+
+    /// [`TemplateProject::serve`], the functions' log lines going to `sink`.
+    pub async fn serve_to(&self, sink: Arc<dyn LogSink>) -> coldstart_stack::Running {
         let source = coldstart_stack::Source::find(&self.0).unwrap_or_else(|e| panic!("{e}"));
         let options = coldstart_stack::TemplateOptions {
             port_base: 0,
             ..coldstart_stack::TemplateOptions::default()
         };
         let stack = source.load(&options).unwrap_or_else(|e| panic!("{e}"));
-        let logs = std::sync::Arc::new(Logs::default());
-        let mut start = coldstart_stack::StartOptions::new(logs.clone());
+        let mut start = coldstart_stack::StartOptions::new(sink);
         start.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
         start.freeze = false;
-        let running = coldstart_stack::start(&stack, start)
+        coldstart_stack::start(&stack, start)
             .await
-            .unwrap_or_else(|e| panic!("start: {e}"));
-        (running, logs)
+            .unwrap_or_else(|e| panic!("start: {e}"))
     }
 }
 
