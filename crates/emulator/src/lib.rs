@@ -56,6 +56,8 @@
 //! - `opt`: a sandbox's own `/opt`, bound in a mount namespace.
 //! - `process`, `clock`, `body`, `server`: signals, ids and times, body reading, the accept loop.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
+//! - `snapshot`: a read-only view of each function's sandboxes and their phases
+//!   ([`Emulator::sandboxes`]), for dashboards.
 //!
 //! Who imports whom, by floors: a module imports only modules on floors below its own, so there
 //! is no circle among them.
@@ -71,7 +73,7 @@
 //! 4  sandbox/        spawn, exit, freezer, streaming -> mod -> reports -> state
 //! 3  logs
 //! 2  answers, server, telemetry, config, apigw
-//! 1  body, extensions, invocation, process, error, clock, eventstream, opt, queued
+//! 1  body, extensions, invocation, process, error, clock, eventstream, opt, queued, snapshot
 //! ```
 
 mod answers;
@@ -98,6 +100,7 @@ mod queued;
 mod runtime_api;
 mod sandbox;
 mod server;
+mod snapshot;
 mod telemetry;
 mod telemetry_api;
 
@@ -123,3 +126,4 @@ pub use logs::{LogSink, TracingSink};
 pub use opt::{OPT, opt_mount_available};
 pub use process::SHUTDOWN_GRACE;
 pub use queued::{QueuedEvent, Resumed};
+pub use snapshot::{SandboxPhase, SandboxView};
