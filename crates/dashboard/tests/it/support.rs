@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use coldstart_dashboard::Dashboard;
 use coldstart_emulator::{Emulator, FunctionConfig, Settings, TracingSink};
+use coldstart_stack::{Endpoint, EndpointKind};
 
 /// How long any one step of a test may take.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
@@ -26,9 +27,12 @@ pub(crate) fn repo(path: &str) -> PathBuf {
 /// A served dashboard; [`Served::stop`] stops it and the sandboxes.
 pub(crate) struct Served {
     pub(crate) addr: SocketAddr,
+    /// The WebSocket API `chat`, stage `staging`.
+    pub(crate) ws_addr: SocketAddr,
     pub(crate) emulator: Emulator,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    ws: tokio::task::JoinHandle<Result<(), coldstart_websocket::Error>>,
 }
 
 /// `echo`, the shell echo of the test kit, with a secret and a plain variable.
@@ -44,12 +48,32 @@ pub(crate) async fn start() -> Served {
         .insert("TABLE_NAME".into(), "orders".into());
     let emulator = Emulator::new(vec![echo.clone()], Settings::default(), dashboard.sink())
         .unwrap_or_else(|e| panic!("{e}"));
-    dashboard.attach(emulator.clone(), vec![echo], Vec::new());
+    let shutdown = CancellationToken::new();
+    // A WebSocket API with no routes: every connection is accepted, and only `@connections`
+    // (the dashboard's send box) talks to its clients.
+    let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ws_addr = ws_listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let ws = tokio::spawn(coldstart_websocket::serve_websocket_api(
+        emulator.clone(),
+        coldstart_websocket::WebSocketApi::new("chat", "staging"),
+        ws_listener,
+        shutdown.clone(),
+    ));
+    let ws_endpoint = Endpoint {
+        name: "chat".into(),
+        kind: EndpointKind::WebSocket,
+        url: format!("ws://{ws_addr}/staging"),
+        addr: ws_addr,
+        routes: Vec::new(),
+        streaming: false,
+    };
+    dashboard.attach(emulator.clone(), vec![echo], vec![ws_endpoint]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let shutdown = CancellationToken::new();
     let server = tokio::spawn(coldstart_dashboard::serve(
         dashboard,
         listener,
@@ -57,9 +81,11 @@ pub(crate) async fn start() -> Served {
     ));
     Served {
         addr,
+        ws_addr,
         emulator,
         shutdown,
         server,
+        ws,
     }
 }
 
@@ -67,6 +93,7 @@ impl Served {
     pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(PATIENCE, self.server).await;
+        let _ = tokio::time::timeout(PATIENCE, self.ws).await;
         self.emulator.shutdown(Duration::from_secs(2)).await;
     }
 
