@@ -39,13 +39,15 @@ pub enum Scenario {
     Websocket,
     /// Reading a 1,000-resource template; `up --no-build` on the chat template.
     Template,
+    /// Warm-invoke throughput with the live dashboard open and streaming, and without.
+    Dashboard,
     /// Every scenario above, in that order.
     All,
 }
 
 impl Scenario {
     /// Every scenario `All` stands for.
-    pub const EACH: [Self; 7] = [
+    pub const EACH: [Self; 8] = [
         Self::Invoke,
         Self::Url,
         Self::Up,
@@ -53,6 +55,7 @@ impl Scenario {
         Self::Adapter,
         Self::Websocket,
         Self::Template,
+        Self::Dashboard,
     ];
 
     fn run(self, cx: &Context) -> anyhow::Result<core::report::Report> {
@@ -64,6 +67,7 @@ impl Scenario {
             Self::Adapter => scenarios::adapter::run(cx),
             Self::Websocket => scenarios::websocket::run(cx),
             Self::Template => scenarios::template::run(cx),
+            Self::Dashboard => scenarios::dashboard::run(cx),
             Self::All => anyhow::bail!("`all` is not one scenario"),
         }
     }

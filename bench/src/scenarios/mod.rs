@@ -9,10 +9,12 @@
 //! - [`websocket`]: the chat example's round trips, `@connections` POSTs, connections held and
 //!   fan-out, against serverless-offline where installed.
 //! - [`template`]: reading a 1,000-resource template, and `up --no-build` on the chat template.
+//! - [`dashboard`]: warm-invoke throughput with the live dashboard open and streaming.
 
 use tokio::runtime::Runtime;
 
 pub mod adapter;
+pub mod dashboard;
 pub mod invoke;
 pub mod stream;
 pub mod template;

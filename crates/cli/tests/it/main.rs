@@ -1006,6 +1006,70 @@ fn run_ready_json_prints_one_line_naming_the_invoke_api() {
     assert_eq!(answer, "{\"a\":1}");
 }
 
+/// `run --dashboard ADDR` serves the dashboard there and `--ready-json` lists it (kind
+/// `dashboard`); the page's API answers and invokes, and a foreign `Host` is refused.
+#[test]
+fn run_dashboard_is_listed_in_the_ready_line_and_invokes_the_function() {
+    let mut child = coldstart()
+        .args([
+            "run",
+            "--ready-json",
+            "--listen",
+            "127.0.0.1:0",
+            "--dashboard",
+            "127.0.0.1:0",
+            "--",
+        ])
+        .arg(repo("crates/testkit/fixtures/event-echo.sh"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = lines(child.stdout.take());
+    let server = Server {
+        child,
+        endpoint: String::new(),
+        stdout,
+        stderr: None,
+    };
+    let line = server
+        .stdout
+        .recv_timeout(PATIENCE)
+        .unwrap_or_else(|e| panic!("no ready line: {e}"));
+    let ready: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let dashboard = ready["endpoints"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["kind"] == "dashboard"))
+        .and_then(|e| e["url"].as_str())
+        .unwrap_or_else(|| panic!("no dashboard endpoint: {line}"))
+        .to_owned();
+    assert!(dashboard.starts_with("http://127.0.0.1:"), "{line}");
+    let answer = curl(&[
+        "-XPOST",
+        &format!("{dashboard}api/invoke"),
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"function":"function","payload":"{\"via\":\"dashboard\"}"}"#,
+    ]);
+    let answer: serde_json::Value =
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    assert_eq!(answer["answer"], r#"{"via":"dashboard"}"#, "{answer}");
+    let refused = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "Host: attacker.example",
+        &format!("{dashboard}api/functions"),
+    ]);
+    assert_eq!(refused, "403");
+}
+
 #[test]
 fn event_lists_the_samples_and_prints_one_with_its_fields_set() {
     let list = coldstart()
