@@ -1,8 +1,8 @@
-//! `dashboard`: what the live dashboard costs warm invokes. Two `coldstart run` servers of
-//! `echo` (concurrency 2), one plain and one with `--dashboard` and a client reading its live
-//! events (`/api/events`, every invocation and log line as they happen); closed-loop
-//! throughput runs alternate between them (plain, dashboard, plain, ...) and the median of
-//! each side is compared; then sequential warm invokes interleaved.
+//! `dashboard`: what the live dashboard costs warm invokes. Three `coldstart run` servers of
+//! `echo` (concurrency 2): plain, with `--dashboard` and no page open, and with `--dashboard`
+//! and a client reading its live events (`/api/events`, every invocation and log line);
+//! closed-loop throughput runs alternate between them and the median run of each is compared;
+//! then sequential warm invokes interleaved.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -43,7 +43,10 @@ impl Watcher {
             stream,
             "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
         )?;
-        let (stop, bytes) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (stop, bytes) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
         let thread = std::thread::spawn({
             let (stop, bytes) = (stop.clone(), bytes.clone());
             move || {
@@ -106,19 +109,20 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
         ),
     ));
     let path = invoke::invoke_path(FUNCTION);
+    let with_dashboard = ["--dashboard".as_ref(), "127.0.0.1:0".as_ref()];
     let plain = Coldstart::run(&coldstart, &echo, Some(CONCURRENCY))?;
-    let dash = Coldstart::run_with(
-        &coldstart,
-        &echo,
-        Some(CONCURRENCY),
-        &["--dashboard".as_ref(), "127.0.0.1:0".as_ref()],
-    )?;
-    let dashboard = dash.endpoint("dashboard", "dashboard")?.addr;
-    let watcher = Watcher::open(dashboard)?;
+    let unwatched = Coldstart::run_with(&coldstart, &echo, Some(CONCURRENCY), &with_dashboard)?;
+    let dash = Coldstart::run_with(&coldstart, &echo, Some(CONCURRENCY), &with_dashboard)?;
+    let watcher = Watcher::open(dash.endpoint("dashboard", "dashboard")?.addr)?;
     let targets = [
         Target::echo("echo", plain.invoke_api()?, path.clone()),
         Target::echo(
-            "echo, dashboard open and streaming",
+            "echo, --dashboard, no page open",
+            unwatched.invoke_api()?,
+            path.clone(),
+        ),
+        Target::echo(
+            "echo, --dashboard, open and streaming",
             dash.invoke_api()?,
             path.clone(),
         ),
@@ -137,7 +141,7 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     for target in &targets {
         run(target, cx.cut(2_000));
     }
-    let mut runs: [Vec<Load>; 2] = [Vec::new(), Vec::new()];
+    let mut runs: [Vec<Load>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..ALTERNATIONS {
         for (i, target) in targets.iter().enumerate() {
             runs[i].push(run(target, cx.cut(20_000)));
@@ -150,6 +154,7 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     let sequential = cx.rt.block_on(http::sequential(&targets, &payload, rounds));
     let closed = watcher.close();
     report.note("coldstart run", plain.stop()?);
+    report.note("coldstart run --dashboard (no page)", unwatched.stop()?);
     report.note("coldstart run --dashboard", dash.stop()?);
     closed?;
 
@@ -166,7 +171,7 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     .about(format!(
         "the live client read {streamed} bytes of events during the runs"
     ));
-    let mut medians = [0.0f64; 2];
+    let mut medians = [0.0f64; 3];
     for (i, target) in targets.iter().enumerate() {
         let mut rates: Vec<f64> = runs[i].iter().map(Load::rate).collect();
         rates.sort_by(f64::total_cmp);
@@ -187,7 +192,11 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
             ],
         );
     }
-    let drop = 1.0 - medians[1] / medians[0].max(1e-9);
+    table.line(format!(
+        "--dashboard with no page open: {:.1} % less",
+        (1.0 - medians[1] / medians[0].max(1e-9)) * 100.0
+    ));
+    let drop = 1.0 - medians[2] / medians[0].max(1e-9);
     table.goal(
         "throughput drop with the dashboard streaming",
         format!("{:.1} %", drop * 100.0),
@@ -199,7 +208,7 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     let rows = sequential.with_context(|| format!("{:?}", report.notes))?;
     let title = "Sequential warm invokes, one keep-alive connection each (us)";
     report.tables.push(invoke_scenario::rounds_about(
-        Table::latency(title, &[&rows[0], &rows[1]], Some(&rows[0])),
+        Table::latency(title, &[&rows[0], &rows[1], &rows[2]], Some(&rows[0])),
         rounds,
     ));
     Ok(report)

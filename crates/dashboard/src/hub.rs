@@ -99,19 +99,71 @@ pub struct Stats {
     pub p99_ms: Option<f64>,
 }
 
-/// A change, as a live subscriber gets it: the SSE event name and its JSON data.
+/// What the invocation list shows of an invocation; the rest (logs, events, previews) is read
+/// with [`Hub::invocation`] when it is opened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub request_id: String,
+    pub function: String,
+    pub started_at: String,
+    pub status: String,
+    pub duration_ms: Option<f64>,
+    pub billed_duration_ms: Option<f64>,
+    pub memory_size_mb: Option<f64>,
+    pub max_memory_used_mb: Option<f64>,
+    pub init_duration_ms: Option<f64>,
+}
+
+impl Invocation {
+    fn summary(&self) -> Summary {
+        Summary {
+            request_id: self.request_id.clone(),
+            function: self.function.clone(),
+            started_at: self.started_at.clone(),
+            status: self.status.clone(),
+            duration_ms: self.duration_ms,
+            billed_duration_ms: self.billed_duration_ms,
+            memory_size_mb: self.memory_size_mb,
+            max_memory_used_mb: self.max_memory_used_mb,
+            init_duration_ms: self.init_duration_ms,
+        }
+    }
+}
+
+/// A change, as a live subscriber gets it. Cheap to clone: subscribers serialise it in their
+/// own task, off the invocation path.
 #[derive(Debug, Clone)]
-pub struct Update {
-    /// `invocation` or `log`.
-    pub kind: &'static str,
-    /// The invocation or log line, as JSON.
-    pub data: Arc<str>,
+pub enum Update {
+    /// An invocation started or ended (SSE event `invocation`).
+    Invocation(Arc<Summary>),
+    /// A log line (SSE event `log`).
+    Log(Arc<LogLine>),
+}
+
+impl Update {
+    /// The SSE event name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Invocation(_) => "invocation",
+            Self::Log(_) => "log",
+        }
+    }
+
+    /// The JSON data.
+    pub fn json(&self) -> String {
+        match self {
+            Self::Invocation(summary) => serde_json::to_string(&**summary),
+            Self::Log(line) => serde_json::to_string(&**line),
+        }
+        .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Default)]
 struct Store {
     invocations: VecDeque<Invocation>,
-    lines: VecDeque<LogLine>,
+    lines: VecDeque<Arc<LogLine>>,
     next_seq: u64,
     /// Per function: request ids started and not yet done, oldest first.
     running: HashMap<String, Vec<String>>,
@@ -188,17 +240,23 @@ impl Hub {
             .iter()
             .filter(|l| function.is_none_or(|f| l.function == f))
             .filter(|l| search.is_none_or(|s| l.line.contains(s)))
-            .cloned()
+            .map(|l| (**l).clone())
             .collect()
     }
 
     /// `function`'s counts and durations.
     pub fn stats(&self, function: &str) -> Stats {
-        self.lock()
-            .stats
-            .get(function)
-            .map(|s| s.counts.clone())
-            .unwrap_or_default()
+        let (mut stats, mut sorted) = match self.lock().stats.get(function) {
+            Some(s) => (
+                s.counts.clone(),
+                s.durations.iter().copied().collect::<Vec<_>>(),
+            ),
+            None => return Stats::default(),
+        };
+        sorted.sort_by(f64::total_cmp);
+        stats.p50_ms = percentile(&sorted, 50.0);
+        stats.p99_ms = percentile(&sorted, 99.0);
+        stats
     }
 
     /// Notes the event of an invocation the dashboard is about to make, shown with it.
@@ -221,7 +279,9 @@ impl Hub {
             return;
         };
         invocation.answer = Some(preview(answer));
-        let update = self.wanted().then(|| json_update("invocation", invocation));
+        let update = self
+            .wanted()
+            .then(|| Update::Invocation(Arc::new(invocation.summary())));
         drop(store);
         self.offer(update);
     }
@@ -269,7 +329,8 @@ impl LogSink for Hub {
             request_id,
             line: line.to_owned(),
         };
-        let update = self.wanted().then(|| json_update("log", &entry));
+        let entry = Arc::new(entry);
+        let update = self.wanted().then(|| Update::Log(entry.clone()));
         if store.lines.len() == MAX_LINES {
             store.lines.pop_front();
         }
@@ -332,7 +393,7 @@ impl LogSink for Hub {
                     .push(id.to_owned());
                 let update = self
                     .wanted()
-                    .then(|| json_update("invocation", &invocation));
+                    .then(|| Update::Invocation(Arc::new(invocation.summary())));
                 if store.invocations.len() == MAX_INVOCATIONS {
                     store.invocations.pop_front();
                 }
@@ -369,7 +430,7 @@ impl LogSink for Hub {
                 invocation.init_duration_ms = metrics["initDurationMs"].as_f64();
                 let update = self
                     .wanted()
-                    .then(|| json_update("invocation", &*invocation));
+                    .then(|| Update::Invocation(Arc::new(invocation.summary())));
                 let failed = invocation.status != "success";
                 let duration = invocation.duration_ms;
                 let stats = store.stats.entry(function.to_owned()).or_default();
@@ -378,14 +439,11 @@ impl LogSink for Hub {
                     stats.counts.errors += 1;
                 }
                 if let Some(d) = duration {
+                    // Percentiles are worked out when asked for, off the invocation path.
                     if stats.durations.len() == MAX_DURATIONS {
                         stats.durations.pop_front();
                     }
                     stats.durations.push_back(d);
-                    let mut sorted: Vec<f64> = stats.durations.iter().copied().collect();
-                    sorted.sort_by(f64::total_cmp);
-                    stats.counts.p50_ms = percentile(&sorted, 50.0);
-                    stats.counts.p99_ms = percentile(&sorted, 99.0);
                 }
                 update
             }
@@ -424,13 +482,6 @@ fn preview(bytes: &[u8]) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
-}
-
-fn json_update(kind: &'static str, value: &impl Serialize) -> Update {
-    Update {
-        kind,
-        data: serde_json::to_string(value).unwrap_or_default().into(),
-    }
 }
 
 fn now_ms() -> u64 {

@@ -36,7 +36,8 @@
 //! `GET /api/samples`, `GET /api/samples/{service}/{event}`,
 //! `POST /api/invoke` (`{"function", "payload", "mode": "RequestResponse"|"Event"}`),
 //! `GET /api/websockets`, `POST|DELETE /api/websockets/{api}/connections/{id}`,
-//! `GET /api/events` (`invocation`, `log` and `lagged` events).
+//! `GET /api/events` (Server-Sent Events named `updates`, each a JSON array of `invocation`,
+//! `log` and `lagged` updates).
 
 mod client;
 mod guard;

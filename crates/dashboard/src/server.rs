@@ -25,12 +25,18 @@ use coldstart_emulator::{InvokeRequest, Outcome, StreamItem};
 use coldstart_protocol::InvocationType;
 use coldstart_stack::EndpointKind;
 
-use crate::{Dashboard, guard, hub, secrets};
+use crate::{Dashboard, guard, secrets};
 
 /// The page and its modules, embedded in the binary.
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
+
+/// How long live updates gather before they are sent together.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Most updates sent in one live event.
+const MAX_BATCH: usize = 512;
 
 /// Longest answer the invoke form reads from a streamed response.
 const MAX_STREAMED: usize = 1024 * 1024;
@@ -424,24 +430,57 @@ fn percent_encode(id: &str) -> String {
     out
 }
 
-/// Live updates: `invocation` and `log` events with JSON data, and `lagged` (`{"missed": n}`)
-/// when this client fell so far behind that updates were dropped for it.
+/// Live updates, as `updates` events whose data is a JSON array of what happened since the
+/// last one (at most every [`GATHER`]), oldest first: `{"kind": "invocation", "data": {...}}` (an invocation started or
+/// ended: its summary), `{"kind": "log", "data": {...}}` (a log line), `{"kind": "lagged",
+/// "data": {"missed": n}}` (this client fell so far behind that `n` updates were dropped for it;
+/// reload the lists). Whatever is waiting goes in one event, so a busy stack costs one write per
+/// burst, not one per line.
 async fn events(State(app): Shared) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = app.dashboard.hub.subscribe();
     let shutdown = app.shutdown.clone();
     let stream = futures_util::stream::unfold((rx, shutdown), |(mut rx, shutdown)| async move {
-        let item = tokio::select! {
+        let first = tokio::select! {
             // The server is stopping: end the stream so the connection can close.
             () = shutdown.cancelled() => return None,
             item = rx.recv() => item,
         };
-        let event = match item {
-            Ok(hub::Update { kind, data }) => Event::default().event(kind).data(&*data),
-            Err(broadcast::error::RecvError::Lagged(missed)) => Event::default()
-                .event("lagged")
-                .data(json!({ "missed": missed }).to_string()),
-            Err(broadcast::error::RecvError::Closed) => return None,
+        // Let a burst gather: one wake-up and one write per burst instead of one per line, and
+        // the page redraws at most every GATHER. Sends meanwhile wake nobody.
+        if first.is_ok() {
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep(GATHER) => {}
+            }
+        }
+        let mut batch = String::from("[");
+        let mut add = |kind: &str, data: &str| {
+            if batch.len() > 1 {
+                batch.push(',');
+            }
+            batch.push_str(r#"{"kind":""#);
+            batch.push_str(kind);
+            batch.push_str(r#"","data":"#);
+            batch.push_str(data);
+            batch.push('}');
         };
+        let lagged = |missed: u64| json!({ "missed": missed }).to_string();
+        match first {
+            Ok(update) => add(update.kind(), &update.json()),
+            Err(broadcast::error::RecvError::Lagged(missed)) => add("lagged", &lagged(missed)),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        }
+        for _ in 0..MAX_BATCH {
+            match rx.try_recv() {
+                Ok(update) => add(update.kind(), &update.json()),
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                    add("lagged", &lagged(missed))
+                }
+                Err(_) => break,
+            }
+        }
+        batch.push(']');
+        let event = Event::default().event("updates").data(batch);
         Some((Ok(event), (rx, shutdown)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())

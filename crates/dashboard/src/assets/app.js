@@ -106,7 +106,12 @@ function upsertInvocation(inv) {
   state.invocations.set(inv.requestId, inv);
   while (state.invocations.size > MAX_ROWS) state.invocations.delete(state.invocations.keys().next().value);
   renderInvocations();
-  if (state.selected === inv.requestId) showInvocation(inv);
+  if (state.selected === inv.requestId) openInvocation(inv.requestId);
+}
+
+async function openInvocation(id) {
+  const { status, body } = await api(`/api/invocations/${encodeURIComponent(id)}`, { allowError: true });
+  if (status === 200) showInvocation(body);
 }
 
 function renderInvocations() {
@@ -121,7 +126,7 @@ function renderInvocations() {
       el("td", {}, ms(inv.billedDurationMs)),
       el("td", {}, inv.maxMemoryUsedMb ? `${inv.maxMemoryUsedMb} / ${inv.memorySizeMb} MB` : ""),
       el("td", {}, ms(inv.initDurationMs)));
-    const open = () => { state.selected = inv.requestId; showInvocation(inv); };
+    const open = () => { state.selected = inv.requestId; openInvocation(inv.requestId); };
     row.addEventListener("click", open);
     row.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
     rows.push(row);
@@ -239,11 +244,17 @@ function connect() {
   const events = new EventSource("/api/events");
   events.addEventListener("open", () => { $("live").textContent = "live"; });
   events.addEventListener("error", () => { $("live").textContent = "disconnected, retrying…"; });
-  events.addEventListener("invocation", (e) => { upsertInvocation(JSON.parse(e.data)); refreshFunctions(); });
-  events.addEventListener("log", (e) => appendLine(JSON.parse(e.data)));
-  events.addEventListener("lagged", (e) => {
-    $("live").textContent = `fell behind: ${JSON.parse(e.data).missed} updates missed; reloading`;
-    loadHistory();
+  events.addEventListener("updates", (e) => {
+    let lagged = false;
+    for (const { kind, data } of JSON.parse(e.data)) {
+      if (kind === "invocation") { upsertInvocation(data); refreshFunctions(); }
+      else if (kind === "log") appendLine(data);
+      else if (kind === "lagged") {
+        $("live").textContent = `fell behind: ${data.missed} updates missed; reloaded`;
+        lagged = true;
+      }
+    }
+    if (lagged) loadHistory();
   });
 }
 

@@ -157,8 +157,9 @@ async fn live_events_bring_the_invocation_and_its_log_lines() {
     })
     .await;
     assert!(done.is_ok(), "events so far: {seen}");
-    assert!(seen.contains("event: invocation"), "{seen}");
-    assert!(seen.contains("event: log"), "{seen}");
+    assert!(seen.contains("event: updates"), "{seen}");
+    assert!(seen.contains(r#"{"kind":"invocation","data":"#), "{seen}");
+    assert!(seen.contains(r#"{"kind":"log","data":"#), "{seen}");
     // The server stops even with a live stream open.
     served.stop().await;
 }
