@@ -306,11 +306,16 @@ impl LogSink for Hub {
     fn line(&self, function: &str, line: &str) {
         self.inner.line(function, line);
         let mut store = self.lock();
-        let request_id = store
-            .running
-            .get(function)
-            .and_then(|ids| ids.last())
-            .cloned();
+        // The platform's own lines name their invocation; the function's are given to the one
+        // running (see the module's doc).
+        let request_id = match platform_line_id(line) {
+            Some(id) => Some(id.to_owned()),
+            None => store
+                .running
+                .get(function)
+                .and_then(|ids| ids.last())
+                .cloned(),
+        };
         if let Some(id) = &request_id
             && let Some(invocation) = store
                 .invocations
@@ -383,7 +388,15 @@ impl LogSink for Hub {
                     init_duration_ms: None,
                     payload: store.payloads.remove(id),
                     answer: None,
-                    logs: Vec::new(),
+                    // `START` is written just before `platform.start` is published.
+                    logs: store
+                        .lines
+                        .iter()
+                        .rev()
+                        .take(4)
+                        .filter(|l| l.function == function && l.request_id.as_deref() == Some(id))
+                        .map(|l| l.line.clone())
+                        .collect(),
                     events,
                 };
                 store
@@ -462,6 +475,14 @@ impl LogSink for Hub {
     }
 }
 
+/// The request id a `START`, `END` or `REPORT` line names.
+fn platform_line_id(line: &str) -> Option<&str> {
+    let rest = ["START RequestId: ", "END RequestId: ", "REPORT RequestId: "]
+        .iter()
+        .find_map(|prefix| line.strip_prefix(prefix))?;
+    rest.split_whitespace().next()
+}
+
 /// The nearest-rank percentile `p` of `sorted`.
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -510,17 +531,28 @@ mod tests {
             "f",
             &json!({"time": "t0", "type": "platform.initStart", "record": {}}),
         );
+        hub.line("f", "START RequestId: r1 Version: $LATEST");
         hub.record(
             "f",
             &json!({"time": "t1", "type": "platform.start", "record": {"requestId": "r1"}}),
         );
         hub.line("f", "hello");
         hub.record("f", &json!({"time": "t2", "type": "platform.runtimeDone", "record": {"requestId": "r1", "status": "success"}}));
+        hub.line("f", "END RequestId: r1");
         hub.record("f", &report("r1", "success", 2.5));
+        hub.line("f", "REPORT RequestId: r1\tDuration: 2.50 ms");
         hub.line("f", "between invocations");
         let i = hub.invocation("r1").unwrap_or_else(|| panic!("r1 kept"));
         assert_eq!(i.status, "success");
-        assert_eq!(i.logs, ["hello"]);
+        assert_eq!(
+            i.logs,
+            [
+                "START RequestId: r1 Version: $LATEST",
+                "hello",
+                "END RequestId: r1",
+                "REPORT RequestId: r1\tDuration: 2.50 ms"
+            ]
+        );
         assert_eq!(i.billed_duration_ms, Some(3.0));
         let kinds: Vec<_> = i.events.iter().map(|e| e["type"].clone()).collect();
         assert_eq!(
@@ -538,7 +570,7 @@ mod tests {
             (1, 1, 0)
         );
         assert_eq!(hub.lines(Some("f"), Some("between")).len(), 1);
-        assert_eq!(hub.lines(Some("f"), None)[1].request_id, None);
+        assert_eq!(hub.lines(Some("f"), None)[4].request_id, None);
     }
 
     #[test]

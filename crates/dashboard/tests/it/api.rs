@@ -42,6 +42,20 @@ async fn an_invocation_from_the_api_is_listed_with_its_report_and_secrets_stay_h
         .unwrap_or_default();
     assert_eq!(kinds.first(), Some(&"platform.initStart"), "{kinds:?}");
     assert!(kinds.contains(&"platform.report"), "{kinds:?}");
+    let lines: Vec<&str> = first["logs"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|l| l.as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        lines[0].starts_with(&format!("START RequestId: {id}")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with(&format!("REPORT RequestId: {id}"))),
+        "{lines:?}"
+    );
 
     let (_, functions) = served.call("GET", "/api/functions", &[], "").await;
     let echo = &functions["functions"][0];
