@@ -261,12 +261,17 @@ impl Hub {
 
     /// Notes the event of an invocation the dashboard is about to make, shown with it.
     pub(crate) fn expect_payload(&self, request_id: &str, payload: &[u8]) {
-        self.lock()
+        let mut store = self.lock();
+        // Bounded: `Event` invocations dropped at a stop never start.
+        if store.payloads.len() >= MAX_INVOCATIONS {
+            store.payloads.clear();
+        }
+        store
             .payloads
             .insert(request_id.to_owned(), preview(payload));
     }
 
-    /// Notes the answer of an invocation the dashboard made.
+    /// Notes the answer of an invocation the dashboard made (or that it was refused).
     pub(crate) fn answered(&self, request_id: &str, answer: &[u8]) {
         let mut store = self.lock();
         store.payloads.remove(request_id);
@@ -571,6 +576,15 @@ mod tests {
         );
         assert_eq!(hub.lines(Some("f"), Some("between")).len(), 1);
         assert_eq!(hub.lines(Some("f"), None)[4].request_id, None);
+    }
+
+    #[test]
+    fn previews_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(PREVIEW);
+        let cut = preview(long.as_bytes());
+        assert!(cut.ends_with('…'));
+        assert!(cut.len() <= PREVIEW + '…'.len_utf8());
+        assert_eq!(preview(b"{}"), "{}");
     }
 
     #[test]

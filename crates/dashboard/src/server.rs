@@ -292,6 +292,7 @@ async fn invoke(State(app): Shared, axum::Json(form): axum::Json<InvokeForm>) ->
         Ok(response) => response,
         Err(refused) => {
             let body = serde_json::to_value(refused.body()).unwrap_or_default();
+            hub.answered(&request_id, body.to_string().as_bytes());
             return (
                 refused.status(),
                 axum::Json(json!({
@@ -330,7 +331,10 @@ async fn invoke(State(app): Shared, axum::Json(form): axum::Json<InvokeForm>) ->
         Outcome::Accepted => (202, None, Bytes::new()),
         Outcome::DryRun => (204, None, Bytes::new()),
     };
-    hub.answered(&request_id, &answer);
+    if status != 202 {
+        // An `Event` invocation has not started yet: its payload waits for it.
+        hub.answered(&request_id, &answer);
+    }
     let logs = tail.map(|t| String::from_utf8_lossy(&t).into_owned());
     axum::Json(json!({
         "requestId": request_id,
