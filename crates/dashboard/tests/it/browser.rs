@@ -261,6 +261,34 @@ async fn the_page_invokes_a_function_and_shows_it_live_and_sends_to_a_websocket_
     };
     assert_eq!(text, "hello from the dashboard");
 
+    // Disconnect from the page: the client's connection is closed (API Gateway closes with 1000).
+    client
+        .find(Locator::Css(
+            r#"li[data-connection-id] button[type="button"]"#,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the client was not disconnected"));
+    assert_eq!(
+        closed.map(|f| u16::from(f.code)),
+        Some(1000),
+        "a normal closure"
+    );
+    text_when(&client, "#ws-list", |t| t.contains("No connections")).await;
+
     let _ = client.close().await;
     drop(driver);
     served.stop().await;
