@@ -31,6 +31,8 @@ const MAX_INVOCATION_EVENTS: usize = 50;
 const MAX_DURATIONS: usize = 1000;
 /// Longest payload or answer preview, in bytes.
 pub const PREVIEW: usize = 4096;
+/// How many of the latest invocations a log line or event is looked for in.
+const RECENT: usize = 64;
 /// Updates a live subscriber may fall behind by before it loses the oldest.
 const LIVE_BACKLOG: usize = 1024;
 
@@ -172,6 +174,19 @@ struct Store {
     stats: HashMap<String, FunctionStats>,
     /// Payloads of invocations made from the dashboard, by request id, until they start.
     payloads: HashMap<String, String>,
+}
+
+impl Store {
+    /// The invocation `id` among the last [`RECENT`]: lines and events come while an
+    /// invocation is recent, and a miss (a `START` line comes before its `platform.start`)
+    /// must not cost a scan of every invocation kept.
+    fn recent(&mut self, id: &str) -> Option<&mut Invocation> {
+        self.invocations
+            .iter_mut()
+            .rev()
+            .take(RECENT)
+            .find(|i| i.request_id == id)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -322,11 +337,7 @@ impl LogSink for Hub {
                 .cloned(),
         };
         if let Some(id) = &request_id
-            && let Some(invocation) = store
-                .invocations
-                .iter_mut()
-                .rev()
-                .find(|i| &i.request_id == id)
+            && let Some(invocation) = store.recent(id)
             && invocation.logs.len() < MAX_INVOCATION_LINES
         {
             invocation.logs.push(line.to_owned());
@@ -424,12 +435,7 @@ impl LogSink for Hub {
                 {
                     ids.retain(|r| r != id);
                 }
-                let Some(invocation) = store
-                    .invocations
-                    .iter_mut()
-                    .rev()
-                    .find(|i| i.request_id == id)
-                else {
+                let Some(invocation) = store.recent(id) else {
                     return;
                 };
                 if invocation.events.len() < MAX_INVOCATION_EVENTS {
