@@ -43,13 +43,15 @@ pub enum Scenario {
     Harness,
     /// A Python function (managed runtime): cold start, warm invokes vs the floor.
     Managed,
+    /// Warm-invoke throughput with the live dashboard open and streaming, and without.
+    Dashboard,
     /// Every scenario above, in that order.
     All,
 }
 
 impl Scenario {
     /// Every scenario `All` stands for.
-    pub const EACH: [Self; 9] = [
+    pub const EACH: [Self; 10] = [
         Self::Invoke,
         Self::Url,
         Self::Up,
@@ -59,6 +61,7 @@ impl Scenario {
         Self::Template,
         Self::Harness,
         Self::Managed,
+        Self::Dashboard,
     ];
 
     fn run(self, cx: &Context) -> anyhow::Result<core::report::Report> {
@@ -72,6 +75,7 @@ impl Scenario {
             Self::Template => scenarios::template::run(cx),
             Self::Harness => scenarios::harness::run(cx),
             Self::Managed => scenarios::managed::run(cx),
+            Self::Dashboard => scenarios::dashboard::run(cx),
             Self::All => anyhow::bail!("`all` is not one scenario"),
         }
     }

@@ -11,10 +11,12 @@
 //! - [`template`]: reading a 1,000-resource template, and `up --no-build` on the chat template.
 //! - [`harness`]: `coldstart-test` in this process: in-process handler invokes, stack starts.
 //! - [`managed`]: a Python function's cold start and warm invokes.
+//! - [`dashboard`]: warm-invoke throughput with the live dashboard open and streaming.
 
 use tokio::runtime::Runtime;
 
 pub mod adapter;
+pub mod dashboard;
 pub mod harness;
 pub mod invoke;
 pub mod managed;

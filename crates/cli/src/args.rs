@@ -88,6 +88,10 @@ pub(crate) struct RunArgs {
     /// With `--runtime`: the function's code folder.
     #[arg(value_name = "DIR", requires = "runtime")]
     pub(crate) code: Option<PathBuf>,
+    /// Serve the live dashboard (a page and a JSON API) at ADDR. Default ADDR: 127.0.0.1:2999.
+    /// An address that is not loopback must be given explicitly and is warned about.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1)]
+    pub(crate) dashboard: Option<Option<SocketAddr>>,
     /// The bootstrap and its arguments.
     #[arg(
         last = true,
@@ -150,6 +154,11 @@ pub(crate) struct UpArgs {
     /// `--async-retry-delay 1s` makes a six-hour event age six minutes.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub(crate) async_retry_delay: std::time::Duration,
+    /// Serve the live dashboard (a page and a JSON API) at ADDR. Default ADDR:
+    /// 127.0.0.1:<port-base − 1> (2999). An address that is not loopback must be given
+    /// explicitly and is warned about.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1)]
+    pub(crate) dashboard: Option<Option<SocketAddr>>,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +230,28 @@ mod tests {
         assert_eq!(args.env, vec![("A".to_owned(), "b=c".to_owned())]);
         assert_eq!(args.command, vec!["./bootstrap", "x"]);
         assert_eq!(args.listen.to_string(), "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn dashboard_takes_an_optional_address() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Up(up)) => up.dashboard,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(parse(&["coldstart", "up"]), None);
+        assert_eq!(parse(&["coldstart", "up", "--dashboard"]), Some(None));
+        assert_eq!(
+            parse(&["coldstart", "up", "--dashboard", "0.0.0.0:8080"]),
+            Some(Some(SocketAddr::from(([0, 0, 0, 0], 8080))))
+        );
+        let run = Cli::try_parse_from(["coldstart", "run", "--dashboard", "--", "./b"]);
+        match run.map(|c| c.command) {
+            Ok(Command::Run(run)) => {
+                assert_eq!(run.dashboard, Some(None));
+                assert_eq!(run.command, vec!["./b"]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the outcome to an exit code (0 success, 1 failure, 2 bad usage or configuration).
 
 mod args;
+mod dashboard;
 mod event;
 mod invoke;
 mod output;

@@ -17,6 +17,9 @@ use crate::output::StdoutSink;
 /// The function name the Runtime Interface Emulator serves.
 const FUNCTION_NAME: &str = "function";
 
+/// `up`'s default `--port-base`: `run`'s dashboard defaults to the port below it, as `up`'s.
+const DEFAULT_PORT_BASE: u16 = 3000;
+
 pub(crate) async fn run(mut args: RunArgs) -> Result<(), Failure> {
     let python = match (&args.runtime, &args.code, &args.handler) {
         (Some(runtime), Some(code), Some(handler)) => {
@@ -43,7 +46,19 @@ pub(crate) async fn run(mut args: RunArgs) -> Result<(), Failure> {
     let sink = Arc::new(StdoutSink::new(args.ready_json));
     let mut settings = settings();
     settings.async_retry_delay = args.async_retry_delay;
-    let emulator = Emulator::new(vec![config], settings, sink.clone())
+    let shutdown = CancellationToken::new();
+    let dashboard = match args.dashboard {
+        Some(addr) => {
+            let addr = addr.unwrap_or_else(|| crate::dashboard::default_addr(DEFAULT_PORT_BASE));
+            Some(crate::dashboard::start(addr, sink.clone(), shutdown.clone()).await?)
+        }
+        None => None,
+    };
+    let logs: Arc<dyn coldstart_emulator::LogSink> = match &dashboard {
+        Some(served) => served.dashboard.sink(),
+        None => sink.clone(),
+    };
+    let emulator = Emulator::new(vec![config.clone()], settings, logs)
         .map_err(|e| Failure::usage(e.into()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -56,22 +71,33 @@ pub(crate) async fn run(mut args: RunArgs) -> Result<(), Failure> {
         args.command[0].to_string_lossy()
     );
 
-    let shutdown = CancellationToken::new();
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
     let server = tokio::spawn(serve_invoke_api(
         emulator.clone(),
         listener,
         shutdown.clone(),
     ));
+    let mut endpoints = vec![coldstart_stack::Endpoint::invoke_api(
+        addr,
+        &[FUNCTION_NAME.to_owned()],
+    )];
+    if let Some(served) = &dashboard {
+        served
+            .dashboard
+            .attach(emulator.clone(), vec![config], endpoints.clone());
+        endpoints.push(served.endpoint.clone());
+    }
     if args.ready_json {
-        let invoke = coldstart_stack::Endpoint::invoke_api(addr, &[FUNCTION_NAME.to_owned()]);
-        coldstart_stack::answering(&[&invoke])
+        coldstart_stack::answering(&endpoints.iter().collect::<Vec<_>>())
             .await
             .map_err(|e| Failure::runtime(e.into()))?;
-        crate::output::ready_line(&[invoke]);
+        crate::output::ready_line(&endpoints);
     }
     // Returns once `shutdown` is cancelled and the requests in flight are done.
     let _ = server.await;
+    if let Some(served) = dashboard {
+        let _ = served.task.await;
+    }
     emulator.shutdown(emulator.longest_timeout()).await;
     sink.close();
     signals.abort();

@@ -11,6 +11,8 @@ use coldstart_stack::{
     EndpointKind, Reporter, Running, Source, Stack, StartOptions, TemplateOptions,
 };
 
+use coldstart_emulator::LogSink;
+
 use crate::Failure;
 use crate::args::UpArgs;
 use crate::output::StdoutSink;
@@ -49,11 +51,31 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
     let sink = Arc::new(StdoutSink::new(args.ready_json));
     let stop = tokio_util::sync::CancellationToken::new();
     let signals = tokio::spawn(wait_for_signal(stop.clone()));
+    // The dashboard outlives restarts under --watch: it is shown each new stack.
+    let dashboard = match args.dashboard {
+        Some(addr) => {
+            let addr = addr.unwrap_or_else(|| crate::dashboard::default_addr(args.port_base));
+            Some(crate::dashboard::start(addr, sink.clone(), stop.clone()).await?)
+        }
+        None => None,
+    };
+    let logs: Arc<dyn LogSink> = match &dashboard {
+        Some(served) => served.dashboard.sink(),
+        None => sink.clone(),
+    };
     let load: Arc<dyn Fn() -> Result<Stack, coldstart_stack::Error> + Send + Sync> = Arc::new(load);
     let mut first = true;
     // Served until a signal; under --watch, started again when the stack's shape changes.
     loop {
-        let (running, building) = serve(&stack, &args, &report, sink.clone(), first).await?;
+        let (running, building) = serve(
+            &stack,
+            &args,
+            &report,
+            logs.clone(),
+            first,
+            dashboard.as_ref(),
+        )
+        .await?;
         first = false;
         let (restart, mut restarts) = tokio::sync::mpsc::unbounded_channel();
         let watcher = args.watch.then(|| {
@@ -87,6 +109,10 @@ pub(crate) async fn up(args: UpArgs) -> Result<(), Failure> {
             None => break,
         }
     }
+    if let Some(served) = dashboard {
+        // `stop` is cancelled: its server finishes its requests and ends its live streams.
+        let _ = served.task.await;
+    }
     sink.close();
     signals.abort();
     tracing::info!("stopped");
@@ -100,8 +126,9 @@ async fn serve(
     stack: &Stack,
     args: &UpArgs,
     report: &Reporter,
-    sink: Arc<StdoutSink>,
+    sink: Arc<dyn LogSink>,
     first: bool,
+    dashboard: Option<&crate::dashboard::Served>,
 ) -> Result<(Running, Option<tokio::task::JoinHandle<()>>), Failure> {
     for notice in &stack.notices {
         report.say(notice);
@@ -140,9 +167,20 @@ async fn serve(
         .await
         .map_err(failure)?;
     print_table(stack, &running, started.elapsed());
+    let mut endpoints = running.endpoints.clone();
+    if let Some(served) = dashboard {
+        served.dashboard.attach(
+            running.emulator.clone(),
+            running.functions.clone(),
+            running.endpoints.clone(),
+        );
+        endpoints.push(served.endpoint.clone());
+    }
     if args.ready_json && first {
-        running.answering().await.map_err(failure)?;
-        crate::output::ready_line(&running.endpoints);
+        coldstart_stack::answering(&endpoints.iter().collect::<Vec<_>>())
+            .await
+            .map_err(failure)?;
+        crate::output::ready_line(&endpoints);
     }
 
     let building = (!pending.is_empty()).then(|| {
@@ -191,6 +229,7 @@ fn print_table(stack: &Stack, running: &Running, took: std::time::Duration) {
             EndpointKind::HttpApi => format!("HTTP API {}", endpoint.name),
             EndpointKind::RestApi => format!("REST API {}", endpoint.name),
             EndpointKind::WebSocket => format!("WebSocket API {}", endpoint.name),
+            EndpointKind::Dashboard => "Dashboard".to_owned(),
         };
         for (function, shown) in &endpoint.routes {
             rows.push((function.clone(), door.clone(), shown.clone()));

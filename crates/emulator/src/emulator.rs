@@ -305,6 +305,19 @@ impl Emulator {
             .unwrap_or_default()
     }
 
+    /// `function`'s live sandboxes and what each is doing, in start order; empty for an unknown
+    /// function. A copy: it does not follow later changes.
+    pub fn sandboxes(&self, function: &str) -> Vec<crate::snapshot::SandboxView> {
+        self.function(function)
+            .map(|f| f.sandbox_views())
+            .unwrap_or_default()
+    }
+
+    /// `function`'s [`State`], if it is served.
+    pub fn state(&self, function: &str) -> Option<State> {
+        self.function(function).map(|f| f.state())
+    }
+
     /// Invokes `function` (a name, `name:$LATEST`, or a full or partial ARN) and returns its one
     /// answer. Refusals before the function runs come back as [`InvokeError`].
     pub async fn invoke(

@@ -222,6 +222,21 @@ impl Function {
             .collect()
     }
 
+    /// Every live sandbox's view, by id.
+    pub(crate) fn sandbox_views(&self) -> Vec<crate::snapshot::SandboxView> {
+        let sandboxes: Vec<Arc<Sandbox>> = self
+            .sandboxes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        // Each view takes its sandbox's lock: not while holding the map's.
+        let mut views: Vec<_> = sandboxes.iter().map(|s| s.view()).collect();
+        views.sort_by_key(|v| v.id);
+        views
+    }
+
     /// Runs one invocation to its one answer.
     pub(crate) async fn run(
         self: &Arc<Self>,

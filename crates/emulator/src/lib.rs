@@ -59,6 +59,8 @@
 //! - `watchdog`: a process that kills the sandboxes' (and builds') process groups when coldstart
 //!   dies, however it dies, so their grandchildren do not outlive a `kill -9`.
 //! - [`error`]: set-up errors and the Invoke API's refusals.
+//! - `snapshot`: a read-only view of each function's sandboxes and their phases
+//!   ([`Emulator::sandboxes`]), for dashboards.
 //!
 //! Who imports whom, by floors: a module imports only modules on floors below its own, so there
 //! is no circle among them.
@@ -74,7 +76,8 @@
 //! 4  sandbox/        spawn, exit, freezer, streaming -> mod -> reports -> state
 //! 3  logs
 //! 2  answers, server, telemetry, config, apigw
-//! 1  body, extensions, invocation, process, error, clock, eventstream, opt, queued, in_process
+//! 1  body, extensions, invocation, process, error, clock, eventstream, opt, queued, in_process,
+//!    snapshot
 //! ```
 
 mod answers;
@@ -102,6 +105,7 @@ mod queued;
 mod runtime_api;
 mod sandbox;
 mod server;
+mod snapshot;
 mod telemetry;
 mod telemetry_api;
 mod watchdog;
@@ -129,4 +133,5 @@ pub use logs::{LogSink, TracingSink};
 pub use opt::{OPT, opt_mount_available};
 pub use process::SHUTDOWN_GRACE;
 pub use queued::{QueuedEvent, Resumed};
+pub use snapshot::{SandboxPhase, SandboxView};
 pub use watchdog::{GroupGuard, forget_group, watch_group};

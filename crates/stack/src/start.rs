@@ -94,10 +94,13 @@ pub enum EndpointKind {
     RestApi,
     /// An API Gateway WebSocket API.
     WebSocket,
+    /// The live dashboard (`--dashboard`).
+    Dashboard,
 }
 
 impl EndpointKind {
-    /// The kind's name in `--ready-json`: `invoke`, `url`, `http-api`, `rest-api`, `websocket`.
+    /// The kind's name in `--ready-json`: `invoke`, `url`, `http-api`, `rest-api`, `websocket`,
+    /// `dashboard`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Invoke => "invoke",
@@ -105,6 +108,7 @@ impl EndpointKind {
             Self::HttpApi => "http-api",
             Self::RestApi => "rest-api",
             Self::WebSocket => "websocket",
+            Self::Dashboard => "dashboard",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `@connections` management API (`PostToConnection`, `GetConnection`,
 //! `DeleteConnection`), served under the stage on the WebSocket port:
-//! `/{stage}/@connections/{connectionId}`, the id percent-encoded (`=` as `%3D`).
+//! `/{stage}/@connections/{connectionId}`, the id percent-encoded (`=` as `%3D`); and, a
+//! coldstart addition, `GET /{stage}/@connections` listing the open connections ([`list`]).
 //!
 //! Answers follow the service model, so `aws-sdk-apigatewaymanagement` and boto3 raise their
 //! modelled exceptions: errors carry `x-amzn-ErrorType` and a `{"message": …}` body. SigV4
@@ -93,6 +94,33 @@ async fn operate(
         }
         _ => Err(ConnectionsError::Forbidden),
     }
+}
+
+/// `GET /{stage}/@connections`, which API Gateway does not have: coldstart's list of the open
+/// connections, each as `GetConnection` describes it plus its `connectionId`, oldest first:
+/// `{"connections": [{"connectionId", "connectedAt", "lastActiveAt", "identity"}]}`. Tools
+/// such as the dashboard read it; functions should keep their own table as on AWS.
+pub(crate) fn list(registry: &Registry) -> Response<Full<Bytes>> {
+    let connections: Vec<serde_json::Value> = registry
+        .connections()
+        .iter()
+        .map(|c| {
+            let mut identity = serde_json::json!({ "sourceIp": c.source_ip });
+            if let Some(ua) = &c.user_agent {
+                identity["userAgent"] = ua.as_str().into();
+            }
+            serde_json::json!({
+                "connectionId": c.id,
+                "connectedAt": iso_ms(c.connected_at),
+                "lastActiveAt": iso_ms(c.last_active()),
+                "identity": identity,
+            })
+        })
+        .collect();
+    json(
+        StatusCode::OK,
+        serde_json::json!({ "connections": connections }).to_string(),
+    )
 }
 
 /// The connection id of the path: percent-decoded, one segment, not empty.

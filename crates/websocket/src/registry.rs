@@ -100,6 +100,14 @@ impl Registry {
         self.lock().remove(id)
     }
 
+    /// Every open connection, oldest first.
+    pub(crate) fn connections(&self) -> Vec<Arc<Connection>> {
+        let mut all: Vec<Arc<Connection>> =
+            self.lock().values().map(|h| h.connection.clone()).collect();
+        all.sort_by(|a, b| (a.connected_at, &a.id).cmp(&(b.connected_at, &b.id)));
+        all
+    }
+
     /// How many connections are open.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

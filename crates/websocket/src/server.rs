@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -172,6 +172,14 @@ async fn route<B: Backend>(
         .and_then(|p| p.strip_prefix(stage.as_str()));
     match under_stage {
         Some("" | "/") => upgrade(req, peer, state).await,
+        Some(rest)
+            if req.method() == Method::GET
+                && [CONNECTIONS, CONNECTIONS_ENCODED]
+                    .iter()
+                    .any(|segment| rest.strip_prefix('/') == Some(segment)) =>
+        {
+            management::list(&state.registry)
+        }
         Some(rest) => {
             let id = [CONNECTIONS, CONNECTIONS_ENCODED]
                 .iter()

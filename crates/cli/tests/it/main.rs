@@ -1032,6 +1032,128 @@ fn run_serves_a_python_handler_from_its_folder() {
     assert_eq!(answer["six"], true);
 }
 
+/// `run --dashboard ADDR` serves the dashboard there and `--ready-json` lists it (kind
+/// `dashboard`); the page's API answers and invokes, and a foreign `Host` is refused.
+#[test]
+fn run_dashboard_is_listed_in_the_ready_line_and_invokes_the_function() {
+    let mut child = coldstart()
+        .args([
+            "run",
+            "--ready-json",
+            "--listen",
+            "127.0.0.1:0",
+            "--dashboard",
+            "127.0.0.1:0",
+            "--",
+        ])
+        .arg(repo("crates/testkit/fixtures/event-echo.sh"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = lines(child.stdout.take());
+    let server = Server {
+        child,
+        endpoint: String::new(),
+        stdout,
+        stderr: None,
+    };
+    let line = server
+        .stdout
+        .recv_timeout(PATIENCE)
+        .unwrap_or_else(|e| panic!("no ready line: {e}"));
+    let ready: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let dashboard = ready["endpoints"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["kind"] == "dashboard"))
+        .and_then(|e| e["url"].as_str())
+        .unwrap_or_else(|| panic!("no dashboard endpoint: {line}"))
+        .to_owned();
+    assert!(dashboard.starts_with("http://127.0.0.1:"), "{line}");
+    let answer = curl(&[
+        "-XPOST",
+        &format!("{dashboard}api/invoke"),
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"function":"function","payload":"{\"via\":\"dashboard\"}"}"#,
+    ]);
+    let answer: serde_json::Value =
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    assert_eq!(answer["answer"], r#"{"via":"dashboard"}"#, "{answer}");
+    let refused = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "Host: attacker.example",
+        &format!("{dashboard}api/functions"),
+    ]);
+    assert_eq!(refused, "403");
+}
+
+/// `up --dashboard` is listed in `--ready-json`; its API shows the stack's endpoints and an
+/// invocation made through an HTTP API (not through the page).
+#[test]
+fn up_dashboard_shows_the_apis_and_an_invocation_from_an_http_api() {
+    let (_dir, config) = app(r#"
+[functions.web]
+bootstrap = "event-echo.sh"
+
+[http_apis.api]
+port = 0
+routes = { "GET /items/{id}" = "web" }
+"#);
+    let (server, table) = Server::up_with(
+        &config,
+        &["--no-build", "--ready-json", "--dashboard", "127.0.0.1:0"],
+    );
+    let line = server
+        .stdout
+        .recv_timeout(PATIENCE)
+        .unwrap_or_else(|e| panic!("no ready line: {e}"));
+    let ready: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let dashboard = ready["endpoints"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["kind"] == "dashboard"))
+        .and_then(|e| e["url"].as_str())
+        .unwrap_or_else(|| panic!("no dashboard endpoint: {line}"))
+        .to_owned();
+    let route = endpoint(&table, "http_apis.api").replace("{id}", "7");
+    let event: serde_json::Value = serde_json::from_str(&curl(&[&route])).unwrap_or_default();
+    assert_eq!(event["pathParameters"]["id"], "7");
+    let apis: serde_json::Value =
+        serde_json::from_str(&curl(&[&format!("{dashboard}api/apis")])).unwrap_or_default();
+    let kinds: Vec<&str> = apis["apis"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["kind"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(kinds, ["invoke", "http-api"], "{apis}");
+    // The caller was answered before the REPORT: a bounded retry until it is in.
+    let mut invocations = serde_json::Value::Null;
+    for _ in 0..100 {
+        invocations = serde_json::from_str(&curl(&[&format!(
+            "{dashboard}api/invocations?function=web&status=success"
+        )]))
+        .unwrap_or_default();
+        if invocations["invocations"][0].is_object() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first = &invocations["invocations"][0];
+    assert_eq!(first["status"], "success", "{invocations}");
+    assert!(
+        first["payload"].is_null(),
+        "only the page's own invocations have payloads"
+    );
+}
+
 #[test]
 fn event_lists_the_samples_and_prints_one_with_its_fields_set() {
     let list = coldstart()

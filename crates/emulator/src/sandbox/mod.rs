@@ -334,6 +334,23 @@ impl Sandbox {
         }
     }
 
+    /// What it is doing now, for [`crate::Emulator::sandboxes`].
+    pub(crate) fn view(&self) -> crate::snapshot::SandboxView {
+        use crate::snapshot::SandboxPhase;
+        let phase = match self.lock().phase() {
+            state::Phase::Initializing { .. } => SandboxPhase::Init,
+            state::Phase::Idle { .. } => SandboxPhase::Ready,
+            state::Phase::Frozen { .. } => SandboxPhase::Frozen,
+            state::Phase::Busy(_) | state::Phase::Finishing { .. } => SandboxPhase::Busy,
+            state::Phase::Exited => SandboxPhase::Dead,
+        };
+        crate::snapshot::SandboxView {
+            id: self.id,
+            pid: self.pid(),
+            phase,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Machine> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

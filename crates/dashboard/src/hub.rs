@@ -1,0 +1,618 @@
+//! The dashboard's view of the platform event stream: a [`LogSink`] that passes every line on
+//! to the sink it wraps (the terminal, a test's collector) and keeps, bounded, what the page
+//! shows: recent invocations with their log lines and platform events, recent log lines, and
+//! per-function counts and durations. Every change is also offered to live subscribers
+//! ([`Hub::subscribe`]) through a bounded broadcast channel: a subscriber that falls behind
+//! loses the oldest updates and is told how many, it never slows an invocation down.
+//!
+//! Log lines carry no request id on the wire; a line is given to the invocation of its function
+//! that started last and has not ended (`platform.start` … `platform.runtimeDone`). With one
+//! sandbox per function that is exact; with several busy at once, a line may land on a sibling.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use coldstart_emulator::LogSink;
+
+/// Invocations kept, newest last.
+pub const MAX_INVOCATIONS: usize = 500;
+/// Log lines kept, all functions together.
+pub const MAX_LINES: usize = 5000;
+/// Log lines kept per invocation.
+const MAX_INVOCATION_LINES: usize = 200;
+/// Platform events kept per invocation.
+const MAX_INVOCATION_EVENTS: usize = 50;
+/// Durations kept per function for its percentiles.
+const MAX_DURATIONS: usize = 1000;
+/// Longest payload or answer preview, in bytes.
+pub const PREVIEW: usize = 4096;
+/// How many of the latest invocations a log line or event is looked for in.
+const RECENT: usize = 64;
+/// Updates a live subscriber may fall behind by before it loses the oldest.
+const LIVE_BACKLOG: usize = 1024;
+
+/// One invocation as the dashboard shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invocation {
+    /// The request id.
+    pub request_id: String,
+    /// The function.
+    pub function: String,
+    /// When it started (the `platform.start` event's time).
+    pub started_at: String,
+    /// `running`, then the `platform.report` status: `success`, `error`, `timeout`, `failure`.
+    pub status: String,
+    /// `durationMs` of its report.
+    pub duration_ms: Option<f64>,
+    /// `billedDurationMs` of its report.
+    pub billed_duration_ms: Option<f64>,
+    /// `memorySizeMB` of its report.
+    pub memory_size_mb: Option<f64>,
+    /// `maxMemoryUsedMB` of its report.
+    pub max_memory_used_mb: Option<f64>,
+    /// `initDurationMs` of its report: set on a cold start.
+    pub init_duration_ms: Option<f64>,
+    /// The first [`PREVIEW`] bytes of the event, for invocations made from the dashboard.
+    pub payload: Option<String>,
+    /// The first [`PREVIEW`] bytes of the answer, for invocations made from the dashboard.
+    pub answer: Option<String>,
+    /// Its log lines.
+    pub logs: Vec<String>,
+    /// Its platform events (`platform.initStart` … of the cold start it caused, then
+    /// `platform.start`, `platform.runtimeDone`, `platform.report`).
+    pub events: Vec<Value>,
+}
+
+/// One log line.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    /// Counts lines from 1, in arrival order.
+    pub seq: u64,
+    /// Arrival time, epoch milliseconds.
+    pub time: u64,
+    /// The function that wrote it.
+    pub function: String,
+    /// The invocation it belongs to, when one was running.
+    pub request_id: Option<String>,
+    /// The line.
+    pub line: String,
+}
+
+/// A function's counts and durations so far.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Invocations reported.
+    pub invocations: u64,
+    /// Sandboxes started (`platform.initStart`).
+    pub cold_starts: u64,
+    /// Invocations whose report status was not `success`.
+    pub errors: u64,
+    /// Median `durationMs` of the last invocations.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile `durationMs` of the last invocations.
+    pub p99_ms: Option<f64>,
+}
+
+/// What the invocation list shows of an invocation; the rest (logs, events, previews) is read
+/// with [`Hub::invocation`] when it is opened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub request_id: String,
+    pub function: String,
+    pub started_at: String,
+    pub status: String,
+    pub duration_ms: Option<f64>,
+    pub billed_duration_ms: Option<f64>,
+    pub memory_size_mb: Option<f64>,
+    pub max_memory_used_mb: Option<f64>,
+    pub init_duration_ms: Option<f64>,
+}
+
+impl Invocation {
+    fn summary(&self) -> Summary {
+        Summary {
+            request_id: self.request_id.clone(),
+            function: self.function.clone(),
+            started_at: self.started_at.clone(),
+            status: self.status.clone(),
+            duration_ms: self.duration_ms,
+            billed_duration_ms: self.billed_duration_ms,
+            memory_size_mb: self.memory_size_mb,
+            max_memory_used_mb: self.max_memory_used_mb,
+            init_duration_ms: self.init_duration_ms,
+        }
+    }
+}
+
+/// A change, as a live subscriber gets it. Cheap to clone: subscribers serialise it in their
+/// own task, off the invocation path.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// An invocation started or ended (SSE event `invocation`).
+    Invocation(Arc<Summary>),
+    /// A log line (SSE event `log`).
+    Log(Arc<LogLine>),
+}
+
+impl Update {
+    /// The SSE event name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Invocation(_) => "invocation",
+            Self::Log(_) => "log",
+        }
+    }
+
+    /// The JSON data.
+    pub fn json(&self) -> String {
+        match self {
+            Self::Invocation(summary) => serde_json::to_string(&**summary),
+            Self::Log(line) => serde_json::to_string(&**line),
+        }
+        .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    invocations: VecDeque<Invocation>,
+    lines: VecDeque<Arc<LogLine>>,
+    next_seq: u64,
+    /// Per function: request ids started and not yet done, oldest first.
+    running: HashMap<String, Vec<String>>,
+    /// Per function: init events waiting for the invocation that caused them.
+    init_events: HashMap<String, Vec<Value>>,
+    stats: HashMap<String, FunctionStats>,
+    /// Payloads of invocations made from the dashboard, by request id, until they start.
+    payloads: HashMap<String, String>,
+}
+
+impl Store {
+    /// The invocation `id` among the last [`RECENT`]: lines and events come while an
+    /// invocation is recent, and a miss (a `START` line comes before its `platform.start`)
+    /// must not cost a scan of every invocation kept.
+    fn recent(&mut self, id: &str) -> Option<&mut Invocation> {
+        self.invocations
+            .iter_mut()
+            .rev()
+            .take(RECENT)
+            .find(|i| i.request_id == id)
+    }
+}
+
+#[derive(Debug, Default)]
+struct FunctionStats {
+    counts: Stats,
+    durations: VecDeque<f64>,
+}
+
+/// The tee: see the module's doc.
+pub struct Hub {
+    /// Where every line goes on to.
+    inner: Arc<dyn LogSink>,
+    store: Mutex<Store>,
+    /// Live subscribers hold receivers; with none, nothing is serialised for them.
+    live: broadcast::Sender<Update>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub passing every line on to `inner`.
+    pub fn new(inner: Arc<dyn LogSink>) -> Arc<Self> {
+        let (live, _) = broadcast::channel(LIVE_BACKLOG);
+        Arc::new(Self {
+            inner,
+            store: Mutex::new(Store::default()),
+            live,
+        })
+    }
+
+    /// Live updates from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Update> {
+        self.live.subscribe()
+    }
+
+    /// The invocations kept, newest first, those of `function` and of `status` if given.
+    pub fn invocations(&self, function: Option<&str>, status: Option<&str>) -> Vec<Invocation> {
+        self.lock()
+            .invocations
+            .iter()
+            .rev()
+            .filter(|i| function.is_none_or(|f| i.function == f))
+            .filter(|i| status.is_none_or(|s| i.status == s))
+            .cloned()
+            .collect()
+    }
+
+    /// The invocation `request_id`, if it is kept.
+    pub fn invocation(&self, request_id: &str) -> Option<Invocation> {
+        self.lock()
+            .invocations
+            .iter()
+            .rev()
+            .find(|i| i.request_id == request_id)
+            .cloned()
+    }
+
+    /// The log lines kept, oldest first, of `function` and containing `search` if given.
+    pub fn lines(&self, function: Option<&str>, search: Option<&str>) -> Vec<LogLine> {
+        self.lock()
+            .lines
+            .iter()
+            .filter(|l| function.is_none_or(|f| l.function == f))
+            .filter(|l| search.is_none_or(|s| l.line.contains(s)))
+            .map(|l| (**l).clone())
+            .collect()
+    }
+
+    /// `function`'s counts and durations.
+    pub fn stats(&self, function: &str) -> Stats {
+        let (mut stats, mut sorted) = match self.lock().stats.get(function) {
+            Some(s) => (
+                s.counts.clone(),
+                s.durations.iter().copied().collect::<Vec<_>>(),
+            ),
+            None => return Stats::default(),
+        };
+        sorted.sort_by(f64::total_cmp);
+        stats.p50_ms = percentile(&sorted, 50.0);
+        stats.p99_ms = percentile(&sorted, 99.0);
+        stats
+    }
+
+    /// Notes the event of an invocation the dashboard is about to make, shown with it.
+    pub(crate) fn expect_payload(&self, request_id: &str, payload: &[u8]) {
+        let mut store = self.lock();
+        // Bounded: `Event` invocations dropped at a stop never start.
+        if store.payloads.len() >= MAX_INVOCATIONS {
+            store.payloads.clear();
+        }
+        store
+            .payloads
+            .insert(request_id.to_owned(), preview(payload));
+    }
+
+    /// Notes the answer of an invocation the dashboard made (or that it was refused).
+    pub(crate) fn answered(&self, request_id: &str, answer: &[u8]) {
+        let mut store = self.lock();
+        store.payloads.remove(request_id);
+        let Some(invocation) = store
+            .invocations
+            .iter_mut()
+            .rev()
+            .find(|i| i.request_id == request_id)
+        else {
+            return;
+        };
+        invocation.answer = Some(preview(answer));
+        let update = self
+            .wanted()
+            .then(|| Update::Invocation(Arc::new(invocation.summary())));
+        drop(store);
+        self.offer(update);
+    }
+
+    fn wanted(&self) -> bool {
+        self.live.receiver_count() > 0
+    }
+
+    fn offer(&self, update: Option<Update>) {
+        if let Some(update) = update {
+            // Err: every subscriber left meanwhile.
+            let _ = self.live.send(update);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl LogSink for Hub {
+    fn line(&self, function: &str, line: &str) {
+        self.inner.line(function, line);
+        let mut store = self.lock();
+        // The platform's own lines name their invocation; the function's are given to the one
+        // running (see the module's doc).
+        let request_id = match platform_line_id(line) {
+            Some(id) => Some(id.to_owned()),
+            None => store
+                .running
+                .get(function)
+                .and_then(|ids| ids.last())
+                .cloned(),
+        };
+        if let Some(id) = &request_id
+            && let Some(invocation) = store.recent(id)
+            && invocation.logs.len() < MAX_INVOCATION_LINES
+        {
+            invocation.logs.push(line.to_owned());
+        }
+        store.next_seq += 1;
+        let entry = LogLine {
+            seq: store.next_seq,
+            time: now_ms(),
+            function: function.to_owned(),
+            request_id,
+            line: line.to_owned(),
+        };
+        let entry = Arc::new(entry);
+        let update = self.wanted().then(|| Update::Log(entry.clone()));
+        if store.lines.len() == MAX_LINES {
+            store.lines.pop_front();
+        }
+        store.lines.push_back(entry);
+        drop(store);
+        self.offer(update);
+    }
+
+    fn wants_records(&self) -> bool {
+        true
+    }
+
+    fn record(&self, function: &str, event: &Value) {
+        if self.inner.wants_records() {
+            self.inner.record(function, event);
+        }
+        let kind = event["type"].as_str().unwrap_or_default();
+        if matches!(kind, "function" | "extension") {
+            // Their lines come through `line`.
+            return;
+        }
+        let mut store = self.lock();
+        let store = &mut *store;
+        let request_id = event["record"]["requestId"].as_str();
+        let update = match (kind, request_id) {
+            ("platform.initStart", _) => {
+                store
+                    .stats
+                    .entry(function.to_owned())
+                    .or_default()
+                    .counts
+                    .cold_starts += 1;
+                let events = store.init_events.entry(function.to_owned()).or_default();
+                events.clear();
+                events.push(event.clone());
+                None
+            }
+            ("platform.start", Some(id)) => {
+                let mut events = store.init_events.remove(function).unwrap_or_default();
+                events.push(event.clone());
+                let invocation = Invocation {
+                    request_id: id.to_owned(),
+                    function: function.to_owned(),
+                    started_at: event["time"].as_str().unwrap_or_default().to_owned(),
+                    status: "running".into(),
+                    duration_ms: None,
+                    billed_duration_ms: None,
+                    memory_size_mb: None,
+                    max_memory_used_mb: None,
+                    init_duration_ms: None,
+                    payload: store.payloads.remove(id),
+                    answer: None,
+                    // `START` is written just before `platform.start` is published.
+                    logs: store
+                        .lines
+                        .iter()
+                        .rev()
+                        .take(4)
+                        .filter(|l| l.function == function && l.request_id.as_deref() == Some(id))
+                        .map(|l| l.line.clone())
+                        .collect(),
+                    events,
+                };
+                store
+                    .running
+                    .entry(function.to_owned())
+                    .or_default()
+                    .push(id.to_owned());
+                let update = self
+                    .wanted()
+                    .then(|| Update::Invocation(Arc::new(invocation.summary())));
+                if store.invocations.len() == MAX_INVOCATIONS {
+                    store.invocations.pop_front();
+                }
+                store.invocations.push_back(invocation);
+                update
+            }
+            (_, Some(id)) => {
+                if kind == "platform.runtimeDone"
+                    && let Some(ids) = store.running.get_mut(function)
+                {
+                    ids.retain(|r| r != id);
+                }
+                let Some(invocation) = store.recent(id) else {
+                    return;
+                };
+                if invocation.events.len() < MAX_INVOCATION_EVENTS {
+                    invocation.events.push(event.clone());
+                }
+                if kind != "platform.report" {
+                    return;
+                }
+                let record = &event["record"];
+                let metrics = &record["metrics"];
+                invocation.status = record["status"].as_str().unwrap_or("success").to_owned();
+                invocation.duration_ms = metrics["durationMs"].as_f64();
+                invocation.billed_duration_ms = metrics["billedDurationMs"].as_f64();
+                invocation.memory_size_mb = metrics["memorySizeMB"].as_f64();
+                invocation.max_memory_used_mb = metrics["maxMemoryUsedMB"].as_f64();
+                invocation.init_duration_ms = metrics["initDurationMs"].as_f64();
+                let update = self
+                    .wanted()
+                    .then(|| Update::Invocation(Arc::new(invocation.summary())));
+                let failed = invocation.status != "success";
+                let duration = invocation.duration_ms;
+                let stats = store.stats.entry(function.to_owned()).or_default();
+                stats.counts.invocations += 1;
+                if failed {
+                    stats.counts.errors += 1;
+                }
+                if let Some(d) = duration {
+                    // Percentiles are worked out when asked for, off the invocation path.
+                    if stats.durations.len() == MAX_DURATIONS {
+                        stats.durations.pop_front();
+                    }
+                    stats.durations.push_back(d);
+                }
+                update
+            }
+            (_, None) => {
+                // Init's other events (initRuntimeDone, initReport) go with the cold start.
+                if kind.starts_with("platform.init")
+                    && let Some(events) = store.init_events.get_mut(function)
+                    && events.len() < MAX_INVOCATION_EVENTS
+                {
+                    events.push(event.clone());
+                }
+                None
+            }
+        };
+        self.offer(update);
+    }
+}
+
+/// The request id a `START`, `END` or `REPORT` line names.
+fn platform_line_id(line: &str) -> Option<&str> {
+    let rest = ["START RequestId: ", "END RequestId: ", "REPORT RequestId: "]
+        .iter()
+        .find_map(|prefix| line.strip_prefix(prefix))?;
+    rest.split_whitespace().next()
+}
+
+/// The nearest-rank percentile `p` of `sorted`.
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
+}
+
+/// The first [`PREVIEW`] bytes of `bytes` as text, cut at a character boundary.
+fn preview(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.len() <= PREVIEW {
+        return text.into_owned();
+    }
+    let mut end = PREVIEW;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coldstart_emulator::TracingSink;
+    use serde_json::json;
+
+    fn report(id: &str, status: &str, duration: f64) -> Value {
+        json!({"time": "t", "type": "platform.report", "record": {"requestId": id, "status": status,
+            "metrics": {"durationMs": duration, "billedDurationMs": duration.ceil(), "memorySizeMB": 128,
+            "maxMemoryUsedMB": 20}}})
+    }
+
+    #[test]
+    fn an_invocation_gathers_its_cold_start_lines_and_report() {
+        let hub = Hub::new(Arc::new(TracingSink));
+        hub.record(
+            "f",
+            &json!({"time": "t0", "type": "platform.initStart", "record": {}}),
+        );
+        hub.line("f", "START RequestId: r1 Version: $LATEST");
+        hub.record(
+            "f",
+            &json!({"time": "t1", "type": "platform.start", "record": {"requestId": "r1"}}),
+        );
+        hub.line("f", "hello");
+        hub.record("f", &json!({"time": "t2", "type": "platform.runtimeDone", "record": {"requestId": "r1", "status": "success"}}));
+        hub.line("f", "END RequestId: r1");
+        hub.record("f", &report("r1", "success", 2.5));
+        hub.line("f", "REPORT RequestId: r1\tDuration: 2.50 ms");
+        hub.line("f", "between invocations");
+        let i = hub.invocation("r1").unwrap_or_else(|| panic!("r1 kept"));
+        assert_eq!(i.status, "success");
+        assert_eq!(
+            i.logs,
+            [
+                "START RequestId: r1 Version: $LATEST",
+                "hello",
+                "END RequestId: r1",
+                "REPORT RequestId: r1\tDuration: 2.50 ms"
+            ]
+        );
+        assert_eq!(i.billed_duration_ms, Some(3.0));
+        let kinds: Vec<_> = i.events.iter().map(|e| e["type"].clone()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "platform.initStart",
+                "platform.start",
+                "platform.runtimeDone",
+                "platform.report"
+            ]
+        );
+        let stats = hub.stats("f");
+        assert_eq!(
+            (stats.invocations, stats.cold_starts, stats.errors),
+            (1, 1, 0)
+        );
+        assert_eq!(hub.lines(Some("f"), Some("between")).len(), 1);
+        assert_eq!(hub.lines(Some("f"), None)[4].request_id, None);
+    }
+
+    #[test]
+    fn previews_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(PREVIEW);
+        let cut = preview(long.as_bytes());
+        assert!(cut.ends_with('…'));
+        assert!(cut.len() <= PREVIEW + '…'.len_utf8());
+        assert_eq!(preview(b"{}"), "{}");
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&sorted, 50.0), Some(50.0));
+        assert_eq!(percentile(&sorted, 99.0), Some(99.0));
+        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_subscriber_that_falls_behind_is_told_how_much_it_missed() {
+        let hub = Hub::new(Arc::new(TracingSink));
+        let mut rx = hub.subscribe();
+        for i in 0..LIVE_BACKLOG + 10 {
+            hub.line("f", &format!("line {i}"));
+        }
+        match rx.recv().await {
+            Err(broadcast::error::RecvError::Lagged(n)) => assert_eq!(n, 10),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+        assert_eq!(hub.lines(None, None).len(), LIVE_BACKLOG + 10);
+    }
+}
