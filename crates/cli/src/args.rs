@@ -138,6 +138,10 @@ pub(crate) struct UpArgs {
     /// `--async-retry-delay 1s` makes a six-hour event age six minutes.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub(crate) async_retry_delay: std::time::Duration,
+    /// Do not fire schedules (`Schedule`/`ScheduleV2` events, `AWS::Events::Rule`,
+    /// `AWS::Scheduler::Schedule`, `schedule` in coldstart.toml) at their times.
+    #[arg(long)]
+    pub(crate) no_schedules: bool,
 }
 
 #[derive(Debug, Args)]

@@ -136,10 +136,12 @@ async fn serve(
     start.report = report.clone();
     start.pending = pending.clone();
     start.async_store = Some(stack.root.join(".coldstart").join("async-queue.sqlite"));
+    start.schedules = !args.no_schedules;
     let running = coldstart_stack::start(stack, start)
         .await
         .map_err(failure)?;
     print_table(stack, &running, started.elapsed());
+    crate::output::schedules(&running.schedules.list(), args.no_schedules);
     if args.ready_json && first {
         running.answering().await.map_err(failure)?;
         crate::output::ready_line(&running.endpoints);

@@ -76,6 +76,7 @@ struct FunctionToml {
     #[serde(rename = "async")]
     async_invoke: Option<Spanned<AsyncToml>>,
     logging: Option<Spanned<LoggingToml>>,
+    schedule: Option<Spanned<crate::schedule_table::ScheduleToml>>,
 }
 
 /// A function's `LoggingConfig`.
@@ -189,6 +190,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
     };
 
     let mut functions = Vec::new();
+    let mut schedules = Vec::new();
     for (name, entry) in &parsed.functions {
         let key = format!("functions.{name}");
         let span = entry.span();
@@ -401,6 +403,9 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                 ]
             }
         };
+        if let Some(schedule) = &f.schedule {
+            schedules.push(crate::schedule_table::schedule(&key, name, schedule, &at)?);
+        }
         functions.push(FunctionSpec {
             config,
             build: f.build.as_ref().map(|command| Build::Command {
@@ -595,6 +600,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         functions,
         http_apis,
         websocket_apis,
+        schedules,
         ..Stack::default()
     })
 }

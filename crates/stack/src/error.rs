@@ -97,6 +97,14 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A schedule could not be fired.
+    #[error("schedule {name}: {reason}")]
+    Schedule {
+        /// The schedule.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {

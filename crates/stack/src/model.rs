@@ -42,6 +42,9 @@ pub struct Stack {
     /// the environment has none, and `AWS_SAM_LOCAL=true`, unless it sets them itself. On for
     /// templates.
     pub local_environment: bool,
+    /// Schedules that invoke functions (`Schedule`/`ScheduleV2` events, `AWS::Events::Rule`,
+    /// `AWS::Scheduler::Schedule`, `coldstart.toml`'s `schedule`), by name.
+    pub schedules: Vec<ScheduleSpec>,
 }
 
 /// One function and what `up` does for it besides running it.
@@ -214,6 +217,46 @@ pub struct OutputSpec {
     pub value: String,
     /// Its description.
     pub description: Option<String>,
+}
+
+/// A schedule that invokes a function asynchronously (as EventBridge and EventBridge Scheduler
+/// do: `InvocationType` `Event`, so the function's async retries and destinations apply).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleSpec {
+    /// What `up` and [`crate::Running::fire`] call it: the rule's or schedule's logical id
+    /// (`<Function><Event>` for a SAM event, as SAM names the resource it makes), or
+    /// `<function>-schedule` in `coldstart.toml`. Several specs share a name when one rule
+    /// has several targets.
+    pub name: String,
+    /// The function it invokes.
+    pub function: String,
+    /// When it fires.
+    pub expression: crate::expression::ScheduleExpression,
+    /// The zone its cron or `at` fields are read in. Default: UTC (EventBridge rules always).
+    pub timezone: chrono_tz::Tz,
+    /// The payload (JSON text) instead of the default one.
+    pub input: Option<String>,
+    /// `Enabled`/`State`: a disabled schedule is listed but never fires by itself.
+    /// Default: true.
+    pub enabled: bool,
+    /// Which service fires it, which decides the payload and the ARN.
+    pub kind: ScheduleKind,
+    /// Its name on AWS (`Name`, else the logical id): the rule's or schedule's ARN ends in it.
+    pub aws_name: String,
+    /// Its `Description`.
+    pub description: Option<String>,
+}
+
+/// Which service fires a [`ScheduleSpec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// An EventBridge rule (`Schedule` events, `AWS::Events::Rule`): the function gets a
+    /// `Scheduled Event` (or the target's `Input`).
+    Rule,
+    /// An EventBridge Scheduler schedule (`ScheduleV2` events, `AWS::Scheduler::Schedule`,
+    /// `coldstart.toml`): the function gets the target's `Input` (`{}` without one), with its
+    /// `<aws.scheduler.*>` context attributes filled in.
+    Scheduler,
 }
 
 impl Stack {

@@ -54,6 +54,9 @@ pub struct StartOptions {
     /// `.coldstart/async-queue.sqlite`. An unreadable file is moved aside with a warning.
     /// Default: none (they are dropped, and logged, at the stop).
     pub async_store: Option<PathBuf>,
+    /// Fire the stack's schedules at their times (`up --no-schedules` turns this off;
+    /// [`Running::schedules`] can still fire one now). Default: true.
+    pub schedules: bool,
 }
 
 impl std::fmt::Debug for StartOptions {
@@ -77,6 +80,7 @@ impl StartOptions {
             report: Reporter::default(),
             pending: Vec::new(),
             async_store: None,
+            schedules: true,
         }
     }
 }
@@ -212,6 +216,8 @@ pub struct Running {
     async_store: Option<PathBuf>,
     /// Where the stop says how many it kept.
     report: Reporter,
+    /// The stack's schedules: when each fires next, and a way to fire one now.
+    pub schedules: crate::schedules::Schedules,
 }
 
 impl Running {
@@ -345,6 +351,14 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
         .collect();
     let mut endpoints = vec![Endpoint::invoke_api(invoke_addr, &names)];
     servers.spawn(serve_invoke_api(emulator.clone(), invoke, shutdown.clone()));
+    let schedules = crate::schedules::Schedules::new(
+        stack.schedules.clone(),
+        emulator.clone(),
+        options.sink.clone(),
+        chrono::Utc::now(),
+        options.schedules,
+    );
+    servers.spawn(schedules.clone().run(shutdown.clone()));
 
     for (f, url, listener) in urls {
         let addr = local_addr(&listener)?;
@@ -510,6 +524,7 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
         servers,
         async_store: options.async_store,
         report: options.report,
+        schedules,
     })
 }
 
@@ -663,6 +678,9 @@ fn shape_change(old: &Stack, new: &Stack) -> Option<String> {
     }
     if old.tables != new.tables {
         return Some("the tables changed".into());
+    }
+    if old.schedules != new.schedules {
+        return Some("the schedules changed".into());
     }
     if old.layers != new.layers {
         return Some("the layers changed".into());

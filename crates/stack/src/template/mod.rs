@@ -29,6 +29,7 @@ mod globals;
 mod intrinsics;
 mod parameters;
 pub(crate) mod resources;
+mod schedules;
 mod tables;
 mod url;
 mod yaml;
@@ -161,6 +162,7 @@ pub fn parse(
         &mut notices,
     )?;
     let tables = tables::read(&cx, &resources)?;
+    let schedules = schedules::read(&cx, &resources, &functions, &mut used, &mut notices)?;
     let outputs = outputs(&resolver, template.get("Outputs"))?;
 
     // Ports: every front door, sorted by logical id (see the module doc).
@@ -263,6 +265,7 @@ pub fn parse(
             ..coldstart_emulator::Settings::default()
         },
         local_environment: true,
+        schedules,
     })
 }
 
