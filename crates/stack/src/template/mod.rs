@@ -1153,11 +1153,17 @@ Resources:
             alpha.map(|a| (a.stage.as_str(), a.routes.clone())),
             Some(("v1", vec![("$default".to_owned(), "Zeta".to_owned())]))
         );
-        assert!(
+        // Its schedule fires it (it is no longer a notice).
+        assert_eq!(
             stack
-                .notices
+                .schedules
                 .iter()
-                .any(|n| n == "Zeta.Events.Tick: events of type Schedule are not emulated yet"),
+                .map(|s| (s.name.as_str(), s.function.as_str()))
+                .collect::<Vec<_>>(),
+            [("ZetaTick", "Zeta")]
+        );
+        assert!(
+            !stack.notices.iter().any(|n| n.contains("Tick")),
             "{:?}",
             stack.notices
         );
