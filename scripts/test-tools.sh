@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
 # Installs the servers the tests start themselves: dynalite, a local DynamoDB-compatible server for
-# the chat example's store tests (tools/dynamodb, versions pinned by its package-lock.json).
-# Idempotent: a second run with the same lock file does nothing.
+# the chat example's store tests (tools/dynamodb, versions pinned by its package-lock.json), moto's
+# server, an SQS-compatible one for the queue tests (coldstart-test's), and jq, which their shell
+# fixture uses. Idempotent: a second run with everything in place does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# moto's server (PyPI), pinned.
+MOTO_VERSION=5.2.1
+if ! command -v moto_server >/dev/null 2>&1 \
+  || [ "$(python3 -m pip show moto 2>/dev/null | sed -n 's/^Version: //p')" != "$MOTO_VERSION" ]; then
+  echo "installing moto[server] $MOTO_VERSION (an SQS-compatible server for the queue tests)"
+  python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+if ! command -v jq >/dev/null 2>&1; then
+  echo "installing jq (the SQS shell fixture's JSON tool)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq jq; else sudo apt-get install -y -qq jq; fi
+fi
 
 dir=tools/dynamodb
 stamp=$dir/node_modules/.coldstart-lock   # copy of the lock file the installed tree came from

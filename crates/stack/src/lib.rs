@@ -35,6 +35,7 @@
 //! - `tables`: DynamoDB tables created on a local endpoint.
 //! - `report`: the [`Reporter`] that progress lines go through.
 //! - [`schedules`]: fires a running stack's schedules on time, or now ([`Schedules::fire`]).
+//! - `sqs`: queues created on `--sqs-endpoint`, and the SQS event source mappings' pollers.
 //! - `start`: binds, wires local endpoints and serves: [`start()`] → [`Running`].
 //! - `async_store`: the SQLite file where a stop keeps queued `Event` invocations for the next
 //!   start ([`StartOptions::async_store`]).
@@ -42,6 +43,7 @@
 //! - [`samples`]: sample events by SAM's `generate-event` names.
 //! - [`expression`]: schedule expressions (`rate(...)`, `cron(...)`, `at(...)`), checked with
 //!   AWS's rules, and when each fires next.
+//! - `filter`: Lambda's event filtering (`FilterCriteria` patterns).
 //! - [`error`]: what can go wrong, located in the user's file.
 
 mod api_table;
@@ -52,12 +54,14 @@ pub mod config;
 pub mod discover;
 pub mod error;
 pub mod expression;
+mod filter;
 mod layers;
 pub mod model;
 mod report;
 pub mod samples;
 mod schedule_table;
 pub mod schedules;
+mod sqs;
 mod start;
 mod tables;
 pub mod template;
@@ -66,8 +70,8 @@ pub mod watch;
 pub use discover::Source;
 pub use error::{Error, Location};
 pub use model::{
-    Build, FunctionSpec, HttpApiSpec, IndexSpec, LayerSpec, OutputSpec, ScheduleKind, ScheduleSpec,
-    Stack, TableSpec, UrlSpec, WebSocketApiSpec,
+    Build, FunctionSpec, HttpApiSpec, IndexSpec, LayerSpec, OutputSpec, QueueSpec, ScheduleKind,
+    ScheduleSpec, SqsMappingSpec, Stack, TableSpec, UrlSpec, WebSocketApiSpec,
 };
 pub use report::Reporter;
 pub use schedules::{Delivery, Schedules};

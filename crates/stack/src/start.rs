@@ -57,6 +57,10 @@ pub struct StartOptions {
     /// Fire the stack's schedules at their times (`up --no-schedules` turns this off;
     /// [`Running::schedules`] can still fire one now). Default: true.
     pub schedules: bool,
+    /// An SQS-compatible endpoint: the stack's queues are created there, its SQS event source
+    /// mappings poll them, and functions get `AWS_ENDPOINT_URL_SQS` (queue URLs in their
+    /// environment point there). Default: none (SQS events are not emulated).
+    pub sqs_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for StartOptions {
@@ -81,6 +85,7 @@ impl StartOptions {
             pending: Vec::new(),
             async_store: None,
             schedules: true,
+            sqs_endpoint: None,
         }
     }
 }
@@ -305,12 +310,44 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             rewrites.push((format!("wss://{host}"), format!("ws://{addr}")));
         }
     }
+    // Queues first: their URLs on the endpoint stand for their AWS URLs.
+    let mut queues = BTreeMap::new();
+    let sqs = match &options.sqs_endpoint {
+        Some(endpoint) if !stack.queues.is_empty() => {
+            let client = crate::sqs::client(endpoint, &stack.settings.region);
+            queues = crate::sqs::create_all(&client, &stack.queues, endpoint, &options.report)
+                .await?
+                .into_iter()
+                .collect();
+            for q in &stack.queues {
+                if let Some(created) = queues.get(&q.id) {
+                    rewrites.push((
+                        format!(
+                            "https://sqs.{}.amazonaws.com/{}/{}",
+                            stack.settings.region, stack.settings.account_id, q.name
+                        ),
+                        created.url.clone(),
+                    ));
+                }
+            }
+            Some(client)
+        }
+        _ => None,
+    };
+    if options.sqs_endpoint.is_none() && !stack.sqs_mappings.is_empty() {
+        let names: Vec<&str> = stack.sqs_mappings.iter().map(|m| m.name.as_str()).collect();
+        options.report.say(format!(
+            "SQS events are not emulated without --sqs-endpoint URL: {}",
+            names.join(", ")
+        ));
+    }
     let wiring = Wiring {
         invoke_addr,
         rewrites,
         freeze: options.freeze,
         dynamodb_endpoint: options.dynamodb_endpoint.clone(),
         report: options.report.clone(),
+        sqs_endpoint: options.sqs_endpoint.clone(),
     };
     let mut configs = Vec::with_capacity(stack.functions.len());
     for f in &stack.functions {
@@ -359,6 +396,29 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
         options.schedules,
     );
     servers.spawn(schedules.clone().run(shutdown.clone()));
+    if let Some(client) = sqs {
+        for spec in stack.sqs_mappings.iter().filter(|m| m.enabled) {
+            let (Some(queue), Some(config)) = (
+                queues.get(&spec.queue),
+                configs.iter().find(|c| c.name == spec.function),
+            ) else {
+                continue;
+            };
+            let concurrency = spec
+                .maximum_concurrency
+                .unwrap_or_else(|| u32::try_from(config.concurrency).unwrap_or(1));
+            let mapping = crate::sqs::Mapping {
+                spec: spec.clone(),
+                queue: queue.clone(),
+                client: client.clone(),
+                emulator: emulator.clone(),
+                sink: options.sink.clone(),
+                region: stack.settings.region.clone(),
+                concurrency,
+            };
+            servers.spawn(mapping.run(shutdown.clone()));
+        }
+    }
 
     for (f, url, listener) in urls {
         let addr = local_addr(&listener)?;
@@ -538,6 +598,7 @@ struct Wiring {
     freeze: bool,
     dynamodb_endpoint: Option<String>,
     report: Reporter,
+    sqs_endpoint: Option<String>,
 }
 
 impl Wiring {
@@ -551,6 +612,12 @@ impl Wiring {
         }
         for value in config.environment.values_mut() {
             *value = rewrite(value, &self.rewrites);
+        }
+        if let Some(endpoint) = &self.sqs_endpoint {
+            config
+                .environment
+                .entry("AWS_ENDPOINT_URL_SQS".to_owned())
+                .or_insert_with(|| endpoint.clone());
         }
         if stack.local_environment {
             local_environment(
@@ -678,6 +745,9 @@ fn shape_change(old: &Stack, new: &Stack) -> Option<String> {
     }
     if old.tables != new.tables {
         return Some("the tables changed".into());
+    }
+    if old.queues != new.queues || old.sqs_mappings != new.sqs_mappings {
+        return Some("the queues changed".into());
     }
     if old.schedules != new.schedules {
         return Some("the schedules changed".into());

@@ -52,6 +52,7 @@ pub struct Builder {
     bootstraps: Vec<(String, PathBuf)>,
     /// Whether schedules fire at their times. Default: no ([`Stack::fire_schedule`] fires one).
     schedules: bool,
+    sqs_endpoint: Option<String>,
 }
 
 /// A running stack. Dropping it kills its functions' processes; [`Stack::stop`] stops it in
@@ -392,6 +393,7 @@ impl Builder {
             dynamodb_endpoint: None,
             bootstraps: Vec::new(),
             schedules: false,
+            sqs_endpoint: None,
         }
     }
 
@@ -435,6 +437,13 @@ impl Builder {
         self
     }
 
+    /// An SQS-compatible endpoint: the stack's queues are created there and its SQS event
+    /// sources poll them, as `up --sqs-endpoint` does.
+    pub fn sqs_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.sqs_endpoint = Some(endpoint.into());
+        self
+    }
+
     /// Let the stack's schedules fire at their times, as `coldstart up` does. Default: false,
     /// so that a test decides when each fires ([`Stack::fire_schedule`]).
     pub fn schedules(mut self, fire: bool) -> Self {
@@ -475,6 +484,7 @@ impl Builder {
         options.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         options.dynamodb_endpoint = self.dynamodb_endpoint;
         options.schedules = self.schedules;
+        options.sqs_endpoint = self.sqs_endpoint;
         let running = coldstart_stack::start(&stack, options).await?;
         let invoke = running
             .endpoint(Endpoint::INVOKE_API, EndpointKind::Invoke)

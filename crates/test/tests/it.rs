@@ -462,3 +462,217 @@ async fn a_scheduler_schedule_delivers_its_input_with_context_attributes() {
     stack.stop().await;
     let _ = std::fs::remove_dir_all(template.parent().unwrap_or(&template));
 }
+
+/// moto's server (`scripts/test-tools.sh` installs it) on a free port of 127.0.0.1, killed on
+/// drop.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Moto {
+    async fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("moto_server (run scripts/test-tools.sh): {e}"));
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        // Ready once it accepts a connection: bounded, 20 s at most.
+        for _ in 0..400 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return moto;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("moto_server did not listen on {port}");
+    }
+
+    fn sqs(&self) -> aws_sdk_sqs::Client {
+        use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+        aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+                .endpoint_url(&self.url)
+                .http_client(aws_smithy_http_client::Builder::new().build_http())
+                .build(),
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `Worker` consumes `Orders` (a batch of up to ten within one second, with
+/// `ReportBatchItemFailures`, two pollers); `Orders` hides a received message for 3 s (more
+/// than a batch takes, or it would be received twice) and sends it to `OrdersDlq` after two
+/// receives.
+fn queue_template(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("coldstart-sqs-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(dir.join("worker")).unwrap_or_else(|e| panic!("{e}"));
+    let template = dir.join("template.yaml");
+    std::fs::write(
+        &template,
+        r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Orders:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 3
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt OrdersDlq.Arn
+        maxReceiveCount: 2
+  OrdersDlq:
+    Type: AWS::SQS::Queue
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: worker
+      Runtime: provided.al2023
+      Handler: bootstrap
+      Environment:
+        Variables:
+          QUEUE_URL: !Ref Orders
+      Events:
+        Orders:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Orders.Arn
+            BatchSize: 10
+            MaximumBatchingWindowInSeconds: 1
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig:
+              MaximumConcurrency: 2
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    template
+}
+
+/// The batches `Worker` got so far: the bodies of each.
+fn batches(stack: &Stack) -> Vec<Vec<String>> {
+    stack
+        .logs()
+        .iter()
+        .filter_map(|(f, line)| (f == "Worker").then_some(line)?.strip_prefix("BATCH "))
+        .map(|json| serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failed_message_of_ten_is_redelivered_then_dead_lettered_and_nine_are_deleted() {
+    let moto = Moto::start().await;
+    let template = queue_template("partial");
+    let stack = Stack::from_template(&template)
+        .bootstrap("Worker", repo("crates/testkit/fixtures/sqs-batch.sh"))
+        .build(false)
+        .sqs_endpoint(&moto.url)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sqs = moto.sqs();
+    let url = |name: &str| format!("{}/123456789012/{name}", moto.url);
+    let queue = url("coldstart-Orders");
+    let bodies: Vec<String> = (0..10)
+        .map(|i| {
+            if i == 6 {
+                "order 6 fail".to_owned()
+            } else {
+                format!("order {i}")
+            }
+        })
+        .collect();
+    let entries: Vec<aws_sdk_sqs::types::SendMessageBatchRequestEntry> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(b)
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    sqs.send_message_batch()
+        .queue_url(&queue)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)));
+
+    // The failed message lands in the dead-letter queue once received twice.
+    let dlq = url("coldstart-OrdersDlq");
+    let mut dead = Vec::new();
+    for _ in 0..10 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .wait_time_seconds(3)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)));
+        dead.extend(
+            got.messages
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| m.body),
+        );
+        if !dead.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(dead, ["order 6 fail"], "batches: {:?}", batches(&stack));
+    // Every other message reached the function once and was deleted; the failed one twice.
+    let seen: Vec<String> = batches(&stack).into_iter().flatten().collect();
+    for body in &bodies {
+        let times = seen.iter().filter(|b| *b == body).count();
+        let expected = if body.contains("fail") { 2 } else { 1 };
+        assert_eq!(times, expected, "{body}: {seen:?} {:?}", stack.logs());
+    }
+    let left = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+        .attributes
+        .unwrap_or_default();
+    for key in [
+        aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+        aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ] {
+        assert_eq!(
+            left.get(&key).map(String::as_str),
+            Some("0"),
+            "{key:?}: {left:?}"
+        );
+    }
+    // Each batch shows in the terminal with its queue and outcome.
+    assert!(
+        stack.logs().iter().any(|(f, l)| f == "Worker"
+            && l.starts_with("SQS coldstart-Orders")
+            && l.ends_with(": 1 of 10 failed")),
+        "{:?}",
+        stack.logs()
+    );
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(template.parent().unwrap_or(&template));
+}

@@ -791,6 +791,8 @@ fn events(
             "Api" => ("RestApiId", IMPLICIT_REST_API, true),
             // Read by the schedule reader.
             "Schedule" | "ScheduleV2" => continue,
+            // Read by the queue reader.
+            "SQS" => continue,
             other => {
                 notices.push(format!(
                     "{}.{path}: events of type {other} are not emulated yet",

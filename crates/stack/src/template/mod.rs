@@ -28,6 +28,7 @@ mod functions;
 mod globals;
 mod intrinsics;
 mod parameters;
+mod queues;
 pub(crate) mod resources;
 mod schedules;
 mod tables;
@@ -163,6 +164,7 @@ pub fn parse(
     )?;
     let tables = tables::read(&cx, &resources)?;
     let schedules = schedules::read(&cx, &resources, &functions, &mut used, &mut notices)?;
+    let (queues, sqs_mappings) = queues::read(&cx, &resources, &functions, &mut used)?;
     let outputs = outputs(&resolver, template.get("Outputs"))?;
 
     // Ports: every front door, sorted by logical id (see the module doc).
@@ -266,6 +268,8 @@ pub fn parse(
         },
         local_environment: true,
         schedules,
+        queues,
+        sqs_mappings,
     })
 }
 
