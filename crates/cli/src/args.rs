@@ -142,6 +142,11 @@ pub(crate) struct UpArgs {
     /// `AWS::Scheduler::Schedule`, `schedule` in coldstart.toml) at their times.
     #[arg(long)]
     pub(crate) no_schedules: bool,
+    /// An SQS-compatible endpoint: the stack's queues are created there, its SQS event sources
+    /// poll them as Lambda does, and functions get `AWS_ENDPOINT_URL_SQS`. Without it SQS events
+    /// are not emulated.
+    #[arg(long, value_name = "URL")]
+    pub(crate) sqs_endpoint: Option<String>,
 }
 
 #[derive(Debug, Args)]

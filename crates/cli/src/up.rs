@@ -137,6 +137,7 @@ async fn serve(
     start.pending = pending.clone();
     start.async_store = Some(stack.root.join(".coldstart").join("async-queue.sqlite"));
     start.schedules = !args.no_schedules;
+    start.sqs_endpoint = args.sqs_endpoint.clone();
     let running = coldstart_stack::start(stack, start)
         .await
         .map_err(failure)?;

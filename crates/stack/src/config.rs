@@ -77,6 +77,7 @@ struct FunctionToml {
     async_invoke: Option<Spanned<AsyncToml>>,
     logging: Option<Spanned<LoggingToml>>,
     schedule: Option<Spanned<crate::schedule_table::ScheduleToml>>,
+    sqs: Option<Spanned<crate::queue_table::SqsToml>>,
 }
 
 /// A function's `LoggingConfig`.
@@ -191,6 +192,8 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
 
     let mut functions = Vec::new();
     let mut schedules = Vec::new();
+    let mut queues: Vec<crate::model::QueueSpec> = Vec::new();
+    let mut sqs_mappings = Vec::new();
     for (name, entry) in &parsed.functions {
         let key = format!("functions.{name}");
         let span = entry.span();
@@ -406,6 +409,21 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         if let Some(schedule) = &f.schedule {
             schedules.push(crate::schedule_table::schedule(&key, name, schedule, &at)?);
         }
+        if let Some(sqs) = &f.sqs {
+            let (new, mapping) = crate::queue_table::sqs(&key, name, sqs, &at)?;
+            for q in new {
+                match queues.iter_mut().find(|known| known.id == q.id) {
+                    // A queue two functions name: the settings one gives win over none.
+                    Some(known) => {
+                        known.visibility_timeout =
+                            known.visibility_timeout.or(q.visibility_timeout);
+                        known.dead_letter = known.dead_letter.clone().or(q.dead_letter);
+                    }
+                    None => queues.push(q),
+                }
+            }
+            sqs_mappings.push(mapping);
+        }
         functions.push(FunctionSpec {
             config,
             build: f.build.as_ref().map(|command| Build::Command {
@@ -601,6 +619,8 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         http_apis,
         websocket_apis,
         schedules,
+        queues,
+        sqs_mappings,
         ..Stack::default()
     })
 }

@@ -28,7 +28,8 @@
 //! # Layout
 //! - [`model`]: the [`Stack`] and its parts.
 //! - [`config`]: the `coldstart.toml` reader (`api_table`: an API's CORS, stage variables and
-//!   throttling there; `schedule_table`: a function's `schedule`); [`template`]: the SAM/CloudFormation reader; [`discover`]: which file
+//!   throttling there; `schedule_table`: a function's `schedule`;
+//!   `queue_table`: its `sqs`); [`template`]: the SAM/CloudFormation reader; [`discover`]: which file
 //!   to read.
 //! - [`build`]: builds (shell commands, `make build-<Id>`, cargo).
 //! - `layers`: a function's layers merged into the folder that stands for its `/opt`.
@@ -57,6 +58,7 @@ pub mod expression;
 mod filter;
 mod layers;
 pub mod model;
+mod queue_table;
 mod report;
 pub mod samples;
 mod schedule_table;

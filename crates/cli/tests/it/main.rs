@@ -1195,3 +1195,70 @@ fn up_rejects_a_bad_schedule_with_file_line_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn up_without_sqs_endpoint_says_sqs_events_are_not_emulated_and_serves_the_rest() {
+    let dir = template_app(
+        "template.yaml",
+        "Transform: AWS::Serverless-2016-10-31
+Resources:
+  Orders:
+    Type: AWS::SQS::Queue
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: code
+      Runtime: provided.al2023
+      Handler: h
+      Events:
+        Work: {Type: SQS, Properties: {Queue: !GetAtt Orders.Arn}}
+        Changes: {Type: DynamoDB, Properties: {Stream: arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x, StartingPosition: LATEST}}
+        Clicks: {Type: Kinesis, Properties: {Stream: arn:aws:kinesis:us-east-1:123456789012:stream/s, StartingPosition: LATEST}}
+",
+    );
+    let mut command = coldstart();
+    command
+        .args(["up", "--listen", "127.0.0.1:0", "--port-base", "0"])
+        .current_dir(dir.path());
+    let (server, table) = Server::up_command(&mut command);
+    assert!(table.iter().any(|l| l.contains("Worker")), "{table:?}");
+    let out = server.invoke(&["Worker", r#"{"served":true}"#]);
+    assert_eq!(text(&out.stdout), "{\"served\":true}\n");
+    drop(server);
+    // The lines were said before the table; a second run collects every line to the end.
+    let mut child = coldstart()
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--port-base",
+            "0",
+            "--no-build",
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = lines(child.stderr.take());
+    let mut said = Vec::new();
+    while let Ok(line) = stderr.recv_timeout(PATIENCE) {
+        let done = line.contains("functions ready in");
+        said.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let _ = child.wait();
+    let said = said.join("\n");
+    for line in [
+        "SQS events are not emulated without --sqs-endpoint URL: Worker.Events.Work",
+        "Worker.Events.Changes: DynamoDB Streams events are not emulated yet",
+        "Worker.Events.Clicks: Kinesis events are not emulated yet",
+    ] {
+        assert!(said.contains(line), "{line}\n  not in\n{said}");
+    }
+}

@@ -794,10 +794,12 @@ fn events(
             // Read by the queue reader.
             "SQS" => continue,
             other => {
-                notices.push(format!(
-                    "{}.{path}: events of type {other} are not emulated yet",
-                    r.id
-                ));
+                let what = match other {
+                    "DynamoDB" => "DynamoDB Streams events are".to_owned(),
+                    "Kinesis" => "Kinesis events are".to_owned(),
+                    other => format!("events of type {other} are"),
+                };
+                notices.push(format!("{}.{path}: {what} not emulated yet", r.id));
                 continue;
             }
         };

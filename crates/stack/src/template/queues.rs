@@ -87,7 +87,6 @@ pub(crate) fn read(
                 Some((target, count))
             }
         };
-        used.insert(r.id.clone());
         queues.push(QueueSpec {
             id: r.id.clone(),
             name,
@@ -159,6 +158,18 @@ pub(crate) fn read(
                 used.insert(r.id.clone());
             }
             _ => {}
+        }
+    }
+    // Queues that feed a function, and their dead-letter queues, are emulated (with
+    // --sqs-endpoint); the others are still created there, for functions that send to them.
+    for m in &mappings {
+        used.insert(m.queue.clone());
+        if let Some((dlq, _)) = queues
+            .iter()
+            .find(|q| q.id == m.queue)
+            .and_then(|q| q.dead_letter.as_ref())
+        {
+            used.insert(dlq.clone());
         }
     }
     Ok((queues, mappings))
@@ -303,4 +314,129 @@ fn mapping(
         filters,
         enabled,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::model::Stack;
+    use crate::template::{TemplateOptions, parse};
+
+    const HEAD: &str = "Transform: AWS::Serverless-2016-10-31
+Resources:
+  Orders:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: orders
+      VisibilityTimeout: 60
+      RedrivePolicy: {deadLetterTargetArn: !GetAtt Dlq.Arn, maxReceiveCount: 3}
+  Dlq:
+    Type: AWS::SQS::Queue
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: worker
+      Runtime: provided.al2023
+      Handler: bootstrap
+";
+
+    fn read(rest: &str) -> Result<Stack, String> {
+        parse(
+            Path::new("template.yaml"),
+            &format!("{HEAD}{rest}"),
+            Path::new("/app"),
+            &TemplateOptions::default(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn queues_and_sqs_events_become_queues_and_mappings() {
+        let stack = read(
+            r#"      Events:
+        Work:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Orders.Arn
+            BatchSize: 100
+            MaximumBatchingWindowInSeconds: 5
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig: {MaximumConcurrency: 4}
+            FilterCriteria:
+              Filters:
+                - Pattern: '{"body": {"kind": ["order"]}}'
+      DeadLetterQueue: {Type: SQS, TargetArn: !GetAtt Dlq.Arn}
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let queues: Vec<(&str, &str, Option<u32>)> = stack
+            .queues
+            .iter()
+            .map(|q| (q.id.as_str(), q.name.as_str(), q.visibility_timeout))
+            .collect();
+        assert_eq!(
+            queues,
+            [
+                ("Dlq", "coldstart-Dlq", None),
+                ("Orders", "orders", Some(60))
+            ]
+        );
+        assert_eq!(stack.queues[1].dead_letter, Some(("Dlq".into(), 3)));
+        let [m] = stack.sqs_mappings.as_slice() else {
+            panic!("{:?}", stack.sqs_mappings);
+        };
+        assert_eq!(m.name, "Worker.Events.Work");
+        assert_eq!((m.queue.as_str(), m.batch_size), ("Orders", 100));
+        assert!(m.report_batch_item_failures);
+        assert_eq!(m.maximum_concurrency, Some(4));
+        assert_eq!(m.filters.len(), 1);
+        assert!(
+            stack
+                .not_emulated
+                .iter()
+                .all(|(id, _)| id != "Orders" && id != "Dlq")
+        );
+        assert!(
+            !stack.notices.iter().any(|n| n.contains("SQS")),
+            "{:?}",
+            stack.notices
+        );
+    }
+
+    #[test]
+    fn bad_sqs_settings_name_the_file_the_logical_id_and_the_property() {
+        for (rest, says) in [
+            (
+                "      Events:\n        W:\n          Type: SQS\n          Properties:\n            Queue: arn:aws:sqs:us-east-1:123456789012:elsewhere\n",
+                "template.yaml: Resources.Worker.Properties.Events.W.Properties.Queue: arn:aws:sqs:us-east-1:123456789012:elsewhere is not a queue of the template",
+            ),
+            (
+                "      Events:\n        W:\n          Type: SQS\n          Properties:\n            Queue: !GetAtt Orders.Arn\n            BatchSize: 20\n",
+                "Resources.Worker.Properties.Events.W.Properties.MaximumBatchingWindowInSeconds: a BatchSize above 10 needs",
+            ),
+            (
+                "      Events:\n        W:\n          Type: SQS\n          Properties:\n            Queue: !GetAtt Orders.Arn\n            FunctionResponseTypes: [Everything]\n",
+                "Resources.Worker.Properties.Events.W.Properties.FunctionResponseTypes: can only hold ReportBatchItemFailures, not Everything",
+            ),
+            (
+                "      Events:\n        W:\n          Type: SQS\n          Properties:\n            Queue: !GetAtt Orders.Arn\n            ScalingConfig: {MaximumConcurrency: 1}\n",
+                "Resources.Worker.Properties.Events.W.Properties.ScalingConfig.MaximumConcurrency: must be 2 to 1000, not 1",
+            ),
+            (
+                "      Events:\n        W:\n          Type: SQS\n          Properties:\n            Queue: !GetAtt Orders.Arn\n            FilterCriteria: {Filters: [{Pattern: '{\"body\": 1'}]}\n",
+                "Resources.Worker.Properties.Events.W.Properties.FilterCriteria.Filters[0].Pattern: must be a JSON pattern",
+            ),
+            (
+                "  Bad:\n    Type: AWS::SQS::Queue\n    Properties:\n      VisibilityTimeout: 50000\n",
+                "Resources.Bad.Properties.VisibilityTimeout: must be 0 to 43200 seconds, not 50000",
+            ),
+        ] {
+            let e = match read(rest) {
+                Ok(s) => panic!("accepted {:?}", s.sqs_mappings),
+                Err(e) => e,
+            };
+            assert!(e.contains(says), "{e}\n  does not contain\n{says}");
+        }
+    }
 }
