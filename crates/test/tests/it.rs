@@ -521,7 +521,7 @@ impl Drop for Moto {
 }
 
 /// `Worker` consumes `Orders` (a batch of up to ten within one second, with
-/// `ReportBatchItemFailures`, two pollers); `Orders` hides a received message for 3 s (more
+/// `ReportBatchItemFailures`; one sandbox, so one poller gathers the whole batch); `Orders` hides a received message for 3 s (more
 /// than a batch takes, or it would be received twice) and sends it to `OrdersDlq` after two
 /// receives.
 fn queue_template(test: &str) -> PathBuf {
@@ -547,6 +547,7 @@ Resources:
       CodeUri: worker
       Runtime: provided.al2023
       Handler: bootstrap
+      ReservedConcurrentExecutions: 1
       Environment:
         Variables:
           QUEUE_URL: !Ref Orders
@@ -558,8 +559,6 @@ Resources:
             BatchSize: 10
             MaximumBatchingWindowInSeconds: 1
             FunctionResponseTypes: [ReportBatchItemFailures]
-            ScalingConfig:
-              MaximumConcurrency: 2
 "#,
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -675,4 +674,82 @@ async fn one_failed_message_of_ten_is_redelivered_then_dead_lettered_and_nine_ar
     );
     stack.stop().await;
     let _ = std::fs::remove_dir_all(template.parent().unwrap_or(&template));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_function_loses_no_message() {
+    let moto = Moto::start().await;
+    let dir = std::env::temp_dir().join(format!("coldstart-sqs-{}-throttle", std::process::id()));
+    std::fs::create_dir_all(dir.join("worker")).unwrap_or_else(|e| panic!("{e}"));
+    let template = dir.join("template.yaml");
+    // One sandbox at most, two pollers: while one batch runs (half a second), the other
+    // poller's invocation is throttled and its message must come back.
+    std::fs::write(
+        &template,
+        r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Jobs:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 1
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: worker
+      Runtime: provided.al2023
+      Handler: bootstrap
+      ReservedConcurrentExecutions: 1
+      Environment:
+        Variables:
+          SLEEP: "0.5"
+      Events:
+        Jobs:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Jobs.Arn
+            BatchSize: 1
+            ScalingConfig:
+              MaximumConcurrency: 2
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stack = Stack::from_template(&template)
+        .bootstrap("Worker", repo("crates/testkit/fixtures/sqs-batch.sh"))
+        .build(false)
+        .sqs_endpoint(&moto.url)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sqs = moto.sqs();
+    let queue = format!("{}/123456789012/coldstart-Jobs", moto.url);
+    let bodies: Vec<String> = (0..6).map(|i| format!("job {i}")).collect();
+    for body in &bodies {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)));
+    }
+    // Every job reaches the function, throttles or not: at most 30 s.
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..600 {
+        seen = batches(&stack).into_iter().flatten().collect();
+        if bodies.iter().all(|b| seen.contains(b)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for body in &bodies {
+        assert!(seen.contains(body), "{body} lost: {:?}", stack.logs());
+    }
+    assert!(
+        stack.logs().iter().any(|(f, l)| f == "Worker"
+            && l.starts_with("SQS coldstart-Jobs")
+            && l.ends_with(": throttled")),
+        "no throttle happened: {:?}",
+        stack.logs()
+    );
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
