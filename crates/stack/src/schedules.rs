@@ -35,6 +35,9 @@ struct Inner {
     sink: Arc<dyn LogSink>,
     /// When the stack started: a rate counts from here.
     started: DateTime<Utc>,
+    /// The tokio clock's time at `started`: the schedules' clock is `started` plus the tokio
+    /// time since, so that a test with a paused tokio clock moves them too.
+    anchor: tokio::time::Instant,
     /// Whether the schedules fire by themselves (`up --no-schedules` says no).
     timers: bool,
 }
@@ -88,14 +91,21 @@ impl Schedules {
                 emulator,
                 sink,
                 started,
+                anchor: tokio::time::Instant::now(),
                 timers,
             }),
         }
     }
 
+    /// Now, on the schedules' clock.
+    fn now(&self) -> DateTime<Utc> {
+        let since = tokio::time::Instant::now().duration_since(self.inner.anchor);
+        self.inner.started + chrono::Duration::from_std(since).unwrap_or_default()
+    }
+
     /// Every schedule with its next fire time after now.
     pub fn list(&self) -> Vec<Listed> {
-        let now = Utc::now();
+        let now = self.now();
         self.inner
             .specs
             .iter()
@@ -132,7 +142,7 @@ impl Schedules {
                 ),
             });
         }
-        let now = Utc::now().trunc_subsecs(0);
+        let now = self.now().trunc_subsecs(0);
         let mut out = Vec::with_capacity(specs.len());
         for spec in specs {
             out.push(self.deliver(spec, now).await?);
@@ -220,9 +230,9 @@ impl Schedules {
         let Some(spec) = self.inner.specs.get(i) else {
             return;
         };
-        let mut after = Utc::now();
+        let mut after = self.now();
         while let Some(next) = self.next_after(spec, after) {
-            let wait = (next - Utc::now()).to_std().unwrap_or_default();
+            let wait = (next - self.now()).to_std().unwrap_or_default();
             // Cancelled: the stack is stopping and the schedule fires no more.
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -288,6 +298,8 @@ pub fn payload(spec: &ScheduleSpec, settings: &Settings, time: DateTime<Utc>, id
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::expression::ScheduleExpression;
 
@@ -310,6 +322,74 @@ mod tests {
         DateTime::parse_from_rfc3339("2026-12-05T03:00:00Z")
             .unwrap_or_else(|e| panic!("{e}"))
             .with_timezone(&Utc)
+    }
+
+    /// Collects the schedule lines with the tokio time they came at.
+    #[derive(Default)]
+    struct Lines(std::sync::Mutex<Vec<(tokio::time::Instant, String)>>);
+
+    impl LogSink for Lines {
+        fn line(&self, _function: &str, line: &str) {
+            if let Ok(mut lines) = self.0.lock() {
+                lines.push((tokio::time::Instant::now(), line.to_owned()));
+            }
+        }
+    }
+
+    // The timers on a paused tokio clock: a rate fires N units after the start, then every N
+    // units; a disabled schedule never does; nothing fires after the stop.
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_fires_one_minute_after_the_start_then_every_minute() {
+        let mut config =
+            coldstart_emulator::FunctionConfig::new("Job", vec!["/no/such/bootstrap".into()]);
+        config.freeze = false;
+        let emulator = Emulator::new(
+            vec![config],
+            Settings::default(),
+            Arc::new(Lines::default()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // Pending: each delivery is refused at once, and its line still says it fired.
+        emulator.set_state("Job", coldstart_emulator::State::Pending);
+        let every = |name: &str, enabled: bool| ScheduleSpec {
+            name: name.into(),
+            expression: ScheduleExpression::parse("rate(1 minute)", false)
+                .unwrap_or_else(|e| panic!("{e}")),
+            enabled,
+            ..spec(ScheduleKind::Rule, None)
+        };
+        let lines = Arc::new(Lines::default());
+        let start = tokio::time::Instant::now();
+        let schedules = Schedules::new(
+            vec![every("Tick", true), every("Off", false)],
+            emulator,
+            lines.clone(),
+            Utc::now(),
+            true,
+        );
+        let shutdown = CancellationToken::new();
+        let run = tokio::spawn(schedules.clone().run(shutdown.clone()));
+        tokio::time::sleep(Duration::from_secs(150)).await;
+        shutdown.cancel();
+        run.await.unwrap_or_else(|e| panic!("{e}"));
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let fired: Vec<(u64, String)> = lines
+            .0
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .map(|(t, line)| (t.duration_since(start).as_secs(), line.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at: Vec<u64> = fired.iter().map(|(t, _)| *t).collect();
+        assert_eq!(at, [60, 120], "{fired:?}");
+        assert!(
+            fired
+                .iter()
+                .all(|(_, l)| l.starts_with("SCHEDULE Tick rate(1 minute) fired: not delivered")),
+            "{fired:?}"
+        );
     }
 
     #[test]
