@@ -35,8 +35,8 @@ struct Inner {
     sink: Arc<dyn LogSink>,
     /// When the stack started: a rate counts from here.
     started: DateTime<Utc>,
-    /// The tokio clock's time at `started`: the schedules' clock is `started` plus the tokio
-    /// time since, so that a test with a paused tokio clock moves them too.
+    /// The tokio clock's time at `started`: the schedules' clock counts the tokio time since
+    /// (see [`Schedules::now`]), so that a test with a paused tokio clock moves them too.
     anchor: tokio::time::Instant,
     /// Whether the schedules fire by themselves (`up --no-schedules` says no).
     timers: bool,
@@ -97,10 +97,13 @@ impl Schedules {
         }
     }
 
-    /// Now, on the schedules' clock.
+    /// Now, on the schedules' clock: the later of the wall clock and the start plus the tokio
+    /// time since (the tokio clock stops while the machine sleeps; a paused one in tests runs
+    /// ahead of the wall clock).
     fn now(&self) -> DateTime<Utc> {
         let since = tokio::time::Instant::now().duration_since(self.inner.anchor);
-        self.inner.started + chrono::Duration::from_std(since).unwrap_or_default()
+        let ticked = self.inner.started + chrono::Duration::from_std(since).unwrap_or_default();
+        ticked.max(Utc::now())
     }
 
     /// Every schedule with its next fire time after now.
