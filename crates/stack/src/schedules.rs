@@ -36,7 +36,7 @@ struct Inner {
     /// When the stack started: a rate counts from here.
     started: DateTime<Utc>,
     /// The tokio clock's time at `started`: the schedules' clock counts the tokio time since
-    /// (see [`Schedules::now`]), so that a test with a paused tokio clock moves them too.
+    /// (see `Schedules::now`), so that a test with a paused tokio clock moves them too.
     anchor: tokio::time::Instant,
     /// Whether the schedules fire by themselves (`up --no-schedules` says no).
     timers: bool,
