@@ -753,3 +753,84 @@ Resources:
     stack.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_no_filter_matches_are_deleted_without_an_invocation() {
+    let moto = Moto::start().await;
+    let dir = std::env::temp_dir().join(format!("coldstart-sqs-{}-filter", std::process::id()));
+    std::fs::create_dir_all(dir.join("worker")).unwrap_or_else(|e| panic!("{e}"));
+    let template = dir.join("template.yaml");
+    std::fs::write(
+        &template,
+        r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Events:
+    Type: AWS::SQS::Queue
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: worker
+      Runtime: provided.al2023
+      Handler: bootstrap
+      ReservedConcurrentExecutions: 1
+      Events:
+        Orders:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Events.Arn
+            FilterCriteria:
+              Filters:
+                - Pattern: '{"body": {"kind": ["order"], "amount": [{"numeric": [">", 100]}]}}'
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stack = Stack::from_template(&template)
+        .bootstrap("Worker", repo("crates/testkit/fixtures/sqs-batch.sh"))
+        .build(false)
+        .sqs_endpoint(&moto.url)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sqs = moto.sqs();
+    let queue = format!("{}/123456789012/coldstart-Events", moto.url);
+    let big = r#"{"kind":"order","amount":150}"#;
+    for body in [
+        r#"{"kind":"refund","amount":150}"#,
+        r#"{"kind":"order","amount":5}"#,
+        "not json",
+        big,
+    ] {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)));
+    }
+    // The matching one reaches the function; the queue ends empty (at most 30 s).
+    let mut empty = false;
+    for _ in 0..300 {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+            .attributes
+            .unwrap_or_default();
+        let count = |k| attributes.get(&k).map(String::as_str) == Some("0");
+        empty = count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            && count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            && !batches(&stack).is_empty();
+        if empty {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(empty, "{:?}", stack.logs());
+    let seen: Vec<String> = batches(&stack).into_iter().flatten().collect();
+    assert_eq!(seen, [big], "{:?}", stack.logs());
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
