@@ -664,6 +664,13 @@ async fn one_failed_message_of_ten_is_redelivered_then_dead_lettered_and_nine_ar
             "{key:?}: {left:?}"
         );
     }
+    // The function's queue URL (`!Ref Orders`) and SDK endpoint are the local server's.
+    let env = format!("QUEUE_URL={queue} AWS_ENDPOINT_URL_SQS={}", moto.url);
+    assert!(
+        stack.logs().iter().any(|(f, l)| f == "Worker" && *l == env),
+        "{env}: {:?}",
+        stack.logs()
+    );
     // Each batch shows in the terminal with its queue and outcome.
     assert!(
         stack.logs().iter().any(|(f, l)| f == "Worker"

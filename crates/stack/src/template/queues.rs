@@ -405,6 +405,31 @@ Resources:
     }
 
     #[test]
+    fn an_event_source_mapping_resource_maps_its_queue() {
+        let stack = read(
+            "  Mapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      EventSourceArn: !GetAtt Orders.Arn
+      FunctionName: !Ref Worker
+      BatchSize: 5
+      Enabled: false
+",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let [m] = stack.sqs_mappings.as_slice() else {
+            panic!("{:?}", stack.sqs_mappings);
+        };
+        assert_eq!(
+            (m.name.as_str(), m.function.as_str(), m.queue.as_str()),
+            ("Mapping", "Worker", "Orders")
+        );
+        assert_eq!(m.batch_size, 5);
+        assert!(!m.enabled);
+        assert!(stack.not_emulated.iter().all(|(id, _)| id != "Mapping"));
+    }
+
+    #[test]
     fn bad_sqs_settings_name_the_file_the_logical_id_and_the_property() {
         for (rest, says) in [
             (
