@@ -36,8 +36,18 @@ pub const SQS_EVENT: &str = "coldstart.sqs";
 const LONG_POLL: i32 = 20;
 /// Most messages one `ReceiveMessage` returns.
 const RECEIVE_MAX: u32 = 10;
-/// How long a poller waits after the endpoint failed, before it asks again.
+/// How long a poller waits after the endpoint failed or the function was throttled, before it
+/// asks again.
 const AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// How a batch went, for the poller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    /// Invoked (whatever the function answered), or nothing to invoke.
+    Done,
+    /// The function was throttled: the batch returns after its visibility timeout.
+    Throttled,
+}
 
 /// A queue created on the endpoint.
 #[derive(Debug, Clone)]
@@ -175,7 +185,16 @@ impl Mapping {
             };
             match batch {
                 Ok(messages) if messages.is_empty() => {}
-                Ok(messages) => self.deliver(messages).await,
+                Ok(messages) => {
+                    if self.deliver(messages).await == Delivered::Throttled {
+                        // Lambda backs off when the function is throttled rather than receive
+                        // (and count a receive of) more messages at once.
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(AFTER_FAILURE) => {}
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(function = %self.spec.function, "{}: {e}", self.spec.name);
                     tokio::select! {
@@ -274,7 +293,7 @@ impl Mapping {
     }
 
     /// Filters, invokes and deletes what succeeded.
-    async fn deliver(&self, messages: Vec<Message>) {
+    async fn deliver(&self, messages: Vec<Message>) -> Delivered {
         let records: Vec<Value> = messages.iter().map(|m| self.record(m)).collect();
         let (records, dropped): (Vec<Value>, Vec<Value>) = records.into_iter().partition(|r| {
             self.spec.filters.is_empty() || {
@@ -297,7 +316,7 @@ impl Mapping {
             self.delete(&dropped).await;
         }
         if records.is_empty() {
-            return;
+            return Delivered::Done;
         }
         let ids: Vec<&str> = records
             .iter()
@@ -310,6 +329,7 @@ impl Mapping {
             ..InvokeRequest::default()
         };
         let answer = self.emulator.invoke(&self.spec.function, request).await;
+        let throttled = matches!(answer, Err(InvokeError::Throttled));
         let (request_id, failed, outcome): (String, Vec<String>, String) = match &answer {
             Ok(response) => match &response.outcome {
                 Outcome::Response { body, .. } => {
@@ -377,6 +397,11 @@ impl Mapping {
             .filter(|r| !failed.iter().any(|f| r["messageId"] == f.as_str()))
             .collect();
         self.delete(&done).await;
+        if throttled {
+            Delivered::Throttled
+        } else {
+            Delivered::Done
+        }
     }
 
     /// Deletes `records` from the queue, ten at a time.
