@@ -267,7 +267,7 @@ pub struct OutputSpec {
 /// do: `InvocationType` `Event`, so the function's async retries and destinations apply).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduleSpec {
-    /// What `up` and [`crate::Running::fire`] call it: the rule's or schedule's logical id
+    /// What `up` and [`crate::Schedules::fire`] call it: the rule's or schedule's logical id
     /// (`<Function><Event>` for a SAM event, as SAM names the resource it makes), or
     /// `<function>-schedule` in `coldstart.toml`. Several specs share a name when one rule
     /// has several targets.

@@ -7,7 +7,9 @@
 //! ([`resources`]); every value is resolved with CloudFormation's intrinsic functions
 //! ([`intrinsics`]); then the resources coldstart emulates become the stack's functions and
 //! layers ([`functions`]), APIs ([`apis`], their CORS, stage variables and throttling in
-//! [`api_settings`]) and tables ([`tables`]). Everything else is listed in
+//! [`api_settings`]), tables ([`tables`]), schedules ([`schedules`]: `Schedule`/`ScheduleV2`
+//! events, `AWS::Events::Rule`, `AWS::Scheduler::Schedule`) and queues with their SQS event
+//! source mappings ([`queues`]). Everything else is listed in
 //! [`Stack::not_emulated`](crate::Stack::not_emulated).
 //!
 //! # Ports
