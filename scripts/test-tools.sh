@@ -1,17 +1,36 @@
 #!/usr/bin/env bash
-# Installs the servers the tests start themselves: headless Chromium and chromedriver (the
-# dashboard's browser tests), and dynalite, a local DynamoDB-compatible server for
-# the chat example's store tests (tools/dynamodb, versions pinned by its package-lock.json).
-# Idempotent: a second run with the same lock file does nothing.
+# Installs the servers and tools the tests start themselves: headless Chromium and chromedriver
+# (the dashboard's browser tests); moto's server, an SQS-compatible one for the queue tests
+# (coldstart-test's), and jq, which their shell fixture uses; and dynalite, a local
+# DynamoDB-compatible server for the chat example's store tests (tools/dynamodb, versions pinned
+# by its package-lock.json). Idempotent: a second run with everything in place does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+sudo_=""
+if [ "$(id -u)" != 0 ]; then sudo_=sudo; fi
+apt_updated=false
+apt_install() {
+  if ! $apt_updated; then $sudo_ apt-get update -qq; apt_updated=true; fi
+  $sudo_ apt-get install -y -qq --no-install-recommends "$@"
+}
 
 # Headless Chromium and its WebDriver for the dashboard's browser tests (crates/dashboard).
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   echo "installing chromium and chromium-driver for the dashboard's browser tests"
-  sudo_=""
-  if [ "$(id -u)" != 0 ]; then sudo_=sudo; fi
-  $sudo_ apt-get install -y --no-install-recommends chromium chromium-driver
+  apt_install chromium chromium-driver
+fi
+
+# moto's server (PyPI), pinned.
+MOTO_VERSION=5.2.1
+if ! command -v moto_server >/dev/null 2>&1 \
+  || [ "$(python3 -m pip show moto 2>/dev/null | sed -n 's/^Version: //p')" != "$MOTO_VERSION" ]; then
+  echo "installing moto[server] $MOTO_VERSION (an SQS-compatible server for the queue tests)"
+  python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+if ! command -v jq >/dev/null 2>&1; then
+  echo "installing jq (the SQS shell fixture's JSON tool)"
+  apt_install jq
 fi
 
 dir=tools/dynamodb

@@ -159,6 +159,15 @@ pub(crate) struct UpArgs {
     /// explicitly and is warned about.
     #[arg(long, value_name = "ADDR", num_args = 0..=1)]
     pub(crate) dashboard: Option<Option<SocketAddr>>,
+    /// Do not fire schedules (`Schedule`/`ScheduleV2` events, `AWS::Events::Rule`,
+    /// `AWS::Scheduler::Schedule`, `schedule` in coldstart.toml) at their times.
+    #[arg(long)]
+    pub(crate) no_schedules: bool,
+    /// An SQS-compatible endpoint: the stack's queues are created there, its SQS event sources
+    /// poll them as Lambda does, and functions get `AWS_ENDPOINT_URL_SQS`. Without it SQS events
+    /// are not emulated.
+    #[arg(long, value_name = "URL")]
+    pub(crate) sqs_endpoint: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -101,3 +101,48 @@ impl LogSink for StdoutSink {
         let _ = self.lines.send(format!("[{function}] {line}\n"));
     }
 }
+
+/// The `SCHEDULES` block `up` prints after its table: each schedule, its function, its
+/// expression and when it fires next (in UTC, and in its own zone when that is another).
+pub(crate) fn schedules(list: &[coldstart_stack::schedules::Listed], off: bool) {
+    if list.is_empty() {
+        return;
+    }
+    let rows: Vec<[String; 4]> = list
+        .iter()
+        .map(|l| {
+            let s = &l.spec;
+            let next = match l.next {
+                _ if off => "off (--no-schedules)".to_owned(),
+                _ if !s.enabled => "disabled".to_owned(),
+                None => "never again".to_owned(),
+                Some(t) if s.timezone == chrono_tz::UTC => {
+                    format!("next {}", t.format("%Y-%m-%d %H:%M:%S UTC"))
+                }
+                Some(t) => format!(
+                    "next {} ({})",
+                    t.format("%Y-%m-%d %H:%M:%S UTC"),
+                    t.with_timezone(&s.timezone).format("%Y-%m-%d %H:%M %Z")
+                ),
+            };
+            [
+                s.name.clone(),
+                s.function.clone(),
+                s.expression.to_string(),
+                next,
+            ]
+        })
+        .collect();
+    let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0);
+    let (w0, w1, w2) = (width(0).max(8), width(1).max(8), width(2));
+    let mut out = format!(
+        "  {:w0$}  {:w1$}  {:w2$}  WHEN\n",
+        "SCHEDULE", "FUNCTION", ""
+    );
+    for [name, function, expression, next] in &rows {
+        out.push_str(&format!(
+            "  {name:w0$}  {function:w1$}  {expression:w2$}  {next}\n"
+        ));
+    }
+    eprintln!("{out}");
+}

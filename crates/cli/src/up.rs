@@ -163,6 +163,8 @@ async fn serve(
     start.report = report.clone();
     start.pending = pending.clone();
     start.async_store = Some(stack.root.join(".coldstart").join("async-queue.sqlite"));
+    start.schedules = !args.no_schedules;
+    start.sqs_endpoint = args.sqs_endpoint.clone();
     let running = coldstart_stack::start(stack, start)
         .await
         .map_err(failure)?;
@@ -176,6 +178,7 @@ async fn serve(
         );
         endpoints.push(served.endpoint.clone());
     }
+    crate::output::schedules(&running.schedules.list(), args.no_schedules);
     if args.ready_json && first {
         coldstart_stack::answering(&endpoints.iter().collect::<Vec<_>>())
             .await

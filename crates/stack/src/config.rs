@@ -81,6 +81,8 @@ struct FunctionToml {
     #[serde(rename = "async")]
     async_invoke: Option<Spanned<AsyncToml>>,
     logging: Option<Spanned<LoggingToml>>,
+    schedule: Option<Spanned<crate::schedule_table::ScheduleToml>>,
+    sqs: Option<Spanned<crate::queue_table::SqsToml>>,
 }
 
 /// A function's `LoggingConfig`.
@@ -195,6 +197,9 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
 
     let mut functions = Vec::new();
     let mut notices = Vec::new();
+    let mut schedules = Vec::new();
+    let mut queues: Vec<crate::model::QueueSpec> = Vec::new();
+    let mut sqs_mappings = Vec::new();
     for (name, entry) in &parsed.functions {
         let key = format!("functions.{name}");
         let span = entry.span();
@@ -489,6 +494,24 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                 ]
             }
         };
+        if let Some(schedule) = &f.schedule {
+            schedules.push(crate::schedule_table::schedule(&key, name, schedule, &at)?);
+        }
+        if let Some(sqs) = &f.sqs {
+            let (new, mapping) = crate::queue_table::sqs(&key, name, sqs, &at)?;
+            for q in new {
+                match queues.iter_mut().find(|known| known.id == q.id) {
+                    // A queue two functions name: the settings one gives win over none.
+                    Some(known) => {
+                        known.visibility_timeout =
+                            known.visibility_timeout.or(q.visibility_timeout);
+                        known.dead_letter = known.dead_letter.clone().or(q.dead_letter);
+                    }
+                    None => queues.push(q),
+                }
+            }
+            sqs_mappings.push(mapping);
+        }
         functions.push(FunctionSpec {
             config,
             build: match &python {
@@ -687,6 +710,9 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         http_apis,
         websocket_apis,
         notices,
+        schedules,
+        queues,
+        sqs_mappings,
         ..Stack::default()
     })
 }

@@ -97,6 +97,24 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An SQS queue could not be created on the endpoint.
+    #[error("could not create the queue {queue} on {endpoint}: {reason}")]
+    Queue {
+        /// The queue's name.
+        queue: String,
+        /// The SQS endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// A schedule could not be fired.
+    #[error("schedule {name}: {reason}")]
+    Schedule {
+        /// The schedule.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -28,17 +28,23 @@
 //! # Layout
 //! - [`model`]: the [`Stack`] and its parts.
 //! - [`config`]: the `coldstart.toml` reader (`api_table`: an API's CORS, stage variables and
-//!   throttling there); [`template`]: the SAM/CloudFormation reader; [`discover`]: which file
+//!   throttling there; `schedule_table`: a function's `schedule`;
+//!   `queue_table`: its `sqs`); [`template`]: the SAM/CloudFormation reader; [`discover`]: which file
 //!   to read.
 //! - [`build`]: builds (shell commands, `make build-<Id>`, cargo).
 //! - `layers`: a function's layers merged into the folder that stands for its `/opt`.
 //! - `tables`: DynamoDB tables created on a local endpoint.
 //! - `report`: the [`Reporter`] that progress lines go through.
+//! - [`schedules`]: fires a running stack's schedules on time, or now ([`Schedules::fire`]).
+//! - `sqs`: queues created on `--sqs-endpoint`, and the SQS event source mappings' pollers.
 //! - `start`: binds, wires local endpoints and serves: [`start()`] → [`Running`].
 //! - `async_store`: the SQLite file where a stop keeps queued `Event` invocations for the next
 //!   start ([`StartOptions::async_store`]).
 //! - [`watch`]: rebuild and reload on source changes.
 //! - [`samples`]: sample events by SAM's `generate-event` names.
+//! - [`expression`]: schedule expressions (`rate(...)`, `cron(...)`, `at(...)`), checked with
+//!   AWS's rules, and when each fires next.
+//! - `filter`: Lambda's event filtering (`FilterCriteria` patterns).
 //! - [`error`]: what can go wrong, located in the user's file.
 
 mod api_table;
@@ -48,13 +54,19 @@ pub mod build;
 pub mod config;
 pub mod discover;
 pub mod error;
+pub mod expression;
+mod filter;
 mod layers;
 pub mod managed;
 pub mod model;
 #[cfg(test)]
 mod props;
+mod queue_table;
 mod report;
 pub mod samples;
+mod schedule_table;
+pub mod schedules;
+mod sqs;
 mod start;
 mod tables;
 pub mod template;
@@ -63,10 +75,11 @@ pub mod watch;
 pub use discover::Source;
 pub use error::{Error, Location};
 pub use model::{
-    Build, FunctionSpec, HttpApiSpec, IndexSpec, LayerSpec, OutputSpec, Stack, TableSpec, UrlSpec,
-    WebSocketApiSpec,
+    Build, FunctionSpec, HttpApiSpec, IndexSpec, LayerSpec, OutputSpec, QueueSpec, ScheduleKind,
+    ScheduleSpec, SqsMappingSpec, Stack, TableSpec, UrlSpec, WebSocketApiSpec,
 };
 pub use report::Reporter;
+pub use schedules::{Delivery, Schedules};
 pub use start::{
     Endpoint, EndpointKind, Reload, Reloader, Running, StartOptions, activate, answering,
     executable, ready_json, start,

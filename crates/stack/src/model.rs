@@ -42,6 +42,53 @@ pub struct Stack {
     /// the environment has none, and `AWS_SAM_LOCAL=true`, unless it sets them itself. On for
     /// templates.
     pub local_environment: bool,
+    /// Schedules that invoke functions (`Schedule`/`ScheduleV2` events, `AWS::Events::Rule`,
+    /// `AWS::Scheduler::Schedule`, `coldstart.toml`'s `schedule`), by name.
+    pub schedules: Vec<ScheduleSpec>,
+    /// SQS queues, created on `--sqs-endpoint` when one is given.
+    pub queues: Vec<QueueSpec>,
+    /// SQS event source mappings: queues that invoke functions.
+    pub sqs_mappings: Vec<SqsMappingSpec>,
+}
+
+/// An SQS queue (`AWS::SQS::Queue`, or one a `coldstart.toml` function's `sqs` names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Its logical id (its name in `coldstart.toml`).
+    pub id: String,
+    /// Its name (`QueueName`, else `<stack>-<logical id>`).
+    pub name: String,
+    /// `VisibilityTimeout` in seconds. Default: the server's (SQS: 30).
+    pub visibility_timeout: Option<u32>,
+    /// `RedrivePolicy`: the dead-letter queue's id and `maxReceiveCount`.
+    pub dead_letter: Option<(String, u32)>,
+}
+
+/// A function's SQS event source mapping (an `SQS` event, `AWS::Lambda::EventSourceMapping`,
+/// `[functions.x.sqs]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqsMappingSpec {
+    /// Where it is written (`<Function>.Events.<Name>`, `functions.x.sqs`), for messages.
+    pub name: String,
+    /// The function it invokes.
+    pub function: String,
+    /// The queue's id ([`QueueSpec::id`]).
+    pub queue: String,
+    /// `BatchSize`: most records per invocation, 1 to 10,000. Default: 10.
+    pub batch_size: u32,
+    /// `MaximumBatchingWindowInSeconds`: how long to gather a batch, 0 to 300. Default: 0.
+    pub batching_window: Duration,
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]`: the answer's `batchItemFailures`
+    /// name the messages that failed; the rest are deleted. Default: off.
+    pub report_batch_item_failures: bool,
+    /// `ScalingConfig.MaximumConcurrency`: most invocations at once, 2 to 1,000. Default: the
+    /// function's concurrency.
+    pub maximum_concurrency: Option<u32>,
+    /// `FilterCriteria.Filters[].Pattern`: a record goes to the function when it matches one
+    /// (none: all do); records that match none are deleted, as Lambda does.
+    pub filters: Vec<serde_json::Value>,
+    /// `Enabled`. Default: true.
+    pub enabled: bool,
 }
 
 /// One function and what `up` does for it besides running it.
@@ -231,6 +278,46 @@ pub struct OutputSpec {
     pub value: String,
     /// Its description.
     pub description: Option<String>,
+}
+
+/// A schedule that invokes a function asynchronously (as EventBridge and EventBridge Scheduler
+/// do: `InvocationType` `Event`, so the function's async retries and destinations apply).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleSpec {
+    /// What `up` and [`crate::Schedules::fire`] call it: the rule's or schedule's logical id
+    /// (`<Function><Event>` for a SAM event, as SAM names the resource it makes), or
+    /// `<function>-schedule` in `coldstart.toml`. Several specs share a name when one rule
+    /// has several targets.
+    pub name: String,
+    /// The function it invokes.
+    pub function: String,
+    /// When it fires.
+    pub expression: crate::expression::ScheduleExpression,
+    /// The zone its cron or `at` fields are read in. Default: UTC (EventBridge rules always).
+    pub timezone: chrono_tz::Tz,
+    /// The payload (JSON text) instead of the default one.
+    pub input: Option<String>,
+    /// `Enabled`/`State`: a disabled schedule is listed but never fires by itself.
+    /// Default: true.
+    pub enabled: bool,
+    /// Which service fires it, which decides the payload and the ARN.
+    pub kind: ScheduleKind,
+    /// Its name on AWS (`Name`, else the logical id): the rule's or schedule's ARN ends in it.
+    pub aws_name: String,
+    /// Its `Description`.
+    pub description: Option<String>,
+}
+
+/// Which service fires a [`ScheduleSpec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// An EventBridge rule (`Schedule` events, `AWS::Events::Rule`): the function gets a
+    /// `Scheduled Event` (or the target's `Input`).
+    Rule,
+    /// An EventBridge Scheduler schedule (`ScheduleV2` events, `AWS::Scheduler::Schedule`,
+    /// `coldstart.toml`): the function gets the target's `Input` (`{}` without one), with its
+    /// `<aws.scheduler.*>` context attributes filled in.
+    Scheduler,
 }
 
 impl Stack {

@@ -54,6 +54,13 @@ pub struct StartOptions {
     /// `.coldstart/async-queue.sqlite`. An unreadable file is moved aside with a warning.
     /// Default: none (they are dropped, and logged, at the stop).
     pub async_store: Option<PathBuf>,
+    /// Fire the stack's schedules at their times (`up --no-schedules` turns this off;
+    /// [`Running::schedules`] can still fire one now). Default: true.
+    pub schedules: bool,
+    /// An SQS-compatible endpoint: the stack's queues are created there, its SQS event source
+    /// mappings poll them, and functions get `AWS_ENDPOINT_URL_SQS` (queue URLs in their
+    /// environment point there). Default: none (SQS events are not emulated).
+    pub sqs_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for StartOptions {
@@ -77,6 +84,8 @@ impl StartOptions {
             report: Reporter::default(),
             pending: Vec::new(),
             async_store: None,
+            schedules: true,
+            sqs_endpoint: None,
         }
     }
 }
@@ -216,6 +225,8 @@ pub struct Running {
     async_store: Option<PathBuf>,
     /// Where the stop says how many it kept.
     report: Reporter,
+    /// The stack's schedules: when each fires next, and a way to fire one now.
+    pub schedules: crate::schedules::Schedules,
 }
 
 impl Running {
@@ -303,12 +314,44 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             rewrites.push((format!("wss://{host}"), format!("ws://{addr}")));
         }
     }
+    // Queues first: their URLs on the endpoint stand for their AWS URLs.
+    let mut queues = BTreeMap::new();
+    let sqs = match &options.sqs_endpoint {
+        Some(endpoint) if !stack.queues.is_empty() => {
+            let client = crate::sqs::client(endpoint, &stack.settings.region);
+            queues = crate::sqs::create_all(&client, &stack.queues, endpoint, &options.report)
+                .await?
+                .into_iter()
+                .collect();
+            for q in &stack.queues {
+                if let Some(created) = queues.get(&q.id) {
+                    rewrites.push((
+                        format!(
+                            "https://sqs.{}.amazonaws.com/{}/{}",
+                            stack.settings.region, stack.settings.account_id, q.name
+                        ),
+                        created.url.clone(),
+                    ));
+                }
+            }
+            Some(client)
+        }
+        _ => None,
+    };
+    if options.sqs_endpoint.is_none() && !stack.sqs_mappings.is_empty() {
+        let names: Vec<&str> = stack.sqs_mappings.iter().map(|m| m.name.as_str()).collect();
+        options.report.say(format!(
+            "SQS events are not emulated without --sqs-endpoint URL: {}",
+            names.join(", ")
+        ));
+    }
     let wiring = Wiring {
         invoke_addr,
         rewrites,
         freeze: options.freeze,
         dynamodb_endpoint: options.dynamodb_endpoint.clone(),
         report: options.report.clone(),
+        sqs_endpoint: options.sqs_endpoint.clone(),
     };
     let mut configs = Vec::with_capacity(stack.functions.len());
     for f in &stack.functions {
@@ -349,6 +392,37 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
         .collect();
     let mut endpoints = vec![Endpoint::invoke_api(invoke_addr, &names)];
     servers.spawn(serve_invoke_api(emulator.clone(), invoke, shutdown.clone()));
+    let schedules = crate::schedules::Schedules::new(
+        stack.schedules.clone(),
+        emulator.clone(),
+        options.sink.clone(),
+        chrono::Utc::now(),
+        options.schedules,
+    );
+    servers.spawn(schedules.clone().run(shutdown.clone()));
+    if let Some(client) = sqs {
+        for spec in stack.sqs_mappings.iter().filter(|m| m.enabled) {
+            let (Some(queue), Some(config)) = (
+                queues.get(&spec.queue),
+                configs.iter().find(|c| c.name == spec.function),
+            ) else {
+                continue;
+            };
+            let concurrency = spec
+                .maximum_concurrency
+                .unwrap_or_else(|| u32::try_from(config.concurrency).unwrap_or(1));
+            let mapping = crate::sqs::Mapping {
+                spec: spec.clone(),
+                queue: queue.clone(),
+                client: client.clone(),
+                emulator: emulator.clone(),
+                sink: options.sink.clone(),
+                region: stack.settings.region.clone(),
+                concurrency,
+            };
+            servers.spawn(mapping.run(shutdown.clone()));
+        }
+    }
 
     for (f, url, listener) in urls {
         let addr = local_addr(&listener)?;
@@ -514,6 +588,7 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
         servers,
         async_store: options.async_store,
         report: options.report,
+        schedules,
     })
 }
 
@@ -527,6 +602,7 @@ struct Wiring {
     freeze: bool,
     dynamodb_endpoint: Option<String>,
     report: Reporter,
+    sqs_endpoint: Option<String>,
 }
 
 impl Wiring {
@@ -540,6 +616,12 @@ impl Wiring {
         }
         for value in config.environment.values_mut() {
             *value = rewrite(value, &self.rewrites);
+        }
+        if let Some(endpoint) = &self.sqs_endpoint {
+            config
+                .environment
+                .entry("AWS_ENDPOINT_URL_SQS".to_owned())
+                .or_insert_with(|| endpoint.clone());
         }
         if stack.local_environment {
             local_environment(
@@ -667,6 +749,12 @@ fn shape_change(old: &Stack, new: &Stack) -> Option<String> {
     }
     if old.tables != new.tables {
         return Some("the tables changed".into());
+    }
+    if old.queues != new.queues || old.sqs_mappings != new.sqs_mappings {
+        return Some("the queues changed".into());
+    }
+    if old.schedules != new.schedules {
+        return Some("the schedules changed".into());
     }
     if old.layers != new.layers {
         return Some("the layers changed".into());

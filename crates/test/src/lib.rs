@@ -6,7 +6,7 @@
 //! `coldstart up` uses, with every port a free one, so independent stacks run in parallel in one
 //! test binary. It hands out its endpoints, an `aws-sdk-lambda` client pointed at it,
 //! [`Stack::invoke`] (the answer with its log lines), HTTP and WebSocket clients for its APIs,
-//! every log line, and every platform event (`platform.start`, `platform.report`, ... by request
+//! [`Stack::fire_schedule`] (a schedule's delivery, now), every log line, and every platform event (`platform.start`, `platform.report`, ... by request
 //! id: [`Stack::records_of`]). Dropping it kills every process it started, also when a test
 //! panics.
 //!
@@ -44,4 +44,4 @@ pub use http::Response;
 pub use invocation::{Invocation, StreamedInvocation};
 pub use stack::{Builder, FUNCTION, Stack, WebSocket, sdk_client};
 
-pub use coldstart_stack::{Endpoint, EndpointKind};
+pub use coldstart_stack::{Delivery, Endpoint, EndpointKind};

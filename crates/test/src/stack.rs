@@ -52,6 +52,9 @@ pub struct Builder {
     replacements: Vec<(String, Function)>,
     /// (layer, folder) that replace the file's layers' content.
     layers: Vec<(String, PathBuf)>,
+    /// Whether schedules fire at their times. Default: no ([`Stack::fire_schedule`] fires one).
+    schedules: bool,
+    sqs_endpoint: Option<String>,
 }
 
 /// A running stack. Dropping it kills its functions' processes; [`Stack::stop`] stops it in
@@ -273,6 +276,14 @@ impl Stack {
         self.running().emulator.sandbox_pids(function)
     }
 
+    /// Fires the schedule `name` now (a `Schedule`/`ScheduleV2` event's `<Function><Event>`,
+    /// a rule's or schedule's logical id, or `<function>-schedule` in `coldstart.toml`): its
+    /// function gets AWS's payload as an `Event` invocation. Returns each delivery with its
+    /// request id (see [`Stack::wait_for_record`]) and payload.
+    pub async fn fire_schedule(&self, name: &str) -> Result<Vec<coldstart_stack::Delivery>, Error> {
+        Ok(self.running().schedules.fire(name).await?)
+    }
+
     /// Every log line so far, as `(function, line)`.
     pub fn logs(&self) -> Vec<(String, String)> {
         self.logs.all()
@@ -384,6 +395,8 @@ impl Builder {
             dynamodb_endpoint: None,
             replacements: Vec::new(),
             layers: Vec::new(),
+            schedules: false,
+            sqs_endpoint: None,
         }
     }
 
@@ -451,6 +464,20 @@ impl Builder {
         self
     }
 
+    /// An SQS-compatible endpoint: the stack's queues are created there and its SQS event
+    /// sources poll them, as `up --sqs-endpoint` does.
+    pub fn sqs_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.sqs_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Let the stack's schedules fire at their times, as `coldstart up` does. Default: false,
+    /// so that a test decides when each fires ([`Stack::fire_schedule`]).
+    pub fn schedules(mut self, fire: bool) -> Self {
+        self.schedules = fire;
+        self
+    }
+
     /// Reads, builds (unless told not to) and starts the stack, every port a free one.
     pub async fn start(self) -> Result<Stack, Error> {
         let mut stack = match &self.from {
@@ -502,6 +529,8 @@ impl Builder {
         let mut options = StartOptions::new(logs.clone());
         options.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         options.dynamodb_endpoint = self.dynamodb_endpoint;
+        options.schedules = self.schedules;
+        options.sqs_endpoint = self.sqs_endpoint;
         let running = coldstart_stack::start(&stack, options).await?;
         let invoke = running
             .endpoint(Endpoint::INVOKE_API, EndpointKind::Invoke)

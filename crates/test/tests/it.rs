@@ -303,3 +303,541 @@ async fn an_invocations_platform_events_are_there_to_assert_on() {
     );
     stack.stop().await;
 }
+
+/// A template whose function `Job` (the test kit's event logger) has a `rate(1 minute)`
+/// schedule and a `ScheduleV2` in Tokyo time with an `Input`, in a scratch folder.
+fn scheduled_template(test: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("coldstart-schedule-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(dir.join("job")).unwrap_or_else(|e| panic!("{e}"));
+    let template = dir.join("template.yaml");
+    std::fs::write(
+        &template,
+        r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Job:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: job
+      Runtime: provided.al2023
+      Handler: bootstrap
+      Events:
+        EveryMinute:
+          Type: Schedule
+          Properties:
+            Schedule: rate(1 minute)
+        Tokyo:
+          Type: ScheduleV2
+          Properties:
+            ScheduleExpression: cron(0 9 * * ? *)
+            ScheduleExpressionTimezone: Asia/Tokyo
+            Input: '{"at": "<aws.scheduler.scheduled-time>", "schedule": "<aws.scheduler.schedule-arn>"}'
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    template
+}
+
+/// The events the logger printed so far (`EVENT <json>` lines).
+fn logged_events(stack: &Stack) -> Vec<serde_json::Value> {
+    stack
+        .logs()
+        .iter()
+        .filter_map(|(f, line)| (f == "Job").then_some(line)?.strip_prefix("EVENT "))
+        .map(|json| serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_schedule_fired_now_delivers_eventbridges_scheduled_event() {
+    let template = scheduled_template("rate");
+    let stack = Stack::from_template(&template)
+        .bootstrap("Job", repo("crates/testkit/fixtures/event-log.sh"))
+        .build(false)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deliveries = stack
+        .fire_schedule("JobEveryMinute")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let [delivery] = deliveries.as_slice() else {
+        panic!("{deliveries:?}");
+    };
+    assert_eq!(delivery.function, "Job");
+    // The Event invocation runs to its end: its report comes on the platform event stream,
+    // beside the schedule's own event.
+    stack
+        .wait_for_record(
+            &delivery.request_id,
+            "platform.report",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|| panic!("no report: {:?}", stack.records()));
+    let schedule_event = stack
+        .records_of(&delivery.request_id)
+        .into_iter()
+        .find(|e| e["type"] == "coldstart.schedule")
+        .unwrap_or_else(|| panic!("{:?}", stack.records()));
+    assert_eq!(schedule_event["record"]["schedule"], "JobEveryMinute");
+    assert_eq!(schedule_event["record"]["outcome"], "accepted");
+    // What the function got is what EventBridge sends, and the AWS types read it.
+    let events = logged_events(&stack);
+    let [event] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(event, &delivery.payload);
+    let typed: aws_lambda_events::event::eventbridge::EventBridgeEvent =
+        serde_json::from_value(event.clone()).unwrap_or_else(|e| panic!("{e}: {event}"));
+    assert_eq!(typed.detail_type, "Scheduled Event");
+    assert_eq!(typed.source, "aws.events");
+    assert_eq!(
+        event["resources"],
+        serde_json::json!(["arn:aws:events:us-east-1:123456789012:rule/JobEveryMinute"])
+    );
+    assert_eq!(event["detail"], serde_json::json!({}));
+    assert_eq!(
+        (&event["account"], &event["region"]),
+        (&"123456789012".into(), &"us-east-1".into())
+    );
+    // The terminal shows the delivery with the schedule's name.
+    assert!(
+        stack.logs().iter().any(|(f, l)| f == "Job"
+            && l == &format!(
+                "SCHEDULE JobEveryMinute rate(1 minute) fired RequestId: {}",
+                delivery.request_id
+            )),
+        "{:?}",
+        stack.logs()
+    );
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(template.parent().unwrap_or(&template));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_schedule_delivers_its_input_with_context_attributes() {
+    let template = scheduled_template("v2");
+    let stack = Stack::from_template(&template)
+        .bootstrap("Job", repo("crates/testkit/fixtures/event-log.sh"))
+        .build(false)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deliveries = stack
+        .fire_schedule("JobTokyo")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let request_id = deliveries
+        .first()
+        .map(|d| d.request_id.clone())
+        .unwrap_or_default();
+    stack
+        .wait_for_record(&request_id, "platform.report", Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("no report: {:?}", stack.records()));
+    let events = logged_events(&stack);
+    let [event] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(
+        event["schedule"],
+        "arn:aws:scheduler:us-east-1:123456789012:schedule/default/JobTokyo"
+    );
+    assert!(
+        event["at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.len() == 20),
+        "{event}"
+    );
+    // An unknown schedule is an error naming the ones there are.
+    let e = match stack.fire_schedule("Nope").await {
+        Ok(d) => panic!("fired {d:?}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("JobEveryMinute, JobTokyo"), "{e}");
+    // With timers off (the test crate's default) nothing fires by itself: only the one
+    // delivery above happened.
+    assert_eq!(logged_events(&stack).len(), 1);
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(template.parent().unwrap_or(&template));
+}
+
+/// moto's server (`scripts/test-tools.sh` installs it) on a free port of 127.0.0.1, killed on
+/// drop.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Moto {
+    async fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("moto_server (run scripts/test-tools.sh): {e}"));
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        // Ready once it accepts a connection: bounded, 20 s at most.
+        for _ in 0..400 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return moto;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("moto_server did not listen on {port}");
+    }
+
+    fn sqs(&self) -> aws_sdk_sqs::Client {
+        use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+        aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+                .endpoint_url(&self.url)
+                .http_client(aws_smithy_http_client::Builder::new().build_http())
+                .build(),
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `Worker` consumes `Orders` (a batch of up to ten within one second, with
+/// `ReportBatchItemFailures`; one sandbox, so one poller gathers the whole batch); `Orders` hides a received message for 3 s (more
+/// than a batch takes, or it would be received twice) and sends it to `OrdersDlq` after two
+/// receives.
+fn queue_template(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("coldstart-sqs-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(dir.join("worker")).unwrap_or_else(|e| panic!("{e}"));
+    let template = dir.join("template.yaml");
+    std::fs::write(
+        &template,
+        r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Orders:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 3
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt OrdersDlq.Arn
+        maxReceiveCount: 2
+  OrdersDlq:
+    Type: AWS::SQS::Queue
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: worker
+      Runtime: provided.al2023
+      Handler: bootstrap
+      ReservedConcurrentExecutions: 1
+      Environment:
+        Variables:
+          QUEUE_URL: !Ref Orders
+      Events:
+        Orders:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Orders.Arn
+            BatchSize: 10
+            MaximumBatchingWindowInSeconds: 1
+            FunctionResponseTypes: [ReportBatchItemFailures]
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    template
+}
+
+/// The batches `Worker` got so far: the bodies of each.
+fn batches(stack: &Stack) -> Vec<Vec<String>> {
+    stack
+        .logs()
+        .iter()
+        .filter_map(|(f, line)| (f == "Worker").then_some(line)?.strip_prefix("BATCH "))
+        .map(|json| serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failed_message_of_ten_is_redelivered_then_dead_lettered_and_nine_are_deleted() {
+    let moto = Moto::start().await;
+    let template = queue_template("partial");
+    let stack = Stack::from_template(&template)
+        .bootstrap("Worker", repo("crates/testkit/fixtures/sqs-batch.sh"))
+        .build(false)
+        .sqs_endpoint(&moto.url)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sqs = moto.sqs();
+    let url = |name: &str| format!("{}/123456789012/{name}", moto.url);
+    let queue = url("coldstart-Orders");
+    let bodies: Vec<String> = (0..10)
+        .map(|i| {
+            if i == 6 {
+                "order 6 fail".to_owned()
+            } else {
+                format!("order {i}")
+            }
+        })
+        .collect();
+    let entries: Vec<aws_sdk_sqs::types::SendMessageBatchRequestEntry> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(b)
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    sqs.send_message_batch()
+        .queue_url(&queue)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)));
+
+    // The failed message lands in the dead-letter queue once received twice.
+    let dlq = url("coldstart-OrdersDlq");
+    let mut dead = Vec::new();
+    for _ in 0..10 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .wait_time_seconds(3)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)));
+        dead.extend(
+            got.messages
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| m.body),
+        );
+        if !dead.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(dead, ["order 6 fail"], "batches: {:?}", batches(&stack));
+    // Every other message reached the function once and was deleted; the failed one twice.
+    let seen: Vec<String> = batches(&stack).into_iter().flatten().collect();
+    for body in &bodies {
+        let times = seen.iter().filter(|b| *b == body).count();
+        let expected = if body.contains("fail") { 2 } else { 1 };
+        assert_eq!(times, expected, "{body}: {seen:?} {:?}", stack.logs());
+    }
+    let left = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+        .attributes
+        .unwrap_or_default();
+    for key in [
+        aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+        aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ] {
+        assert_eq!(
+            left.get(&key).map(String::as_str),
+            Some("0"),
+            "{key:?}: {left:?}"
+        );
+    }
+    // The function's queue URL (`!Ref Orders`) and SDK endpoint are the local server's.
+    let env = format!("QUEUE_URL={queue} AWS_ENDPOINT_URL_SQS={}", moto.url);
+    assert!(
+        stack.logs().iter().any(|(f, l)| f == "Worker" && *l == env),
+        "{env}: {:?}",
+        stack.logs()
+    );
+    // Each batch shows in the terminal with its queue and outcome.
+    assert!(
+        stack.logs().iter().any(|(f, l)| f == "Worker"
+            && l.starts_with("SQS coldstart-Orders")
+            && l.ends_with(": 1 of 10 failed")),
+        "{:?}",
+        stack.logs()
+    );
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(template.parent().unwrap_or(&template));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_function_loses_no_message() {
+    let moto = Moto::start().await;
+    let dir = std::env::temp_dir().join(format!("coldstart-sqs-{}-throttle", std::process::id()));
+    std::fs::create_dir_all(dir.join("worker")).unwrap_or_else(|e| panic!("{e}"));
+    let template = dir.join("template.yaml");
+    // One sandbox at most, two pollers: while one batch runs (half a second), the other
+    // poller's invocation is throttled and its message must come back.
+    std::fs::write(
+        &template,
+        r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Jobs:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 1
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: worker
+      Runtime: provided.al2023
+      Handler: bootstrap
+      ReservedConcurrentExecutions: 1
+      Environment:
+        Variables:
+          SLEEP: "0.5"
+      Events:
+        Jobs:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Jobs.Arn
+            BatchSize: 1
+            ScalingConfig:
+              MaximumConcurrency: 2
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stack = Stack::from_template(&template)
+        .bootstrap("Worker", repo("crates/testkit/fixtures/sqs-batch.sh"))
+        .build(false)
+        .sqs_endpoint(&moto.url)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sqs = moto.sqs();
+    let queue = format!("{}/123456789012/coldstart-Jobs", moto.url);
+    let bodies: Vec<String> = (0..6).map(|i| format!("job {i}")).collect();
+    for body in &bodies {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)));
+    }
+    // Every job reaches the function, throttles or not: at most 30 s.
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..600 {
+        seen = batches(&stack).into_iter().flatten().collect();
+        if bodies.iter().all(|b| seen.contains(b)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for body in &bodies {
+        assert!(seen.contains(body), "{body} lost: {:?}", stack.logs());
+    }
+    assert!(
+        stack.logs().iter().any(|(f, l)| f == "Worker"
+            && l.starts_with("SQS coldstart-Jobs")
+            && l.ends_with(": throttled")),
+        "no throttle happened: {:?}",
+        stack.logs()
+    );
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_no_filter_matches_are_deleted_without_an_invocation() {
+    let moto = Moto::start().await;
+    let dir = std::env::temp_dir().join(format!("coldstart-sqs-{}-filter", std::process::id()));
+    std::fs::create_dir_all(dir.join("worker")).unwrap_or_else(|e| panic!("{e}"));
+    let template = dir.join("template.yaml");
+    std::fs::write(
+        &template,
+        r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Events:
+    Type: AWS::SQS::Queue
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: worker
+      Runtime: provided.al2023
+      Handler: bootstrap
+      ReservedConcurrentExecutions: 1
+      Events:
+        Orders:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Events.Arn
+            FilterCriteria:
+              Filters:
+                - Pattern: '{"body": {"kind": ["order"], "amount": [{"numeric": [">", 100]}]}}'
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stack = Stack::from_template(&template)
+        .bootstrap("Worker", repo("crates/testkit/fixtures/sqs-batch.sh"))
+        .build(false)
+        .sqs_endpoint(&moto.url)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sqs = moto.sqs();
+    let queue = format!("{}/123456789012/coldstart-Events", moto.url);
+    let big = r#"{"kind":"order","amount":150}"#;
+    for body in [
+        r#"{"kind":"refund","amount":150}"#,
+        r#"{"kind":"order","amount":5}"#,
+        "not json",
+        big,
+    ] {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)));
+    }
+    // The matching one reaches the function; the queue ends empty (at most 30 s).
+    let mut empty = false;
+    for _ in 0..300 {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+            .attributes
+            .unwrap_or_default();
+        let count = |k| attributes.get(&k).map(String::as_str) == Some("0");
+        empty = count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            && count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            && !batches(&stack).is_empty();
+        if empty {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(empty, "{:?}", stack.logs());
+    let seen: Vec<String> = batches(&stack).into_iter().flatten().collect();
+    assert_eq!(seen, [big], "{:?}", stack.logs());
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1273,3 +1273,140 @@ fn up_keeps_queued_event_invocations_on_sigterm_and_resumes_them_at_the_next_sta
     let _server = sigterm(server);
     wait_line(&stderr, |l| l.starts_with("coldstart: kept 1 queued Event"));
 }
+
+#[test]
+fn up_lists_each_schedule_with_its_next_fire_time_and_no_schedules_turns_them_off() {
+    let config = r#"
+[functions.tick]
+bootstrap = "event-echo.sh"
+schedule = "rate(1 minute)"
+
+[functions.noon]
+bootstrap = "event-echo.sh"
+schedule = { expression = "cron(0 12 * * ? *)", timezone = "Asia/Tokyo" }
+"#;
+    let (_dir, path) = app(config);
+    let schedules = |server: &Server| -> Vec<String> {
+        let stderr = server
+            .stderr
+            .as_ref()
+            .unwrap_or_else(|| panic!("up keeps its stderr"));
+        wait_line(stderr, |l| l.trim_start().starts_with("SCHEDULE"));
+        (0..2)
+            .map(|_| wait_line(stderr, |l| l.contains("-schedule")))
+            .collect()
+    };
+    let (server, _) = Server::up(&path);
+    let rows = schedules(&server);
+    let tick = rows
+        .iter()
+        .find(|r| r.contains("tick-schedule"))
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert!(
+        tick.contains("rate(1 minute)") && tick.contains("next ") && tick.contains(" UTC"),
+        "{tick}"
+    );
+    let noon = rows
+        .iter()
+        .find(|r| r.contains("noon-schedule"))
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    // 12:00 in Tokyo is 03:00 UTC.
+    assert!(
+        noon.contains("cron(0 12 * * ? *)")
+            && noon.contains("03:00:00 UTC")
+            && noon.contains("12:00 JST"),
+        "{noon}"
+    );
+    drop(server);
+
+    let (server, _) = Server::up_with(&path, &["--no-schedules"]);
+    let rows = schedules(&server);
+    assert!(
+        rows.iter().all(|r| r.ends_with("off (--no-schedules)")),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn up_rejects_a_bad_schedule_with_file_line_and_key() {
+    let (_dir, config) =
+        app("[functions.tick]\nbootstrap = \"event-echo.sh\"\nschedule = \"cron(0 12 * * * *)\"\n");
+    let out = coldstart()
+        .args(["up", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("coldstart.toml:3:12: functions.tick.schedule: cron(0 12 * * * *): one of day-of-month and day-of-week must be ?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn up_without_sqs_endpoint_says_sqs_events_are_not_emulated_and_serves_the_rest() {
+    let dir = template_app(
+        "template.yaml",
+        "Transform: AWS::Serverless-2016-10-31
+Resources:
+  Orders:
+    Type: AWS::SQS::Queue
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: code
+      Runtime: provided.al2023
+      Handler: h
+      Events:
+        Work: {Type: SQS, Properties: {Queue: !GetAtt Orders.Arn}}
+        Changes: {Type: DynamoDB, Properties: {Stream: arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x, StartingPosition: LATEST}}
+        Clicks: {Type: Kinesis, Properties: {Stream: arn:aws:kinesis:us-east-1:123456789012:stream/s, StartingPosition: LATEST}}
+",
+    );
+    let mut command = coldstart();
+    command
+        .args(["up", "--listen", "127.0.0.1:0", "--port-base", "0"])
+        .current_dir(dir.path());
+    let (server, table) = Server::up_command(&mut command);
+    assert!(table.iter().any(|l| l.contains("Worker")), "{table:?}");
+    let out = server.invoke(&["Worker", r#"{"served":true}"#]);
+    assert_eq!(text(&out.stdout), "{\"served\":true}\n");
+    drop(server);
+    // The lines were said before the table; a second run collects every line to the end.
+    let mut child = coldstart()
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--port-base",
+            "0",
+            "--no-build",
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = lines(child.stderr.take());
+    let mut said = Vec::new();
+    while let Ok(line) = stderr.recv_timeout(PATIENCE) {
+        let done = line.contains("functions ready in");
+        said.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let _ = child.wait();
+    let said = said.join("\n");
+    for line in [
+        "SQS events are not emulated without --sqs-endpoint URL: Worker.Events.Work",
+        "Worker.Events.Changes: DynamoDB Streams events are not emulated yet",
+        "Worker.Events.Clicks: Kinesis events are not emulated yet",
+    ] {
+        assert!(said.contains(line), "{line}\n  not in\n{said}");
+    }
+}

@@ -839,11 +839,17 @@ fn events(
         let (api_key, implicit, rest) = match kind {
             "HttpApi" => ("ApiId", IMPLICIT_HTTP_API, false),
             "Api" => ("RestApiId", IMPLICIT_REST_API, true),
+            // Read by the schedule reader.
+            "Schedule" | "ScheduleV2" => continue,
+            // Read by the queue reader.
+            "SQS" => continue,
             other => {
-                notices.push(format!(
-                    "{}.{path}: events of type {other} are not emulated yet",
-                    r.id
-                ));
+                let what = match other {
+                    "DynamoDB" => "DynamoDB Streams events are".to_owned(),
+                    "Kinesis" => "Kinesis events are".to_owned(),
+                    other => format!("events of type {other} are"),
+                };
+                notices.push(format!("{}.{path}: {what} not emulated yet", r.id));
                 continue;
             }
         };

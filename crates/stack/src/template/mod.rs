@@ -7,7 +7,9 @@
 //! ([`resources`]); every value is resolved with CloudFormation's intrinsic functions
 //! ([`intrinsics`]); then the resources coldstart emulates become the stack's functions and
 //! layers ([`functions`]), APIs ([`apis`], their CORS, stage variables and throttling in
-//! [`api_settings`]) and tables ([`tables`]). Everything else is listed in
+//! [`api_settings`]), tables ([`tables`]), schedules ([`schedules`]: `Schedule`/`ScheduleV2`
+//! events, `AWS::Events::Rule`, `AWS::Scheduler::Schedule`) and queues with their SQS event
+//! source mappings ([`queues`]). Everything else is listed in
 //! [`Stack::not_emulated`](crate::Stack::not_emulated).
 //!
 //! # Ports
@@ -28,7 +30,9 @@ mod functions;
 mod globals;
 mod intrinsics;
 mod parameters;
+mod queues;
 pub(crate) mod resources;
+mod schedules;
 mod tables;
 mod url;
 mod yaml;
@@ -161,6 +165,8 @@ pub fn parse(
         &mut notices,
     )?;
     let tables = tables::read(&cx, &resources)?;
+    let schedules = schedules::read(&cx, &resources, &functions, &mut used, &mut notices)?;
+    let (queues, sqs_mappings) = queues::read(&cx, &resources, &functions, &mut used)?;
     let outputs = outputs(&resolver, template.get("Outputs"))?;
 
     // Ports: every front door, sorted by logical id (see the module doc).
@@ -263,6 +269,9 @@ pub fn parse(
             ..coldstart_emulator::Settings::default()
         },
         local_environment: true,
+        schedules,
+        queues,
+        sqs_mappings,
     })
 }
 
@@ -1150,11 +1159,17 @@ Resources:
             alpha.map(|a| (a.stage.as_str(), a.routes.clone())),
             Some(("v1", vec![("$default".to_owned(), "Zeta".to_owned())]))
         );
-        assert!(
+        // Its schedule fires it (it is no longer a notice).
+        assert_eq!(
             stack
-                .notices
+                .schedules
                 .iter()
-                .any(|n| n == "Zeta.Events.Tick: events of type Schedule are not emulated yet"),
+                .map(|s| (s.name.as_str(), s.function.as_str()))
+                .collect::<Vec<_>>(),
+            [("ZetaTick", "Zeta")]
+        );
+        assert!(
+            !stack.notices.iter().any(|n| n.contains("Tick")),
             "{:?}",
             stack.notices
         );
