@@ -33,14 +33,10 @@ pub(crate) async fn run(mut args: RunArgs) -> Result<(), Failure> {
     let mut config = function_config(&args)?;
     if let (Some(python), Some(code)) = (&python, &args.code) {
         config.task_root = Some(code.clone());
-        let paths: Vec<String> = python
-            .python_path
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        config
-            .environment
-            .insert("PYTHONPATH".into(), paths.join(":"));
+        config.environment.insert(
+            coldstart_stack::managed::PYTHONPATH.into(),
+            python.python_path_var(),
+        );
     }
     check_bootstrap(Path::new(&config.command[0])).map_err(Failure::usage)?;
     let sink = Arc::new(StdoutSink::new(args.ready_json));
@@ -118,30 +114,20 @@ async fn python_function(
             "--runtime {runtime}: coldstart runs python3.9 to python3.14 without a bootstrap"
         )));
     };
-    let interpreter = managed::find_python(minor).ok_or_else(|| {
-        Failure::usage(anyhow!(
-            "--runtime {runtime} needs Python 3 (python3.{minor} or python3 on PATH); none runs here"
-        ))
-    })?;
-    if interpreter.minor != minor {
-        eprintln!(
-            "coldstart: {runtime} is not installed here; running on {} (Python 3.{}), the nearest installed",
-            interpreter.program.display(),
-            interpreter.minor
-        );
+    let (interpreter, stand_in) =
+        managed::python_for(minor).map_err(|line| Failure::usage(anyhow!("--runtime {line}")))?;
+    if let Some(line) = stand_in {
+        eprintln!("coldstart: {line}");
     }
     let function = managed::python_function(&interpreter, code, handler);
-    if let coldstart_stack::model::Build::Pip {
-        interpreter,
-        installs,
-    } = &function.build
+    if let coldstart_stack::model::Build::Pip { installs, .. } = &function.build
         && installs.iter().any(|i| !i.target.is_dir())
     {
         eprintln!(
             "coldstart: preparing {runtime}: {}",
             coldstart_stack::build::describe(&function.build)
         );
-        managed::install(interpreter, installs)
+        coldstart_stack::build::run(&function.build)
             .await
             .map_err(|e| Failure::runtime(anyhow!("preparing {runtime}: {e}")))?;
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::error::Error;
-use crate::model::{Build, Stack};
+use crate::model::{Build, PipInstall, Stack};
 use crate::report::Reporter;
 
 /// How much of a failed build's output its error keeps (the end, where the error is).
@@ -160,8 +160,59 @@ pub async fn run(build: &Build) -> Result<(), String> {
         Build::Pip {
             interpreter,
             installs,
-        } => crate::managed::install(interpreter, installs).await,
+        } => pip_install(interpreter, installs).await,
     }
+}
+
+/// Runs the installs of a `Build::Pip` that are not complete yet: each into a fresh sibling
+/// folder, renamed to its target when pip succeeds, so that a target that exists is whole.
+async fn pip_install(interpreter: &Path, installs: &[PipInstall]) -> Result<(), String> {
+    for install in installs {
+        if install.target.is_dir() {
+            continue;
+        }
+        let parent = install.target.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let partial = parent.join(format!(
+            ".partial-{}-{}",
+            std::process::id(),
+            install
+                .target
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        ));
+        let _ = std::fs::remove_dir_all(&partial);
+        let mut cmd = tokio::process::Command::new(interpreter);
+        cmd.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--target",
+        ])
+        .arg(&partial)
+        .args(&install.args);
+        let shown = format!("pip install {}", install.args.join(" "));
+        let result = output_of(cmd, &shown).await;
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(e);
+        }
+        // Another `up` may have finished the same install meanwhile: theirs is as good.
+        if let Err(e) = std::fs::rename(&partial, &install.target) {
+            let _ = std::fs::remove_dir_all(&partial);
+            if !install.target.is_dir() {
+                return Err(format!(
+                    "cannot move the install to {}: {e}",
+                    install.target.display()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Empties (or makes) a build's artifacts folder, so a build never serves stale files.
@@ -181,10 +232,7 @@ fn fresh_dir(dir: &Path) -> Result<(), String> {
 /// ends or is dropped (`up` stopped mid-build), or when coldstart dies (see
 /// [`coldstart_emulator::GroupGuard`]): a compiler or a `sleep` under the build's shell does
 /// not outlive it.
-pub(crate) async fn output_of(
-    mut cmd: tokio::process::Command,
-    shown: &str,
-) -> Result<String, String> {
+async fn output_of(mut cmd: tokio::process::Command, shown: &str) -> Result<String, String> {
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

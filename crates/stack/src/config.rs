@@ -233,19 +233,18 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                         ),
                     ));
                 }
-                let Some(interpreter) = managed::find_python(minor) else {
-                    notices.push(format!(
-                        "{name}: runtime python3.{minor} needs Python 3 (python3.{minor} or python3 on PATH) and none runs here; the other functions are served"
-                    ));
-                    continue;
+                let interpreter = match managed::python_for(minor) {
+                    Ok((interpreter, stand_in)) => {
+                        notices.extend(stand_in.map(|line| format!("{name}: {line}")));
+                        interpreter
+                    }
+                    Err(line) => {
+                        notices.push(format!(
+                            "{name}: runtime {line}; the other functions are served"
+                        ));
+                        continue;
+                    }
                 };
-                if interpreter.minor != minor {
-                    notices.push(format!(
-                        "{name}: python3.{minor} is not installed here; it runs on {} (Python 3.{}), the nearest installed",
-                        interpreter.program.display(),
-                        interpreter.minor
-                    ));
-                }
                 let code = root.join(f.code.as_deref().unwrap_or("."));
                 Some((
                     code.clone(),
@@ -297,14 +296,9 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         config.environment = f.environment.clone();
         if let Some((code, python)) = &python {
             config.task_root = Some(code.clone());
-            let paths: Vec<String> = python
-                .python_path
-                .iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect();
             config
                 .environment
-                .insert("PYTHONPATH".into(), paths.join(":"));
+                .insert(managed::PYTHONPATH.into(), python.python_path_var());
         }
         if let Some(t) = &f.timeout {
             let secs = *t.get_ref();

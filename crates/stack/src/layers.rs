@@ -97,7 +97,7 @@ pub fn attach(
 /// and before the runtime client, as in Lambda.
 fn python_layers(config: &mut FunctionConfig, opt: &Path, seen: &Path) {
     let python = opt.join("python");
-    let Some(path) = config.environment.get_mut("PYTHONPATH") else {
+    let Some(path) = config.environment.get_mut(crate::managed::PYTHONPATH) else {
         return;
     };
     if !python.is_dir() {

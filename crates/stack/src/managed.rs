@@ -5,9 +5,10 @@
 //!
 //! The function's bootstrap is `python3.X -m awslambdaric <Handler>`, run from its code folder
 //! with `PYTHONPATH` as in Lambda: the code, then its packages, then layers' `python/`, then the
-//! runtime's own packages. The pip installs are the function's [`Build`] (`Build::Pip`): `up`
-//! runs them with the other builds, `--no-build` skips them, and a complete install is never
-//! redone (each goes to a folder of its own, renamed into place when pip succeeds).
+//! runtime's own packages. The pip installs are the function's [`Build`] (`Build::Pip`, run by
+//! [`crate::build`]): `up` runs them with the other builds, `--no-build` skips them, and a
+//! complete install is never redone (each goes to a folder of its own, renamed into place when
+//! pip succeeds).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,6 +45,27 @@ pub struct Interpreter {
     pub program: PathBuf,
     /// Its minor version.
     pub minor: u32,
+}
+
+/// The variable a Python function's search path goes in.
+pub const PYTHONPATH: &str = "PYTHONPATH";
+
+/// The interpreter for `python3.{minor}`, and the line to show when another version stands in
+/// for it; `Err(line)` when no Python 3 runs here.
+pub fn python_for(minor: u32) -> Result<(Interpreter, Option<String>), String> {
+    let interpreter = find_python(minor).ok_or_else(|| {
+        format!(
+            "python3.{minor} needs Python 3 (python3.{minor} or python3 on PATH) and none runs here"
+        )
+    })?;
+    let stand_in = (interpreter.minor != minor).then(|| {
+        format!(
+            "python3.{minor} is not installed here; it runs on {} (Python 3.{}), the nearest installed",
+            interpreter.program.display(),
+            interpreter.minor
+        )
+    });
+    Ok((interpreter, stand_in))
 }
 
 /// The interpreter for `python3.{minor}`: `python3.{minor}` itself, else `python3` (whatever its
@@ -95,6 +117,18 @@ pub struct PythonFunction {
     pub build: Build,
 }
 
+impl PythonFunction {
+    /// Its `PYTHONPATH` value.
+    pub fn python_path_var(&self) -> String {
+        let paths: Vec<String> = self
+            .python_path
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        paths.join(":")
+    }
+}
+
 /// A Python function with code in `code` and `handler` (`module.function`), on `interpreter`.
 /// `requirements.txt` beside the code is installed into a cache folder named by its content's
 /// hash (so an unchanged file is installed once). Layers' `python/` folders go in before the
@@ -140,57 +174,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-/// Runs the installs of a `Build::Pip` that are not complete yet: each into a fresh sibling
-/// folder, renamed to its target when pip succeeds, so that a target that exists is whole.
-pub async fn install(interpreter: &Path, installs: &[PipInstall]) -> Result<(), String> {
-    for install in installs {
-        if install.target.is_dir() {
-            continue;
-        }
-        let parent = install.target.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        let partial = parent.join(format!(
-            ".partial-{}-{}",
-            std::process::id(),
-            install
-                .target
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        ));
-        let _ = std::fs::remove_dir_all(&partial);
-        let mut cmd = tokio::process::Command::new(interpreter);
-        cmd.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--target",
-        ])
-        .arg(&partial)
-        .args(&install.args);
-        let shown = format!("pip install {}", install.args.join(" "));
-        let result = crate::build::output_of(cmd, &shown).await;
-        if let Err(e) = result {
-            let _ = std::fs::remove_dir_all(&partial);
-            return Err(e);
-        }
-        // Another `up` may have finished the same install meanwhile: theirs is as good.
-        if let Err(e) = std::fs::rename(&partial, &install.target) {
-            let _ = std::fs::remove_dir_all(&partial);
-            if !install.target.is_dir() {
-                return Err(format!(
-                    "cannot move the install to {}: {e}",
-                    install.target.display()
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -521,16 +521,10 @@ impl Drop for Moto {
 }
 
 /// `Worker` consumes `Orders` (a batch of up to ten within one second, with
-/// `ReportBatchItemFailures`; one sandbox, so one poller gathers the whole batch); `Orders` hides a received message for 3 s (more
-/// than a batch takes, or it would be received twice) and sends it to `OrdersDlq` after two
-/// receives.
-fn queue_template(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("coldstart-sqs-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(dir.join("worker")).unwrap_or_else(|e| panic!("{e}"));
-    let template = dir.join("template.yaml");
-    std::fs::write(
-        &template,
-        r#"Transform: AWS::Serverless-2016-10-31
+/// `ReportBatchItemFailures`; one sandbox, so one poller gathers the whole batch); `Orders` hides
+/// a received message for 3 s (more than a batch takes, or it would be received twice) and sends
+/// it to `OrdersDlq` after two receives.
+const ORDERS_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
 Resources:
   Orders:
     Type: AWS::SQS::Queue
@@ -559,10 +553,22 @@ Resources:
             BatchSize: 10
             MaximumBatchingWindowInSeconds: 1
             FunctionResponseTypes: [ReportBatchItemFailures]
-"#,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    template
+"#;
+
+/// A fresh folder for `test` with `template` in it (and the empty `worker/` its `Worker` names as
+/// code), served with the SQS shell fixture as `Worker`, its queues on `moto`.
+async fn worker_stack(moto: &Moto, test: &str, template: &str) -> (Stack, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("coldstart-sqs-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(dir.join("worker")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("template.yaml"), template).unwrap_or_else(|e| panic!("{e}"));
+    let stack = Stack::from_template(dir.join("template.yaml"))
+        .bootstrap("Worker", repo("crates/testkit/fixtures/sqs-batch.sh"))
+        .build(false)
+        .sqs_endpoint(&moto.url)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (stack, dir)
 }
 
 /// The batches `Worker` got so far: the bodies of each.
@@ -578,14 +584,7 @@ fn batches(stack: &Stack) -> Vec<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failed_message_of_ten_is_redelivered_then_dead_lettered_and_nine_are_deleted() {
     let moto = Moto::start().await;
-    let template = queue_template("partial");
-    let stack = Stack::from_template(&template)
-        .bootstrap("Worker", repo("crates/testkit/fixtures/sqs-batch.sh"))
-        .build(false)
-        .sqs_endpoint(&moto.url)
-        .start()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (stack, dir) = worker_stack(&moto, "partial", ORDERS_TEMPLATE).await;
     let sqs = moto.sqs();
     let url = |name: &str| format!("{}/123456789012/{name}", moto.url);
     let queue = url("coldstart-Orders");
@@ -680,20 +679,15 @@ async fn one_failed_message_of_ten_is_redelivered_then_dead_lettered_and_nine_ar
         stack.logs()
     );
     stack.stop().await;
-    let _ = std::fs::remove_dir_all(template.parent().unwrap_or(&template));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_function_loses_no_message() {
     let moto = Moto::start().await;
-    let dir = std::env::temp_dir().join(format!("coldstart-sqs-{}-throttle", std::process::id()));
-    std::fs::create_dir_all(dir.join("worker")).unwrap_or_else(|e| panic!("{e}"));
-    let template = dir.join("template.yaml");
     // One sandbox at most, two pollers: while one batch runs (half a second), the other
     // poller's invocation is throttled and its message must come back.
-    std::fs::write(
-        &template,
-        r#"Transform: AWS::Serverless-2016-10-31
+    let template = r#"Transform: AWS::Serverless-2016-10-31
 Resources:
   Jobs:
     Type: AWS::SQS::Queue
@@ -717,16 +711,8 @@ Resources:
             BatchSize: 1
             ScalingConfig:
               MaximumConcurrency: 2
-"#,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let stack = Stack::from_template(&template)
-        .bootstrap("Worker", repo("crates/testkit/fixtures/sqs-batch.sh"))
-        .build(false)
-        .sqs_endpoint(&moto.url)
-        .start()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+"#;
+    let (stack, dir) = worker_stack(&moto, "throttle", template).await;
     let sqs = moto.sqs();
     let queue = format!("{}/123456789012/coldstart-Jobs", moto.url);
     let bodies: Vec<String> = (0..6).map(|i| format!("job {i}")).collect();
@@ -764,12 +750,7 @@ Resources:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_no_filter_matches_are_deleted_without_an_invocation() {
     let moto = Moto::start().await;
-    let dir = std::env::temp_dir().join(format!("coldstart-sqs-{}-filter", std::process::id()));
-    std::fs::create_dir_all(dir.join("worker")).unwrap_or_else(|e| panic!("{e}"));
-    let template = dir.join("template.yaml");
-    std::fs::write(
-        &template,
-        r#"Transform: AWS::Serverless-2016-10-31
+    let template = r#"Transform: AWS::Serverless-2016-10-31
 Resources:
   Events:
     Type: AWS::SQS::Queue
@@ -788,16 +769,8 @@ Resources:
             FilterCriteria:
               Filters:
                 - Pattern: '{"body": {"kind": ["order"], "amount": [{"numeric": [">", 100]}]}}'
-"#,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let stack = Stack::from_template(&template)
-        .bootstrap("Worker", repo("crates/testkit/fixtures/sqs-batch.sh"))
-        .build(false)
-        .sqs_endpoint(&moto.url)
-        .start()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+"#;
+    let (stack, dir) = worker_stack(&moto, "filter", template).await;
     let sqs = moto.sqs();
     let queue = format!("{}/123456789012/coldstart-Events", moto.url);
     let big = r#"{"kind":"order","amount":150}"#;

@@ -973,8 +973,8 @@ finally:
 }
 
 /// `coldstart run --ready-json --listen 127.0.0.1:0 ARGS…`, once its ready line is read: the
-/// server and the invocation URL of its function.
-fn run_ready(args: &[&std::ffi::OsStr]) -> (Server, String) {
+/// server and the line.
+fn run_ready(args: &[&std::ffi::OsStr]) -> (Server, serde_json::Value) {
     let mut child = coldstart()
         .args(["run", "--ready-json", "--listen", "127.0.0.1:0"])
         .args(args)
@@ -997,17 +997,22 @@ fn run_ready(args: &[&std::ffi::OsStr]) -> (Server, String) {
     let ready: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(ready["ready"], true);
+    (server, ready)
+}
+
+/// The invocation URL of `run`'s function, from its ready line (the Invoke API comes first).
+fn invoke_url(ready: &serde_json::Value) -> String {
     let url = ready["endpoints"][0]["url"].as_str().unwrap_or_default();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-    let url = format!("{url}/2015-03-31/functions/function/invocations");
-    (server, url)
+    assert!(url.starts_with("http://127.0.0.1:"), "{ready}");
+    format!("{url}/2015-03-31/functions/function/invocations")
 }
 
 /// `run --ready-json` prints its one line too: the Invoke API of the function `function`.
 #[test]
 fn run_ready_json_prints_one_line_naming_the_invoke_api() {
     let echo = repo("crates/testkit/fixtures/event-echo.sh");
-    let (_server, url) = run_ready(&["--".as_ref(), echo.as_os_str()]);
+    let (_server, ready) = run_ready(&["--".as_ref(), echo.as_os_str()]);
+    let url = invoke_url(&ready);
     let answer = curl(&["-XPOST", &url, "-d", "{\"a\":1}"]);
     assert_eq!(answer, "{\"a\":1}");
 }
@@ -1017,14 +1022,14 @@ fn run_ready_json_prints_one_line_naming_the_invoke_api() {
 #[test]
 fn run_serves_a_python_handler_from_its_folder() {
     let code = repo("crates/testkit/fixtures/python");
-    let (_server, url) = run_ready(&[
+    let (_server, ready) = run_ready(&[
         "--runtime".as_ref(),
         "python3.11".as_ref(),
         "--handler".as_ref(),
         "app.handler".as_ref(),
         code.as_os_str(),
     ]);
-    let answer = curl(&["-XPOST", &url, "-d", "{\"n\":2}"]);
+    let answer = curl(&["-XPOST", &invoke_url(&ready), "-d", "{\"n\":2}"]);
     let answer: serde_json::Value =
         serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
     assert_eq!(answer["event"]["n"], 2);
@@ -1036,35 +1041,14 @@ fn run_serves_a_python_handler_from_its_folder() {
 /// `dashboard`); the page's API answers and invokes, and a foreign `Host` is refused.
 #[test]
 fn run_dashboard_is_listed_in_the_ready_line_and_invokes_the_function() {
-    let mut child = coldstart()
-        .args([
-            "run",
-            "--ready-json",
-            "--listen",
-            "127.0.0.1:0",
-            "--dashboard",
-            "127.0.0.1:0",
-            "--",
-        ])
-        .arg(repo("crates/testkit/fixtures/event-echo.sh"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = lines(child.stdout.take());
-    let server = Server {
-        child,
-        endpoint: String::new(),
-        stdout,
-        stderr: None,
-    };
-    let line = server
-        .stdout
-        .recv_timeout(PATIENCE)
-        .unwrap_or_else(|e| panic!("no ready line: {e}"));
-    let ready: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let echo = repo("crates/testkit/fixtures/event-echo.sh");
+    let (_server, ready) = run_ready(&[
+        "--dashboard".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--".as_ref(),
+        echo.as_os_str(),
+    ]);
+    let line = ready.to_string();
     let dashboard = ready["endpoints"]
         .as_array()
         .and_then(|e| e.iter().find(|e| e["kind"] == "dashboard"))

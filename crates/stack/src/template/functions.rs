@@ -487,19 +487,18 @@ fn read_function(
                     format!("a python3.{minor} function needs a Handler (module.function)"),
                 ));
             };
-            let Some(interpreter) = managed::find_python(minor) else {
-                notices.push(format!(
-                    "{id}: Runtime python3.{minor} needs Python 3 (python3.{minor} or python3 on PATH) and none runs here; the other functions are served"
-                ));
-                return Ok(None);
+            let interpreter = match managed::python_for(minor) {
+                Ok((interpreter, stand_in)) => {
+                    notices.extend(stand_in.map(|line| format!("{id}: Runtime {line}")));
+                    interpreter
+                }
+                Err(line) => {
+                    notices.push(format!(
+                        "{id}: Runtime {line}; the other functions are served"
+                    ));
+                    return Ok(None);
+                }
             };
-            if interpreter.minor != minor {
-                notices.push(format!(
-                    "{id}: Runtime python3.{minor} is not installed here; it runs on {} (Python 3.{}), the nearest installed",
-                    interpreter.program.display(),
-                    interpreter.minor
-                ));
-            }
             Some(managed::python_function(&interpreter, &dir, &handler))
         }
         None => None,
@@ -583,14 +582,9 @@ fn read_function(
     }
     config.environment = environment(cx, r)?;
     if let Some(python) = &python {
-        let paths: Vec<String> = python
-            .python_path
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
         config
             .environment
-            .insert("PYTHONPATH".into(), paths.join(":"));
+            .insert(managed::PYTHONPATH.into(), python.python_path_var());
     }
     if let Some(Value::Object(logging)) = cx.property(r, "LoggingConfig")? {
         if let Some(format) = logging.get("LogFormat").and_then(text) {
