@@ -3,7 +3,10 @@
 # (the dashboard's browser tests); moto's server, an SQS-compatible one for the queue tests
 # (coldstart-test's), and jq, which their shell fixture uses; and dynalite, a local
 # DynamoDB-compatible server for the chat example's store tests (tools/dynamodb, versions pinned
-# by its package-lock.json). Idempotent: a second run with everything in place does nothing.
+# by its package-lock.json); and the compilers and autotools that AWS's Node.js runtime client
+# (aws-lambda-ric) needs to build its native addon, which the first Node.js test builds once into
+# coldstart's cache (about 1m40s on a 2-core machine; later runs reuse it). Idempotent: a second
+# run with everything in place does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +23,16 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   echo "installing chromium and chromium-driver for the dashboard's browser tests"
   apt_install chromium chromium-driver
 fi
+
+# The native addon of aws-lambda-ric (coldstart-test's node tests): curl and aws-lambda-cpp from
+# source with autotools and cmake, then node-gyp.
+for tool in cmake autoconf automake libtoolize g++ make; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "installing cmake, autoconf, automake, libtool, g++ and make for aws-lambda-ric's native addon"
+    apt_install cmake autoconf automake libtool g++ make
+    break
+  fi
+done
 
 # moto's server (PyPI), pinned.
 MOTO_VERSION=5.2.1

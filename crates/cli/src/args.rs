@@ -80,9 +80,10 @@ pub(crate) struct RunArgs {
     /// (`{"ready":true,"endpoints":[...]}`); function logs go to standard error.
     #[arg(long)]
     pub(crate) ready_json: bool,
-    /// A managed runtime (`python3.12`) to run `--handler` on, from the code folder `DIR`,
-    /// instead of a bootstrap: the machine's Python with AWS's `awslambdaric` (installed once,
-    /// with `DIR/requirements.txt`, in coldstart's cache folder).
+    /// A managed runtime (`python3.12`, `nodejs20.x`) to run `--handler` on, from the code folder
+    /// `DIR`, instead of a bootstrap: the machine's Python with AWS's `awslambdaric` (installed
+    /// once, with `DIR/requirements.txt`, in coldstart's cache folder), or its Node.js with AWS's
+    /// `aws-lambda-ric` (built once per machine; `DIR/package.json` into `DIR/node_modules`).
     #[arg(long, value_name = "RUNTIME", requires_all = ["handler", "code"], conflicts_with = "command")]
     pub(crate) runtime: Option<String>,
     /// With `--runtime`: the function's code folder.

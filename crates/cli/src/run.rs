@@ -21,22 +21,21 @@ const FUNCTION_NAME: &str = "function";
 const DEFAULT_PORT_BASE: u16 = 3000;
 
 pub(crate) async fn run(mut args: RunArgs) -> Result<(), Failure> {
-    let python = match (&args.runtime, &args.code, &args.handler) {
+    let managed = match (&args.runtime, &args.code, &args.handler) {
         (Some(runtime), Some(code), Some(handler)) => {
-            Some(python_function(runtime, code, handler).await?)
+            Some(managed_function(runtime, code, handler).await?)
         }
         _ => None,
     };
-    if let Some(python) = &python {
-        args.command = python.argv.iter().map(Into::into).collect();
+    if let Some(managed) = &managed {
+        args.command = managed.argv.iter().map(Into::into).collect();
     }
     let mut config = function_config(&args)?;
-    if let (Some(python), Some(code)) = (&python, &args.code) {
+    if let (Some(managed), Some(code)) = (&managed, &args.code) {
         config.task_root = Some(code.clone());
-        config.environment.insert(
-            coldstart_stack::managed::PYTHONPATH.into(),
-            python.python_path_var(),
-        );
+        config
+            .environment
+            .extend(managed.environment.iter().cloned());
     }
     check_bootstrap(Path::new(&config.command[0])).map_err(Failure::usage)?;
     let sink = Arc::new(StdoutSink::new(args.ready_json));
@@ -101,36 +100,34 @@ pub(crate) async fn run(mut args: RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `--runtime python3.N --handler H DIR`: the function on the machine's Python, its packages
-/// installed first (once: later runs find them in the cache).
-async fn python_function(
+/// `--runtime python3.N|nodejsN.x --handler H DIR`: the function on the machine's Python or
+/// Node.js, its runtime client and packages installed first (once: later runs find them in the
+/// cache).
+async fn managed_function(
     runtime: &str,
     code: &Path,
     handler: &str,
-) -> Result<coldstart_stack::managed::PythonFunction, Failure> {
+) -> Result<coldstart_stack::managed::ManagedFunction, Failure> {
     use coldstart_stack::managed::{self, Managed};
-    let Some(Managed::Python(minor)) = Managed::parse(runtime) else {
+    let Some(kind) = Managed::parse(runtime) else {
         return Err(Failure::usage(anyhow!(
-            "--runtime {runtime}: coldstart runs python3.9 to python3.14 without a bootstrap"
+            "--runtime {runtime}: coldstart runs {} without a bootstrap",
+            managed::MANAGED_RUNTIMES
         )));
     };
-    let (interpreter, stand_in) =
-        managed::python_for(minor).map_err(|line| Failure::usage(anyhow!("--runtime {line}")))?;
-    if let Some(line) = stand_in {
+    let (function, lines) = managed::managed_function(&kind, code, handler, None)
+        .map_err(|line| Failure::usage(anyhow!("--runtime {line}")))?;
+    for line in lines {
         eprintln!("coldstart: {line}");
     }
-    let function = managed::python_function(&interpreter, code, handler);
-    if let coldstart_stack::model::Build::Pip { installs, .. } = &function.build
-        && installs.iter().any(|i| !i.target.is_dir())
-    {
-        eprintln!(
-            "coldstart: preparing {runtime}: {}",
-            coldstart_stack::build::describe(&function.build)
-        );
-        coldstart_stack::build::run(&function.build)
-            .await
-            .map_err(|e| Failure::runtime(anyhow!("preparing {runtime}: {e}")))?;
-    }
+    eprintln!(
+        "coldstart: preparing {runtime}: {}",
+        coldstart_stack::build::describe(&function.build)
+    );
+    let report = coldstart_stack::Reporter::new(|line| eprintln!("coldstart: {line}"));
+    coldstart_stack::build::run_reporting(&function.build, &report)
+        .await
+        .map_err(|e| Failure::runtime(anyhow!("preparing {runtime}: {e}")))?;
     Ok(function)
 }
 

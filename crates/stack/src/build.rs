@@ -1,15 +1,16 @@
 //! Builds: what makes a function's or layer's code before the stack is served.
 //!
-//! Three kinds, as [`Build`] names them: a `coldstart.toml` shell command, `make build-<Id>` with
-//! `ARTIFACTS_DIR` (SAM's `BuildMethod: makefile`), and `cargo build --release` with the binary
-//! copied to `bootstrap` (SAM's `BuildMethod: rust-cargolambda`). Each distinct build runs once.
+//! The kinds [`Build`] names: a `coldstart.toml` shell command, `make build-<Id>` with
+//! `ARTIFACTS_DIR` (SAM's `BuildMethod: makefile`), `cargo build --release` with the binary
+//! copied to `bootstrap` (SAM's `BuildMethod: rust-cargolambda`), and the pip and npm installs of
+//! managed runtimes. Each distinct build runs once.
 //! Progress goes out as `tracing` events; a failed build's own output is in its error.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::error::Error;
-use crate::model::{Build, PipInstall, Stack};
+use crate::model::{Build, NpmInstall, PipInstall, Stack};
 use crate::report::Reporter;
 
 /// How much of a failed build's output its error keeps (the end, where the error is).
@@ -84,10 +85,12 @@ pub async fn run_step(step: &Step, report: &Reporter) -> Result<(), Error> {
     let name = step.names.join(", ");
     report.say(format!("building {name}: {}", describe(&step.build)));
     let started = Instant::now();
-    run(&step.build).await.map_err(|reason| Error::Build {
-        name: name.clone(),
-        reason,
-    })?;
+    run_reporting(&step.build, report)
+        .await
+        .map_err(|reason| Error::Build {
+            name: name.clone(),
+            reason,
+        })?;
     report.say(format!(
         "built {name} in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -110,11 +113,29 @@ pub fn describe(build: &Build) -> String {
             let what: Vec<String> = installs.iter().map(|i| i.args.join(" ")).collect();
             format!("pip install {} (once, cached)", what.join("; "))
         }
+        Build::Npm { installs } => {
+            let what: Vec<String> = installs
+                .iter()
+                .map(|i| match i {
+                    NpmInstall::Client { package, .. } => format!("npm install {package}"),
+                    NpmInstall::Packages { code, .. } => {
+                        format!("npm ci ({})", code.join("package.json").display())
+                    }
+                })
+                .collect();
+            format!("{} (once, cached)", what.join("; "))
+        }
     }
 }
 
 /// Runs one build. On failure the error holds the end of its output.
 pub async fn run(build: &Build) -> Result<(), String> {
+    run_reporting(build, &Reporter::default()).await
+}
+
+/// Runs one build, saying on `report` how a long one (the Node.js runtime client's native
+/// addon) gets on. On failure the error holds the end of its output.
+pub async fn run_reporting(build: &Build, report: &Reporter) -> Result<(), String> {
     match build {
         Build::Command { command, dir } => {
             let mut cmd = tokio::process::Command::new("sh");
@@ -161,7 +182,180 @@ pub async fn run(build: &Build) -> Result<(), String> {
             interpreter,
             installs,
         } => pip_install(interpreter, installs).await,
+        Build::Npm { installs } => {
+            for install in installs {
+                match install {
+                    NpmInstall::Client { package, target } => {
+                        npm_client(package, target, report).await?;
+                    }
+                    NpmInstall::Packages { code, hash } => npm_packages(code, hash).await?,
+                }
+            }
+            Ok(())
+        }
     }
+}
+
+/// Tells apart the builds one process runs at once (tests start stacks in parallel threads).
+static BUILD_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A fresh folder name beside a target: `.partial-<pid>-<n>-<name>`.
+fn partial_beside(target: &Path) -> PathBuf {
+    let parent = target.parent().unwrap_or(Path::new("."));
+    parent.join(format!(
+        ".partial-{}-{}-{}",
+        std::process::id(),
+        BUILD_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        target
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    ))
+}
+
+/// Installs the runtime client `package` into `target` unless it is there. Compiling its addon
+/// takes minutes, so one process builds it under an exclusive lock on `<target>.lock` while the
+/// others wait, then find it done; the install goes to a sibling folder renamed into place, so
+/// that a `target` that exists is whole even when a build is killed.
+async fn npm_client(package: &str, target: &Path, report: &Reporter) -> Result<(), String> {
+    if target.is_dir() {
+        return Ok(());
+    }
+    let parent = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let lock_path = parent.join(format!(
+        "{}.lock",
+        target
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    ));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    // Held until this function returns; the kernel releases it if the process dies.
+    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|e| format!("waiting for {}: {e}", lock_path.display()))?
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    if target.is_dir() {
+        return Ok(());
+    }
+    let partial = partial_beside(target);
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial)
+        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    report.say(format!(
+        "preparing {package} once for this machine: it compiles curl, aws-lambda-cpp and a Node addon (a minute or two)"
+    ));
+    let mut cmd = tokio::process::Command::new("npm");
+    cmd.args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--no-save",
+        "--foreground-scripts",
+        "--loglevel=error",
+        "--prefix",
+    ])
+    .arg(&partial)
+    .arg(package);
+    let shown = format!("npm install {package}");
+    let phases = [
+        ("> aws-lambda-ric@", "preinstall", "building curl (1/3)"),
+        ("-- The CXX compiler", "", "building aws-lambda-cpp (2/3)"),
+        (
+            "> aws-lambda-ric@",
+            "build:gyp",
+            "compiling the Node addon (3/3)",
+        ),
+    ];
+    let mut next = 0;
+    let result = output_with(cmd, &shown, |line| {
+        if let Some((start, has, what)) = phases.get(next)
+            && line.starts_with(start)
+            && line.contains(has)
+        {
+            report.say(format!("{package}: {what}"));
+            next += 1;
+        }
+    })
+    .await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    let renamed = std::fs::rename(&partial, target);
+    drop(lock);
+    if let Err(e) = renamed {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(format!(
+            "cannot move the install to {}: {e}",
+            target.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The file in a `node_modules` that says which lock file it was installed from.
+pub const NPM_STAMP: &str = ".coldstart-lock";
+
+/// Installs `code`'s `package.json` into `code/node_modules` unless that folder came from the
+/// same lock file (its stamp holds `hash`) or is the user's own (no stamp). npm runs in a
+/// sibling folder under `.coldstart/`; the result replaces `node_modules` by renames.
+async fn npm_packages(code: &Path, hash: &str) -> Result<(), String> {
+    let modules = code.join("node_modules");
+    if modules.is_dir() {
+        match std::fs::read_to_string(modules.join(NPM_STAMP)) {
+            Ok(stamp) if stamp.trim() == hash => return Ok(()),
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    let partial = partial_beside(&code.join(".coldstart").join("node_modules"));
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial)
+        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    let locked = code.join("package-lock.json").is_file();
+    for name in ["package.json", "package-lock.json"] {
+        if code.join(name).is_file() {
+            std::fs::copy(code.join(name), partial.join(name))
+                .map_err(|e| format!("cannot copy {name} to {}: {e}", partial.display()))?;
+        }
+    }
+    let verb = if locked { "ci" } else { "install" };
+    let mut cmd = tokio::process::Command::new("npm");
+    cmd.args([
+        verb,
+        "--omit=dev",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+    ])
+    .current_dir(&partial);
+    let shown = format!("npm {verb} --omit=dev ({})", code.display());
+    let installed = output_of(cmd, &shown).await.and_then(|_| {
+        let fresh = partial.join("node_modules");
+        std::fs::create_dir_all(&fresh)
+            .and_then(|()| std::fs::write(fresh.join(NPM_STAMP), hash))
+            .map_err(|e| format!("cannot write {}: {e}", fresh.display()))?;
+        // A stale install we made goes aside first; a finished one from another process is as good.
+        if modules.is_dir() {
+            let _ = std::fs::rename(&modules, partial.join("stale"));
+        }
+        match std::fs::rename(&fresh, &modules) {
+            Ok(()) => Ok(()),
+            Err(_) if modules.join(NPM_STAMP).is_file() => Ok(()),
+            Err(e) => Err(format!(
+                "cannot move the install to {}: {e}",
+                modules.display()
+            )),
+        }
+    });
+    let _ = std::fs::remove_dir_all(&partial);
+    installed
 }
 
 /// Runs the installs of a `Build::Pip` that are not complete yet: each into a fresh sibling
@@ -174,14 +368,7 @@ async fn pip_install(interpreter: &Path, installs: &[PipInstall]) -> Result<(), 
         let parent = install.target.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        let partial = parent.join(format!(
-            ".partial-{}-{}",
-            std::process::id(),
-            install
-                .target
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        ));
+        let partial = partial_beside(&install.target);
         let _ = std::fs::remove_dir_all(&partial);
         let mut cmd = tokio::process::Command::new(interpreter);
         cmd.args([
@@ -193,8 +380,11 @@ async fn pip_install(interpreter: &Path, installs: &[PipInstall]) -> Result<(), 
             "--no-input",
             "--target",
         ])
-        .arg(&partial)
-        .args(&install.args);
+        .arg(&partial);
+        if let Some(platform) = &install.platform {
+            cmd.args(["--platform", platform, "--only-binary=:all:"]);
+        }
+        cmd.args(&install.args);
         let shown = format!("pip install {}", install.args.join(" "));
         let result = output_of(cmd, &shown).await;
         if let Err(e) = result {
@@ -232,32 +422,61 @@ fn fresh_dir(dir: &Path) -> Result<(), String> {
 /// ends or is dropped (`up` stopped mid-build), or when coldstart dies (see
 /// [`coldstart_emulator::GroupGuard`]): a compiler or a `sleep` under the build's shell does
 /// not outlive it.
-async fn output_of(mut cmd: tokio::process::Command, shown: &str) -> Result<String, String> {
+async fn output_of(cmd: tokio::process::Command, shown: &str) -> Result<String, String> {
+    output_with(cmd, shown, |_| {}).await
+}
+
+/// [`output_of`], with each line of standard output given to `on_line` as it comes.
+async fn output_with(
+    mut cmd: tokio::process::Command,
+    shown: &str,
+    mut on_line: impl FnMut(&str),
+) -> Result<String, String> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("could not run `{shown}`: {e}"))?;
     let _group = child.id().map(coldstart_emulator::GroupGuard::new);
-    let output = child
-        .wait_with_output()
-        .await
-        .map_err(|e| format!("could not run `{shown}`: {e}"))?;
-    if output.status.success() {
-        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+    let failed = |e: std::io::Error| format!("could not run `{shown}`: {e}");
+    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(format!("could not run `{shown}`: no pipes"));
+    };
+    // Both pipes drained at once, so that neither fills up and stalls the build.
+    let read_stdout = async {
+        let mut reader = tokio::io::BufReader::new(stdout);
+        let (mut all, mut line) = (String::new(), Vec::new());
+        // By bytes: a tool's output need not be UTF-8.
+        while reader.read_until(b'\n', &mut line).await? > 0 {
+            let text = String::from_utf8_lossy(&line);
+            on_line(text.trim_end());
+            all.push_str(&text);
+            line.clear();
+        }
+        Ok::<_, std::io::Error>(all)
+    };
+    let read_stderr = async {
+        let mut all = Vec::new();
+        stderr.read_to_end(&mut all).await.map(|_| all)
+    };
+    let (stdout, stderr) = tokio::try_join!(read_stdout, read_stderr).map_err(failed)?;
+    let status = child.wait().await.map_err(failed)?;
+    if status.success() {
+        return Ok(stdout);
     }
-    let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
-    printed.push_str(&String::from_utf8_lossy(&output.stderr));
+    let mut printed = stdout;
+    printed.push_str(&String::from_utf8_lossy(&stderr));
     let start = printed.len().saturating_sub(OUTPUT_TAIL);
     let start = (start..printed.len())
         .find(|&i| printed.is_char_boundary(i))
         .unwrap_or(printed.len());
     Err(format!(
         "`{shown}` exited with {}:\n{}",
-        output.status,
+        status,
         printed[start..].trim_end()
     ))
 }

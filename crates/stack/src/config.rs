@@ -63,7 +63,7 @@ enum WsRouteToml {
 struct FunctionToml {
     build: Option<String>,
     bootstrap: Option<Spanned<Bootstrap>>,
-    /// A managed runtime (`python3.12`): no bootstrap, the handler runs on its client.
+    /// A managed runtime (`python3.12`, `nodejs20.x`): no bootstrap, the handler runs on its client.
     runtime: Option<Spanned<String>>,
     /// A managed runtime's code folder. Default: the config's folder.
     code: Option<String>,
@@ -204,14 +204,15 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         let key = format!("functions.{name}");
         let span = entry.span();
         let f = entry.get_ref();
-        let python = match (&f.runtime, &f.bootstrap) {
+        let managed = match (&f.runtime, &f.bootstrap) {
             (Some(runtime), None) => {
-                let Some(Managed::Python(minor)) = Managed::parse(runtime.get_ref()) else {
+                let Some(kind) = Managed::parse(runtime.get_ref()) else {
                     return Err(at(
                         runtime.span(),
                         format!(
-                            "{key}.runtime: {} is not one coldstart runs without a bootstrap (python3.9 to python3.14)",
-                            runtime.get_ref()
+                            "{key}.runtime: {} is not one coldstart runs without a bootstrap ({})",
+                            runtime.get_ref(),
+                            managed::MANAGED_RUNTIMES
                         ),
                     ));
                 };
@@ -219,8 +220,9 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                     return Err(at(
                         span,
                         format!(
-                            "{key}.handler: a {} function needs a handler (module.function)",
-                            runtime.get_ref()
+                            "{key}.handler: a {} function needs a handler ({})",
+                            runtime.get_ref(),
+                            kind.handler_shape()
                         ),
                     ));
                 };
@@ -228,15 +230,16 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                     return Err(at(
                         span,
                         format!(
-                            "{key}.build: a {} function's build is its pip installs (requirements.txt beside its code)",
+                            "{key}.build: a {} function's build is its installs (requirements.txt or package.json beside its code)",
                             runtime.get_ref()
                         ),
                     ));
                 }
-                let interpreter = match managed::python_for(minor) {
-                    Ok((interpreter, stand_in)) => {
-                        notices.extend(stand_in.map(|line| format!("{name}: {line}")));
-                        interpreter
+                let code = root.join(f.code.as_deref().unwrap_or("."));
+                match managed::managed_function(&kind, &code, handler, None) {
+                    Ok((function, lines)) => {
+                        notices.extend(lines.into_iter().map(|line| format!("{name}: {line}")));
+                        Some((code, function))
                     }
                     Err(line) => {
                         notices.push(format!(
@@ -244,12 +247,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                         ));
                         continue;
                     }
-                };
-                let code = root.join(f.code.as_deref().unwrap_or("."));
-                Some((
-                    code.clone(),
-                    managed::python_function(&interpreter, &code, handler),
-                ))
+                }
             }
             (Some(runtime), Some(_)) => {
                 return Err(at(
@@ -268,7 +266,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             (None, Some(_)) => None,
         };
         let command: Vec<OsString> = match f.bootstrap.as_ref().map(Spanned::get_ref) {
-            None => python
+            None => managed
                 .as_ref()
                 .map(|(_, p)| p.argv.iter().map(OsString::from).collect())
                 .unwrap_or_default(),
@@ -294,11 +292,11 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         let mut config = FunctionConfig::new(name.clone(), command);
         config.handler = f.handler.clone();
         config.environment = f.environment.clone();
-        if let Some((code, python)) = &python {
+        if let Some((code, function)) = &managed {
             config.task_root = Some(code.clone());
             config
                 .environment
-                .insert(managed::PYTHONPATH.into(), python.python_path_var());
+                .extend(function.environment.iter().cloned());
         }
         if let Some(t) = &f.timeout {
             let secs = *t.get_ref();
@@ -476,8 +474,8 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         let watch = match (&f.watch, &f.build) {
             (Some(paths), _) => paths.iter().map(|p| root.join(p)).collect(),
             (None, Some(_)) => vec![root.to_path_buf()],
-            (None, None) if python.is_some() => {
-                python.iter().map(|(code, _)| code.clone()).collect()
+            (None, None) if managed.is_some() => {
+                managed.iter().map(|(code, _)| code.clone()).collect()
             }
             (None, None) => {
                 let bootstrap = Path::new(&config.command[0]);
@@ -508,8 +506,8 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
         }
         functions.push(FunctionSpec {
             config,
-            build: match &python {
-                Some((_, python)) => Some(python.build.clone()),
+            build: match &managed {
+                Some((_, managed)) => Some(managed.build.clone()),
                 None => f.build.as_ref().map(|command| Build::Command {
                     command: command.clone(),
                     dir: root.to_path_buf(),
@@ -811,8 +809,16 @@ code = "src"
                 "functions.py.handler: a python3.11 function needs a handler",
             ),
             (
-                "[functions.py]\nruntime = \"nodejs20.x\"\nhandler = \"a.b\"\n",
-                "functions.py.runtime: nodejs20.x is not one coldstart runs",
+                "[functions.js]\nruntime = \"nodejs20.x\"\n",
+                "functions.js.handler: a nodejs20.x function needs a handler (file.function)",
+            ),
+            (
+                "[functions.js]\nruntime = \"nodejs20.x\"\nhandler = \"a.b\"\nbuild = \"npm ci\"\n",
+                "functions.js.build: a nodejs20.x function's build is its installs",
+            ),
+            (
+                "[functions.py]\nruntime = \"nodejs12.x\"\nhandler = \"a.b\"\n",
+                "functions.py.runtime: nodejs12.x is not one coldstart runs",
             ),
             (
                 "[functions.py]\nruntime = \"python3.11\"\nhandler = \"a.b\"\nbootstrap = \"x\"\n",

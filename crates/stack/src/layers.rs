@@ -75,6 +75,7 @@ pub fn attach(
         }
     }
     python_layers(config, &opt, &seen);
+    node_layers(config, &opt, &seen);
     config.sandbox_port = config.sandbox_port || crate::config::wants_sandbox_port(config);
     let layers = function.layers.join(", ");
     if mounted {
@@ -117,6 +118,33 @@ fn python_layers(config: &mut FunctionConfig, opt: &Path, seen: &Path) {
     let at = parts.len().saturating_sub(1);
     parts.splice(at..at, dirs.iter().map(|d| d.display().to_string()));
     *path = parts.join(":");
+}
+
+/// A Node.js function's (one whose `NODE_PATH` coldstart set): the layers'
+/// `nodejs/node<N>/node_modules` (N: its runtime's major) then `nodejs/node_modules` go first,
+/// in the order of Lambda's bootstrap for `nodejs<N>.x`.
+fn node_layers(config: &mut FunctionConfig, opt: &Path, seen: &Path) {
+    let major = config
+        .environment
+        .get(coldstart_protocol::env::EXECUTION_ENV)
+        .and_then(|e| e.strip_prefix("AWS_Lambda_nodejs"))
+        .and_then(|v| v.strip_suffix(".x"))
+        .map(str::to_owned);
+    let (Some(major), Some(path)) = (major, config.environment.get_mut(crate::managed::NODE_PATH))
+    else {
+        return;
+    };
+    let dirs: Vec<String> = [
+        format!("nodejs/node{major}/node_modules"),
+        "nodejs/node_modules".into(),
+    ]
+    .iter()
+    .filter(|rel| opt.join(rel).is_dir())
+    .map(|rel| seen.join(rel).display().to_string())
+    .collect();
+    if !dirs.is_empty() {
+        *path = format!("{}:{path}", dirs.join(":"));
+    }
 }
 
 /// Puts `dir` first on the search path `key` (the function's own value, else the host's).
@@ -294,6 +322,65 @@ mod tests {
                 "/code:/reqs:{}:{}:/ric",
                 seen.join("python/lib/python3.12/site-packages").display(),
                 seen.join("python").display()
+            )
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_node_functions_layers_go_first_on_node_path_versioned_folder_before_the_plain_one() {
+        let root =
+            std::env::temp_dir().join(format!("coldstart-nodelayers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        write(&root.join("deps/nodejs/node_modules/a/index.js"), "", 0o644);
+        write(
+            &root.join("deps/nodejs/node22/node_modules/b/index.js"),
+            "",
+            0o644,
+        );
+        write(
+            &root.join("deps/nodejs/node20/node_modules/c/index.js"),
+            "",
+            0o644,
+        );
+        let mut stack = Stack {
+            root: root.clone(),
+            source: root.join("template.yaml"),
+            ..Stack::default()
+        };
+        stack.layers.push(LayerSpec {
+            name: "deps".into(),
+            content: root.join("deps"),
+            build: None,
+        });
+        let mut config = FunctionConfig::new("Js", vec!["node".into()]);
+        config
+            .environment
+            .insert("NODE_PATH".into(), "/ric/node_modules:/code".into());
+        config
+            .environment
+            .insert("AWS_EXECUTION_ENV".into(), "AWS_Lambda_nodejs22.x".into());
+        let function = FunctionSpec {
+            config: config.clone(),
+            build: None,
+            url: None,
+            watch: Vec::new(),
+            layers: vec!["deps".into()],
+        };
+        attach(&stack, &function, &mut config, &Reporter::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let seen = if coldstart_emulator::opt_mount_available() {
+            PathBuf::from("/opt")
+        } else {
+            root.join(".coldstart/opt/Js")
+        };
+        // Lambda's nodejs22.x bootstrap: node22's folder, the plain one, the runtime's, the code.
+        assert_eq!(
+            config.environment["NODE_PATH"],
+            format!(
+                "{}:{}:/ric/node_modules:/code",
+                seen.join("nodejs/node22/node_modules").display(),
+                seen.join("nodejs/node_modules").display()
             )
         );
         let _ = std::fs::remove_dir_all(&root);

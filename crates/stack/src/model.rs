@@ -160,6 +160,35 @@ pub enum Build {
         /// What to install, and where.
         installs: Vec<PipInstall>,
     },
+    /// npm installs for a managed Node.js runtime: its runtime interface client and its
+    /// `package.json` ([`crate::managed`]), each only when not complete yet.
+    Npm {
+        /// What to install, in order.
+        installs: Vec<NpmInstall>,
+    },
+}
+
+/// One install of a `Build::Npm`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NpmInstall {
+    /// `npm install <package>` into `target` (a cache folder), under a lock file beside it so
+    /// that one process builds it while others wait; complete when `target` exists.
+    Client {
+        /// The package and version, `name@version`.
+        package: String,
+        /// The folder whose `node_modules` holds it.
+        target: PathBuf,
+    },
+    /// `npm ci --omit=dev` (`npm install --omit=dev` without a `package-lock.json`) of `code`'s
+    /// `package.json`, as `sam build` installs it, into `code/node_modules`. Complete when that
+    /// folder's `.coldstart-lock` holds `hash`; a `node_modules` without that file is the
+    /// user's own and is left alone.
+    Packages {
+        /// The folder with `package.json`.
+        code: PathBuf,
+        /// The hash of `package-lock.json` (of `package.json` without one).
+        hash: String,
+    },
 }
 
 /// One `pip install --target <target> <args>`: a complete target is never installed again.
@@ -169,6 +198,9 @@ pub struct PipInstall {
     pub args: Vec<String>,
     /// The folder the packages go to.
     pub target: PathBuf,
+    /// pip's `--platform` (with `--only-binary=:all:`) when the function's architecture is not
+    /// the machine's. Default: none (the machine's wheels).
+    pub platform: Option<String>,
 }
 
 /// A layer: a folder merged into `/opt` of the functions that name it.

@@ -82,7 +82,7 @@ fn layer_sources(layer: &crate::model::LayerSpec) -> PathBuf {
         Some(Build::Command { dir, .. })
         | Some(Build::Makefile { dir, .. })
         | Some(Build::Cargo { dir, .. }) => dir.clone(),
-        Some(Build::Pip { .. }) | None => layer.content.clone(),
+        Some(Build::Pip { .. } | Build::Npm { .. }) | None => layer.content.clone(),
     }
 }
 
@@ -331,14 +331,15 @@ async fn rebuild(affected: &[&FunctionSpec], emulator: &Emulator, report: &Repor
     }
 }
 
-/// Is `path` under one of `roots`, and not inside a `target/` folder or a hidden entry?
+/// Is `path` under one of `roots`, and not inside a `target/` or `node_modules/` folder (what
+/// builds write) or a hidden entry?
 fn watched(roots: &[PathBuf], path: &Path) -> bool {
     roots.iter().any(|root| {
         path.strip_prefix(root).is_ok_and(|rel| {
             rel.components().all(|c| match c {
                 Component::Normal(name) => {
                     let name = name.to_string_lossy();
-                    name != "target" && !name.starts_with('.')
+                    name != "target" && name != "node_modules" && !name.starts_with('.')
                 }
                 _ => true,
             })

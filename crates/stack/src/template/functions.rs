@@ -459,7 +459,10 @@ fn read_function(
             return Err(cx.error(
                 r,
                 "Runtime",
-                "a function needs a Runtime (provided.al2023, provided.al2 or python3.9 to python3.14)",
+                format!(
+                    "a function needs a Runtime (provided.al2023, provided.al2, {})",
+                    managed::MANAGED_RUNTIMES
+                ),
             ));
         }
     }
@@ -478,19 +481,32 @@ fn read_function(
     };
 
     // A managed runtime's function: its interpreter and runtime interface client.
-    let python = match managed {
-        Some(Managed::Python(minor)) => {
+    let managed = match managed {
+        Some(kind) => {
             let Some(handler) = cx.string(r, "Handler")? else {
                 return Err(cx.error(
                     r,
                     "Handler",
-                    format!("a python3.{minor} function needs a Handler (module.function)"),
+                    format!(
+                        "a {} function needs a Handler ({})",
+                        kind.name(),
+                        kind.handler_shape()
+                    ),
                 ));
             };
-            let interpreter = match managed::python_for(minor) {
-                Ok((interpreter, stand_in)) => {
-                    notices.extend(stand_in.map(|line| format!("{id}: Runtime {line}")));
-                    interpreter
+            let arch = cx.property(r, "Architectures")?.and_then(|v| {
+                v.get(0)
+                    .and_then(Value::as_str)
+                    .and_then(managed::Arch::parse)
+            });
+            match managed::managed_function(&kind, &dir, &handler, arch) {
+                Ok((function, lines)) => {
+                    notices.extend(
+                        lines
+                            .into_iter()
+                            .map(|line| format!("{id}: Runtime {line}")),
+                    );
+                    Some(function)
                 }
                 Err(line) => {
                     notices.push(format!(
@@ -498,16 +514,15 @@ fn read_function(
                     ));
                     return Ok(None);
                 }
-            };
-            Some(managed::python_function(&interpreter, &dir, &handler))
+            }
         }
         None => None,
     };
-    let (bootstrap, task_root, build) = match (&python, build_method(r)) {
-        (Some(python), _) => (
-            PathBuf::from(&python.argv[0]),
+    let (bootstrap, task_root, build) = match (&managed, build_method(r)) {
+        (Some(function), _) => (
+            PathBuf::from(&function.argv[0]),
             dir.clone(),
-            Some(python.build.clone()),
+            Some(function.build.clone()),
         ),
         (None, method) => match method {
             Some("makefile") => {
@@ -551,8 +566,8 @@ fn read_function(
         },
     };
 
-    let command = match &python {
-        Some(python) => python.argv.iter().map(Into::into).collect(),
+    let command = match &managed {
+        Some(function) => function.argv.iter().map(Into::into).collect(),
         None => vec![bootstrap.into_os_string()],
     };
     let mut config = FunctionConfig::new(id, command);
@@ -581,10 +596,10 @@ fn read_function(
         config.timeout = Duration::from_secs(secs.unsigned_abs());
     }
     config.environment = environment(cx, r)?;
-    if let Some(python) = &python {
+    if let Some(function) = &managed {
         config
             .environment
-            .insert(managed::PYTHONPATH.into(), python.python_path_var());
+            .extend(function.environment.iter().cloned());
     }
     if let Some(Value::Object(logging)) = cx.property(r, "LoggingConfig")? {
         if let Some(format) = logging.get("LogFormat").and_then(text) {

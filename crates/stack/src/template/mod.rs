@@ -1232,6 +1232,72 @@ Resources:
     }
 
     #[test]
+    fn a_node_function_runs_its_handler_on_aws_lambda_ric_with_npm_installs_as_its_build() {
+        let stack = ok("
+Resources:
+  Js:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: js/
+      Runtime: nodejs22.x
+      Handler: app.handler
+");
+        let Some(js) = stack.functions.first() else {
+            // No node, or no tools to build the client's addon: said, and the rest served.
+            assert!(
+                stack
+                    .notices
+                    .iter()
+                    .any(|n| n.starts_with("Js: Runtime nodejs22.x needs")
+                        && n.ends_with("; the other functions are served")),
+                "{:?}",
+                stack.notices
+            );
+            return;
+        };
+        assert_eq!(js.config.command[0], "node");
+        assert!(
+            js.config.command[1]
+                .to_string_lossy()
+                .ends_with("aws-lambda-ric/bin/index.mjs"),
+            "{:?}",
+            js.config.command
+        );
+        assert_eq!(js.config.command[2], "app.handler");
+        assert_eq!(
+            js.config.environment["AWS_EXECUTION_ENV"],
+            "AWS_Lambda_nodejs22.x"
+        );
+        let path = &js.config.environment["NODE_PATH"];
+        assert!(path.ends_with("/js"), "{path}");
+        assert!(
+            matches!(js.build, Some(Build::Npm { .. })),
+            "{:?}",
+            js.build
+        );
+        if !stack.notices.is_empty() {
+            assert!(
+                stack.notices[0].starts_with(
+                    "Js: Runtime nodejs22.x is not installed here; it runs on node (Node.js "
+                ),
+                "{:?}",
+                stack.notices
+            );
+        }
+
+        let err = err("
+Resources:
+  Js:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: js/, Runtime: nodejs20.x}
+");
+        assert!(
+            err.contains("Resources.Js.Properties.Handler") && err.contains("(file.function)"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn other_runtimes_and_remote_code_are_left_out_with_their_routes() {
         let stack = ok("
 Resources:
@@ -1239,7 +1305,7 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: js/
-      Runtime: nodejs20.x
+      Runtime: java21
       Handler: app.handler
       FunctionUrlConfig: {AuthType: NONE}
       Events:
@@ -1262,8 +1328,7 @@ Resources:
             stack
                 .notices
                 .iter()
-                .any(|n| n
-                    == "Js: Runtime nodejs20.x cannot run yet; the other functions are served"),
+                .any(|n| n == "Js: Runtime java21 cannot run yet; the other functions are served"),
             "{:?}",
             stack.notices
         );
