@@ -278,16 +278,19 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
     }
 
-    #[test]
-    fn a_python_functions_layers_come_between_its_packages_and_the_runtime_client() {
-        let root = std::env::temp_dir().join(format!("coldstart-pylayers-{}", std::process::id()));
+    /// `function`'s environment after it is attached with one layer, `deps`, holding `files`
+    /// (empty); and how the layer's folder is seen from the sandbox.
+    fn with_deps_layer(
+        test: &str,
+        function: &str,
+        files: &[&str],
+        env: &[(&str, &str)],
+    ) -> (std::collections::BTreeMap<String, String>, PathBuf) {
+        let root = std::env::temp_dir().join(format!("coldstart-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        write(&root.join("deps/python/shared.py"), "", 0o644);
-        write(
-            &root.join("deps/python/lib/python3.12/site-packages/pkg.py"),
-            "",
-            0o644,
-        );
+        for file in files {
+            write(&root.join("deps").join(file), "", 0o644);
+        }
         let mut stack = Stack {
             root: root.clone(),
             source: root.join("template.yaml"),
@@ -298,91 +301,73 @@ mod tests {
             content: root.join("deps"),
             build: None,
         });
-        let mut config = FunctionConfig::new("Py", vec!["python3".into()]);
-        config
-            .environment
-            .insert("PYTHONPATH".into(), "/code:/reqs:/ric".into());
-        let function = FunctionSpec {
+        let mut config = FunctionConfig::new(function, vec!["runtime".into()]);
+        for (key, value) in env {
+            config
+                .environment
+                .insert((*key).to_owned(), (*value).to_owned());
+        }
+        let spec = FunctionSpec {
             config: config.clone(),
             build: None,
             url: None,
             watch: Vec::new(),
             layers: vec!["deps".into()],
         };
-        attach(&stack, &function, &mut config, &Reporter::default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        attach(&stack, &spec, &mut config, &Reporter::default()).unwrap_or_else(|e| panic!("{e}"));
         let seen = if coldstart_emulator::opt_mount_available() {
             PathBuf::from("/opt")
         } else {
-            root.join(".coldstart/opt/Py")
+            root.join(".coldstart/opt").join(function)
         };
+        let _ = std::fs::remove_dir_all(&root);
+        (config.environment, seen)
+    }
+
+    #[test]
+    fn a_python_functions_layers_come_between_its_packages_and_the_runtime_client() {
+        let (env, seen) = with_deps_layer(
+            "pylayers",
+            "Py",
+            &[
+                "python/shared.py",
+                "python/lib/python3.12/site-packages/pkg.py",
+            ],
+            &[("PYTHONPATH", "/code:/reqs:/ric")],
+        );
         assert_eq!(
-            config.environment["PYTHONPATH"],
+            env["PYTHONPATH"],
             format!(
                 "/code:/reqs:{}:{}:/ric",
                 seen.join("python/lib/python3.12/site-packages").display(),
                 seen.join("python").display()
             )
         );
-        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
     fn a_node_functions_layers_go_first_on_node_path_versioned_folder_before_the_plain_one() {
-        let root =
-            std::env::temp_dir().join(format!("coldstart-nodelayers-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        write(&root.join("deps/nodejs/node_modules/a/index.js"), "", 0o644);
-        write(
-            &root.join("deps/nodejs/node22/node_modules/b/index.js"),
-            "",
-            0o644,
+        let (env, seen) = with_deps_layer(
+            "nodelayers",
+            "Js",
+            &[
+                "nodejs/node_modules/a/index.js",
+                "nodejs/node22/node_modules/b/index.js",
+                "nodejs/node20/node_modules/c/index.js",
+            ],
+            &[
+                ("NODE_PATH", "/ric/node_modules:/code"),
+                ("AWS_EXECUTION_ENV", "AWS_Lambda_nodejs22.x"),
+            ],
         );
-        write(
-            &root.join("deps/nodejs/node20/node_modules/c/index.js"),
-            "",
-            0o644,
-        );
-        let mut stack = Stack {
-            root: root.clone(),
-            source: root.join("template.yaml"),
-            ..Stack::default()
-        };
-        stack.layers.push(LayerSpec {
-            name: "deps".into(),
-            content: root.join("deps"),
-            build: None,
-        });
-        let mut config = FunctionConfig::new("Js", vec!["node".into()]);
-        config
-            .environment
-            .insert("NODE_PATH".into(), "/ric/node_modules:/code".into());
-        config
-            .environment
-            .insert("AWS_EXECUTION_ENV".into(), "AWS_Lambda_nodejs22.x".into());
-        let function = FunctionSpec {
-            config: config.clone(),
-            build: None,
-            url: None,
-            watch: Vec::new(),
-            layers: vec!["deps".into()],
-        };
-        attach(&stack, &function, &mut config, &Reporter::default())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let seen = if coldstart_emulator::opt_mount_available() {
-            PathBuf::from("/opt")
-        } else {
-            root.join(".coldstart/opt/Js")
-        };
         // Lambda's nodejs22.x bootstrap: node22's folder, the plain one, the runtime's, the code.
         assert_eq!(
-            config.environment["NODE_PATH"],
+            env["NODE_PATH"],
             format!(
                 "{}:{}:/ric/node_modules:/code",
                 seen.join("nodejs/node22/node_modules").display(),
                 seen.join("nodejs/node_modules").display()
             )
         );
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -161,7 +161,7 @@ pub fn managed_function(
                 requirements.platform = Some(arch.wheel_platform().to_owned());
                 let target = requirements.target.with_extension(arch.name());
                 if let Some(p) = f
-                    .python_path
+                    .search_path
                     .iter_mut()
                     .find(|p| **p == requirements.target)
                 {
@@ -175,7 +175,7 @@ pub fn managed_function(
                     arch.wheel_platform()
                 ));
             }
-            let environment = vec![(PYTHONPATH.to_owned(), f.python_path_var()), execution_env];
+            let environment = vec![(PYTHONPATH.to_owned(), f.search_path_var()), execution_env];
             Ok((
                 ManagedFunction {
                     argv: f.argv,
@@ -199,7 +199,7 @@ pub fn managed_function(
                     ));
                 }
             }
-            let environment = vec![(NODE_PATH.to_owned(), f.node_path_var()), execution_env];
+            let environment = vec![(NODE_PATH.to_owned(), f.search_path_var()), execution_env];
             Ok((
                 ManagedFunction {
                     argv: f.argv,
@@ -233,13 +233,22 @@ pub fn python_for(minor: u32) -> Result<(Interpreter, Option<String>), String> {
         )
     })?;
     let stand_in = (interpreter.minor != minor).then(|| {
-        format!(
-            "python3.{minor} is not installed here; it runs on {} (Python 3.{}), the nearest installed",
-            interpreter.program.display(),
-            interpreter.minor
+        stand_in_line(
+            &format!("python3.{minor}"),
+            &interpreter.program,
+            &format!("Python 3.{}", interpreter.minor),
+            "the nearest installed",
         )
     });
     Ok((interpreter, stand_in))
+}
+
+/// The line that says `runtime` runs on another version: `program` (`version`).
+fn stand_in_line(runtime: &str, program: &Path, version: &str, which: &str) -> String {
+    format!(
+        "{runtime} is not installed here; it runs on {} ({version}), {which}",
+        program.display()
+    )
 }
 
 /// The interpreter for `python3.{minor}`: `python3.{minor}` itself, else `python3` (whatever its
@@ -282,19 +291,35 @@ pub fn cache_dir() -> PathBuf {
     base.join("coldstart")
 }
 
-/// What a Python function runs and needs: its bootstrap's argv, its `PYTHONPATH` entries, and
-/// the installs that prepare them.
+/// What a function on a runtime client runs and needs: its bootstrap's argv, the entries of
+/// its module search path (`PYTHONPATH`, `NODE_PATH`), and the installs that prepare them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PythonFunction {
+pub struct ClientFunction {
     pub argv: Vec<String>,
-    pub python_path: Vec<PathBuf>,
+    pub search_path: Vec<PathBuf>,
     pub build: Build,
 }
 
-impl PythonFunction {
-    /// Its `PYTHONPATH` value.
-    pub fn python_path_var(&self) -> String {
-        join_paths(&self.python_path)
+impl ClientFunction {
+    /// Its search path, as the variable's value.
+    pub fn search_path_var(&self) -> String {
+        let paths: Vec<String> = self
+            .search_path
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        paths.join(":")
+    }
+
+    /// Whether its runtime client is prepared already (its build has nothing to compile).
+    pub fn client_ready(&self) -> bool {
+        match &self.build {
+            Build::Npm { installs } => installs.iter().all(|i| match i {
+                NpmInstall::Client { target, .. } => target.is_dir(),
+                NpmInstall::Packages { .. } => true,
+            }),
+            _ => true,
+        }
     }
 }
 
@@ -302,7 +327,7 @@ impl PythonFunction {
 /// `requirements.txt` beside the code is installed into a cache folder named by its content's
 /// hash (so an unchanged file is installed once). Layers' `python/` folders go in before the
 /// runtime client when the stack starts (they are merged then).
-pub fn python_function(interpreter: &Interpreter, code: &Path, handler: &str) -> PythonFunction {
+pub fn python_function(interpreter: &Interpreter, code: &Path, handler: &str) -> ClientFunction {
     let tag = format!("python3.{}", interpreter.minor);
     let runtimes = cache_dir().join("runtimes").join(&tag);
     let ric = runtimes.join(PYTHON_RIC.replace("==", "-"));
@@ -325,14 +350,14 @@ pub fn python_function(interpreter: &Interpreter, code: &Path, handler: &str) ->
         python_path.push(target);
     }
     python_path.push(ric);
-    PythonFunction {
+    ClientFunction {
         argv: vec![
             interpreter.program.to_string_lossy().into_owned(),
             "-m".into(),
             "awslambdaric".into(),
             handler.to_owned(),
         ],
-        python_path,
+        search_path: python_path,
         build: Build::Pip {
             interpreter: interpreter.program.clone(),
             installs,
@@ -386,10 +411,11 @@ pub fn node_for(major: u32) -> Result<(Node, Option<String>), String> {
             format!("nodejs{major}.x needs Node.js (node on PATH) and none runs here")
         })?;
     let stand_in = (node.major != major).then(|| {
-        format!(
-            "nodejs{major}.x is not installed here; it runs on {} (Node.js {}), the one installed",
-            node.program.display(),
-            node.major
+        stand_in_line(
+            &format!("nodejs{major}.x"),
+            &node.program,
+            &format!("Node.js {}", node.major),
+            "the one installed",
         )
     });
     Ok((node, stand_in))
@@ -410,33 +436,6 @@ fn node_major(program: &str) -> Option<u32> {
         .ok()
 }
 
-/// What a Node.js function runs and needs: its bootstrap's argv, its `NODE_PATH` entries, and
-/// the installs that prepare them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeFunction {
-    pub argv: Vec<String>,
-    pub node_path: Vec<PathBuf>,
-    pub build: Build,
-}
-
-impl NodeFunction {
-    /// Its `NODE_PATH` value.
-    pub fn node_path_var(&self) -> String {
-        join_paths(&self.node_path)
-    }
-
-    /// Whether the runtime client is prepared already (its build has nothing to compile).
-    pub fn client_ready(&self) -> bool {
-        match &self.build {
-            Build::Npm { installs } => installs.iter().all(|i| match i {
-                NpmInstall::Client { target, .. } => target.is_dir(),
-                NpmInstall::Packages { .. } => true,
-            }),
-            _ => true,
-        }
-    }
-}
-
 /// A Node.js function with code in `code` and `handler` (`file.function`, the file `.js`, `.mjs`
 /// or `.cjs`), on `node`.
 ///
@@ -445,7 +444,7 @@ impl NodeFunction {
 /// runtime's `node_modules`, then the code folder. The code's own `node_modules` comes before all
 /// of them by Node's resolution from the handler's folder, as on AWS (and ES modules, which
 /// ignore `NODE_PATH`, find it the same way): `package.json` is installed there.
-pub fn node_function(node: &Node, code: &Path, handler: &str) -> NodeFunction {
+pub fn node_function(node: &Node, code: &Path, handler: &str) -> ClientFunction {
     let client = cache_dir()
         .join("runtimes")
         .join(format!("node{}", node.major))
@@ -464,7 +463,7 @@ pub fn node_function(node: &Node, code: &Path, handler: &str) -> NodeFunction {
             hash: format!("{:016x}", fnv1a(&content)),
         });
     }
-    NodeFunction {
+    ClientFunction {
         argv: vec![
             node.program.to_string_lossy().into_owned(),
             modules
@@ -473,18 +472,9 @@ pub fn node_function(node: &Node, code: &Path, handler: &str) -> NodeFunction {
                 .into_owned(),
             handler.to_owned(),
         ],
-        node_path: vec![modules, code.to_path_buf()],
+        search_path: vec![modules, code.to_path_buf()],
         build: Build::Npm { installs },
     }
-}
-
-/// `paths` joined with `:`, for a search path variable.
-fn join_paths(paths: &[PathBuf]) -> String {
-    let paths: Vec<String> = paths
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    paths.join(":")
 }
 
 /// FNV-1a, 64 bits: names a requirements file's install folder by its content.
@@ -536,7 +526,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            bare.node_path_var(),
+            bare.search_path_var(),
             format!("{}:{}", ric.join("node_modules").display(), code.display())
         );
         assert_eq!(
@@ -559,7 +549,7 @@ mod tests {
         std::fs::write(code.join("package-lock.json"), r#"{"lockfileVersion":3}"#)
             .unwrap_or_else(|e| panic!("{e}"));
         let locked = node_function(&node, &code, "index.handler");
-        let hash = |f: &NodeFunction| match &f.build {
+        let hash = |f: &ClientFunction| match &f.build {
             Build::Npm { installs } => match installs.get(1) {
                 Some(NpmInstall::Packages { code: c, hash }) if *c == code => hash.clone(),
                 other => panic!("{other:?}"),
@@ -663,12 +653,12 @@ mod tests {
         };
         let f = python_function(&interpreter, &code, "app.handler");
         assert_eq!(f.argv, ["python3", "-m", "awslambdaric", "app.handler"]);
-        assert_eq!(f.python_path[0], code);
-        assert!(f.python_path[1].starts_with(cache_dir().join("runtimes/python3.11/requirements")));
-        assert!(f.python_path[2].ends_with("awslambdaric-4.2.2"));
+        assert_eq!(f.search_path[0], code);
+        assert!(f.search_path[1].starts_with(cache_dir().join("runtimes/python3.11/requirements")));
+        assert!(f.search_path[2].ends_with("awslambdaric-4.2.2"));
         // The same file, the same folder: installed once.
         let again = python_function(&interpreter, &code, "app.handler");
-        assert_eq!(again.python_path[1], f.python_path[1]);
+        assert_eq!(again.search_path[1], f.search_path[1]);
         let _ = std::fs::remove_dir_all(&code);
     }
 }

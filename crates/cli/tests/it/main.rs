@@ -1017,24 +1017,123 @@ fn run_ready_json_prints_one_line_naming_the_invoke_api() {
     assert_eq!(answer, "{\"a\":1}");
 }
 
+/// `run --runtime RUNTIME --handler HANDLER DIR` (DIR in the repository), invoked once with
+/// `{"n":2}`: its answer.
+fn run_managed(runtime: &str, handler: &str, dir: &str) -> serde_json::Value {
+    let code = repo(dir);
+    let (_server, ready) = run_ready(&[
+        "--runtime".as_ref(),
+        runtime.as_ref(),
+        "--handler".as_ref(),
+        handler.as_ref(),
+        code.as_os_str(),
+    ]);
+    let answer = curl(&["-XPOST", &invoke_url(&ready), "-d", "{\"n\":2}"]);
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
+
 /// `run --runtime python3.11 --handler app.handler DIR`: a Python function without a bootstrap,
 /// as the Runtime Interface Emulator runs one in AWS's Python image.
 #[test]
 fn run_serves_a_python_handler_from_its_folder() {
-    let code = repo("crates/testkit/fixtures/python");
-    let (_server, ready) = run_ready(&[
-        "--runtime".as_ref(),
-        "python3.11".as_ref(),
-        "--handler".as_ref(),
-        "app.handler".as_ref(),
-        code.as_os_str(),
-    ]);
-    let answer = curl(&["-XPOST", &invoke_url(&ready), "-d", "{\"n\":2}"]);
-    let answer: serde_json::Value =
-        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    let answer = run_managed(
+        "python3.11",
+        "app.handler",
+        "crates/testkit/fixtures/python",
+    );
     assert_eq!(answer["event"]["n"], 2);
     assert_eq!(answer["function"], "function");
     assert_eq!(answer["six"], true);
+}
+
+/// `run --runtime nodejs20.x --handler esm.handler DIR`: a Node.js ES module handler without a
+/// bootstrap, its `package.json` dependency installed, as the RIE runs one in AWS's Node image.
+#[test]
+fn run_serves_a_node_handler_from_its_folder() {
+    let answer = run_managed("nodejs20.x", "esm.handler", "crates/testkit/fixtures/node");
+    assert_eq!(answer["style"], "esm");
+    assert_eq!(answer["oneHour"], 3_600_000);
+    assert_eq!(answer["event"]["n"], 2);
+}
+
+/// A folder for `PATH` with only `tools` (linked from where they are here).
+fn path_with(dir: &std::path::Path, tools: &[&str]) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for tool in tools {
+        let found = std::env::split_paths(&path)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("no {tool} on PATH"));
+        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    bin
+}
+
+/// Without `node`, or without the tools to build the runtime client's addon, a Node.js function
+/// is left out with a line naming what is missing; `up` serves the rest.
+#[test]
+fn up_names_what_a_node_function_misses_and_serves_the_rest() {
+    let dir = template_app(
+        "template.yaml",
+        "Transform: AWS::Serverless-2016-10-31
+Resources:
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: code, Runtime: provided.al2023, Handler: h}
+  Js:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: code, Runtime: nodejs20.x, Handler: index.handler}
+",
+    );
+    // What the echo bootstrap runs, and nothing else.
+    let shell = ["mktemp", "curl", "grep", "tr", "cut", "rm"];
+    let no_node = path_with(&dir.path().join("no-node"), &shell);
+    let mut with_node: Vec<&str> = shell.to_vec();
+    with_node.push("node");
+    let no_tools = path_with(&dir.path().join("no-tools"), &with_node);
+    let cache = dir.path().join("cache"); // empty: the runtime client is not prepared
+    for (path, missing) in [
+        (&no_node, "needs Node.js (node on PATH) and none runs here"),
+        (
+            &no_tools,
+            "building it needs npm, cmake, autoconf, automake, libtoolize, g++, make",
+        ),
+    ] {
+        let mut command = coldstart();
+        command
+            .args(["up", "--listen", "127.0.0.1:0", "--port-base", "0"])
+            .current_dir(dir.path())
+            .env("PATH", path)
+            .env("COLDSTART_CACHE", &cache);
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn coldstart up: {e}"));
+        let stderr = lines(child.stderr.take());
+        let mut server = Server {
+            stdout: lines(child.stdout.take()),
+            child,
+            endpoint: String::new(),
+            stderr: None,
+        };
+        let notice = wait_line(&stderr, |l| l.contains("Js: Runtime nodejs20.x"));
+        assert!(
+            notice.contains(missing) && notice.ends_with("the other functions are served"),
+            "{notice}"
+        );
+        (server.endpoint, _) = Server::table(&stderr);
+        let out = server.invoke(&["Echo", "{\"still\":\"served\"}"]);
+        assert_eq!(
+            text(&out.stdout).trim(),
+            "{\"still\":\"served\"}",
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }
 
 /// `run --dashboard ADDR` serves the dashboard there and `--ready-json` lists it (kind
