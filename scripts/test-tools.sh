@@ -5,8 +5,9 @@
 # DynamoDB-compatible server for the chat example's store tests (tools/dynamodb, versions pinned
 # by its package-lock.json); and the compilers and autotools that AWS's Node.js runtime client
 # (aws-lambda-ric) needs to build its native addon, which the first Node.js test builds once into
-# coldstart's cache (about 1m40s on a 2-core machine; later runs reuse it). Idempotent: a second
-# run with everything in place does nothing.
+# coldstart's cache (1 to 2 minutes on a 2-core machine: 63 s with npm's download cache warm,
+# 1m40s cold; later runs reuse it). Idempotent: a second run with everything in place does
+# nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -213,9 +213,10 @@ fn partial_beside(target: &Path) -> PathBuf {
 }
 
 /// Installs the runtime client `package` into `target` unless it is there. Compiling its addon
-/// takes minutes, so one process builds it under an exclusive lock on `<target>.lock` while the
+/// takes minutes, so one process builds it under an exclusive file lock while the
 /// others wait, then find it done; the install goes to a sibling folder renamed into place, so
-/// that a `target` that exists is whole even when a build is killed.
+/// that a `target` that exists is whole even when a build is killed. The lock is on
+/// `.<target name>.lock` beside it.
 async fn npm_client(package: &str, target: &Path, report: &Reporter) -> Result<(), String> {
     if target.is_dir() {
         return Ok(());
@@ -224,7 +225,7 @@ async fn npm_client(package: &str, target: &Path, report: &Reporter) -> Result<(
     std::fs::create_dir_all(parent)
         .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     let lock_path = parent.join(format!(
-        "{}.lock",
+        ".{}.lock",
         target
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
@@ -243,8 +244,17 @@ async fn npm_client(package: &str, target: &Path, report: &Reporter) -> Result<(
     if target.is_dir() {
         return Ok(());
     }
+    // Under the lock, another process's partial install is one that died: its space goes back.
+    let name = target
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(".partial-") && file.ends_with(&format!("-{name}")) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     let partial = partial_beside(target);
-    let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial)
         .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
     report.say(format!(
@@ -355,6 +365,8 @@ async fn npm_packages(code: &Path, hash: &str) -> Result<(), String> {
         }
     });
     let _ = std::fs::remove_dir_all(&partial);
+    // The staging folder's parent, `.coldstart/`, goes too when nothing else is in it.
+    let _ = std::fs::remove_dir(code.join(".coldstart"));
     installed
 }
 
@@ -589,6 +601,46 @@ mod tests {
             err.contains("compiling") && err.contains("error: no such thing"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn package_json_is_installed_again_only_when_its_lock_changes_and_a_users_modules_stay() {
+        let code = std::env::temp_dir().join(format!("coldstart-npm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&code);
+        std::fs::create_dir_all(&code).unwrap_or_else(|e| panic!("{e}"));
+        // No dependencies: npm needs no registry for it.
+        std::fs::write(code.join("package.json"), r#"{"name":"t","private":true}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let modules = code.join("node_modules");
+        let stamp = || std::fs::read_to_string(modules.join(NPM_STAMP)).unwrap_or_default();
+
+        assert_eq!(npm_packages(&code, "aaa").await, Ok(()));
+        assert_eq!(stamp(), "aaa");
+        assert!(
+            !code.join(".coldstart").exists(),
+            "the staging folder is gone"
+        );
+        std::fs::write(modules.join("mark"), "").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(npm_packages(&code, "aaa").await, Ok(()));
+        assert!(
+            modules.join("mark").exists(),
+            "the same lock: not installed again"
+        );
+        assert_eq!(npm_packages(&code, "bbb").await, Ok(()));
+        assert_eq!(stamp(), "bbb");
+        assert!(
+            !modules.join("mark").exists(),
+            "another lock: installed afresh"
+        );
+
+        std::fs::remove_file(modules.join(NPM_STAMP)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(npm_packages(&code, "ccc").await, Ok(()));
+        assert_eq!(
+            stamp(),
+            "",
+            "a node_modules coldstart did not make is left alone"
+        );
+        let _ = std::fs::remove_dir_all(&code);
     }
 
     #[tokio::test]
