@@ -217,6 +217,22 @@ async fn a_node_streaming_function_sends_each_chunk_as_it_is_written() {
     assert_eq!(streamed.error_code, None, "{streamed:?}");
     assert_eq!(streamed.body(), Bytes::from("one two three"));
 
+    // An error after some chunks: the chunks, then InvokeComplete with the error.
+    let broken = stack
+        .invoke_stream("NodeStream", r#"{"chunks":["half"],"fail":true}"#)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(broken.complete, "{broken:?}");
+    assert_eq!(broken.body(), Bytes::from("half"));
+    assert_eq!(broken.error_code.as_deref(), Some("RangeError"), "{broken:?}");
+    assert!(
+        broken
+            .error_details
+            .as_deref()
+            .is_some_and(|d| d.contains("the stream broke")),
+        "{broken:?}"
+    );
+
     // The RESPONSE_STREAM Function URL: the prelude's status and headers, the first chunk while
     // the function waits (on the gate this test opens only then), then the last.
     let gate = Gate::new();
