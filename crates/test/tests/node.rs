@@ -224,7 +224,11 @@ async fn a_node_streaming_function_sends_each_chunk_as_it_is_written() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(broken.complete, "{broken:?}");
     assert_eq!(broken.body(), Bytes::from("half"));
-    assert_eq!(broken.error_code.as_deref(), Some("RangeError"), "{broken:?}");
+    assert_eq!(
+        broken.error_code.as_deref(),
+        Some("RangeError"),
+        "{broken:?}"
+    );
     assert!(
         broken
             .error_details
