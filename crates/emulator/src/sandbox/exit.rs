@@ -116,7 +116,7 @@ impl Sandbox {
         let Some(running) = self.lock().time_out(request_id, reset) else {
             return;
         };
-        self.refresh_peak();
+        self.refresh_peak(None);
         // The extensions' end waits for the events published below.
         self.kill_for_reset(reset);
         self.tell(Fact::Dead(Vacated::Other));

@@ -14,7 +14,6 @@ use super::state::{Answer, InitDone, Running};
 use crate::clock::{iso_millis, ms2};
 use crate::invocation::{Invocation, InvokeResponse, Outcome, StreamError, StreamItem};
 use crate::logs::LogCapture;
-use crate::process::StatusFile;
 use crate::telemetry::Telemetry;
 
 /// The `END` and `REPORT` lines of an answered invocation, still to be written: the Runtime API
@@ -294,7 +293,7 @@ impl Sandbox {
         let config = &self.spec.config;
         let billed = (duration + init.unwrap_or_default()).as_secs_f64() * 1000.0;
         let billed = billed.ceil().max(1.0) as u64;
-        let peak = self.refresh_peak();
+        let peak = self.refresh_peak(Some(duration));
         let mut report = format!(
             "REPORT RequestId: {request_id}\tDuration: {} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {peak} MB\t",
             ms2(duration),
@@ -366,8 +365,14 @@ impl Sandbox {
         self.publish_init_done(duration, status, error_type);
     }
 
-    pub(super) fn refresh_peak(&self) -> u64 {
-        match self.status.get().and_then(StatusFile::peak_rss_mb) {
+    /// The bootstrap's peak memory, kept for reports written after it is gone; for an
+    /// invocation that `ran` so long, as [`crate::process::StatusFile::peak_after`] reads it.
+    pub(super) fn refresh_peak(&self, ran: Option<Duration>) -> u64 {
+        let read = self.status.get().and_then(|status| match ran {
+            Some(ran) => status.peak_after(ran),
+            None => status.peak_rss_mb(),
+        });
+        match read {
             Some(mb) => {
                 self.peak_mb.store(mb, Ordering::Relaxed);
                 mb
