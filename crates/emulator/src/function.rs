@@ -504,6 +504,7 @@ impl Function {
         tokio::spawn(runtime_api::serve(
             spawned.listener,
             spawned.sandbox.clone(),
+            spawned.in_memory,
         ));
         Ok((spawned.sandbox, spawned.ready))
     }

@@ -19,6 +19,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
+
 /// What messages call an in-process runtime where they would name a bootstrap.
 pub(crate) const IN_PROCESS: &str = "(in-process runtime)";
 
@@ -35,6 +38,10 @@ pub struct TaskEnv {
     /// invocation's tail, the terminal, `function` platform events). The log reaches its end
     /// once this and every clone of it are dropped.
     pub log: std::io::PipeWriter,
+    /// Opens connections to the sandbox's Runtime API in memory: the same server as
+    /// `runtime_api`, without the kernel's loopback in between (two fewer trips through the TCP
+    /// stack and the scheduler per invocation).
+    pub connector: Connector,
 }
 
 impl TaskEnv {
@@ -45,6 +52,34 @@ impl TaskEnv {
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How much an in-memory connection buffers each way before a writer waits for its reader.
+const DUPLEX_BUFFER: usize = 256 * 1024;
+
+/// Opens in-memory connections to one sandbox's Runtime API ([`TaskEnv::connector`]).
+#[derive(Debug, Clone)]
+pub struct Connector(mpsc::UnboundedSender<DuplexStream>);
+
+impl Connector {
+    /// A connector, and where the sandbox's Runtime API receives the connections it opens.
+    pub(crate) fn new() -> (Self, mpsc::UnboundedReceiver<DuplexStream>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self(tx), rx)
+    }
+
+    /// A new connection to the sandbox's Runtime API, speaking HTTP/1.1 as over TCP; refused
+    /// (`ConnectionRefused`) once the sandbox is gone.
+    pub fn connect(&self) -> std::io::Result<DuplexStream> {
+        let (ours, theirs) = tokio::io::duplex(DUPLEX_BUFFER);
+        self.0.send(theirs).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "the execution environment is gone",
+            )
+        })?;
+        Ok(ours)
     }
 }
 

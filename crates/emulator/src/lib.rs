@@ -124,7 +124,7 @@ pub use gateway::{
     REST_INTEGRATION_TIMEOUT, RateLimit, RestCors, RouteKey, Router, Throttle, UrlAuthType,
     UrlSettings, serve_function_url, serve_http_api,
 };
-pub use in_process::{InProcess, TaskEnv};
+pub use in_process::{Connector, InProcess, TaskEnv};
 pub use invocation::{
     InvokeRequest, InvokeResponse, Outcome, ResponseStream, StreamError, StreamItem,
 };

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use tokio::io::DuplexStream;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
 use coldstart_protocol::extension as ext;
 use coldstart_protocol::runtime::{self as rt, Route};
@@ -31,11 +33,38 @@ use crate::telemetry_api;
 /// Where the Extensions API's paths begin.
 const EXTENSION_API: &str = "/2020-01-01/";
 
-/// Serves the Runtime and Extensions APIs of `sandbox` until its processes are gone.
-pub(crate) async fn serve(listener: TcpListener, sandbox: Arc<Sandbox>) {
+/// Serves the Runtime and Extensions APIs of `sandbox` until its processes are gone: on
+/// `listener`, and on each in-memory connection `in_memory` brings (an in-process runtime's).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    sandbox: Arc<Sandbox>,
+    in_memory: Option<mpsc::UnboundedReceiver<DuplexStream>>,
+) {
     let gone = sandbox.gone.clone();
+    if let Some(connections) = in_memory {
+        tokio::spawn(serve_in_memory(connections, sandbox.clone()));
+    }
     let handler = move |req: Request<Incoming>, _| handle(sandbox.clone(), req);
     server::serve(listener, handler, gone, Duration::ZERO).await;
+}
+
+async fn serve_in_memory(
+    mut connections: mpsc::UnboundedReceiver<DuplexStream>,
+    sandbox: Arc<Sandbox>,
+) {
+    let gone = sandbox.gone.clone();
+    loop {
+        let io = tokio::select! {
+            () = gone.cancelled() => break,
+            io = connections.recv() => match io {
+                Some(io) => io,
+                None => break,
+            },
+        };
+        let sandbox = sandbox.clone();
+        let handler = move |req| handle(sandbox.clone(), req);
+        tokio::spawn(server::serve_io(io, handler, gone.clone()));
+    }
 }
 
 async fn handle(sandbox: Arc<Sandbox>, req: Request<Incoming>) -> Response<Body> {

@@ -11,6 +11,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -22,6 +23,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::Error;
@@ -79,8 +81,16 @@ const USER_AGENT_VALUE: HeaderValue =
 /// Path of `next`, validated at compile time.
 const NEXT: PathAndQuery = PathAndQuery::from_static(runtime::NEXT_PATH);
 
+/// A connection to the Runtime API other than a TCP socket (an in-memory one, say): what a
+/// host that runs the runtime inside its own process dials with [`crate::Runtime::connect_with`].
+pub trait Connection: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
+
+/// Opens a new [`Connection`].
+pub(crate) type Dial = Arc<dyn Fn() -> std::io::Result<Box<dyn Connection>> + Send + Sync>;
+
 /// A client of one Runtime API endpoint.
-#[derive(Debug)]
 pub(crate) struct Client {
     /// `host:port` dialled on (re)connect.
     addr: String,
@@ -89,6 +99,17 @@ pub(crate) struct Client {
     /// The open connection's request half; `None` before the first connect and after a failure.
     /// Its connection task ends when this is dropped.
     sender: Option<SendRequest<Body>>,
+    /// How to connect instead of TCP to `addr`, when the host gave a way.
+    dial: Option<Dial>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.addr)
+            .field("dial", &self.dial.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -109,7 +130,14 @@ impl Client {
             addr: authority.as_str().to_owned(),
             host,
             sender: None,
+            dial: None,
         })
+    }
+
+    /// Connects with `dial` instead of TCP; `addr` stays the `Host` header and the name in errors.
+    pub(crate) fn with_dial(mut self, dial: Dial) -> Self {
+        self.dial = Some(dial);
+        self
     }
 
     /// Opens a new connection, replacing any previous one.
@@ -124,19 +152,14 @@ impl Client {
             addr: self.addr.clone(),
             source,
         };
+        if let Some(dial) = &self.dial {
+            return handshake(dial().map_err(connect_error)?).await;
+        }
         let stream = TcpStream::connect(self.addr.as_str())
             .await
             .map_err(connect_error)?;
         stream.set_nodelay(true).map_err(connect_error)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(Error::Http)?;
-        // The connection task lives as long as `sender`. Its error is deliberately dropped: a
-        // failure that matters also fails the request in flight, which reports it.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
+        handshake(stream).await
     }
 
     /// A request with the headers every Runtime API call carries.
@@ -230,6 +253,21 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, hyper::Error> {
         }
     }
     Ok(joined.map_or(first, BytesMut::freeze))
+}
+
+/// The HTTP/1.1 handshake on a fresh connection; its task lives as long as the returned sender.
+async fn handshake<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
+    io: T,
+) -> Result<SendRequest<Body>, Error> {
+    let (sender, connection) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(Error::Http)?;
+    // The connection task lives as long as `sender`. Its error is deliberately dropped: a
+    // failure that matters also fails the request in flight, which reports it.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
 }
 
 #[cfg(test)]

@@ -97,6 +97,7 @@ mod runtime;
 mod stream;
 mod trace_env;
 
+pub use client::Connection;
 pub use context::{ClientApplication, ClientContext, CognitoIdentity, Config, Context};
 pub use diagnostic::Diagnostic;
 pub use error::Error;

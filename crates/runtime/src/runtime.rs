@@ -23,7 +23,7 @@ use hyper::body::Frame;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::client::{Body, Client};
+use crate::client::{Body, Client, Connection};
 use crate::panic::{self, CatchUnwind};
 use crate::stream::{
     DEFAULT_CONTENT_TYPE, Ends, Head, STREAMING, StreamBody, TRAILER_VALUE, error_trailers,
@@ -95,6 +95,29 @@ impl Runtime {
     /// not export `_X_AMZN_TRACE_ID` (the process is shared): read [`Context::xray_trace_id`].
     pub async fn connect(runtime_api: &str, config: Config) -> Result<Self, Error> {
         Self::from_parts(Some(runtime_api.to_owned()), config).await
+    }
+
+    /// As [`Runtime::connect`], over connections that `dial` opens instead of TCP sockets (an
+    /// in-memory duplex to an emulator in the same process, say); `runtime_api` is still the
+    /// `Host` of each request and the name in errors. `dial` is called again to reconnect.
+    pub async fn connect_with<C, D>(
+        runtime_api: &str,
+        dial: D,
+        config: Config,
+    ) -> Result<Self, Error>
+    where
+        C: Connection,
+        D: Fn() -> std::io::Result<C> + Send + Sync + 'static,
+    {
+        let dial: crate::client::Dial =
+            Arc::new(move || dial().map(|c| Box::new(c) as Box<dyn Connection>));
+        let mut client = Client::new(runtime_api)?.with_dial(dial);
+        client.connect().await?;
+        Ok(Self {
+            client,
+            config: Arc::new(config),
+            export_trace: false,
+        })
     }
 
     /// Connects to `runtime_api` (`host:port`); `None` or empty is [`Error::MissingRuntimeApi`].

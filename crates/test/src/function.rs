@@ -97,6 +97,7 @@ impl Function {
                     runtime_api,
                     environment,
                     log,
+                    connector,
                 } = task;
                 let lookup = |name: &str| {
                     environment
@@ -107,7 +108,9 @@ impl Function {
                 };
                 let config = Config::from_lookup(lookup);
                 coldstart_runtime::log::to_writer(log, lookup, async move {
-                    let runtime = Runtime::connect(&runtime_api, config).await?;
+                    let runtime =
+                        Runtime::connect_with(&runtime_api, move || connector.connect(), config)
+                            .await?;
                     serve(runtime).await
                 })
                 .await

@@ -109,6 +109,8 @@ pub(crate) struct Sandbox {
     runtime_gone: CancellationToken,
     /// Wakes the freezer task when the sandbox is parked idle.
     parked: Notify,
+    /// An in-process runtime's way into the Runtime API without TCP.
+    connector: Option<crate::in_process::Connector>,
 }
 
 impl std::fmt::Debug for Sandbox {

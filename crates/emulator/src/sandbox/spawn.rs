@@ -17,7 +17,8 @@ use coldstart_protocol::env;
 use coldstart_protocol::telemetry::{self as tm, Category, InitPhase, InitType, Record};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use tokio::sync::{Notify, oneshot};
+use tokio::io::DuplexStream;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::reports::platform_record;
@@ -25,6 +26,7 @@ use super::state::Machine;
 use super::{Fact, InitResult, Owner, Sandbox};
 use crate::clock::log_stream_name;
 use crate::config::FunctionConfig;
+use crate::in_process::Connector;
 use crate::logs::{LogCapture, LogSink};
 use crate::opt::OptMount;
 use crate::process::{StatusFile, signal_group};
@@ -63,6 +65,8 @@ pub(crate) struct Spawned {
     pub(crate) ready: oneshot::Receiver<InitResult>,
     /// The sandbox's Runtime API listener (at `AWS_LAMBDA_RUNTIME_API`), for its owner to serve.
     pub(crate) listener: tokio::net::TcpListener,
+    /// An in-process runtime's in-memory connections to the same Runtime API.
+    pub(crate) in_memory: Option<mpsc::UnboundedReceiver<DuplexStream>>,
 }
 
 impl Sandbox {
@@ -83,6 +87,13 @@ impl Sandbox {
             None
         };
 
+        let (connector, in_memory) = match spec.config.in_process {
+            Some(_) => {
+                let (connector, in_memory) = Connector::new();
+                (Some(connector), Some(in_memory))
+            }
+            None => (None, None),
+        };
         let (log_read, log_write) = io::pipe()?;
         let extension_pipe = if spec.extensions.is_empty() {
             None
@@ -136,7 +147,13 @@ impl Sandbox {
         }
         let (bootstrap, log_pipe) = if extension_children.is_empty() {
             (
-                Some(start_bootstrap(spec, &runtime_api, port, log_write)?),
+                Some(start_bootstrap(
+                    spec,
+                    &runtime_api,
+                    port,
+                    log_write,
+                    connector.as_ref(),
+                )?),
                 None,
             )
         } else {
@@ -200,6 +217,7 @@ impl Sandbox {
             gone,
             runtime_gone: CancellationToken::new(),
             parked: Notify::new(),
+            connector,
         });
         tracing::debug!(function = &*spec.name, sandbox = id, pid, runtime_api = %sandbox.runtime_api, ?port, "sandbox started");
         // Before anything can reap a process, so that the owner hears `Gone` after this.
@@ -224,6 +242,7 @@ impl Sandbox {
             sandbox,
             ready,
             listener,
+            in_memory,
         })
     }
 
@@ -267,7 +286,15 @@ impl Sandbox {
     pub(super) fn start_deferred_bootstrap(self: &Arc<Self>, pipe: Option<io::PipeWriter>) {
         let started = pipe
             .ok_or_else(|| io::Error::other("the log pipe is gone"))
-            .and_then(|pipe| start_bootstrap(&self.spec, &self.runtime_api, self.port, pipe));
+            .and_then(|pipe| {
+                start_bootstrap(
+                    &self.spec,
+                    &self.runtime_api,
+                    self.port,
+                    pipe,
+                    self.connector.as_ref(),
+                )
+            });
         match started {
             Ok(bootstrap) => {
                 self.watch_bootstrap(bootstrap);
@@ -390,8 +417,9 @@ fn start_bootstrap(
     runtime_api: &str,
     port: Option<u16>,
     log_pipe: io::PipeWriter,
+    connector: Option<&Connector>,
 ) -> io::Result<Bootstrap> {
-    if let Some(runtime) = &spec.config.in_process {
+    if let (Some(runtime), Some(connector)) = (&spec.config.in_process, connector) {
         let mut environment = spec.env.clone();
         environment.push((env::RUNTIME_API.to_owned(), runtime_api.to_owned()));
         environment.push((env::LOG_STREAM_NAME.to_owned(), log_stream_name()));
@@ -400,6 +428,7 @@ fn start_bootstrap(
             runtime_api: runtime_api.to_owned(),
             environment,
             log: log_pipe,
+            connector: connector.clone(),
         }));
         return Ok(Bootstrap::Task { task, log });
     }
