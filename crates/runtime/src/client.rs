@@ -112,6 +112,15 @@ impl Client {
         })
     }
 
+    /// A client of the same endpoint, not connected yet.
+    pub(crate) fn same_endpoint(&self) -> Self {
+        Self {
+            addr: self.addr.clone(),
+            host: self.host.clone(),
+            sender: None,
+        }
+    }
+
     /// Opens a new connection, replacing any previous one.
     pub(crate) async fn connect(&mut self) -> Result<(), Error> {
         let sender = self.open().await?;

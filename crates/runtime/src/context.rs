@@ -34,6 +34,10 @@ pub struct Config {
     pub log_stream: String,
     /// `AWS_LAMBDA_LOG_GROUP_NAME`, e.g. `/aws/lambda/my-function`. Default: empty.
     pub log_group: String,
+    /// `AWS_LAMBDA_MAX_CONCURRENCY`: how many invocations the execution environment runs at
+    /// once (Lambda Managed Instances), so how many pollers [`crate::run_concurrent`] starts.
+    /// Default: 1.
+    pub max_concurrency: usize,
 }
 
 impl Config {
@@ -54,6 +58,10 @@ impl Config {
             version: lookup(env::FUNCTION_VERSION).unwrap_or_default(),
             log_stream: lookup(env::LOG_STREAM_NAME).unwrap_or_default(),
             log_group: lookup(env::LOG_GROUP_NAME).unwrap_or_default(),
+            max_concurrency: lookup(env::MAX_CONCURRENCY)
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| *n >= 1)
+                .unwrap_or(1),
         }
     }
 }
@@ -71,7 +79,8 @@ pub struct Context {
     pub deadline_ms: u64,
     /// The ARN the caller invoked, with its qualifier (`Lambda-Runtime-Invoked-Function-Arn`).
     pub invoked_function_arn: String,
-    /// The X-Ray tracing header (`Lambda-Runtime-Trace-Id`), also exported as `_X_AMZN_TRACE_ID`.
+    /// The X-Ray tracing header (`Lambda-Runtime-Trace-Id`), also exported as `_X_AMZN_TRACE_ID`
+    /// (except in the concurrent mode, where invocations overlap: read it here).
     pub xray_trace_id: Option<String>,
     /// The mobile SDK's client context (`Lambda-Runtime-Client-Context`), on synchronous invokes.
     pub client_context: Option<ClientContext>,

@@ -4,6 +4,7 @@ mod api_settings;
 mod async_invoke;
 mod async_store;
 mod authorizers;
+mod concurrency;
 mod extensions;
 mod faults;
 mod function_url_auth;
