@@ -21,7 +21,7 @@ pub(crate) const INVALID_HEADER: &str = "Runtime.InvalidHeader";
 /// The function's static configuration, read once from the environment at start-up.
 ///
 /// A missing or unparsable variable leaves its field empty (or 0); it is never an error.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
     /// `AWS_LAMBDA_FUNCTION_NAME`. Default: empty.
@@ -38,6 +38,12 @@ pub struct Config {
     /// once (Lambda Managed Instances), so how many pollers [`crate::run_concurrent`] starts.
     /// Default: 1.
     pub max_concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_lookup(|_| None)
+    }
 }
 
 impl Config {
@@ -381,6 +387,9 @@ mod tests {
         assert_eq!(config.version, "$LATEST");
         assert_eq!(config.log_group, "/aws/lambda/echo");
         assert_eq!(config.log_stream, "");
+        assert_eq!(config.max_concurrency, 1, "one poller when unset");
+        let eight = Config::from_lookup(|name| (name == env::MAX_CONCURRENCY).then(|| "8".into()));
+        assert_eq!(eight.max_concurrency, 8);
 
         let bad = Config::from_lookup(|name| {
             (name == env::FUNCTION_MEMORY_SIZE).then(|| "lots".to_owned())

@@ -83,6 +83,8 @@ struct FunctionToml {
     logging: Option<Spanned<LoggingToml>>,
     schedule: Option<Spanned<crate::schedule_table::ScheduleToml>>,
     sqs: Option<Spanned<crate::queue_table::SqsToml>>,
+    /// Invocations one execution environment runs at once (Lambda Managed Instances).
+    max_concurrency: Option<Spanned<i64>>,
 }
 
 /// A function's `LoggingConfig`.
@@ -330,6 +332,17 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                 ));
             }
             config.concurrency = n as usize;
+        }
+        if let Some(c) = &f.max_concurrency {
+            let n = *c.get_ref();
+            let most = coldstart_emulator::MAX_CONCURRENCY_PER_ENVIRONMENT as i64;
+            if !(1..=most).contains(&n) {
+                return Err(at(
+                    c.span(),
+                    format!("{key}.max_concurrency: must be 1 to {most}, not {n}"),
+                ));
+            }
+            config.max_concurrency = n as usize;
         }
         if let Some(t) = &f.idle_timeout {
             let secs = *t.get_ref();
@@ -752,6 +765,7 @@ bootstrap = "target/release/echo"
 timeout = 5
 memory = 256
 concurrency = 2
+max_concurrency = 8
 environment = { RUST_LOG = "info" }
 url = { port = 9001, invoke_mode = "BUFFERED" }
 
@@ -842,6 +856,7 @@ code = "src"
         assert_eq!(echo.config.timeout, Duration::from_secs(5));
         assert_eq!(echo.config.memory_mb, 256);
         assert_eq!(echo.config.concurrency, 2);
+        assert_eq!(echo.config.max_concurrency, 8);
         assert_eq!(
             echo.config.environment.get("RUST_LOG").map(String::as_str),
             Some("info")
@@ -940,6 +955,13 @@ code = "src"
         assert!(
             memory.starts_with("coldstart.toml:3:") && memory.contains("functions.a.memory"),
             "{memory}"
+        );
+
+        let per_environment = error_of("[functions.a]\nbootstrap = \"b\"\nmax_concurrency = 0\n");
+        assert!(
+            per_environment.starts_with("coldstart.toml:3:")
+                && per_environment.contains("functions.a.max_concurrency: must be 1 to 1600"),
+            "{per_environment}"
         );
 
         let retries =
