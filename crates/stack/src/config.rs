@@ -142,6 +142,8 @@ struct HttpApiToml {
     #[serde(default)]
     route_auth: BTreeMap<String, Spanned<auth_table::RouteAuthToml>>,
     integration_timeout: Option<Spanned<i64>>,
+    /// `ResponseTransferMode` of every route's integration: `BUFFERED` or `STREAM` (REST APIs).
+    response_transfer_mode: Option<Spanned<String>>,
 }
 
 /// `AllowOrigins` as this file spells it: `allow_origins`.
@@ -614,6 +616,25 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                 }
             },
         };
+        let rest = payload_version == coldstart_emulator::PayloadVersion::V1;
+        let streamed = match &api.response_transfer_mode {
+            None => Vec::new(),
+            Some(mode) => match mode.get_ref().as_str() {
+                "BUFFERED" => Vec::new(),
+                "STREAM" if rest => routes.iter().map(|(r, _)| r.clone()).collect(),
+                other => {
+                    let why = if other == "STREAM" {
+                        "STREAM needs a REST API (payload_version = \"1.0\")".to_owned()
+                    } else {
+                        format!("must be BUFFERED or STREAM, not {other:?}")
+                    };
+                    return Err(at(
+                        mode.span(),
+                        format!("{key}.response_transfer_mode: {why}"),
+                    ));
+                }
+            },
+        };
         http_apis.push(HttpApiSpec {
             name: name.clone(),
             port,
@@ -628,6 +649,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             authorizers,
             route_auth,
             timeouts,
+            streamed,
         });
     }
     let mut websocket_apis = Vec::new();
@@ -1068,5 +1090,21 @@ code = "src"
             "[functions.a]\nbootstrap = \"b\"\nurl = { port = 0, cors = { allow_origin = [] } }\n",
         );
         assert!(unknown.contains("allow_origin"), "{unknown}");
+    }
+
+    #[test]
+    fn a_rest_api_streams_every_route_and_an_http_api_cannot() {
+        let text = "[functions.a]\nbootstrap = \"b\"\n[http_apis.api]\nport = 9100\npayload_version = \"1.0\"\nresponse_transfer_mode = \"STREAM\"\nroutes = { \"GET /chat\" = \"a\" }\n";
+        let config = load_str(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.http_apis[0].streamed, ["GET /chat"]);
+        let v2 = text.replace("\"1.0\"", "\"2.0\"");
+        let e = load_str(&v2)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("http_apis.api.response_transfer_mode: STREAM needs a REST API"),
+            "{e}"
+        );
     }
 }

@@ -9,6 +9,7 @@ mod extensions;
 mod faults;
 mod function_url_auth;
 mod gateway;
+mod rest_streaming;
 mod runtime_api;
 mod runtimes;
 mod sdk;
