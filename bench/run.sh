@@ -3,7 +3,7 @@
 #
 #   bench/run.sh                      # every scenario, full counts (minutes; keep the machine quiet)
 #   bench/run.sh --quick              # every scenario, counts cut: a smoke test (bench/results/quick/)
-#   bench/run.sh [--quick] url up     # some scenarios: invoke url up stream adapter websocket template harness managed dashboard
+#   bench/run.sh [--quick] url up     # some scenarios: invoke url up stream adapter websocket template harness managed dashboard concurrent
 #   bench/run.sh --with-peer websocket   # first installs serverless-offline (npm ci) for the peer rows
 #
 # Builds every release binary the scenarios run, once, then runs coldstart-bench (in
@@ -27,7 +27,7 @@ done
 
 cargo build --release --locked -p coldstart -p coldstart-bench -p coldstart-testkit -p coldstart-adapter \
     -p echo -p web -p chat --bin coldstart --bin coldstart-bench --bin fx-lr-echo --bin fx-stream --bin fx-telemetry \
-    --bin coldstart-adapter --bin echo --bin web --bin chat --bin broadcast
+    --bin coldstart-adapter --bin echo --bin echo-concurrent --bin web --bin chat --bin broadcast
 
 if ! python3 -c 'import boto3' 2>/dev/null; then
     python3 -m pip install --quiet boto3 || echo "boto3 could not be installed: its rows will be skipped" >&2

@@ -45,13 +45,15 @@ pub enum Scenario {
     Managed,
     /// Warm-invoke throughput with the live dashboard open and streaming, and without.
     Dashboard,
+    /// One multi-concurrent environment (8 at once) against eight single ones, echo.
+    Concurrent,
     /// Every scenario above, in that order.
     All,
 }
 
 impl Scenario {
     /// Every scenario `All` stands for.
-    pub const EACH: [Self; 10] = [
+    pub const EACH: [Self; 11] = [
         Self::Invoke,
         Self::Url,
         Self::Up,
@@ -62,6 +64,7 @@ impl Scenario {
         Self::Harness,
         Self::Managed,
         Self::Dashboard,
+        Self::Concurrent,
     ];
 
     fn run(self, cx: &Context) -> anyhow::Result<core::report::Report> {
@@ -76,6 +79,7 @@ impl Scenario {
             Self::Harness => scenarios::harness::run(cx),
             Self::Managed => scenarios::managed::run(cx),
             Self::Dashboard => scenarios::dashboard::run(cx),
+            Self::Concurrent => scenarios::concurrent::run(cx),
             Self::All => anyhow::bail!("`all` is not one scenario"),
         }
     }

@@ -12,10 +12,12 @@
 //! - [`harness`]: `coldstart-test` in this process: in-process handler invokes, stack starts.
 //! - [`managed`]: a Python function's cold start and warm invokes.
 //! - [`dashboard`]: warm-invoke throughput with the live dashboard open and streaming.
+//! - [`concurrent`]: one multi-concurrent environment (8 at once) against eight single ones.
 
 use tokio::runtime::Runtime;
 
 pub mod adapter;
+pub mod concurrent;
 pub mod dashboard;
 pub mod harness;
 pub mod invoke;

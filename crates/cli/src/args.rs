@@ -93,6 +93,12 @@ pub(crate) struct RunArgs {
     /// An address that is not loopback must be given explicitly and is warned about.
     #[arg(long, value_name = "ADDR", num_args = 0..=1)]
     pub(crate) dashboard: Option<Option<SocketAddr>>,
+    /// Invocations one execution environment runs at once (Lambda Managed Instances'
+    /// `PerExecutionEnvironmentMaxConcurrency`, 1-1600), told to the runtime as
+    /// `AWS_LAMBDA_MAX_CONCURRENCY`; `--concurrency` then counts invocations.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1600))]
+    pub(crate) max_concurrency: u16,
     /// The bootstrap and its arguments.
     #[arg(
         last = true,

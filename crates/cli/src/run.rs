@@ -136,6 +136,7 @@ fn function_config(args: &RunArgs) -> Result<FunctionConfig, Failure> {
     config.timeout = Duration::from_secs(args.timeout);
     config.memory_mb = args.memory;
     config.concurrency = args.concurrency;
+    config.max_concurrency = usize::from(args.max_concurrency);
     config.handler = args.handler.clone();
     config.task_root = args.task_root.clone();
     config.environment = args.env.iter().cloned().collect();

@@ -22,6 +22,9 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(900);
 pub const MIN_MEMORY_MB: u32 = 128;
 /// Largest memory size Lambda accepts, in MB.
 pub const MAX_MEMORY_MB: u32 = 10_240;
+/// Most invocations one execution environment takes at once
+/// (`PerExecutionEnvironmentMaxConcurrency`'s maximum).
+pub const MAX_CONCURRENCY_PER_ENVIRONMENT: usize = 1600;
 /// The on-demand init limit: a runtime that has not called `next` by then is killed.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -90,6 +93,12 @@ pub struct FunctionConfig {
     /// Run the runtime as a task inside the emulator's process instead of starting `command`
     /// (which may then be empty): see [`InProcess`]. Default: none.
     pub in_process: Option<InProcess>,
+    /// `PerExecutionEnvironmentMaxConcurrency` (Lambda Managed Instances): how many invocations
+    /// one execution environment runs at once. Above 1, the runtime is told through
+    /// `AWS_LAMBDA_MAX_CONCURRENCY`, its Runtime API takes that many `next` calls at once, each
+    /// invocation keeps its own deadline, and [`Self::concurrency`] counts invocations rather
+    /// than environments. 1 to [`MAX_CONCURRENCY_PER_ENVIRONMENT`]. Default: 1 (one at a time).
+    pub max_concurrency: usize,
 }
 
 /// Fewest seconds `MaximumEventAgeInSeconds` takes.
@@ -168,6 +177,7 @@ impl FunctionConfig {
             application_log_level: None,
             system_log_level: None,
             in_process: None,
+            max_concurrency: 1,
         }
     }
 
@@ -216,6 +226,12 @@ impl FunctionConfig {
         }
         if self.concurrency == 0 {
             return bad("concurrency must be at least 1".into());
+        }
+        if !(1..=MAX_CONCURRENCY_PER_ENVIRONMENT).contains(&self.max_concurrency) {
+            return bad(format!(
+                "max_concurrency must be between 1 and {MAX_CONCURRENCY_PER_ENVIRONMENT}, not {}",
+                self.max_concurrency
+            ));
         }
         let a = &self.async_config;
         if a.max_retry_attempts > MAX_RETRY_ATTEMPTS {
@@ -312,6 +328,13 @@ mod tests {
         let mut f = function();
         f.concurrency = 0;
         assert!(f.validate().is_err());
+        let mut f = function();
+        f.max_concurrency = 0;
+        assert!(f.validate().is_err());
+        f.max_concurrency = MAX_CONCURRENCY_PER_ENVIRONMENT + 1;
+        assert!(f.validate().is_err());
+        f.max_concurrency = MAX_CONCURRENCY_PER_ENVIRONMENT;
+        assert!(f.validate().is_ok());
         let mut f = function();
         f.name = "has space".into();
         assert!(f.validate().is_err());

@@ -159,7 +159,8 @@ impl Function {
             };
         let name: Arc<str> = name.into();
         Ok(Arc::new(Self {
-            pool: Pool::new(config.concurrency, config.throttle_after),
+            pool: Pool::new(config.concurrency, config.throttle_after)
+                .per_sandbox(config.max_concurrency),
             spec: Arc::new(Spec {
                 name: name.clone(),
                 config,
@@ -549,6 +550,7 @@ impl Owner for Function {
                 }
             }
             Fact::Dead(vacated) => self.pool.on_dead(sandbox, vacated),
+            Fact::Opened(more) => self.pool.open(sandbox, more),
             Fact::IdleExpired => {
                 // Unless it was granted to an invocation meanwhile.
                 if self.pool.take_idle(sandbox) {

@@ -111,7 +111,9 @@ mod telemetry_api;
 mod watchdog;
 
 pub use coldstart_protocol::level::LogLevel;
-pub use config::{AsyncConfig, FunctionConfig, LogFormat, Settings};
+pub use config::{
+    AsyncConfig, FunctionConfig, LogFormat, MAX_CONCURRENCY_PER_ENVIRONMENT, Settings,
+};
 pub use emulator::Emulator;
 pub use error::{Error, InvokeError};
 pub use function::State;

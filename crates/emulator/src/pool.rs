@@ -5,8 +5,14 @@
 //! `next` again (microseconds for most runtimes, far less than a cold start); or takes a slot to
 //! start a new sandbox (cold). Only when every slot is starting or busy is a synchronous
 //! invocation throttled (429), as Lambda does; asynchronous (`Event`) invocations queue instead.
+//!
+//! A multi-concurrent function (`max_concurrency` N above 1) counts invocation slots instead of
+//! sandboxes: a sandbox holds one slot while it starts, takes up to N-1 more once it is ready
+//! (as many as the limit leaves), and each free slot is one entry in the idle list. While one
+//! starts, callers wait for the slots it is about to open rather than start sandboxes of their
+//! own, so that a burst lands in one environment.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -79,6 +85,8 @@ pub(crate) const FINISHING_PATIENCE: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub(crate) struct Pool {
     limit: usize,
+    /// Invocations one sandbox runs at once (`max_concurrency`); above 1, `limit` counts slots.
+    per_sandbox: usize,
     /// How long a synchronous invocation at the limit waits for a busy sandbox before 429.
     throttle_after: Duration,
     state: Mutex<PoolState>,
@@ -98,6 +106,11 @@ struct PoolState {
     /// Asynchronous invocations waiting for any capacity.
     async_waiters: VecDeque<oneshot::Sender<Grant>>,
     closed: bool,
+    /// Multi-concurrent only: slots that starting sandboxes will open once ready.
+    promised: usize,
+    /// Multi-concurrent only: the slots each ready sandbox holds (by sandbox id), counted in
+    /// `live`, given back when it dies.
+    slots: HashMap<u64, usize>,
 }
 
 impl Pool {
@@ -106,9 +119,22 @@ impl Pool {
     pub(crate) fn new(limit: usize, throttle_after: Duration) -> Self {
         Self {
             limit,
+            per_sandbox: 1,
             throttle_after,
             state: Mutex::new(PoolState::default()),
         }
+    }
+
+    /// The same pool for sandboxes that each run up to `n` invocations at once: the limit then
+    /// counts invocation slots.
+    pub(crate) fn per_sandbox(mut self, n: usize) -> Self {
+        self.per_sandbox = n.max(1);
+        self
+    }
+
+    /// The slots a starting sandbox will open beside its first.
+    fn promise(&self) -> usize {
+        self.per_sandbox - 1
     }
 
     /// Takes a sandbox or a slot for one invocation. A `patient` caller would rather wait for
@@ -122,13 +148,16 @@ impl Pool {
             return Acquire::Now(Grant::Warm(sandbox));
         }
         let slot_free = st.live < self.limit;
-        let finishing_free = st.sync_waiters.len() < st.finishing;
+        let finishing_free = st.sync_waiters.len() < st.finishing + st.promised;
         if slot_free && !(patient && finishing_free) {
             st.live += 1;
+            st.promised += self.promise();
             return Acquire::Now(Grant::Cold);
         }
         let (tx, grant) = oneshot::channel();
         let then = match urgency {
+            // A starting multi-concurrent sandbox will open a slot for this caller.
+            Urgency::Sync if st.sync_waiters.len() < st.promised => Fallback::Block,
             Urgency::Sync if finishing_free && slot_free => {
                 Fallback::StartAfter(FINISHING_PATIENCE)
             }
@@ -159,7 +188,24 @@ impl Pool {
     pub(crate) fn release_slot(&self) {
         let mut st = self.lock();
         st.live -= 1;
-        Self::offer_slot(&mut st);
+        st.promised = st.promised.saturating_sub(self.promise());
+        self.offer_slot(&mut st);
+    }
+
+    /// A multi-concurrent `sandbox` is ready beside the invocation it was started for: it takes
+    /// up to `more` slots, as many as the limit leaves, each handed to a waiter or kept idle.
+    pub(crate) fn open(&self, sandbox: &Arc<Sandbox>, more: usize) {
+        let mut st = self.lock();
+        st.promised = st.promised.saturating_sub(more);
+        let granted = more.min(self.limit.saturating_sub(st.live));
+        if st.closed {
+            return;
+        }
+        st.live += granted;
+        st.slots.insert(sandbox.id, 1 + granted);
+        for _ in 0..granted {
+            Self::hand_over(&mut st, sandbox.clone());
+        }
     }
 
     /// A sandbox answered its invocation and will call `next` soon.
@@ -172,6 +218,11 @@ impl Pool {
     pub(crate) fn on_ready(&self, sandbox: Arc<Sandbox>) -> bool {
         let mut st = self.lock();
         st.finishing -= 1;
+        Self::hand_over(&mut st, sandbox)
+    }
+
+    /// Gives `sandbox` to the first waiter still waiting, or parks it idle; true when parked.
+    fn hand_over(st: &mut PoolState, sandbox: Arc<Sandbox>) -> bool {
         let mut sandbox = sandbox;
         loop {
             let waiter = match st.sync_waiters.pop_front() {
@@ -210,19 +261,43 @@ impl Pool {
 
     /// Takes every idle sandbox out of the idle list (to stop them).
     pub(crate) fn take_all_idle(&self) -> Vec<Arc<Sandbox>> {
-        std::mem::take(&mut self.lock().idle)
+        let mut idle = std::mem::take(&mut self.lock().idle);
+        // A multi-concurrent sandbox is in the list once per free slot.
+        let mut seen = std::collections::HashSet::new();
+        idle.retain(|s| seen.insert(Arc::as_ptr(s)));
+        idle
     }
 
     /// A sandbox died; `vacated` is the state it was in.
     pub(crate) fn on_dead(&self, sandbox: &Sandbox, vacated: Vacated) {
         let mut st = self.lock();
+        if self.per_sandbox > 1 {
+            // Its free slots leave the idle list; all its slots are given back, and a sandbox
+            // that died starting breaks its promise.
+            st.idle.retain(|s| !std::ptr::eq(Arc::as_ptr(s), sandbox));
+            let held = match st.slots.remove(&sandbox.id) {
+                Some(held) => held,
+                None => {
+                    st.promised = st.promised.saturating_sub(self.promise());
+                    1
+                }
+            };
+            if vacated == Vacated::Finishing {
+                st.finishing -= 1;
+            }
+            st.live -= held;
+            for _ in 0..held {
+                self.offer_slot(&mut st);
+            }
+            return;
+        }
         st.live -= 1;
         match vacated {
             Vacated::Idle => st.idle.retain(|s| !std::ptr::eq(Arc::as_ptr(s), sandbox)),
             Vacated::Finishing => st.finishing -= 1,
-            Vacated::Other => {}
+            Vacated::Other | Vacated::Serving => {}
         }
-        Self::offer_slot(&mut st);
+        self.offer_slot(&mut st);
     }
 
     /// Closes the pool: no more invocations; waiting ones are released with nothing.
@@ -236,7 +311,7 @@ impl Pool {
     }
 
     /// A slot opened: give it to the first waiter still waiting.
-    fn offer_slot(st: &mut PoolState) {
+    fn offer_slot(&self, st: &mut PoolState) {
         if st.closed {
             return;
         }
@@ -247,6 +322,7 @@ impl Pool {
         {
             st.live += 1;
             if waiter.send(Grant::Cold).is_ok() {
+                st.promised += self.promise();
                 return;
             }
             st.live -= 1;
@@ -349,6 +425,52 @@ mod tests {
         assert!(matches!(
             pool.acquire(Urgency::Sync, true),
             Acquire::Throttled
+        ));
+    }
+
+    #[test]
+    fn callers_wait_for_the_slots_a_starting_concurrent_sandbox_will_open() {
+        // Eight at once per sandbox: the first caller starts one, the next seven wait for its
+        // slots instead of starting seven more.
+        let pool = Pool::new(10, Duration::ZERO).per_sandbox(8);
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Now(Grant::Cold)
+        ));
+        let mut waiting = Vec::new();
+        for _ in 0..7 {
+            let Acquire::Wait {
+                grant,
+                then: Fallback::Block,
+            } = pool.acquire(Urgency::Sync, true)
+            else {
+                panic!("a caller waits for a promised slot");
+            };
+            waiting.push(grant);
+        }
+        // The eighth waiting caller has no promised slot: an impatient one starts a sandbox.
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, false),
+            Acquire::Now(Grant::Cold)
+        ));
+        // A failed start breaks its promise and gives its slot to the first waiter, whose own
+        // start promises slots for the others again.
+        pool.release_slot();
+        assert!(matches!(waiting[0].try_recv(), Ok(Grant::Cold)));
+        assert!(waiting[1].try_recv().is_err());
+        let st = pool.lock();
+        assert_eq!(st.promised, 14);
+        assert_eq!(st.live, 2);
+    }
+
+    #[test]
+    fn one_at_a_time_pools_promise_nothing() {
+        let pool = Pool::new(2, Duration::ZERO);
+        let _ = pool.acquire(Urgency::Sync, true);
+        assert_eq!(pool.lock().promised, 0);
+        assert!(matches!(
+            pool.acquire(Urgency::Sync, true),
+            Acquire::Now(Grant::Cold)
         ));
     }
 

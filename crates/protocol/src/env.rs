@@ -37,6 +37,11 @@ pub const LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
 /// `AWS_EXECUTION_ENV`: the runtime's identifier (runtime-only: not given to extensions).
 pub const EXECUTION_ENV: &str = "AWS_EXECUTION_ENV";
 
+/// `AWS_LAMBDA_MAX_CONCURRENCY`: how many invocations a multi-concurrent execution environment
+/// (Lambda Managed Instances) runs at once; the runtime keeps that many `next` calls open. Unset
+/// for one at a time.
+pub const MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
+
 /// Variables Lambda gives the runtime but not external extensions.
 pub const RUNTIME_ONLY: &[&str] = &[
     EXECUTION_ENV,

@@ -140,6 +140,16 @@ impl Client {
         self
     }
 
+    /// A client of the same endpoint (dialled the same way), not connected yet.
+    pub(crate) fn same_endpoint(&self) -> Self {
+        Self {
+            addr: self.addr.clone(),
+            host: self.host.clone(),
+            sender: None,
+            dial: self.dial.clone(),
+        }
+    }
+
     /// Opens a new connection, replacing any previous one.
     pub(crate) async fn connect(&mut self) -> Result<(), Error> {
         let sender = self.open().await?;

@@ -21,7 +21,7 @@ pub(crate) const INVALID_HEADER: &str = "Runtime.InvalidHeader";
 /// The function's static configuration, read once from the environment at start-up.
 ///
 /// A missing or unparsable variable leaves its field empty (or 0); it is never an error.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
     /// `AWS_LAMBDA_FUNCTION_NAME`. Default: empty.
@@ -34,6 +34,16 @@ pub struct Config {
     pub log_stream: String,
     /// `AWS_LAMBDA_LOG_GROUP_NAME`, e.g. `/aws/lambda/my-function`. Default: empty.
     pub log_group: String,
+    /// `AWS_LAMBDA_MAX_CONCURRENCY`: how many invocations the execution environment runs at
+    /// once (Lambda Managed Instances), so how many pollers [`crate::run_concurrent`] starts.
+    /// Default: 1.
+    pub max_concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_lookup(|_| None)
+    }
 }
 
 impl Config {
@@ -54,6 +64,10 @@ impl Config {
             version: lookup(env::FUNCTION_VERSION).unwrap_or_default(),
             log_stream: lookup(env::LOG_STREAM_NAME).unwrap_or_default(),
             log_group: lookup(env::LOG_GROUP_NAME).unwrap_or_default(),
+            max_concurrency: lookup(env::MAX_CONCURRENCY)
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| *n >= 1)
+                .unwrap_or(1),
         }
     }
 }
@@ -71,7 +85,8 @@ pub struct Context {
     pub deadline_ms: u64,
     /// The ARN the caller invoked, with its qualifier (`Lambda-Runtime-Invoked-Function-Arn`).
     pub invoked_function_arn: String,
-    /// The X-Ray tracing header (`Lambda-Runtime-Trace-Id`), also exported as `_X_AMZN_TRACE_ID`.
+    /// The X-Ray tracing header (`Lambda-Runtime-Trace-Id`), also exported as `_X_AMZN_TRACE_ID`
+    /// (except in the concurrent mode, where invocations overlap: read it here).
     pub xray_trace_id: Option<String>,
     /// The mobile SDK's client context (`Lambda-Runtime-Client-Context`), on synchronous invokes.
     pub client_context: Option<ClientContext>,
@@ -372,6 +387,9 @@ mod tests {
         assert_eq!(config.version, "$LATEST");
         assert_eq!(config.log_group, "/aws/lambda/echo");
         assert_eq!(config.log_stream, "");
+        assert_eq!(config.max_concurrency, 1, "one poller when unset");
+        let eight = Config::from_lookup(|name| (name == env::MAX_CONCURRENCY).then(|| "8".into()));
+        assert_eq!(eight.max_concurrency, 8);
 
         let bad = Config::from_lookup(|name| {
             (name == env::FUNCTION_MEMORY_SIZE).then(|| "lots".to_owned())

@@ -69,6 +69,11 @@ pub enum Error {
         value: String,
     },
 
+    /// A poller of the concurrent mode ([`crate::run_concurrent`]) ended abnormally (its task
+    /// was cancelled or panicked outside any invocation).
+    #[error("a concurrent poller ended abnormally: {0}")]
+    Poller(String),
+
     /// [`ResponseStream::set_content_type`](crate::ResponseStream::set_content_type) or
     /// [`ResponseStream::http`](crate::ResponseStream::http) came after the first write.
     #[error(

@@ -46,6 +46,36 @@
 //! the reported error type yourself. To report a failed initialisation to Lambda, use [`Runtime`]:
 //! [`Runtime::from_env`], then [`Runtime::init_error`] or [`Runtime::run`].
 //!
+//! Multi-concurrent execution environments (Lambda Managed Instances, `coldstart run
+//! --max-concurrency N`, `max_concurrency` in `coldstart.toml`) hand one environment up to
+//! `AWS_LAMBDA_MAX_CONCURRENCY` invocations at once. [`run_concurrent`] keeps that many `next`
+//! calls open, one task each (one when the variable is unset): the handler must be
+//! `Clone + Send + 'static` and is called concurrently, so shared state needs a lock or an
+//! atomic, and the trace id is on the [`Context`] only (no process-wide `_X_AMZN_TRACE_ID`). A
+//! panic fails only its own invocation; on SIGTERM no new invocation is taken and those in
+//! progress finish and are answered before it returns:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! use coldstart_runtime::{Context, Error};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Error> {
+//!     let served = Arc::new(AtomicU64::new(0));
+//!     coldstart_runtime::run_concurrent(move |name: String, ctx: Context| {
+//!         let served = served.clone();
+//!         async move {
+//!             let n = served.fetch_add(1, Ordering::Relaxed) + 1;
+//!             let trace = ctx.xray_trace_id.unwrap_or_default();
+//!             Ok::<_, Error>(format!("hello {name}, #{n} (trace {trace})"))
+//!         }
+//!     })
+//!     .await
+//! }
+//! ```
+//!
 //! Logging: [`info!`], [`warn!`], [`error!`] and the rest write a line carrying the current
 //! invocation's request id, as one JSON object when the function's `LoggingConfig.LogFormat` is
 //! JSON (skipping lines below `AWS_LAMBDA_LOG_LEVEL`); see [`log`].
@@ -80,6 +110,8 @@
 //! - `context`: [`Context`] of one invocation, parsed from the `next` headers, the function's
 //!   [`Config`], and the [`ClientContext`] / [`CognitoIdentity`] JSON shapes.
 //! - `client`: the keep-alive HTTP/1.1 connection to the Runtime API and its request body type.
+//! - `concurrent`: the concurrent mode behind [`run_concurrent`], pollers for a multi-concurrent
+//!   execution environment.
 //! - `runtime`: [`Runtime`] and the invocation loops behind [`run`], [`run_bytes`] and
 //!   [`run_streaming`].
 //! - `stream`: [`ResponseStream`] and [`HttpPrelude`], the channel from a streaming handler to the
@@ -88,6 +120,7 @@
 //! - `trace_env`: exporting `_X_AMZN_TRACE_ID` per invocation without leaking the old values.
 
 mod client;
+mod concurrent;
 mod context;
 mod diagnostic;
 mod error;
@@ -98,6 +131,7 @@ mod stream;
 mod trace_env;
 
 pub use client::Connection;
+pub use concurrent::run_concurrent;
 pub use context::{ClientApplication, ClientContext, CognitoIdentity, Config, Context};
 pub use diagnostic::Diagnostic;
 pub use error::Error;

@@ -31,7 +31,7 @@ use crate::stream::{
 use crate::{Config, Context, Diagnostic, Error, ResponseStream};
 
 /// `Content-Type` of JSON responses and of error bodies.
-const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+pub(crate) const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// `Content-Type` of [`Runtime::run_bytes`] responses.
 const APPLICATION_OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
 /// Error type posted when the event does not deserialize into the handler's event type.
@@ -70,7 +70,11 @@ pub struct Runtime {
     /// Whether each invocation's trace id is exported as `_X_AMZN_TRACE_ID`: a runtime that
     /// owns its process does; one hosted inside another's ([`Runtime::connect`]) leaves the
     /// process's environment alone (the trace id is on the [`Context`]).
-    export_trace: bool,
+    pub(crate) export_trace: bool,
+    /// The concurrent mode's stop: once it holds `true`, the loop takes no more invocations (one
+    /// in progress is finished first). The sender is held by [`Runtime::run_concurrent_until`];
+    /// `None` outside that mode.
+    pub(crate) stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Runtime {
@@ -117,6 +121,7 @@ impl Runtime {
             client,
             config: Arc::new(config),
             export_trace: false,
+            stopping: None,
         })
     }
 
@@ -134,7 +139,37 @@ impl Runtime {
             client,
             config: Arc::new(config),
             export_trace: false,
+            stopping: None,
         })
+    }
+
+    /// Another connection to the same Runtime API with the same configuration: one more
+    /// poller of the concurrent mode.
+    pub(crate) async fn another(&self) -> Result<Self, Error> {
+        let mut client = self.client.same_endpoint();
+        client.connect().await?;
+        Ok(Self {
+            client,
+            config: self.config.clone(),
+            export_trace: false,
+            stopping: self.stopping.clone(),
+        })
+    }
+
+    /// `GET next`, or `None` once the concurrent mode is stopping: a stop lets go of a `next`
+    /// still waiting, never of an invocation already received.
+    async fn next_event(&mut self) -> Result<Option<(StatusCode, HeaderMap, Bytes)>, Error> {
+        let Some(stopping) = &mut self.stopping else {
+            return self.client.next().await.map(Some);
+        };
+        if *stopping.borrow_and_update() {
+            return Ok(None);
+        }
+        tokio::select! {
+            next = self.client.next() => next.map(Some),
+            // The sender dropped counts as a stop too.
+            _ = stopping.wait_for(|stop| *stop) => Ok(None),
+        }
     }
 
     /// The function's configuration.
@@ -196,7 +231,7 @@ impl Runtime {
             .await
     }
 
-    async fn serve<F, Fut, E, R, Err, D, S>(
+    pub(crate) async fn serve<F, Fut, E, R, Err, D, S>(
         mut self,
         mut handler: F,
         decode: D,
@@ -213,7 +248,9 @@ impl Runtime {
         // Whether `_X_AMZN_TRACE_ID` may be set; true at first in case the environment set it.
         let mut trace_exported = self.export_trace;
         loop {
-            let (status, headers, event) = self.client.next().await?;
+            let Some((status, headers, event)) = self.next_event().await? else {
+                return Ok(());
+            };
             if !status.is_success() {
                 return Err(runtime_api_error(status, &event));
             }
@@ -518,7 +555,7 @@ where
     Runtime::from_env().await?.run_bytes(handler).await
 }
 
-fn decode_json<E: DeserializeOwned>(event: Bytes) -> Result<E, Diagnostic> {
+pub(crate) fn decode_json<E: DeserializeOwned>(event: Bytes) -> Result<E, Diagnostic> {
     serde_json::from_slice(&event).map_err(|e| {
         Diagnostic::new(
             INVALID_EVENT_DATA,
@@ -527,7 +564,7 @@ fn decode_json<E: DeserializeOwned>(event: Bytes) -> Result<E, Diagnostic> {
     })
 }
 
-fn encode_json<R: Serialize>(response: R) -> Result<Bytes, Diagnostic> {
+pub(crate) fn encode_json<R: Serialize>(response: R) -> Result<Bytes, Diagnostic> {
     serde_json::to_vec(&response).map(Bytes::from).map_err(|e| {
         Diagnostic::new(
             SERIALIZATION_ERROR,

@@ -83,6 +83,8 @@ struct FunctionToml {
     logging: Option<Spanned<LoggingToml>>,
     schedule: Option<Spanned<crate::schedule_table::ScheduleToml>>,
     sqs: Option<Spanned<crate::queue_table::SqsToml>>,
+    /// Invocations one execution environment runs at once (Lambda Managed Instances).
+    max_concurrency: Option<Spanned<i64>>,
 }
 
 /// A function's `LoggingConfig`.
@@ -140,6 +142,8 @@ struct HttpApiToml {
     #[serde(default)]
     route_auth: BTreeMap<String, Spanned<auth_table::RouteAuthToml>>,
     integration_timeout: Option<Spanned<i64>>,
+    /// `ResponseTransferMode` of every route's integration: `BUFFERED` or `STREAM` (REST APIs).
+    response_transfer_mode: Option<Spanned<String>>,
 }
 
 /// `AllowOrigins` as this file spells it: `allow_origins`.
@@ -328,6 +332,17 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                 ));
             }
             config.concurrency = n as usize;
+        }
+        if let Some(c) = &f.max_concurrency {
+            let n = *c.get_ref();
+            let most = coldstart_emulator::MAX_CONCURRENCY_PER_ENVIRONMENT as i64;
+            if !(1..=most).contains(&n) {
+                return Err(at(
+                    c.span(),
+                    format!("{key}.max_concurrency: must be 1 to {most}, not {n}"),
+                ));
+            }
+            config.max_concurrency = n as usize;
         }
         if let Some(t) = &f.idle_timeout {
             let secs = *t.get_ref();
@@ -599,6 +614,25 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
                 }
             },
         };
+        let rest = payload_version == coldstart_emulator::PayloadVersion::V1;
+        let streamed = match &api.response_transfer_mode {
+            None => Vec::new(),
+            Some(mode) => match mode.get_ref().as_str() {
+                "BUFFERED" => Vec::new(),
+                "STREAM" if rest => routes.iter().map(|(r, _)| r.clone()).collect(),
+                other => {
+                    let why = if other == "STREAM" {
+                        "STREAM needs a REST API (payload_version = \"1.0\")".to_owned()
+                    } else {
+                        format!("must be BUFFERED or STREAM, not {other:?}")
+                    };
+                    return Err(at(
+                        mode.span(),
+                        format!("{key}.response_transfer_mode: {why}"),
+                    ));
+                }
+            },
+        };
         http_apis.push(HttpApiSpec {
             name: name.clone(),
             port,
@@ -613,6 +647,7 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             authorizers,
             route_auth,
             timeouts,
+            streamed,
         });
     }
     let mut websocket_apis = Vec::new();
@@ -750,6 +785,7 @@ bootstrap = "target/release/echo"
 timeout = 5
 memory = 256
 concurrency = 2
+max_concurrency = 8
 environment = { RUST_LOG = "info" }
 url = { port = 9001, invoke_mode = "BUFFERED" }
 
@@ -848,6 +884,7 @@ code = "src"
         assert_eq!(echo.config.timeout, Duration::from_secs(5));
         assert_eq!(echo.config.memory_mb, 256);
         assert_eq!(echo.config.concurrency, 2);
+        assert_eq!(echo.config.max_concurrency, 8);
         assert_eq!(
             echo.config.environment.get("RUST_LOG").map(String::as_str),
             Some("info")
@@ -946,6 +983,13 @@ code = "src"
         assert!(
             memory.starts_with("coldstart.toml:3:") && memory.contains("functions.a.memory"),
             "{memory}"
+        );
+
+        let per_environment = error_of("[functions.a]\nbootstrap = \"b\"\nmax_concurrency = 0\n");
+        assert!(
+            per_environment.starts_with("coldstart.toml:3:")
+                && per_environment.contains("functions.a.max_concurrency: must be 1 to 1600"),
+            "{per_environment}"
         );
 
         let retries =
@@ -1052,5 +1096,21 @@ code = "src"
             "[functions.a]\nbootstrap = \"b\"\nurl = { port = 0, cors = { allow_origin = [] } }\n",
         );
         assert!(unknown.contains("allow_origin"), "{unknown}");
+    }
+
+    #[test]
+    fn a_rest_api_streams_every_route_and_an_http_api_cannot() {
+        let text = "[functions.a]\nbootstrap = \"b\"\n[http_apis.api]\nport = 9100\npayload_version = \"1.0\"\nresponse_transfer_mode = \"STREAM\"\nroutes = { \"GET /chat\" = \"a\" }\n";
+        let config = load_str(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.http_apis[0].streamed, ["GET /chat"]);
+        let v2 = text.replace("\"1.0\"", "\"2.0\"");
+        let e = load_str(&v2)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("http_apis.api.response_transfer_mode: STREAM needs a REST API"),
+            "{e}"
+        );
     }
 }

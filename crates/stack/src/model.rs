@@ -244,6 +244,9 @@ pub struct HttpApiSpec {
     pub route_auth: Vec<(String, RouteAuth)>,
     /// Route key → its integration timeout; others get the API kind's (REST 29 s, HTTP 30 s).
     pub timeouts: Vec<(String, Duration)>,
+    /// REST APIs: route keys with `ResponseTransferMode: STREAM` (`coldstart.toml`'s
+    /// `stream`). Default: none.
+    pub streamed: Vec<String>,
 }
 
 /// API Gateway WebSocket API.

@@ -497,6 +497,7 @@ pub async fn start(stack: &Stack, options: StartOptions) -> Result<Running, Erro
             route_auth: api.route_auth.iter().cloned().collect(),
             timeouts: api.timeouts.iter().cloned().collect(),
             credentials: url_credentials(),
+            streamed: api.streamed.iter().cloned().collect(),
         };
         servers.spawn(serve_http_api(
             emulator.clone(),

@@ -9,6 +9,9 @@
 //! - `src/bin/fx-faults.rs`: a function whose behaviour is chosen by its event (`op`).
 //! - `src/bin/fx-chaos.rs`: speaks the Runtime API by hand and misbehaves as its event asks
 //!   (crash, hang, error, garbage, double answers), for the chaos soak in `tests/reliability/`.
+//! - `src/bin/fx-conc.rs`, `fx-lr-conc.rs`: multi-concurrent functions on coldstart-runtime's
+//!   and `lambda_runtime`'s concurrent modes, both doing what [`work`] says.
+//! - `work`: the work those two share: sleep, fail, panic, a racy counter, timestamps.
 //! - `src/bin/fx-echo.rs`: echo on `coldstart-runtime`, the smallest function.
 //! - `src/bin/fx-lr-echo.rs`: echo on the official `lambda_runtime` crate.
 //! - `src/bin/fx-http.rs`: an HTTP-event function that answers what its request asks for.
@@ -26,3 +29,5 @@
 //!   test speak the Runtime API, an event echo that prints its PID, one that dies mid-invoke, one
 //!   that answers with a file read at start-up; and `extension.sh`, an external extension that
 //!   registers, prints every event it gets and exits on `SHUTDOWN`.
+
+pub mod work;

@@ -1493,3 +1493,68 @@ Resources:
         assert!(said.contains(line), "{line}\n  not in\n{said}");
     }
 }
+
+/// The done-when: `run --max-concurrency 8` answers eight parallel callers of a function
+/// that sleeps 200 ms from one environment: one init, eight overlapping invocations (by the
+/// function's own clock).
+#[test]
+fn run_with_max_concurrency_8_answers_8_parallel_callers_from_one_environment() {
+    let bootstrap = repo("crates/testkit/fixtures/concurrent-sleep.sh");
+    let server = Server::start(&[
+        "--max-concurrency",
+        "8",
+        "--",
+        bootstrap.to_str().unwrap_or_default(),
+    ]);
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let endpoint = server.endpoint.clone();
+            std::thread::spawn(move || {
+                coldstart()
+                    .args(["invoke", "function", "{}", "--endpoint", &endpoint])
+                    .output()
+            })
+        })
+        .collect();
+    for caller in callers {
+        let out = caller
+            .join()
+            .unwrap_or_else(|_| panic!("caller panicked"))
+            .unwrap_or_else(|e| panic!("coldstart invoke: {e}"));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("pid"), "{}", text(&out.stdout));
+    }
+    let mut begins = Vec::new();
+    let mut ends = Vec::new();
+    let mut inits = 0;
+    let mut reports = 0;
+    let mut pids = 0;
+    while reports < 8 {
+        let line = wait_line(&server.stdout, |_| true);
+        let stamp = |l: &str| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|n| n.parse::<u128>().ok())
+                .unwrap_or(0)
+        };
+        if line.starts_with("[function] PID=") {
+            pids += 1;
+        } else if line.starts_with("[function] WORK-BEGIN ") {
+            begins.push(stamp(&line));
+        } else if line.starts_with("[function] WORK-END ") {
+            ends.push(stamp(&line));
+        } else if line.contains("REPORT RequestId") {
+            reports += 1;
+            inits += usize::from(line.contains("Init Duration"));
+        }
+    }
+    assert_eq!(pids, 1, "one environment");
+    assert_eq!(inits, 1, "one init");
+    assert_eq!((begins.len(), ends.len()), (8, 8));
+    let latest_begin = begins.iter().max().copied().unwrap_or(0);
+    let earliest_end = ends.iter().min().copied().unwrap_or(0);
+    assert!(
+        latest_begin < earliest_end,
+        "the eight ran one after another: {begins:?} {ends:?}"
+    );
+}

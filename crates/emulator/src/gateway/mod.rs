@@ -80,6 +80,11 @@ pub struct HttpApi {
     pub timeouts: HashMap<String, Duration>,
     /// The keys `AWS_IAM` routes accept (SigV4, signing name `execute-api`).
     pub credentials: Vec<LocalKey>,
+    /// REST APIs: route keys whose Lambda proxy integration has `ResponseTransferMode: STREAM`:
+    /// the function's streamed answer (an HTTP-integration stream) reaches the client as it is
+    /// written, as a `RESPONSE_STREAM` Function URL's does, with no integration timeout of the
+    /// API's own (the function's timeout bounds it). Default: none (buffered).
+    pub streamed: std::collections::HashSet<String>,
 }
 
 /// The authorizer name of routes with `AWS_IAM` authorization: SigV4 is checked against the
@@ -108,6 +113,7 @@ impl HttpApi {
             route_auth: HashMap::new(),
             timeouts: HashMap::new(),
             credentials: vec![LocalKey::coldstart()],
+            streamed: std::collections::HashSet::new(),
         }
     }
 }
@@ -369,6 +375,17 @@ pub async fn serve_http_api(
             if event.len() > limits::MAX_SYNC_REQUEST {
                 // The gateway took it, but the event is over Lambda's synchronous limit.
                 return answer::event_too_large();
+            }
+            if api.rest && api.streamed.contains(&matched.route.key) {
+                return invoke(
+                    &emulator,
+                    &function,
+                    event,
+                    request_id,
+                    door,
+                    InvokeMode::ResponseStream,
+                )
+                .await;
             }
             let limit = api
                 .timeouts

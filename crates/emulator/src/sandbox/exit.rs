@@ -112,6 +112,9 @@ impl Sandbox {
     /// The deadline of invocation `request_id` passed: kill the sandbox and answer
     /// `Sandbox.Timedout`. Does nothing when the invocation was answered meanwhile.
     pub(crate) fn time_out(self: &Arc<Self>, request_id: &str) {
+        if self.is_concurrent() {
+            return self.time_out_one(request_id);
+        }
         let reset = self.resets_with_subscribers();
         let Some(running) = self.lock().time_out(request_id, reset) else {
             return;
@@ -120,6 +123,12 @@ impl Sandbox {
         // The extensions' end waits for the events published below.
         self.kill_for_reset(reset);
         self.tell(Fact::Dead(Vacated::Other));
+        self.answer_timed_out(running);
+    }
+
+    /// Answers `running` with `Sandbox.Timedout`, with its platform line, events and report.
+    pub(super) fn answer_timed_out(&self, running: super::state::Running) {
+        let request_id = running.invocation.request_id.as_str();
         let seconds = format!("{:.2}", self.spec.config.timeout.as_secs_f64());
         let cause = format!("Task timed out after {seconds} seconds");
         self.logs.drain();
@@ -136,6 +145,26 @@ impl Sandbox {
             None,
         );
         if let Some(report) = self.finish(running, outcome, Some(ReportStatus::Timeout)) {
+            self.write_report(report);
+        }
+    }
+
+    /// Answers `running` with the runtime's crash (`error_type`, `cause`).
+    fn answer_crashed(&self, running: super::state::Running, error_type: &str, cause: &str) {
+        let request_id = running.invocation.request_id.clone();
+        self.logs.drain();
+        self.logs
+            .platform_line(&format!("RequestId: {request_id} Error: {cause}"));
+        self.logs.platform_line(error_type);
+        let outcome = Outcome::platform_error(error_type, &request_id, cause);
+        self.telemetry.publish_logs(|| {
+            logs::Record::Fault(format!(
+                "RequestId: {request_id} Process exited before completing request"
+            ))
+        });
+        self.publish_runtime_done(&running, Status::Error, Some(error_type), None, None);
+        let status = Some(ReportStatus::Error(error_type.to_owned()));
+        if let Some(report) = self.finish(running, outcome, status) {
             self.write_report(report);
         }
     }
@@ -203,21 +232,13 @@ impl Sandbox {
             }
             Phase::Busy(running) => {
                 self.tell(Fact::Dead(vacated));
-                let request_id = running.invocation.request_id.clone();
-                self.logs.drain();
-                self.logs
-                    .platform_line(&format!("RequestId: {request_id} Error: {cause}"));
-                self.logs.platform_line(&error_type);
-                let outcome = Outcome::platform_error(&error_type, &request_id, &cause);
-                self.telemetry.publish_logs(|| {
-                    logs::Record::Fault(format!(
-                        "RequestId: {request_id} Process exited before completing request"
-                    ))
-                });
-                self.publish_runtime_done(&running, Status::Error, Some(&error_type), None, None);
-                let status = Some(ReportStatus::Error(error_type));
-                if let Some(report) = self.finish(running, outcome, status) {
-                    self.write_report(report);
+                self.answer_crashed(running, &error_type, &cause);
+            }
+            // Every invocation in flight fails with the crash; the waiting workers go with it.
+            Phase::Serving(mut slots) => {
+                self.tell(Fact::Dead(vacated));
+                for running in slots.drain() {
+                    self.answer_crashed(running, &error_type, &cause);
                 }
             }
             Phase::Idle { .. } | Phase::Frozen { .. } | Phase::Finishing { .. } => {

@@ -11,13 +11,17 @@
 //! [`Spec`], and tells its [`Owner`] the [`Fact`]s that change who may use it. The Runtime API
 //! serves it from outside (`runtime_api`), calling the methods here.
 //!
-//! Layout: `state` (phases and transitions, no processes), `spawn` (starting the processes),
+//! Layout: `state` (phases and transitions, no processes), `slots` (the in-flight set of a
+//! multi-concurrent environment), `concurrent` (what such a sandbox does differently), `spawn`
+//! (starting the processes),
 //! `exit` (reaping, crashes, timeouts, stopping), `freezer` (idle periods), `streaming`
 //! (streamed answers), `reports` (answers, `END`/`REPORT`, platform events).
 
+mod concurrent;
 mod exit;
 mod freezer;
 mod reports;
+mod slots;
 mod spawn;
 mod state;
 mod streaming;
@@ -63,6 +67,10 @@ pub(crate) enum Fact {
     IdleExpired,
     /// Every process is reaped.
     Gone,
+    /// A multi-concurrent sandbox finished init: it takes this many invocations more at once
+    /// (besides the one it was started for). Each answer then frees its slot with `Responded`
+    /// and `Ready` at once.
+    Opened(usize),
 }
 
 /// Whoever owns sandboxes (a function and its pool) hears their [`Fact`]s.
@@ -137,6 +145,9 @@ impl Sandbox {
             Step::Stay => {}
             Step::InitDone(done) => {
                 self.publish_init_ready(&done);
+                if self.is_concurrent() {
+                    self.tell(Fact::Opened(self.spec.config.max_concurrency - 1));
+                }
                 // The spawner dispatches next; if it gave up, the sandbox is killed anyway.
                 if let Some(ready) = done.ready {
                     let _ = ready.send(Ok(()));
@@ -242,8 +253,12 @@ impl Sandbox {
     }
 
     /// May the runtime answer invocation `request_id` now?
-    pub(crate) fn check_answer(&self, request_id: &str) -> Result<(), Refusal> {
-        self.lock().answerable(request_id)
+    pub(crate) fn check_answer(self: &Arc<Self>, request_id: &str) -> Result<(), Refusal> {
+        let checked = self.lock().answerable(request_id);
+        if let Err(refusal) = &checked {
+            self.late_answer(request_id, refusal);
+        }
+        checked
     }
 
     /// The runtime answered invocation `request_id` (`/response` or `/error`).
@@ -269,6 +284,7 @@ impl Sandbox {
             self.bound_extensions(request_id, running.deadline, finished);
         }
         self.tell(Fact::Responded);
+        self.slot_freed();
         let (done, produced) = match &outcome {
             Outcome::Response { body, .. } => (
                 coldstart_protocol::telemetry::Status::Success,
@@ -345,6 +361,8 @@ impl Sandbox {
             state::Phase::Frozen { .. } => SandboxPhase::Frozen,
             state::Phase::Busy(_) | state::Phase::Finishing { .. } => SandboxPhase::Busy,
             state::Phase::Exited => SandboxPhase::Dead,
+            state::Phase::Serving(slots) if slots.busy() == 0 => SandboxPhase::Ready,
+            state::Phase::Serving(_) => SandboxPhase::Busy,
         };
         crate::snapshot::SandboxView {
             id: self.id,

@@ -210,7 +210,10 @@ impl Sandbox {
             logs: logs.clone(),
             extension_logs: extension_logs.clone(),
             telemetry,
-            state: Mutex::new(Machine::new(started, ready_tx, log_pipe, names, alive)),
+            state: Mutex::new(
+                Machine::new(started, ready_tx, log_pipe, names, alive)
+                    .concurrent(spec.config.max_concurrency),
+            ),
             status: OnceLock::new(),
             task: OnceLock::new(),
             peak_mb: AtomicU64::new(0),
@@ -325,6 +328,12 @@ impl Spec {
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command.env(env::RUNTIME_API, runtime_api);
         command.env(env::LOG_STREAM_NAME, log_stream_name());
+        if self.config.max_concurrency > 1 {
+            command.env(
+                env::MAX_CONCURRENCY,
+                self.config.max_concurrency.to_string(),
+            );
+        }
         crate::process::die_with_emulator(&mut command);
         self.give_port(&mut command, port);
         if let Some(opt) = &self.opt {

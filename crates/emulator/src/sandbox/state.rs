@@ -25,6 +25,7 @@ use bytes::Bytes;
 use coldstart_protocol::extension::{Event, EventType, Tracing};
 use tokio::sync::oneshot;
 
+use super::slots::Slots;
 use crate::extensions::{ExtensionNext, ExtensionRefusal, Extensions};
 use crate::invocation::{Invocation, InvokeResponse, StreamItem};
 
@@ -88,6 +89,9 @@ pub(crate) enum Phase {
         /// The log pipe's write end, kept for a bootstrap that starts once every external
         /// extension registered; dropped with the phase.
         log_pipe: Option<io::PipeWriter>,
+        /// A multi-concurrent runtime's workers that called `next` before the last one (which
+        /// is in `next_waiter`); dropping them answers their `next` with an error.
+        workers: Vec<oneshot::Sender<Delivery>>,
     },
     /// The runtime waits in `next` with no work; `parked`: since when the owner keeps it idle
     /// (the freezer and the idle timeout count from then).
@@ -106,6 +110,9 @@ pub(crate) enum Phase {
     },
     /// The runtime exited or is being killed; nothing more happens here.
     Exited,
+    /// A multi-concurrent environment past init: it runs up to `max_concurrency` invocations
+    /// at once, never frozen; the in-flight set lives in [`Slots`].
+    Serving(Slots),
 }
 
 impl Phase {
@@ -117,6 +124,7 @@ impl Phase {
             Phase::Busy(_) => "Running",
             Phase::Finishing { .. } => "RuntimeResponseSentState",
             Phase::Exited => "Exited",
+            Phase::Serving(_) => "Running",
         }
     }
 
@@ -125,6 +133,7 @@ impl Phase {
         match self {
             Phase::Idle { .. } | Phase::Frozen { .. } => Vacated::Idle,
             Phase::Finishing { .. } => Vacated::Finishing,
+            Phase::Serving(_) => Vacated::Serving,
             _ => Vacated::Other,
         }
     }
@@ -139,6 +148,8 @@ pub(crate) enum Vacated {
     Finishing,
     /// Starting or busy.
     Other,
+    /// A multi-concurrent environment past init: its free slots were in the idle list.
+    Serving,
 }
 
 /// Why the sandbox's processes will exit, beside the phase.
@@ -260,6 +271,8 @@ pub(crate) struct Machine {
     extensions: Extensions,
     /// Processes of the sandbox not reaped yet (bootstrap and extensions).
     alive: usize,
+    /// How many invocations it runs at once; above 1, init leads to [`Phase::Serving`].
+    max_concurrency: usize,
 }
 
 impl Machine {
@@ -277,6 +290,7 @@ impl Machine {
                 started,
                 ready: Some(ready),
                 log_pipe,
+                workers: Vec::new(),
             },
             ending: Ending::Live,
             next_waiter: None,
@@ -284,7 +298,19 @@ impl Machine {
             init_duration: None,
             extensions: Extensions::expecting(extensions),
             alive,
+            max_concurrency: 1,
         }
+    }
+
+    /// The same sandbox running up to `max` invocations at once (1: one at a time).
+    pub(crate) fn concurrent(mut self, max: usize) -> Self {
+        self.max_concurrency = max.max(1);
+        self
+    }
+
+    /// Whether it runs several invocations at once.
+    pub(crate) fn is_concurrent(&self) -> bool {
+        self.max_concurrency > 1
     }
 
     pub(crate) fn phase(&self) -> &Phase {
@@ -350,7 +376,18 @@ impl Machine {
         let ready = ready.take();
         let duration = now.saturating_duration_since(*started);
         self.init_duration = Some(duration);
-        self.phase = Phase::Idle { parked: None };
+        self.phase = if self.is_concurrent() {
+            let Phase::Initializing { workers, .. } = &mut self.phase else {
+                return Step::Stay;
+            };
+            let workers = std::mem::take(workers);
+            Phase::Serving(Slots::new(
+                self.max_concurrency,
+                workers.into_iter().chain(self.next_waiter.take()),
+            ))
+        } else {
+            Phase::Idle { parked: None }
+        };
         Step::InitDone(InitDone {
             duration,
             ready,
@@ -393,10 +430,19 @@ impl Machine {
     /// The runtime called `next`.
     pub(crate) fn next(&mut self, now: Instant) -> (NextAction, Step) {
         match &mut self.phase {
-            Phase::Initializing { .. } => {
+            Phase::Initializing { workers, .. } => {
+                // A multi-concurrent runtime's workers all wait; the last one's sender is in
+                // `next_waiter`, where init completion looks.
+                if self.max_concurrency > 1
+                    && let Some(earlier) = self.next_waiter.take()
+                    && workers.len() + 1 < self.max_concurrency
+                {
+                    workers.push(earlier);
+                }
                 let rx = self.wait_next();
                 (NextAction::Wait(rx), self.complete_init(now))
             }
+            Phase::Serving(slots) => (slots.next(), Step::Stay),
             Phase::Finishing { .. } => {
                 let rx = self.wait_next();
                 // With extensions still at work on the invocation, the last of them to call
@@ -463,7 +509,11 @@ impl Machine {
 
     /// Whether an invocation can be dispatched (the sandbox is idle or frozen).
     pub(crate) fn can_dispatch(&self) -> bool {
-        matches!(self.phase, Phase::Idle { .. } | Phase::Frozen { .. })
+        match &self.phase {
+            Phase::Idle { .. } | Phase::Frozen { .. } => true,
+            Phase::Serving(slots) => slots.has_room(),
+            _ => false,
+        }
     }
 
     /// Assigns `invocation` (the caller waits on `reply`), handing it to a waiting `next` and to
@@ -479,6 +529,23 @@ impl Machine {
     ) -> Result<bool, Arc<Invocation>> {
         if !self.can_dispatch() {
             return Err(invocation);
+        }
+        if let Phase::Serving(slots) = &mut self.phase {
+            // Extensions get no INVOKE events here: the invocations overlap.
+            let running = Running {
+                invocation,
+                deadline_ms,
+                deadline: now.0 + timeout,
+                delivered: false,
+                started: now.0,
+                started_at: now.1,
+                init: self.init_duration.take(),
+                answer: Answer::Pending(reply),
+            };
+            return slots
+                .dispatch(running)
+                .map(|()| false)
+                .map_err(|back| back.invocation);
         }
         let thaw = matches!(self.phase, Phase::Frozen { .. });
         let delivered = match self.next_waiter.take() {
@@ -519,6 +586,7 @@ impl Machine {
     pub(crate) fn answerable(&self, request_id: &str) -> Result<(), Refusal> {
         let last = self.last_request_id.as_deref() == Some(request_id);
         match &self.phase {
+            Phase::Serving(slots) => slots.answerable(request_id),
             Phase::Busy(r) if r.invocation.request_id == request_id && r.delivered => Ok(()),
             Phase::Exited if last => Err(Refusal::InvokeTimeout),
             _ if last => Err(Refusal::InvalidStateTransition {
@@ -536,7 +604,23 @@ impl Machine {
         self.take_running(request_id)
     }
 
+    /// A worker answered invocation `request_id` after its timeout: true when that frees the
+    /// worker's slot (a multi-concurrent environment only; the one-at-a-time one was reset).
+    pub(crate) fn release_overdue(&mut self, request_id: &str) -> bool {
+        match &mut self.phase {
+            Phase::Serving(slots) => slots.release_overdue(request_id),
+            _ => false,
+        }
+    }
+
     fn take_running(&mut self, request_id: &str) -> Result<Answered, Refusal> {
+        if let Phase::Serving(slots) = &mut self.phase {
+            let running = slots.take(request_id).ok_or(Refusal::InvalidRequestId)?;
+            return Ok(Answered {
+                running,
+                extensions_busy: None,
+            });
+        }
         let (guard, extensions_busy) = if self.extensions.all_ready() {
             (None, None)
         } else {
@@ -561,8 +645,10 @@ impl Machine {
     /// ends.
     pub(crate) fn start_stream(&mut self, request_id: &str) -> Result<StreamStarted, Refusal> {
         self.answerable(request_id)?;
-        let Phase::Busy(running) = &mut self.phase else {
-            return Err(Refusal::InvalidRequestId);
+        let running = match &mut self.phase {
+            Phase::Busy(running) => running,
+            Phase::Serving(slots) => slots.delivered_mut(request_id)?,
+            _ => return Err(Refusal::InvalidRequestId),
         };
         if !matches!(running.answer, Answer::Pending(_)) {
             return Err(Refusal::InvalidStateTransition {
@@ -589,12 +675,31 @@ impl Machine {
 
     /// The streamed answer to `request_id` ended; 410 when the sandbox ended it first.
     pub(crate) fn finish_stream(&mut self, request_id: &str) -> Result<Answered, Refusal> {
-        let streaming = matches!(&self.phase, Phase::Busy(r)
-            if r.invocation.request_id == request_id && matches!(r.answer, Answer::Streaming { .. }));
+        let streaming = match &mut self.phase {
+            Phase::Busy(r) => {
+                r.invocation.request_id == request_id
+                    && matches!(r.answer, Answer::Streaming { .. })
+            }
+            Phase::Serving(slots) => slots
+                .delivered_mut(request_id)
+                .is_ok_and(|r| matches!(r.answer, Answer::Streaming { .. })),
+            _ => false,
+        };
         if !streaming {
             return Err(Refusal::InvokeTimeout);
         }
         self.take_running(request_id)
+    }
+
+    /// The deadline of `request_id` passed in a multi-concurrent environment: only that
+    /// invocation is taken out, to be answered with the timeout; the environment and the other
+    /// invocations go on, as in Lambda Managed Instances. The flag says whether its slot is
+    /// free at once (otherwise the worker keeps it until it answers late).
+    pub(crate) fn time_out_one(&mut self, request_id: &str) -> Option<(Running, bool)> {
+        match &mut self.phase {
+            Phase::Serving(slots) => slots.time_out(request_id),
+            _ => None,
+        }
     }
 
     /// The deadline of `request_id` passed: the sandbox is reset (`reset_extensions`: its
@@ -796,6 +901,136 @@ mod tests {
             Some(false)
         );
         (m, answer)
+    }
+
+    /// A multi-concurrent machine (`max` at once) past init, with `workers` waiting in `next`.
+    fn serving(max: usize, workers: usize) -> (Machine, Vec<oneshot::Receiver<Delivery>>) {
+        let (tx, _rx) = oneshot::channel();
+        let mut m = Machine::new(Instant::now(), tx, None, Vec::new(), 1).concurrent(max);
+        let mut waiting = Vec::new();
+        for n in 0..workers {
+            let (action, step) = m.next(Instant::now());
+            let NextAction::Wait(rx) = action else {
+                panic!("worker {n} waits");
+            };
+            // Init ends with the first worker in `next`, as in Lambda Managed Instances.
+            assert_eq!(n == 0, matches!(step, Step::InitDone(_)));
+            waiting.push(rx);
+        }
+        (m, waiting)
+    }
+
+    fn dispatch_to(m: &mut Machine, id: &str) -> Result<oneshot::Receiver<InvokeResponse>, ()> {
+        let (reply, answer) = oneshot::channel();
+        let now = (Instant::now(), SystemTime::now());
+        m.dispatch(invocation(id), 0, Duration::from_secs(3), now, reply)
+            .map(|_| answer)
+            .map_err(|_| ())
+    }
+
+    #[test]
+    fn a_concurrent_sandbox_hands_each_invocation_to_its_own_waiting_worker() {
+        let (mut m, mut workers) = serving(3, 3);
+        for id in ["a", "b", "c"] {
+            assert!(dispatch_to(&mut m, id).is_ok());
+        }
+        let ids: Vec<String> = workers
+            .iter_mut()
+            .map(|rx| rx.try_recv().map(|d| d.invocation.request_id.clone()))
+            .collect::<Result<_, _>>()
+            .unwrap_or_default();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert!(!m.can_dispatch(), "three at once at most");
+        assert!(dispatch_to(&mut m, "d").is_err());
+        // Answers go by request id; the others stay in flight.
+        assert!(m.answer("b").is_ok());
+        assert_eq!(m.answerable("b"), Err(Refusal::InvalidRequestId));
+        assert!(m.answerable("a").is_ok() && m.answerable("c").is_ok());
+        assert!(m.can_dispatch(), "the answer freed a slot");
+        assert_eq!(m.phase().name(), "Running");
+    }
+
+    #[test]
+    fn a_concurrent_invocation_waits_for_a_worker_and_no_worker_gets_two() {
+        let (mut m, _workers) = serving(2, 1);
+        assert!(dispatch_to(&mut m, "a").is_ok());
+        assert!(dispatch_to(&mut m, "b").is_ok());
+        let (action, _) = m.next(Instant::now());
+        assert!(matches!(action, NextAction::Deliver(d) if d.invocation.request_id == "b"));
+        // Both workers are busy: a third `next` is refused.
+        let (action, _) = m.next(Instant::now());
+        assert!(matches!(action, NextAction::Refuse(_)));
+    }
+
+    #[test]
+    fn a_concurrent_timeout_fails_one_invocation_and_keeps_the_environment() {
+        let (mut m, _workers) = serving(2, 2);
+        let _a = dispatch_to(&mut m, "a");
+        let _b = dispatch_to(&mut m, "b");
+        let Some((running, free)) = m.time_out_one("a") else {
+            panic!("a times out");
+        };
+        assert_eq!(running.invocation.request_id, "a");
+        assert!(!free, "its worker still runs it");
+        assert!(m.time_out_one("a").is_none(), "once");
+        assert!(matches!(m.phase(), Phase::Serving(_)));
+        assert!(m.answerable("b").is_ok(), "the other goes on");
+        assert!(!m.can_dispatch(), "the overdue worker keeps its slot");
+        assert_eq!(m.answerable("a"), Err(Refusal::InvokeTimeout));
+        assert!(m.release_overdue("a"));
+        assert!(!m.release_overdue("a"));
+        assert!(m.can_dispatch());
+        assert_eq!(m.ending(), &Ending::Live);
+    }
+
+    #[test]
+    fn a_concurrent_timeout_before_delivery_frees_the_slot_at_once() {
+        let (mut m, _workers) = serving(2, 1);
+        let _a = dispatch_to(&mut m, "a");
+        let _b = dispatch_to(&mut m, "b");
+        assert!(matches!(m.time_out_one("b"), Some((_, true))));
+        assert!(m.can_dispatch());
+        let (action, _) = m.next(Instant::now());
+        assert!(
+            matches!(action, NextAction::Wait(_)),
+            "nothing left to deliver"
+        );
+    }
+
+    #[test]
+    fn a_concurrent_crash_hands_back_every_invocation_in_flight() {
+        let (mut m, _workers) = serving(3, 3);
+        let _a = dispatch_to(&mut m, "a");
+        let _b = dispatch_to(&mut m, "b");
+        let exit = m.runtime_exited(false);
+        let Phase::Serving(mut slots) = exit.previous else {
+            panic!("it was serving");
+        };
+        assert_eq!(exit_vacated(&slots), Vacated::Serving);
+        let mut ids: Vec<String> = slots
+            .drain()
+            .into_iter()
+            .map(|r| r.invocation.request_id.clone())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    fn exit_vacated(slots: &Slots) -> Vacated {
+        let _ = slots;
+        Phase::Serving(Slots::new(1, Vec::new())).vacated()
+    }
+
+    #[test]
+    fn a_concurrent_stream_is_answered_by_its_own_id() {
+        let (mut m, _workers) = serving(2, 2);
+        let _a = dispatch_to(&mut m, "a");
+        let _b = dispatch_to(&mut m, "b");
+        assert!(m.start_stream("a").is_ok());
+        assert!(m.finish_stream("b").is_err(), "b is not streaming");
+        assert!(m.finish_stream("a").is_ok());
+        assert!(m.answer("b").is_ok());
+        assert!(m.can_dispatch());
     }
 
     #[test]

@@ -55,6 +55,7 @@ impl Sandbox {
             self.bound_extensions(request_id, running.deadline, finished);
         }
         self.tell(Fact::Responded);
+        self.slot_freed();
         let done = if error.is_some() {
             Status::Error
         } else {

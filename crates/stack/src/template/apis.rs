@@ -184,6 +184,7 @@ pub(crate) fn read(
                     authorizers: api_auth.authorizers,
                     route_auth,
                     timeouts,
+                    streamed: Vec::new(),
                 });
             }
             "AWS::ApiGatewayV2::Api" => {
@@ -260,6 +261,7 @@ pub(crate) fn read(
                             authorizers: authorizers.into_iter().map(|(_, a)| a).collect(),
                             route_auth,
                             timeouts,
+                            streamed: Vec::new(),
                         });
                     }
                     "WEBSOCKET" => {

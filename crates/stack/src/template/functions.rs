@@ -645,6 +645,7 @@ fn read_function(
     if let Some(vars) = cx.env_vars {
         vars.apply(id, &mut config.environment);
     }
+    super::capacity::read(cx, r, sam, &mut config, notices)?;
     if let Some(v) = cx.property(r, "ReservedConcurrentExecutions")? {
         match integer(&v) {
             Some(0) => notices.push(format!(

@@ -26,6 +26,7 @@
 mod api_settings;
 mod apis;
 mod auth;
+mod capacity;
 mod functions;
 mod globals;
 mod intrinsics;
@@ -240,9 +241,10 @@ pub fn parse(
         ) || r.implicit
             || used.contains(r.id.as_str())
     };
+    capacity::list(&resources, &mut notices);
     let mut not_emulated: Vec<(String, String)> = resources
         .iter()
-        .filter(|r| !emulated(r))
+        .filter(|r| !emulated(r) && !capacity::PROVIDER_TYPES.contains(&r.kind.as_str()))
         .map(|r| (r.id.clone(), r.kind.clone()))
         .collect();
     not_emulated.sort();

@@ -562,6 +562,14 @@ fn facts_of(resolver: &Resolver<'_>, r: &Resource) -> Facts {
                 facts.reference = s(n);
             }
         }
+        "AWS::Serverless::CapacityProvider" | "AWS::Lambda::CapacityProvider" => {
+            if let Some(n) = named(&mut facts, "CapacityProviderName", id.to_owned()) {
+                let arn =
+                    format!("arn:{PARTITION}:lambda:{region}:{ACCOUNT_ID}:capacity-provider:{n}");
+                facts.attributes.push(("Arn", s(arn.clone())));
+                facts.reference = s(arn);
+            }
+        }
         "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => {
             let arn = layer_arn(region, id);
             facts.attributes.push(("LayerVersionArn", s(arn.clone())));

@@ -73,14 +73,22 @@ async fn handle(event: Value, _ctx: Context, mut out: ResponseStream) -> Result<
             return Err(StreamFailed);
         }
         _ => {
-            let n = event.get("n").and_then(Value::as_u64).unwrap_or(3);
+            // From the event, or the query string of an API request.
+            let param = |name: &str| {
+                event
+                    .get(name)
+                    .or_else(|| event.pointer(&format!("/queryStringParameters/{name}")))
+                    .cloned()
+            };
+            let n = param("n")
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                .unwrap_or(3);
             out.set_content_type("text/plain").map_err(fail)?;
             for i in 1..=n {
                 out.write(format!("line {i}\n")).await.map_err(fail)?;
                 if i == 1
-                    && let Some(gate) = event.get("gate").and_then(Value::as_str)
+                    && let Some(gate) = param("gate").and_then(|v| v.as_str().map(str::to_owned))
                 {
-                    let gate = gate.to_owned();
                     // Reading a FIFO blocks until a writer opens and closes it.
                     let _ = tokio::task::spawn_blocking(move || std::fs::read(gate)).await;
                 }

@@ -469,12 +469,12 @@ async fn a_streaming_function_url_aborts_the_connection_on_a_mid_stream_error() 
 }
 
 /// A FIFO in a fresh folder: the streaming fixture waits on it after its first chunk.
-struct Gate {
+pub(crate) struct Gate {
     dir: std::path::PathBuf,
 }
 
 impl Gate {
-    fn new(name: &str) -> Gate {
+    pub(crate) fn new(name: &str) -> Gate {
         let dir =
             std::env::temp_dir().join(format!("coldstart-gate-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -484,12 +484,12 @@ impl Gate {
         Gate { dir }
     }
 
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         self.dir.join("gate").display().to_string()
     }
 
     /// Lets the function go on (opening the FIFO for writing waits for its reader).
-    async fn open(&self) {
+    pub(crate) async fn open(&self) {
         let path = self.dir.join("gate");
         let _ = tokio::task::spawn_blocking(move || std::fs::write(path, b"go")).await;
     }

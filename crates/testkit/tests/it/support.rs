@@ -34,6 +34,8 @@ pub fn fixture(bin: &str) -> PathBuf {
         "fx-env" => env!("CARGO_BIN_EXE_fx-env"),
         "fx-telemetry" => env!("CARGO_BIN_EXE_fx-telemetry"),
         "fx-chaos" => env!("CARGO_BIN_EXE_fx-chaos"),
+        "fx-conc" => env!("CARGO_BIN_EXE_fx-conc"),
+        "fx-lr-conc" => env!("CARGO_BIN_EXE_fx-lr-conc"),
         other => panic!("no fixture {other}"),
     })
 }
