@@ -82,10 +82,20 @@ pub fn function_steps(stack: &Stack) -> Vec<Step> {
 
 /// Runs one build with its progress lines.
 pub async fn run_step(step: &Step, report: &Reporter) -> Result<(), Error> {
+    run_step_with(step, report, &mut |_| {}).await
+}
+
+/// [`run_step`], giving `on_executable` each executable a cargo build links as soon as it is
+/// linked (see [`run_streaming`]).
+pub async fn run_step_with(
+    step: &Step,
+    report: &Reporter,
+    on_executable: &mut (dyn FnMut(&Path) + Send),
+) -> Result<(), Error> {
     let name = step.names.join(", ");
     report.say(format!("building {name}: {}", describe(&step.build)));
     let started = Instant::now();
-    run_reporting(&step.build, report)
+    run_streaming(&step.build, report, on_executable)
         .await
         .map_err(|reason| Error::Build {
             name: name.clone(),
@@ -136,11 +146,31 @@ pub async fn run(build: &Build) -> Result<(), String> {
 /// Runs one build, saying on `report` how a long one (the Node.js runtime client's native
 /// addon) gets on. On failure the error holds the end of its output.
 pub async fn run_reporting(build: &Build, report: &Reporter) -> Result<(), String> {
+    run_streaming(build, report, &mut |_| {}).await
+}
+
+/// [`run_reporting`], giving `on_executable` the path of each executable as soon as cargo has
+/// linked it, for a `Build::Command` that is one plain `cargo build` (see [`cargo_json`]):
+/// a caller serves each function of a shared build without waiting for the slowest binary.
+pub async fn run_streaming(
+    build: &Build,
+    report: &Reporter,
+    on_executable: &mut (dyn FnMut(&Path) + Send),
+) -> Result<(), String> {
     match build {
         Build::Command { command, dir } => {
+            let json = cargo_json(command);
             let mut cmd = tokio::process::Command::new("sh");
-            cmd.arg("-c").arg(command).current_dir(dir);
-            output_of(cmd, command).await.map(drop)
+            cmd.arg("-c")
+                .arg(json.as_deref().unwrap_or(command))
+                .current_dir(dir);
+            output_with(cmd, command, |line| {
+                if let Some((_, path)) = json.as_ref().and_then(|_| linked_executable(line)) {
+                    on_executable(Path::new(&path));
+                }
+            })
+            .await
+            .map(drop)
         }
         Build::Makefile {
             dir,
@@ -194,6 +224,37 @@ pub async fn run_reporting(build: &Build, report: &Reporter) -> Result<(), Strin
             Ok(())
         }
     }
+}
+
+/// What cargo prints, one JSON message a line, when coldstart asks it to: diagnostics still
+/// rendered for people on standard error.
+const CARGO_MESSAGES: &str = "--message-format=json-render-diagnostics";
+
+/// A `build` command that is one plain `cargo build` (no shell syntax, no message format of its
+/// own), with [`CARGO_MESSAGES`] added so that each binary is known as soon as it is linked;
+/// `None` for any other command, which runs as it is.
+pub fn cargo_json(command: &str) -> Option<String> {
+    let mut words = command.split_whitespace();
+    let plain = words.next() == Some("cargo")
+        && words.next() == Some("build")
+        && !command.contains(|c: char| ";&|<>$`()\\'\"\n".contains(c))
+        && !command.contains("--message-format");
+    plain.then(|| format!("{} {CARGO_MESSAGES}", command.trim_end()))
+}
+
+/// The binary a line of cargo's JSON messages says it has just linked: its target name and
+/// its executable's path.
+fn linked_executable(line: &str) -> Option<(String, String)> {
+    if !line.starts_with('{') {
+        return None;
+    }
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    if message["reason"] != "compiler-artifact" {
+        return None;
+    }
+    let path = message["executable"].as_str()?;
+    let name = message["target"]["name"].as_str().unwrap_or_default();
+    Some((name.to_owned(), path.to_owned()))
 }
 
 /// Tells apart the builds one process runs at once (tests start stacks in parallel threads).
@@ -496,19 +557,7 @@ async fn output_with(
 /// The executable a `cargo build --message-format=json` produced: the one named `binary`, else
 /// the only one.
 fn executable_of(stdout: &str, binary: Option<&str>) -> Result<String, String> {
-    let mut found: Vec<(String, String)> = Vec::new();
-    for line in stdout.lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if message["reason"] != "compiler-artifact" {
-            continue;
-        }
-        if let Some(path) = message["executable"].as_str() {
-            let name = message["target"]["name"].as_str().unwrap_or_default();
-            found.push((name.to_owned(), path.to_owned()));
-        }
-    }
+    let mut found: Vec<(String, String)> = stdout.lines().filter_map(linked_executable).collect();
     match binary {
         Some(bin) => found
             .into_iter()
@@ -586,6 +635,40 @@ mod tests {
         );
         assert!(executable_of(out, Some("other")).is_err());
         assert!(executable_of("", None).is_err());
+    }
+
+    #[test]
+    fn only_a_plain_cargo_build_gets_json_messages() {
+        assert_eq!(
+            cargo_json("cargo build --profile local -p echo -p chat ").as_deref(),
+            Some(
+                "cargo build --profile local -p echo -p chat --message-format=json-render-diagnostics"
+            )
+        );
+        for other in [
+            "make build",
+            "cargo test",
+            "cargo build && cp target/release/x bootstrap",
+            "cargo build --message-format=short",
+            "cargo build -p \"a b\"",
+        ] {
+            assert_eq!(cargo_json(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn an_executable_is_known_from_its_artifact_message_only() {
+        let bin =
+            r#"{"reason":"compiler-artifact","target":{"name":"a"},"executable":"/t/local/a"}"#;
+        let lib = r#"{"reason":"compiler-artifact","target":{"name":"l"},"executable":null}"#;
+        let done = r#"{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            linked_executable(bin),
+            Some(("a".to_owned(), "/t/local/a".to_owned()))
+        );
+        for other in [lib, done, "   Compiling a v0.1.0", "{not json"] {
+            assert_eq!(linked_executable(other), None, "{other}");
+        }
     }
 
     #[tokio::test]

@@ -554,6 +554,74 @@ fn up_serves_at_once_and_each_function_once_its_build_is_done() {
 }
 
 #[test]
+fn up_serves_each_binary_of_a_shared_cargo_build_as_soon_as_cargo_links_it() {
+    // Two packages of one workspace in one `cargo build`: `slow`'s build script waits for the
+    // test's go-ahead (a file, at most 60 s), so `fast` must answer while that build still runs.
+    let build = "cargo build --offline -p fast -p slow";
+    let (dir, config) = app(&format!(
+        "[functions.fast]\nbuild = \"{build}\"\nbootstrap = \"target/debug/fast\"\n\n\
+         [functions.slow]\nbuild = \"{build}\"\nbootstrap = \"target/debug/slow\"\n"
+    ));
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap_or(dir.path()))
+            .and_then(|()| std::fs::write(&path, text))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    };
+    write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"fast\", \"slow\"]\nresolver = \"3\"\n",
+    );
+    // Each binary is the shell runtime beside the config.
+    let main = "use std::os::unix::process::CommandExt as _;\nfn main() {\n    \
+                let e = std::process::Command::new(\"bash\").arg(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/../event-echo.sh\")).exec();\n    \
+                panic!(\"{e}\");\n}\n";
+    for name in ["fast", "slow"] {
+        write(
+            &format!("{name}/Cargo.toml"),
+            &format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n"),
+        );
+        write(&format!("{name}/src/main.rs"), main);
+    }
+    write(
+        "slow/build.rs",
+        "fn main() {\n    for _ in 0..1200 {\n        \
+         if std::path::Path::new(\"../go\").exists() { return; }\n        \
+         std::thread::sleep(std::time::Duration::from_millis(50));\n    }\n}\n",
+    );
+    let mut command = coldstart();
+    command
+        .args(["up", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        // The test's own target folder is not the app's.
+        .env_remove("CARGO_TARGET_DIR");
+    let (server, _) = Server::up_command(&mut command);
+    let stderr = server
+        .stderr
+        .as_ref()
+        .unwrap_or_else(|| panic!("up keeps its stderr"));
+    let ready = wait_line(stderr, |l| l.contains("fast is ready"));
+    assert!(ready.contains("built fast in"), "{ready}");
+    assert_eq!(
+        text(&server.invoke(&["fast", "{\"n\":1}"]).stdout),
+        "{\"n\":1}\n"
+    );
+    let pending = server.invoke(&["slow", "{}"]);
+    assert!(
+        text(&pending.stderr).contains("following state: Pending"),
+        "{}",
+        text(&pending.stderr)
+    );
+
+    write("go", "");
+    wait_line(stderr, |l| l.contains("slow is ready"));
+    assert_eq!(
+        text(&server.invoke(&["slow", "{\"n\":2}"]).stdout),
+        "{\"n\":2}\n"
+    );
+}
+
+#[test]
 fn up_watch_rebuilds_a_changed_function_and_serves_the_new_code() {
     let (dir, config) = app(
         "[functions.web]\nbuild = \"cp src/answer.txt answer.txt\"\nbootstrap = \"answer.sh\"\nwatch = [\"src\"]\n",
