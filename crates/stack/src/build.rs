@@ -100,27 +100,27 @@ fn one_cargo_build_a_workspace(steps: Vec<Step>, mergeable: impl Fn(&Step) -> bo
 /// `Cargo.toml` has a `[workspace]`, else the crate's own folder; `None` without a `Cargo.toml`.
 fn workspace_root(dir: &Path) -> Option<PathBuf> {
     let dir = std::fs::canonicalize(dir).ok()?;
-    let has_workspace = |d: &Path| {
-        std::fs::read_to_string(d.join("Cargo.toml"))
-            .ok()
-            .and_then(|text| text.parse::<toml::Table>().ok())
-            .is_some_and(|t| t.contains_key("workspace"))
-    };
+    let has_workspace = |d: &Path| manifest(d).is_some_and(|t| t.contains_key("workspace"));
     match dir.ancestors().find(|d| has_workspace(d)) {
         Some(root) => Some(root.to_owned()),
         None => dir.join("Cargo.toml").is_file().then_some(dir),
     }
 }
 
+/// The `Cargo.toml` in `dir`, parsed; `None` when there is none or it does not parse.
+fn manifest(dir: &Path) -> Option<toml::Table> {
+    std::fs::read_to_string(dir.join("Cargo.toml"))
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// The profile coldstart's own cargo builds use in the workspace at `root`: `local` where its
 /// `Cargo.toml` defines `[profile.local]` (fast to compile, see the repository's), else
 /// `release`.
 pub fn cargo_profile(root: &Path) -> &'static [&'static str] {
-    let local = std::fs::read_to_string(root.join("Cargo.toml"))
-        .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("profile")?.get("local").cloned())
-        .is_some();
+    let local =
+        manifest(root).is_some_and(|t| t.get("profile").and_then(|p| p.get("local")).is_some());
     if local {
         &["--profile", "local"]
     } else {

@@ -574,23 +574,34 @@ fn up_serves_each_binary_of_a_shared_cargo_build_as_soon_as_cargo_links_it() {
         .stderr
         .as_ref()
         .unwrap_or_else(|| panic!("up keeps its stderr"));
-    let ready = wait_line(stderr, |l| l.contains("fast is ready"));
-    assert!(ready.contains("built fast in"), "{ready}");
+    fast_serves_while_slow_builds(&server, stderr, dir.path(), "fast", "slow");
+}
+
+/// With the workspace of [`two_crate_workspace`] building: `fast` answers while `slow` is
+/// still `Pending`, then `slow` answers once the test lets its build end.
+fn fast_serves_while_slow_builds(
+    server: &Server,
+    stderr: &mpsc::Receiver<String>,
+    dir: &Path,
+    fast: &str,
+    slow: &str,
+) {
+    let ready = wait_line(stderr, |l| l.contains(&format!("{fast} is ready")));
+    assert!(ready.contains(&format!("built {fast} in")), "{ready}");
     assert_eq!(
-        text(&server.invoke(&["fast", "{\"n\":1}"]).stdout),
+        text(&server.invoke(&[fast, "{\"n\":1}"]).stdout),
         "{\"n\":1}\n"
     );
-    let pending = server.invoke(&["slow", "{}"]);
+    let pending = server.invoke(&[slow, "{}"]);
     assert!(
         text(&pending.stderr).contains("following state: Pending"),
         "{}",
         text(&pending.stderr)
     );
-
-    std::fs::write(dir.path().join("go"), "").unwrap_or_else(|e| panic!("{e}"));
-    wait_line(stderr, |l| l.contains("slow is ready"));
+    std::fs::write(dir.join("go"), "").unwrap_or_else(|e| panic!("{e}"));
+    wait_line(stderr, |l| l.contains(&format!("{slow} is ready")));
     assert_eq!(
-        text(&server.invoke(&["slow", "{\"n\":2}"]).stdout),
+        text(&server.invoke(&[slow, "{\"n\":2}"]).stdout),
         "{\"n\":2}\n"
     );
 }
@@ -677,24 +688,7 @@ fn up_builds_the_cargolambda_functions_of_one_workspace_in_one_cargo_build_with_
         building.contains("building Fast, Slow: cargo build --profile local -p fast -p slow"),
         "{building}"
     );
-    let ready = wait_line(stderr, |l| l.contains("Fast is ready"));
-    assert!(ready.contains("built Fast in"), "{ready}");
-    assert_eq!(
-        text(&server.invoke(&["Fast", "{\"n\":1}"]).stdout),
-        "{\"n\":1}\n"
-    );
-    let pending = server.invoke(&["Slow", "{}"]);
-    assert!(
-        text(&pending.stderr).contains("following state: Pending"),
-        "{}",
-        text(&pending.stderr)
-    );
-    std::fs::write(dir.path().join("go"), "").unwrap_or_else(|e| panic!("{e}"));
-    wait_line(stderr, |l| l.contains("Slow is ready"));
-    assert_eq!(
-        text(&server.invoke(&["Slow", "{\"n\":2}"]).stdout),
-        "{\"n\":2}\n"
-    );
+    fast_serves_while_slow_builds(&server, stderr, dir.path(), "Fast", "Slow");
     assert!(dir.path().join("target/local/slow").is_file());
 }
 
