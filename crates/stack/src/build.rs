@@ -47,7 +47,101 @@ pub fn steps(stack: &Stack) -> Vec<Step> {
             }),
         }
     }
-    steps
+    let layers: Vec<&String> = stack.layers.iter().map(|l| &l.name).collect();
+    one_cargo_build_a_workspace(steps, |step| {
+        !step.names.iter().any(|n| layers.contains(&n))
+    })
+}
+
+/// Merges the [`Build::Cargo`] steps (for which `mergeable` holds) whose crates share a Cargo
+/// workspace into one [`Build::CargoWorkspace`] step, where the first of them was.
+fn one_cargo_build_a_workspace(steps: Vec<Step>, mergeable: impl Fn(&Step) -> bool) -> Vec<Step> {
+    let mut merged: Vec<Step> = Vec::new();
+    for step in steps {
+        let root = match &step.build {
+            Build::Cargo { dir, .. } if mergeable(&step) => workspace_root(dir),
+            _ => None,
+        };
+        let Some(root) = root else {
+            merged.push(step);
+            continue;
+        };
+        let same = merged
+            .iter_mut()
+            .find(|s| matches!(&s.build, Build::CargoWorkspace { root: r, .. } if *r == root));
+        match same {
+            Some(group) => {
+                group.names.extend(step.names);
+                if let Build::CargoWorkspace { builds, .. } = &mut group.build {
+                    builds.push(step.build);
+                }
+            }
+            None => merged.push(Step {
+                names: step.names,
+                build: Build::CargoWorkspace {
+                    root,
+                    builds: vec![step.build],
+                },
+            }),
+        }
+    }
+    // A workspace with one crate to build runs as that crate's own build.
+    for step in &mut merged {
+        if let Build::CargoWorkspace { builds, .. } = &mut step.build
+            && builds.len() == 1
+        {
+            step.build = builds.remove(0);
+        }
+    }
+    merged
+}
+
+/// The root of the Cargo workspace of the crate in `dir`: the nearest folder above it whose
+/// `Cargo.toml` has a `[workspace]`, else the crate's own folder; `None` without a `Cargo.toml`.
+fn workspace_root(dir: &Path) -> Option<PathBuf> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let has_workspace = |d: &Path| manifest(d).is_some_and(|t| t.contains_key("workspace"));
+    match dir.ancestors().find(|d| has_workspace(d)) {
+        Some(root) => Some(root.to_owned()),
+        None => dir.join("Cargo.toml").is_file().then_some(dir),
+    }
+}
+
+/// The `Cargo.toml` in `dir`, parsed; `None` when there is none or it does not parse.
+fn manifest(dir: &Path) -> Option<toml::Table> {
+    std::fs::read_to_string(dir.join("Cargo.toml"))
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The profile coldstart's own cargo builds use in the workspace at `root`: `local` where its
+/// `Cargo.toml` defines `[profile.local]` (fast to compile, see the repository's), else
+/// `release`.
+pub fn cargo_profile(root: &Path) -> &'static [&'static str] {
+    let local =
+        manifest(root).is_some_and(|t| t.get("profile").and_then(|p| p.get("local")).is_some());
+    if local {
+        &["--profile", "local"]
+    } else {
+        &["--release"]
+    }
+}
+
+/// The name of the package whose manifest is in `dir`.
+fn package_name(dir: &Path) -> Result<String, String> {
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("cannot parse {}: {e}", manifest.display()))?;
+    table
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{} names no package", manifest.display()))
 }
 
 /// Runs every build of `stack` once, in order; stops at the first failure.
@@ -82,10 +176,20 @@ pub fn function_steps(stack: &Stack) -> Vec<Step> {
 
 /// Runs one build with its progress lines.
 pub async fn run_step(step: &Step, report: &Reporter) -> Result<(), Error> {
+    run_step_with(step, report, &mut |_| {}).await
+}
+
+/// [`run_step`], giving `on_executable` each executable a cargo build links as soon as it is
+/// linked (see [`run_streaming`]).
+pub async fn run_step_with(
+    step: &Step,
+    report: &Reporter,
+    on_executable: &mut (dyn FnMut(&Path) + Send),
+) -> Result<(), Error> {
     let name = step.names.join(", ");
     report.say(format!("building {name}: {}", describe(&step.build)));
     let started = Instant::now();
-    run_reporting(&step.build, report)
+    run_streaming(&step.build, report, on_executable)
         .await
         .map_err(|reason| Error::Build {
             name: name.clone(),
@@ -105,10 +209,33 @@ pub fn describe(build: &Build) -> String {
         Build::Makefile { dir, target, .. } => {
             format!("make -C {} build-{target}", dir.display())
         }
-        Build::Cargo { dir, binary, .. } => match binary {
-            Some(bin) => format!("cargo build --release --bin {bin} ({})", dir.display()),
-            None => format!("cargo build --release ({})", dir.display()),
-        },
+        Build::Cargo { dir, binary, .. } => {
+            let profile = workspace_root(dir).map_or(&["--release"][..], |r| cargo_profile(&r));
+            match binary {
+                Some(bin) => format!(
+                    "cargo build {} --bin {bin} ({})",
+                    profile.join(" "),
+                    dir.display()
+                ),
+                None => format!("cargo build {} ({})", profile.join(" "), dir.display()),
+            }
+        }
+        Build::CargoWorkspace { root, builds } => {
+            let packages: Vec<String> = builds
+                .iter()
+                .filter_map(|b| match b {
+                    Build::Cargo { dir, .. } => package_name(dir).ok(),
+                    _ => None,
+                })
+                .map(|p| format!("-p {p}"))
+                .collect();
+            format!(
+                "cargo build {} {} ({})",
+                cargo_profile(root).join(" "),
+                packages.join(" "),
+                root.display()
+            )
+        }
         Build::Pip { installs, .. } => {
             let what: Vec<String> = installs.iter().map(|i| i.args.join(" ")).collect();
             format!("pip install {} (once, cached)", what.join("; "))
@@ -136,11 +263,31 @@ pub async fn run(build: &Build) -> Result<(), String> {
 /// Runs one build, saying on `report` how a long one (the Node.js runtime client's native
 /// addon) gets on. On failure the error holds the end of its output.
 pub async fn run_reporting(build: &Build, report: &Reporter) -> Result<(), String> {
+    run_streaming(build, report, &mut |_| {}).await
+}
+
+/// [`run_reporting`], giving `on_executable` the path of each executable as soon as cargo has
+/// linked it, for a `Build::Command` that is one plain `cargo build` (see [`cargo_json`]):
+/// a caller serves each function of a shared build without waiting for the slowest binary.
+pub async fn run_streaming(
+    build: &Build,
+    report: &Reporter,
+    on_executable: &mut (dyn FnMut(&Path) + Send),
+) -> Result<(), String> {
     match build {
         Build::Command { command, dir } => {
+            let json = cargo_json(command);
             let mut cmd = tokio::process::Command::new("sh");
-            cmd.arg("-c").arg(command).current_dir(dir);
-            output_of(cmd, command).await.map(drop)
+            cmd.arg("-c")
+                .arg(json.as_deref().unwrap_or(command))
+                .current_dir(dir);
+            output_with(cmd, command, |line| {
+                if let Some(linked) = json.as_ref().and_then(|_| linked_executable(line)) {
+                    on_executable(Path::new(&linked.executable));
+                }
+            })
+            .await
+            .map(drop)
         }
         Build::Makefile {
             dir,
@@ -162,21 +309,24 @@ pub async fn run_reporting(build: &Build, report: &Reporter) -> Result<(), Strin
             artifacts,
         } => {
             fresh_dir(artifacts)?;
+            let profile = workspace_root(dir).map_or(&["--release"][..], |r| cargo_profile(&r));
             let mut cmd = tokio::process::Command::new("cargo");
-            cmd.args([
-                "build",
-                "--release",
-                "--message-format=json-render-diagnostics",
-            ])
-            .current_dir(dir);
+            cmd.arg("build")
+                .args(profile)
+                .arg(CARGO_MESSAGES)
+                .current_dir(dir);
             if let Some(bin) = binary {
                 cmd.args(["--bin", bin]);
             }
-            let stdout = output_of(cmd, "cargo build --release").await?;
+            let shown = format!("cargo build {}", profile.join(" "));
+            let stdout = output_of(cmd, &shown).await?;
             let executable = executable_of(&stdout, binary.as_deref())?;
             std::fs::copy(&executable, artifacts.join("bootstrap"))
                 .map_err(|e| format!("cannot copy {executable} to {}: {e}", artifacts.display()))?;
             Ok(())
+        }
+        Build::CargoWorkspace { root, builds } => {
+            cargo_workspace(root, builds, on_executable).await
         }
         Build::Pip {
             interpreter,
@@ -194,6 +344,123 @@ pub async fn run_reporting(build: &Build, report: &Reporter) -> Result<(), Strin
             Ok(())
         }
     }
+}
+
+/// Runs the builds of a [`Build::CargoWorkspace`] as one `cargo build -p A -p B …`, copying
+/// each crate's binary (the named one, else its first) to its `bootstrap` as soon as cargo
+/// links it, and giving `on_executable` that `bootstrap`.
+async fn cargo_workspace(
+    root: &Path,
+    builds: &[Build],
+    on_executable: &mut (dyn FnMut(&Path) + Send),
+) -> Result<(), String> {
+    // Per crate: its manifest, the binary it wants, where it goes, and whether it is there.
+    let mut wanted: Vec<(PathBuf, Option<&str>, &Path, bool)> = Vec::new();
+    let profile = cargo_profile(root);
+    let mut cmd = tokio::process::Command::new("cargo");
+    cmd.arg("build")
+        .args(profile)
+        .arg(CARGO_MESSAGES)
+        .current_dir(root);
+    for build in builds {
+        let Build::Cargo {
+            dir,
+            binary,
+            artifacts,
+        } = build
+        else {
+            continue;
+        };
+        fresh_dir(artifacts)?;
+        cmd.args(["-p", &package_name(dir)?]);
+        let manifest = std::fs::canonicalize(dir.join("Cargo.toml"))
+            .map_err(|e| format!("cannot read {}: {e}", dir.join("Cargo.toml").display()))?;
+        wanted.push((manifest, binary.as_deref(), artifacts, false));
+    }
+    let shown = format!("cargo build {}", profile.join(" "));
+    let mut copy_failed: Option<String> = None;
+    output_with(cmd, &shown, |line| {
+        let Some(linked) = linked_executable(line) else {
+            return;
+        };
+        for (manifest, binary, artifacts, done) in &mut wanted {
+            let mine = linked.manifest.as_deref() == Some(manifest.as_path())
+                && binary.is_none_or(|b| b == linked.target);
+            if *done || !mine {
+                continue;
+            }
+            let bootstrap = artifacts.join("bootstrap");
+            match std::fs::copy(&linked.executable, &bootstrap) {
+                Ok(_) => on_executable(&bootstrap),
+                Err(e) => {
+                    copy_failed.get_or_insert(format!(
+                        "cannot copy {} to {}: {e}",
+                        linked.executable,
+                        bootstrap.display()
+                    ));
+                }
+            }
+            *done = true;
+        }
+    })
+    .await?;
+    if let Some(failed) = copy_failed {
+        return Err(failed);
+    }
+    match wanted.iter().find(|w| !w.3) {
+        Some((manifest, binary, ..)) => Err(format!(
+            "cargo built no binary{} for {}",
+            binary.map(|b| format!(" named {b}")).unwrap_or_default(),
+            manifest.display()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// What cargo prints, one JSON message a line, when coldstart asks it to: diagnostics still
+/// rendered for people on standard error.
+const CARGO_MESSAGES: &str = "--message-format=json-render-diagnostics";
+
+/// A `build` command that is one plain `cargo build` (no shell syntax, no message format of its
+/// own), with [`CARGO_MESSAGES`] added so that each binary is known as soon as it is linked;
+/// `None` for any other command, which runs as it is.
+pub fn cargo_json(command: &str) -> Option<String> {
+    let mut words = command.split_whitespace();
+    let plain = words.next() == Some("cargo")
+        && words.next() == Some("build")
+        && !command.contains(|c: char| ";&|<>$`()\\'\"\n".contains(c))
+        && !command.contains("--message-format");
+    plain.then(|| format!("{} {CARGO_MESSAGES}", command.trim_end()))
+}
+
+/// A binary cargo has just linked, from one of its JSON messages.
+#[derive(Debug, PartialEq, Eq)]
+struct Linked {
+    /// The binary target's name.
+    target: String,
+    /// The executable's path.
+    executable: String,
+    /// The `Cargo.toml` of its package.
+    manifest: Option<PathBuf>,
+}
+
+/// The binary a line of cargo's JSON messages says it has just linked.
+fn linked_executable(line: &str) -> Option<Linked> {
+    if !line.starts_with('{') {
+        return None;
+    }
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    if message["reason"] != "compiler-artifact" {
+        return None;
+    }
+    Some(Linked {
+        executable: message["executable"].as_str()?.to_owned(),
+        target: message["target"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        manifest: message["manifest_path"].as_str().map(PathBuf::from),
+    })
 }
 
 /// Tells apart the builds one process runs at once (tests start stacks in parallel threads).
@@ -496,19 +763,11 @@ async fn output_with(
 /// The executable a `cargo build --message-format=json` produced: the one named `binary`, else
 /// the only one.
 fn executable_of(stdout: &str, binary: Option<&str>) -> Result<String, String> {
-    let mut found: Vec<(String, String)> = Vec::new();
-    for line in stdout.lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if message["reason"] != "compiler-artifact" {
-            continue;
-        }
-        if let Some(path) = message["executable"].as_str() {
-            let name = message["target"]["name"].as_str().unwrap_or_default();
-            found.push((name.to_owned(), path.to_owned()));
-        }
-    }
+    let mut found: Vec<(String, String)> = stdout
+        .lines()
+        .filter_map(linked_executable)
+        .map(|l| (l.target, l.executable))
+        .collect();
     match binary {
         Some(bin) => found
             .into_iter()
@@ -575,6 +834,63 @@ mod tests {
     }
 
     #[test]
+    fn the_cargo_builds_of_one_workspace_are_one_step_in_its_local_profile() {
+        let base = std::env::temp_dir().join(format!("coldstart-ws-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let write = |path: &str, text: &str| {
+            let path = base.join(path);
+            std::fs::create_dir_all(path.parent().unwrap_or(&base))
+                .and_then(|()| std::fs::write(&path, text))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        };
+        write(
+            "ws/Cargo.toml",
+            "[workspace]\nmembers = [\"a\", \"b\"]\n[profile.local]\ninherits = \"release\"\n",
+        );
+        write("ws/a/Cargo.toml", "[package]\nname = \"pa\"\n");
+        write("ws/b/Cargo.toml", "[package]\nname = \"pb\"\n");
+        write("solo/Cargo.toml", "[package]\nname = \"solo\"\n");
+        let mut stack = Stack::default();
+        for (name, dir, binary) in [
+            ("A", "ws/a", None),
+            ("S", "solo", None),
+            ("B", "ws/b", Some("x")),
+        ] {
+            stack.functions.push(crate::model::FunctionSpec {
+                config: coldstart_emulator::FunctionConfig::new(name, vec!["b".into()]),
+                build: Some(Build::Cargo {
+                    dir: base.join(dir),
+                    binary: binary.map(str::to_owned),
+                    artifacts: base.join(".coldstart/build").join(name),
+                }),
+                url: None,
+                watch: Vec::new(),
+                layers: Vec::new(),
+            });
+        }
+        let steps = steps(&stack);
+        let names: Vec<&[String]> = steps.iter().map(|s| s.names.as_slice()).collect();
+        assert_eq!(
+            names,
+            [&["A".to_owned(), "B".to_owned()][..], &["S".to_owned()]]
+        );
+        let ws = std::fs::canonicalize(base.join("ws")).unwrap_or_default();
+        assert!(
+            matches!(&steps[0].build, Build::CargoWorkspace { root, builds } if *root == ws && builds.len() == 2),
+            "{:?}",
+            steps[0].build
+        );
+        assert_eq!(
+            describe(&steps[0].build),
+            format!("cargo build --profile local -p pa -p pb ({})", ws.display())
+        );
+        // A crate of its own, without a `[profile.local]`: its own build, in release.
+        assert!(matches!(steps[1].build, Build::Cargo { .. }));
+        assert!(describe(&steps[1].build).starts_with("cargo build --release ("));
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
     fn picks_the_named_or_only_executable_from_cargos_messages() {
         let out = r#"{"reason":"compiler-artifact","target":{"name":"lib"},"executable":null}
 {"reason":"compiler-artifact","target":{"name":"echo"},"executable":"/t/release/echo"}
@@ -586,6 +902,40 @@ mod tests {
         );
         assert!(executable_of(out, Some("other")).is_err());
         assert!(executable_of("", None).is_err());
+    }
+
+    #[test]
+    fn only_a_plain_cargo_build_gets_json_messages() {
+        assert_eq!(
+            cargo_json("cargo build --profile local -p echo -p chat ").as_deref(),
+            Some(
+                "cargo build --profile local -p echo -p chat --message-format=json-render-diagnostics"
+            )
+        );
+        for other in [
+            "make build",
+            "cargo test",
+            "cargo build && cp target/release/x bootstrap",
+            "cargo build --message-format=short",
+            "cargo build -p \"a b\"",
+        ] {
+            assert_eq!(cargo_json(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn an_executable_is_known_from_its_artifact_message_only() {
+        let bin =
+            r#"{"reason":"compiler-artifact","target":{"name":"a"},"executable":"/t/local/a"}"#;
+        let lib = r#"{"reason":"compiler-artifact","target":{"name":"l"},"executable":null}"#;
+        let done = r#"{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            linked_executable(bin).map(|l| (l.target, l.executable)),
+            Some(("a".to_owned(), "/t/local/a".to_owned()))
+        );
+        for other in [lib, done, "   Compiling a v0.1.0", "{not json"] {
+            assert_eq!(linked_executable(other), None, "{other}");
+        }
     }
 
     #[tokio::test]

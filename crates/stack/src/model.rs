@@ -166,6 +166,15 @@ pub enum Build {
         /// What to install, in order.
         installs: Vec<NpmInstall>,
     },
+    /// The [`Build::Cargo`] builds of functions whose crates share one Cargo workspace, run as
+    /// one `cargo build` with a `-p` for each crate, so that features are resolved once and
+    /// nothing is compiled twice; each binary goes to its `bootstrap` as soon as cargo links it.
+    CargoWorkspace {
+        /// The workspace's root folder.
+        root: PathBuf,
+        /// The builds it stands for, each a [`Build::Cargo`].
+        builds: Vec<Build>,
+    },
 }
 
 /// One install of a `Build::Npm`.

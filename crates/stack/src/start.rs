@@ -783,8 +783,29 @@ pub async fn activate(
     report: Reporter,
 ) {
     for step in crate::build::function_steps(&stack) {
-        let built = crate::build::run_step(&step, &report).await;
-        for name in &step.names {
+        // A shared cargo build names each binary as it is linked: its function serves then.
+        let started = std::time::Instant::now();
+        let mut linked: Vec<PathBuf> = Vec::new();
+        let mut early: Vec<String> = Vec::new();
+        let built = crate::build::run_step_with(&step, &report, &mut |path| {
+            linked.extend(std::fs::canonicalize(path));
+            for config in functions.iter().filter(|c| step.names.contains(&c.name)) {
+                let name = &config.name;
+                let bootstrap = config.command.first().map(std::fs::canonicalize);
+                let is_linked = matches!(&bootstrap, Some(Ok(b)) if linked.contains(b));
+                if early.contains(name) || !is_linked || check_executable(&stack, config).is_err() {
+                    continue;
+                }
+                emulator.set_state(name, State::Active);
+                report.say(format!(
+                    "built {name} in {:.1} s; {name} is ready",
+                    started.elapsed().as_secs_f64()
+                ));
+                early.push(name.clone());
+            }
+        })
+        .await;
+        for name in step.names.iter().filter(|n| !early.contains(n)) {
             let Some(config) = functions.iter().find(|c| &c.name == name) else {
                 continue;
             };

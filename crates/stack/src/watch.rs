@@ -82,6 +82,7 @@ fn layer_sources(layer: &crate::model::LayerSpec) -> PathBuf {
         Some(Build::Command { dir, .. })
         | Some(Build::Makefile { dir, .. })
         | Some(Build::Cargo { dir, .. }) => dir.clone(),
+        Some(Build::CargoWorkspace { root, .. }) => root.clone(),
         Some(Build::Pip { .. } | Build::Npm { .. }) | None => layer.content.clone(),
     }
 }

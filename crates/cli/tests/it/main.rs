@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -551,6 +551,145 @@ fn up_serves_at_once_and_each_function_once_its_build_is_done() {
         text(&server.invoke(&["slow", "{\"n\":2}"]).stdout),
         "{\"n\":2}\n"
     );
+}
+
+#[test]
+fn up_serves_each_binary_of_a_shared_cargo_build_as_soon_as_cargo_links_it() {
+    // Two packages of one workspace in one `cargo build`: `slow`'s build script waits for the
+    // test's go-ahead (a file, at most 60 s), so `fast` must answer while that build still runs.
+    let build = "cargo build --offline -p fast -p slow";
+    let (dir, config) = app(&format!(
+        "[functions.fast]\nbuild = \"{build}\"\nbootstrap = \"target/debug/fast\"\n\n\
+         [functions.slow]\nbuild = \"{build}\"\nbootstrap = \"target/debug/slow\"\n"
+    ));
+    two_crate_workspace(dir.path(), "");
+    let mut command = coldstart();
+    command
+        .args(["up", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        // The test's own target folder is not the app's.
+        .env_remove("CARGO_TARGET_DIR");
+    let (server, _) = Server::up_command(&mut command);
+    let stderr = server
+        .stderr
+        .as_ref()
+        .unwrap_or_else(|| panic!("up keeps its stderr"));
+    fast_serves_while_slow_builds(&server, stderr, dir.path(), "fast", "slow");
+}
+
+/// With the workspace of [`two_crate_workspace`] building: `fast` answers while `slow` is
+/// still `Pending`, then `slow` answers once the test lets its build end.
+fn fast_serves_while_slow_builds(
+    server: &Server,
+    stderr: &mpsc::Receiver<String>,
+    dir: &Path,
+    fast: &str,
+    slow: &str,
+) {
+    let ready = wait_line(stderr, |l| l.contains(&format!("{fast} is ready")));
+    assert!(ready.contains(&format!("built {fast} in")), "{ready}");
+    assert_eq!(
+        text(&server.invoke(&[fast, "{\"n\":1}"]).stdout),
+        "{\"n\":1}\n"
+    );
+    let pending = server.invoke(&[slow, "{}"]);
+    assert!(
+        text(&pending.stderr).contains("following state: Pending"),
+        "{}",
+        text(&pending.stderr)
+    );
+    std::fs::write(dir.join("go"), "").unwrap_or_else(|e| panic!("{e}"));
+    wait_line(stderr, |l| l.contains(&format!("{slow} is ready")));
+    assert_eq!(
+        text(&server.invoke(&[slow, "{\"n\":2}"]).stdout),
+        "{\"n\":2}\n"
+    );
+}
+
+/// Two packages, `fast` and `slow`, in a Cargo workspace in `dir` (its `Cargo.toml` ends with
+/// `root_extra`), each with one binary that runs the shell runtime `dir/event-echo.sh`;
+/// `slow`'s build script waits for a file `dir/go` (at most 60 s), so that its build ends when
+/// the test says.
+fn two_crate_workspace(dir: &Path, root_extra: &str) {
+    let write = |path: &str, text: &str| {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap_or(dir))
+            .and_then(|()| std::fs::write(&path, text))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    };
+    write(
+        "Cargo.toml",
+        &format!("[workspace]\nmembers = [\"fast\", \"slow\"]\nresolver = \"3\"\n{root_extra}"),
+    );
+    let main = "use std::os::unix::process::CommandExt as _;\nfn main() {\n    \
+                let e = std::process::Command::new(\"bash\").arg(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/../event-echo.sh\")).exec();\n    \
+                panic!(\"{e}\");\n}\n";
+    for name in ["fast", "slow"] {
+        write(
+            &format!("{name}/Cargo.toml"),
+            &format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n"),
+        );
+        write(&format!("{name}/src/main.rs"), main);
+    }
+    write(
+        "slow/build.rs",
+        "fn main() {\n    for _ in 0..1200 {\n        \
+         if std::path::Path::new(\"../go\").exists() { return; }\n        \
+         std::thread::sleep(std::time::Duration::from_millis(50));\n    }\n}\n",
+    );
+}
+
+#[test]
+fn up_builds_the_cargolambda_functions_of_one_workspace_in_one_cargo_build_with_its_local_profile()
+{
+    let dir = tempdir::Dir::new();
+    std::fs::copy(
+        repo("crates/testkit/fixtures/event-echo.sh"),
+        dir.path().join("event-echo.sh"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    two_crate_workspace(dir.path(), "\n[profile.local]\ninherits = \"dev\"\n");
+    let function = |code: &str| {
+        format!(
+            "  {}:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildMethod: rust-cargolambda\n    \
+             Properties:\n      CodeUri: {code}\n      Runtime: provided.al2023\n      Handler: bootstrap\n",
+            if code == "fast" { "Fast" } else { "Slow" }
+        )
+    };
+    let template = dir.path().join("template.yaml");
+    std::fs::write(
+        &template,
+        format!(
+            "Transform: AWS::Serverless-2016-10-31\nResources:\n{}{}",
+            function("fast"),
+            function("slow")
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut command = coldstart();
+    command
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--port-base",
+            "0",
+            "--template",
+        ])
+        .arg(&template)
+        .env_remove("CARGO_TARGET_DIR");
+    let (server, _) = Server::up_command(&mut command);
+    let stderr = server
+        .stderr
+        .as_ref()
+        .unwrap_or_else(|| panic!("up keeps its stderr"));
+    let building = wait_line(stderr, |l| l.contains("building Fast, Slow: "));
+    assert!(
+        building.contains("building Fast, Slow: cargo build --profile local -p fast -p slow"),
+        "{building}"
+    );
+    fast_serves_while_slow_builds(&server, stderr, dir.path(), "Fast", "Slow");
+    assert!(dir.path().join("target/local/slow").is_file());
 }
 
 #[test]
