@@ -20,6 +20,7 @@
 mod concurrent;
 mod exit;
 mod freezer;
+mod handoff;
 mod reports;
 mod slots;
 mod spawn;

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use tokio::sync::oneshot;
 
-use super::state::{Delivery, NextAction, Refusal, Running};
+use super::handoff::{Delivery, NextAction, Refusal, Running};
 
 /// The in-flight invocations of one multi-concurrent sandbox.
 pub(crate) struct Slots {

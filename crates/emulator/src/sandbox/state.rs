@@ -25,6 +25,7 @@ use bytes::Bytes;
 use coldstart_protocol::extension::{Event, EventType, Tracing};
 use tokio::sync::oneshot;
 
+pub(crate) use super::handoff::{Answer, Delivery, NextAction, Refusal, Running};
 use super::slots::Slots;
 use crate::extensions::{ExtensionNext, ExtensionRefusal, Extensions};
 use crate::invocation::{Invocation, InvokeResponse, StreamItem};
@@ -45,39 +46,6 @@ pub(crate) enum InitFailure {
 
 /// What the runtime's first `next` (or its death) tells the one who spawned the sandbox.
 pub(crate) type InitResult = Result<(), InitFailure>;
-
-/// An invocation handed to a waiting `next`, with its deadline.
-#[derive(Debug, Clone)]
-pub(crate) struct Delivery {
-    pub(crate) invocation: Arc<Invocation>,
-    pub(crate) deadline_ms: u64,
-}
-
-/// What the Runtime API should do with a `next` call.
-pub(crate) enum NextAction {
-    /// Hold the request open until an invocation arrives (or the sandbox dies: `Err`).
-    Wait(oneshot::Receiver<Delivery>),
-    /// Answer at once: an invocation was assigned while no `next` was waiting.
-    Deliver(Delivery),
-    /// Refuse: the runtime called `next` in a state that forbids it.
-    Refuse(Refusal),
-}
-
-/// A Runtime API call that the sandbox's state forbids, answered as rapid answers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// 400 `InvalidRequestID`: the id is not the current invocation's.
-    InvalidRequestId,
-    /// 403 `InvalidStateTransition`.
-    InvalidStateTransition {
-        from: &'static str,
-        to: &'static str,
-    },
-    /// 410 `InvokeTimeout`: the invocation already timed out.
-    InvokeTimeout,
-    /// 500: the sandbox is gone.
-    Gone,
-}
 
 /// The phase of a sandbox: what its runtime is doing.
 pub(crate) enum Phase {
@@ -164,36 +132,6 @@ pub(crate) enum Ending {
     Resetting,
     /// An extension crashed: the bootstrap's exit reports this instead of its own.
     Failed { error_type: String, cause: String },
-}
-
-/// The invocation a sandbox is running.
-pub(crate) struct Running {
-    pub(crate) invocation: Arc<Invocation>,
-    pub(crate) deadline_ms: u64,
-    /// When the deadline passes, for a streamed answer (the sandbox then keeps the time).
-    pub(crate) deadline: Instant,
-    /// The runtime has received it from `next`.
-    pub(crate) delivered: bool,
-    pub(crate) started: Instant,
-    /// `started` on the wall clock, for the spans of `platform.runtimeDone`.
-    pub(crate) started_at: SystemTime,
-    /// Init duration to report, on a cold start.
-    pub(crate) init: Option<Duration>,
-    /// Where the answer goes.
-    pub(crate) answer: Answer,
-}
-
-/// Where an invocation's answer goes.
-pub(crate) enum Answer {
-    /// The caller waits on the other end for the whole answer; dropping it unanswered is a bug.
-    Pending(oneshot::Sender<InvokeResponse>),
-    /// The answer is being streamed to the caller by the Runtime API handler, which waits on
-    /// the other end of `abort` for an end forced by the deadline or the runtime's death.
-    Streaming {
-        abort: oneshot::Sender<StreamItem>,
-        /// The stream's deadline task waits on the other end; dropping this stops it.
-        _deadline: oneshot::Sender<()>,
-    },
 }
 
 /// Init is over: what to publish, and whom to tell.
