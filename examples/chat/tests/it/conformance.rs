@@ -55,6 +55,26 @@ async fn listed(store: &impl ConnectionStore, channel: &str) -> BTreeSet<String>
         .collect()
 }
 
+/// The channel's listing once it holds `expected`, or the last one read: a channel is listed
+/// through a global secondary index, which DynamoDB keeps eventually consistent (a query on it
+/// cannot ask for a consistent read), so writes just made may show a moment later. Bounded:
+/// 40 reads, 25 ms apart.
+async fn listed_eventually(
+    store: &impl ConnectionStore,
+    channel: &str,
+    expected: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let mut seen = listed(store, channel).await;
+    for _ in 0..40 {
+        if &seen == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        seen = listed(store, channel).await;
+    }
+    seen
+}
+
 pub async fn a_put_connection_is_listed_on_its_channel(store: &impl ConnectionStore) {
     let (id, channel) = (connection_id(), unique("room"));
     store.put(&id, &channel).await.expect("put");
@@ -129,7 +149,7 @@ pub async fn many_connections_on_one_channel_are_all_listed(store: &impl Connect
     for id in &ids {
         store.put(id, &channel).await.expect("put");
     }
-    assert_eq!(listed(store, &channel).await, ids);
+    assert_eq!(listed_eventually(store, &channel, &ids).await, ids);
 }
 
 pub async fn concurrent_puts_are_all_kept(store: &impl ConnectionStore) {
@@ -139,7 +159,8 @@ pub async fn concurrent_puts_are_all_kept(store: &impl ConnectionStore) {
     for result in futures_util::future::join_all(puts).await {
         result.expect("concurrent put");
     }
-    assert_eq!(listed(store, &channel).await, ids.into_iter().collect());
+    let ids: BTreeSet<String> = ids.into_iter().collect();
+    assert_eq!(listed_eventually(store, &channel, &ids).await, ids);
 }
 
 pub async fn ids_and_channels_are_stored_verbatim(store: &impl ConnectionStore) {
