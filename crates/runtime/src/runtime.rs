@@ -115,14 +115,12 @@ impl Runtime {
     {
         let dial: crate::client::Dial =
             Arc::new(move || dial().map(|c| Box::new(c) as Box<dyn Connection>));
-        let mut client = Client::new(runtime_api)?.with_dial(dial);
-        client.connect().await?;
-        Ok(Self {
-            client,
-            config: Arc::new(config),
-            export_trace: false,
-            stopping: None,
-        })
+        Self::connected(
+            Client::new(runtime_api)?.with_dial(dial),
+            Arc::new(config),
+            None,
+        )
+        .await
     }
 
     /// Connects to `runtime_api` (`host:port`); `None` or empty is [`Error::MissingRuntimeApi`].
@@ -133,26 +131,32 @@ impl Runtime {
         let runtime_api = runtime_api
             .filter(|value| !value.is_empty())
             .ok_or(Error::MissingRuntimeApi)?;
-        let mut client = Client::new(&runtime_api)?;
-        client.connect().await?;
-        Ok(Self {
-            client,
-            config: Arc::new(config),
-            export_trace: false,
-            stopping: None,
-        })
+        Self::connected(Client::new(&runtime_api)?, Arc::new(config), None).await
     }
 
     /// Another connection to the same Runtime API with the same configuration: one more
     /// poller of the concurrent mode.
     pub(crate) async fn another(&self) -> Result<Self, Error> {
-        let mut client = self.client.same_endpoint();
+        Self::connected(
+            self.client.same_endpoint(),
+            self.config.clone(),
+            self.stopping.clone(),
+        )
+        .await
+    }
+
+    /// A runtime on `client`, connected first; it does not export `_X_AMZN_TRACE_ID`.
+    async fn connected(
+        mut client: Client,
+        config: Arc<Config>,
+        stopping: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Result<Self, Error> {
         client.connect().await?;
         Ok(Self {
             client,
-            config: self.config.clone(),
+            config,
             export_trace: false,
-            stopping: self.stopping.clone(),
+            stopping,
         })
     }
 
