@@ -1,5 +1,6 @@
 //! The parts of a `coldstart.toml` `[http_apis.<name>]` table beyond its routes: `cors`,
-//! `stage_variables`, `throttle` and `route_throttle`. Kept out of `config` so that reader
+//! `stage_variables`, `throttle`, `route_throttle`, `response_transfer_mode` and
+//! `route_transfer_mode`. Kept out of `config` so that reader
 //! stays one function per section.
 //!
 //! ```toml
@@ -10,6 +11,8 @@
 //! cors = { allow_origins = ["https://app.example.com"], allow_methods = ["GET", "POST"], allow_headers = ["content-type"], max_age = 300 }
 //! throttle = { burst_limit = 20, rate_limit = 10 }
 //! route_throttle = { "GET /items" = { burst_limit = 2, rate_limit = 0.5 } }
+//! # REST APIs (payload_version = "1.0") only:
+//! route_transfer_mode = { "GET /items" = "STREAM" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -165,6 +168,50 @@ pub(crate) fn throttle(
         ));
     }
     Ok(throttle)
+}
+
+/// The routes whose integration streams: `response_transfer_mode` for every route, each
+/// `route_transfer_mode` entry for its own (`BUFFERED` or `STREAM`; streaming needs a REST API).
+pub(crate) fn streamed(
+    key: &str,
+    rest: bool,
+    routes: &[(String, String)],
+    default: Option<&Spanned<String>>,
+    per_route: &BTreeMap<String, Spanned<String>>,
+    at: &dyn Fn(Range<usize>, String) -> Error,
+) -> Result<Vec<String>, Error> {
+    let mode = |m: &Spanned<String>, what: &str| -> Result<bool, Error> {
+        let why = match m.get_ref().as_str() {
+            "BUFFERED" => return Ok(false),
+            "STREAM" if rest => return Ok(true),
+            "STREAM" => "STREAM needs a REST API (payload_version = \"1.0\")".to_owned(),
+            other => format!("must be BUFFERED or STREAM, not {other:?}"),
+        };
+        Err(at(m.span(), format!("{key}.{what}: {why}")))
+    };
+    let all = match default {
+        Some(m) => mode(m, "response_transfer_mode")?,
+        None => false,
+    };
+    for (route, m) in per_route {
+        if !routes.iter().any(|(r, _)| r == route) {
+            return Err(at(
+                m.span(),
+                format!("{key}.route_transfer_mode.{route:?}: not a route of the API"),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (route, _) in routes {
+        let streams = match per_route.get(route) {
+            Some(m) => mode(m, &format!("route_transfer_mode.{route:?}"))?,
+            None => all,
+        };
+        if streams {
+            out.push(route.clone());
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -144,6 +144,9 @@ struct HttpApiToml {
     integration_timeout: Option<Spanned<i64>>,
     /// `ResponseTransferMode` of every route's integration: `BUFFERED` or `STREAM` (REST APIs).
     response_transfer_mode: Option<Spanned<String>>,
+    /// Route key → its own `ResponseTransferMode`, over `response_transfer_mode`.
+    #[serde(default)]
+    route_transfer_mode: BTreeMap<String, Spanned<String>>,
 }
 
 /// `AllowOrigins` as this file spells it: `allow_origins`.
@@ -615,24 +618,14 @@ pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Stack, Error> {
             },
         };
         let rest = payload_version == coldstart_emulator::PayloadVersion::V1;
-        let streamed = match &api.response_transfer_mode {
-            None => Vec::new(),
-            Some(mode) => match mode.get_ref().as_str() {
-                "BUFFERED" => Vec::new(),
-                "STREAM" if rest => routes.iter().map(|(r, _)| r.clone()).collect(),
-                other => {
-                    let why = if other == "STREAM" {
-                        "STREAM needs a REST API (payload_version = \"1.0\")".to_owned()
-                    } else {
-                        format!("must be BUFFERED or STREAM, not {other:?}")
-                    };
-                    return Err(at(
-                        mode.span(),
-                        format!("{key}.response_transfer_mode: {why}"),
-                    ));
-                }
-            },
-        };
+        let streamed = api_table::streamed(
+            &key,
+            rest,
+            &routes,
+            api.response_transfer_mode.as_ref(),
+            &api.route_transfer_mode,
+            &at,
+        )?;
         http_apis.push(HttpApiSpec {
             name: name.clone(),
             port,
@@ -1112,5 +1105,40 @@ code = "src"
             e.contains("http_apis.api.response_transfer_mode: STREAM needs a REST API"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn one_route_of_a_rest_api_streams_with_route_transfer_mode() {
+        let text = "[functions.a]\nbootstrap = \"b\"\n[http_apis.api]\nport = 9100\npayload_version = \"1.0\"\nroutes = { \"GET /chat\" = \"a\", \"GET /items\" = \"a\" }\nroute_transfer_mode = { \"GET /chat\" = \"STREAM\" }\n";
+        let config = load_str(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.http_apis[0].streamed, ["GET /chat"]);
+        // A route's own mode wins over the API's.
+        let buffered = text.replace(
+            "route_transfer_mode = { \"GET /chat\" = \"STREAM\" }",
+            "response_transfer_mode = \"STREAM\"\nroute_transfer_mode = { \"GET /items\" = \"BUFFERED\" }",
+        );
+        let config = load_str(&buffered).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.http_apis[0].streamed, ["GET /chat"]);
+        let error = |text: &str| {
+            load_str(text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let e = error(&text.replace(
+            "\"GET /chat\" = \"STREAM\" }",
+            "\"GET /nope\" = \"STREAM\" }",
+        ));
+        assert!(
+            e.contains("http_apis.api.route_transfer_mode.\"GET /nope\": not a route of the API"),
+            "{e}"
+        );
+        let e = error(&text.replace("= \"STREAM\" }", "= \"LIVE\" }"));
+        assert!(
+            e.contains("must be BUFFERED or STREAM, not \"LIVE\""),
+            "{e}"
+        );
+        let e = error(&text.replace("\"1.0\"", "\"2.0\""));
+        assert!(e.contains("STREAM needs a REST API"), "{e}");
     }
 }

@@ -22,6 +22,7 @@ use crate::template::auth;
 use crate::template::functions::{HttpEvent, integration_timeout};
 use crate::template::intrinsics::text;
 use crate::template::resources::{IMPLICIT_REST_API, Resource, api_host, function_of};
+use crate::template::rest_api;
 
 /// The APIs of a template, without ports yet.
 #[derive(Debug, Default)]
@@ -111,6 +112,7 @@ pub(crate) fn read(
                 let mut timeouts = Vec::new();
                 let mut routes = Vec::new();
                 let mut payloads = Vec::new();
+                let mut streamed = Vec::new();
                 for e in events.iter().filter(|e| e.api == r.id) {
                     if left_out.contains(&e.function) {
                         continue;
@@ -156,6 +158,9 @@ pub(crate) fn read(
                         ));
                         continue;
                     }
+                    if e.streamed {
+                        streamed.push(e.route.clone());
+                    }
                     routes.push((e.route.clone(), e.function.clone()));
                     payloads.push(e.payload);
                 }
@@ -184,7 +189,7 @@ pub(crate) fn read(
                     authorizers: api_auth.authorizers,
                     route_auth,
                     timeouts,
-                    streamed: Vec::new(),
+                    streamed,
                 });
             }
             "AWS::ApiGatewayV2::Api" => {
@@ -329,6 +334,8 @@ pub(crate) fn read(
             _ => {}
         }
     }
+    apis.http
+        .extend(rest_api::read(cx, resources, left_out, used, notices)?);
     Ok(apis)
 }
 

@@ -23,6 +23,7 @@ use crate::model::{Build, FunctionSpec, LayerSpec, UrlSpec};
 use crate::template::Context;
 use crate::template::intrinsics::{ACCOUNT_ID, describe, text};
 use crate::template::resources::{IMPLICIT_HTTP_API, IMPLICIT_REST_API, Resource, url_host};
+use crate::template::rest_api;
 use crate::template::url;
 
 /// Runtimes whose functions bring their own `bootstrap`, which coldstart runs.
@@ -52,6 +53,8 @@ pub(crate) struct HttpEvent {
     pub(crate) scopes: Vec<String>,
     /// `TimeoutInMillis` (HttpApi events): the integration timeout.
     pub(crate) timeout: Option<std::time::Duration>,
+    /// `ResponseTransferMode: STREAM` (Api events).
+    pub(crate) streamed: bool,
 }
 
 /// What the function reader found.
@@ -946,10 +949,23 @@ fn events(
                 ));
             }
         };
+        let streamed = match props.get("ResponseTransferMode") {
+            None | Some(Value::Null) => false,
+            Some(_) if !rest => {
+                return Err(cx.error(
+                    r,
+                    &format!("{path}.Properties.ResponseTransferMode"),
+                    "response streaming needs a REST API (an Api event, not HttpApi)",
+                ));
+            }
+            Some(v) => rest_api::streams(v).map_err(|why| {
+                cx.error(r, &format!("{path}.Properties.ResponseTransferMode"), why)
+            })?,
+        };
         let timeout =
             match props.get("TimeoutInMillis") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(integration_timeout(v).map_err(|why| {
+                Some(v) => Some(rest_api::route_timeout(v, streamed).map_err(|why| {
                     cx.error(r, &format!("{path}.Properties.TimeoutInMillis"), why)
                 })?),
             };
@@ -962,6 +978,7 @@ fn events(
             authorizer,
             scopes,
             timeout,
+            streamed,
         });
     }
     Ok(out)

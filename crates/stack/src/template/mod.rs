@@ -33,6 +33,7 @@ mod intrinsics;
 mod parameters;
 mod queues;
 pub(crate) mod resources;
+mod rest_api;
 mod schedules;
 mod tables;
 mod url;

@@ -1,6 +1,6 @@
 //! REST API response streaming (`ResponseTransferMode: STREAM` on a Lambda proxy integration):
 //! the function's HTTP-integration stream reaches the client chunk by chunk, while the function
-//! still writes.
+//! still writes; set in `coldstart.toml`, a SAM `Api` event or an `AWS::ApiGateway::Method`.
 
 use bytes::Bytes;
 use coldstart_emulator::{HttpApi, PayloadVersion, RouteKey, Router, serve_http_api};
@@ -8,8 +8,11 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
+use coldstart_stack::{EndpointKind, TemplateOptions};
+
 use crate::streaming::Gate;
 use crate::support::{Harness, PATIENCE, fixture, function};
+use crate::template::{Project, serve};
 
 #[tokio::test]
 async fn a_streamed_rest_route_sends_chunks_before_the_function_ends() {
@@ -37,7 +40,85 @@ async fn a_streamed_rest_route_sends_chunks_before_the_function_ends() {
         stop.clone(),
     ));
 
-    let gate = Gate::new("rest");
+    first_chunk_before_the_end(addr, "/chat", "rest").await;
+    stop.cancel();
+    h.stop().await;
+}
+
+/// A SAM `Api` event and a CloudFormation method, each with `ResponseTransferMode: STREAM`.
+const TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: provided.al2023
+    Handler: bootstrap
+    Timeout: 10
+Resources:
+  Stream:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: stream
+      Events:
+        Chat:
+          Type: Api
+          Properties:
+            Path: /sam
+            Method: get
+            ResponseTransferMode: STREAM
+  Api:
+    Type: AWS::ApiGateway::RestApi
+    Properties:
+      Name: chat
+  Chat:
+    Type: AWS::ApiGateway::Resource
+    Properties:
+      RestApiId: !Ref Api
+      ParentId: !GetAtt Api.RootResourceId
+      PathPart: chat
+  ChatGet:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Api
+      ResourceId: !Ref Chat
+      HttpMethod: GET
+      AuthorizationType: NONE
+      Integration:
+        Type: AWS_PROXY
+        IntegrationHttpMethod: POST
+        ResponseTransferMode: STREAM
+        Uri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2021-11-15/functions/${Stream.Arn}/response-streaming-invocations
+  Deployment:
+    Type: AWS::ApiGateway::Deployment
+    DependsOn: ChatGet
+    Properties:
+      RestApiId: !Ref Api
+      StageName: live
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_rest_routes_from_a_template_send_chunks_before_the_function_ends() {
+    let project = Project::with(
+        "rest-streaming",
+        TEMPLATE,
+        "template.yaml",
+        &[("stream", "fx-stream")],
+    );
+    let (running, _logs) = serve(&project, &TemplateOptions::default()).await;
+    let sam = running
+        .endpoint("ServerlessRestApi", EndpointKind::RestApi)
+        .unwrap_or_else(|| panic!("no SAM REST API in {:?}", running.endpoints));
+    first_chunk_before_the_end(sam.addr, "/Prod/sam", "rest-sam").await;
+    let cfn = running
+        .endpoint("Api", EndpointKind::RestApi)
+        .unwrap_or_else(|| panic!("no CloudFormation REST API in {:?}", running.endpoints));
+    first_chunk_before_the_end(cfn.addr, "/live/chat", "rest-cfn").await;
+    running.stop().await;
+}
+
+/// `GET path` of the streaming fixture: its first line arrives while the function waits at a
+/// gate (before it writes the rest), the rest once the gate opens.
+async fn first_chunk_before_the_end(addr: std::net::SocketAddr, path: &str, gate_name: &str) {
+    let gate = Gate::new(gate_name);
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -45,7 +126,7 @@ async fn a_streamed_rest_route_sends_chunks_before_the_function_ends() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     tokio::spawn(conn);
-    let request = http::Request::get(format!("/chat?op=lines&n=3&gate={}", gate.path()))
+    let request = http::Request::get(format!("{path}?op=lines&n=3&gate={}", gate.path()))
         .header(http::header::HOST, addr.to_string())
         .body(Empty::<Bytes>::new())
         .unwrap_or_else(|e| panic!("{e}"));
@@ -78,6 +159,4 @@ async fn a_streamed_rest_route_sends_chunks_before_the_function_ends() {
         .unwrap_or_else(|e| panic!("{e}"))
         .to_bytes();
     assert_eq!(rest, Bytes::from_static(b"line 2\nline 3\n"));
-    stop.cancel();
-    h.stop().await;
 }

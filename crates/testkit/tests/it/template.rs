@@ -143,17 +143,24 @@ Outputs:
 
 /// A template folder: `template.yaml` and one code folder per function, each with its
 /// `bootstrap` (a fixture binary); removed on drop.
-struct Project(PathBuf);
+pub(crate) struct Project(PathBuf);
 
 impl Project {
     fn new(template: &str, file: &str) -> Project {
-        let dir = std::env::temp_dir().join(format!(
-            "coldstart-template-{}-{}",
-            std::process::id(),
-            file.replace('.', "-")
-        ));
+        Project::with(
+            &file.replace('.', "-"),
+            template,
+            file,
+            &[("env", "fx-env"), ("http", "fx-http"), ("ws", "fx-ws")],
+        )
+    }
+
+    /// The project `name` (unique among the tests) with code folders `(folder, fixture)`.
+    pub(crate) fn with(name: &str, template: &str, file: &str, code: &[(&str, &str)]) -> Project {
+        let dir =
+            std::env::temp_dir().join(format!("coldstart-template-{}-{name}", std::process::id(),));
         let _ = std::fs::remove_dir_all(&dir);
-        for (folder, bin) in [("env", "fx-env"), ("http", "fx-http"), ("ws", "fx-ws")] {
+        for &(folder, bin) in code {
             std::fs::create_dir_all(dir.join(folder)).unwrap_or_else(|e| panic!("{e}"));
             std::os::unix::fs::symlink(fixture(bin), dir.join(folder).join("bootstrap"))
                 .unwrap_or_else(|e| panic!("{e}"));
@@ -162,7 +169,7 @@ impl Project {
         Project(dir)
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -174,7 +181,7 @@ impl Drop for Project {
 }
 
 /// Reads the project's stack (found as `up` finds it) and serves it on free ports.
-async fn serve(project: &Project, options: &TemplateOptions) -> (Running, Arc<Logs>) {
+pub(crate) async fn serve(project: &Project, options: &TemplateOptions) -> (Running, Arc<Logs>) {
     let source = coldstart_stack::Source::find(project.path()).unwrap_or_else(|e| panic!("{e}"));
     let stack = source.load(options).unwrap_or_else(|e| panic!("{e}"));
     let logs = Arc::new(Logs::default());
