@@ -62,6 +62,9 @@ pub struct QueueSpec {
     pub visibility_timeout: Option<u32>,
     /// `RedrivePolicy`: the dead-letter queue's id and `maxReceiveCount`.
     pub dead_letter: Option<(String, u32)>,
+    /// `ContentBasedDeduplication` of a FIFO queue (a FIFO queue's name ends in `.fifo`).
+    /// Default: false.
+    pub content_based_deduplication: bool,
 }
 
 /// A function's SQS event source mapping (an `SQS` event, `AWS::Lambda::EventSourceMapping`,

@@ -26,6 +26,7 @@ pub(crate) struct SqsToml {
     visibility_timeout: Option<i64>,
     dead_letter_queue: Option<String>,
     max_receive_count: Option<i64>,
+    content_based_deduplication: Option<bool>,
 }
 
 /// The queues and the mapping of function `function` (key `functions.<name>`); mistakes are
@@ -54,6 +55,27 @@ pub(crate) fn sqs(
             "a batch_size above 10 needs a batching window of at least 1 second".into(),
         ));
     }
+    // Lambda: a FIFO queue's batches are at most 10 records, with no batching window.
+    let fifo = t.queue.ends_with(".fifo");
+    if fifo && batch_size > 10 {
+        return Err(err(
+            "batch_size",
+            format!("must be 1 to 10 for a FIFO queue, not {batch_size}"),
+        ));
+    }
+    if fifo && window > 0 {
+        return Err(err(
+            "batching_window",
+            "a batching window is not supported for FIFO queues".into(),
+        ));
+    }
+    let content_based_deduplication = t.content_based_deduplication.unwrap_or(false);
+    if content_based_deduplication && !fifo {
+        return Err(err(
+            "content_based_deduplication",
+            "is for FIFO queues (a queue name ending in .fifo)".into(),
+        ));
+    }
     let maximum_concurrency = match t.maximum_concurrency {
         None => None,
         v => Some(within("maximum_concurrency", v, 2, 1000, 2, "")?),
@@ -73,16 +95,24 @@ pub(crate) fn sqs(
         name: t.queue.clone(),
         visibility_timeout,
         dead_letter: None,
+        content_based_deduplication,
     }];
     match (&t.dead_letter_queue, t.max_receive_count) {
         (Some(dlq), count) => {
             let count = within("max_receive_count", count, 1, 1000, 3, "")?;
+            if fifo != dlq.ends_with(".fifo") {
+                return Err(err(
+                    "dead_letter_queue",
+                    "a FIFO queue's dead-letter queue is a FIFO queue, and a standard queue's a standard one (FIFO names end in .fifo)".into(),
+                ));
+            }
             queues[0].dead_letter = Some((dlq.clone(), count));
             queues.push(QueueSpec {
                 id: dlq.clone(),
                 name: dlq.clone(),
                 visibility_timeout: None,
                 dead_letter: None,
+                content_based_deduplication: false,
             });
         }
         (None, Some(_)) => {
@@ -168,6 +198,22 @@ mod tests {
             (
                 "queue = \"q\"\nmax_receive_count = 3\n",
                 "functions.w.sqs.max_receive_count: needs a dead_letter_queue",
+            ),
+            (
+                "queue = \"q.fifo\"\nbatch_size = 20\nbatching_window = 1\n",
+                "functions.w.sqs.batch_size: must be 1 to 10 for a FIFO queue, not 20",
+            ),
+            (
+                "queue = \"q.fifo\"\nbatching_window = 1\n",
+                "functions.w.sqs.batching_window: a batching window is not supported for FIFO queues",
+            ),
+            (
+                "queue = \"q.fifo\"\ndead_letter_queue = \"dlq\"\n",
+                "functions.w.sqs.dead_letter_queue: a FIFO queue's dead-letter queue is a FIFO queue",
+            ),
+            (
+                "queue = \"q\"\ncontent_based_deduplication = true\n",
+                "functions.w.sqs.content_based_deduplication: is for FIFO queues",
             ),
             (
                 "queue = \"q\"\nfilters = [{ body = { kind = \"order\" } }]\n",

@@ -111,6 +111,9 @@ pub(crate) async fn create_all(
         if queue.name.ends_with(".fifo") {
             request = request.attributes(QueueAttributeName::FifoQueue, "true");
         }
+        if queue.content_based_deduplication {
+            request = request.attributes(QueueAttributeName::ContentBasedDeduplication, "true");
+        }
         let url = request
             .send()
             .await
@@ -392,6 +395,19 @@ impl Mapping {
                 }),
             );
         }
+        if self.queue.arn.ends_with(".fifo") && !failed.is_empty() {
+            // Lambda deletes what the answer does not name, FIFO or not; a FIFO function must
+            // stop at its first failure and name the rest of the batch too. Say so when one
+            // did not, as the group's order is lost on AWS as well.
+            for (deleted, after, group) in order_broken(&records, &failed) {
+                self.sink.line(
+                    &self.spec.function,
+                    &format!(
+                        "SQS {queue}: message {deleted} of group {group} succeeded after {after} of the same group failed, so it is deleted and the group's order is lost; a FIFO function stops at its first failure and reports the rest in batchItemFailures"
+                    ),
+                );
+            }
+        }
         let done: Vec<Value> = records
             .into_iter()
             .filter(|r| !failed.iter().any(|f| r["messageId"] == f.as_str()))
@@ -437,6 +453,27 @@ impl Mapping {
     }
 }
 
+/// In a FIFO batch, each record answered as a success after a failed record of its own message
+/// group: (its message id, the failed one's, the group).
+fn order_broken(records: &[Value], failed: &[String]) -> Vec<(String, String, String)> {
+    let mut first_failure: HashMap<&str, &str> = HashMap::new();
+    let mut out = Vec::new();
+    for r in records {
+        let (Some(id), Some(group)) = (
+            r["messageId"].as_str(),
+            r["attributes"]["MessageGroupId"].as_str(),
+        ) else {
+            continue;
+        };
+        if failed.iter().any(|f| f == id) {
+            first_failure.entry(group).or_insert(id);
+        } else if let Some(after) = first_failure.get(group) {
+            out.push((id.to_owned(), (*after).to_owned(), group.to_owned()));
+        }
+    }
+    out
+}
+
 /// The message ids a `ReportBatchItemFailures` answer says failed, as Lambda reads it: an
 /// empty or null answer, or an empty list, is success; an identifier that is empty or not of
 /// the batch fails the whole batch.
@@ -472,6 +509,26 @@ fn batch_item_failures(body: &[u8], ids: &[&str]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_success_after_a_failure_of_its_group_breaks_fifo_order() {
+        let record = |id: &str, group: &str| json!({"messageId": id, "attributes": {"MessageGroupId": group}});
+        let batch = [
+            record("a1", "a"),
+            record("a2", "a"),
+            record("b1", "b"),
+            record("a3", "a"),
+            record("b2", "b"),
+        ];
+        // As AWS advises: the first failure and everything after it reported.
+        let all_after: Vec<String> = ["a2", "b1", "a3", "b2"].map(String::from).into();
+        assert!(order_broken(&batch, &all_after).is_empty());
+        // Only the failed one reported: a3 is deleted after a2 of its group failed.
+        assert_eq!(
+            order_broken(&batch, &["a2".to_owned()]),
+            [("a3".to_owned(), "a2".to_owned(), "a".to_owned())]
+        );
+    }
 
     #[test]
     fn batch_item_failures_are_read_as_lambda_reads_them() {

@@ -814,3 +814,154 @@ Resources:
     stack.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two FIFO queues, each drained by one poller (one sandbox) in batches of up to ten: `Careful`
+/// stops at its first failure and reports the rest of the batch, as AWS advises FIFO functions;
+/// `Naive` reports only the failed message.
+const FIFO_TEMPLATE: &str = r#"Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    CodeUri: worker
+    Runtime: provided.al2023
+    Handler: bootstrap
+    ReservedConcurrentExecutions: 1
+Resources:
+  CarefulJobs:
+    Type: AWS::SQS::Queue
+    Properties: {FifoQueue: true, ContentBasedDeduplication: true, VisibilityTimeout: 1}
+  NaiveJobs:
+    Type: AWS::SQS::Queue
+    Properties: {FifoQueue: true, ContentBasedDeduplication: true, VisibilityTimeout: 1}
+  Careful:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment: {Variables: {FIFO_STOP: "1"}}
+      Events:
+        Jobs:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt CarefulJobs.Arn
+            FunctionResponseTypes: [ReportBatchItemFailures]
+  Naive:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Jobs:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt NaiveJobs.Arn
+            FunctionResponseTypes: [ReportBatchItemFailures]
+"#;
+
+/// The bodies `function` reported as succeeded, batch after batch (the fixture's `OK` lines).
+fn succeeded(stack: &Stack, function: &str) -> Vec<String> {
+    stack
+        .logs()
+        .iter()
+        .filter_map(|(f, line)| (f == function).then_some(line)?.strip_prefix("OK "))
+        .flat_map(|json| {
+            serde_json::from_str::<Vec<String>>(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_queue_keeps_each_groups_order_when_the_function_stops_at_its_first_failure() {
+    let moto = Moto::start().await;
+    let sqs = moto.sqs();
+    let dir = std::env::temp_dir().join(format!("coldstart-sqs-{}-fifo", std::process::id()));
+    std::fs::create_dir_all(dir.join("worker")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("template.yaml"), FIFO_TEMPLATE).unwrap_or_else(|e| panic!("{e}"));
+    // The queues exist with their messages before the stack starts (it keeps existing queues),
+    // so each poller's first receive gets the whole batch. Careful's batch has one message of
+    // each group after its failure: moto 5.2.1 returns two messages of one group that come back
+    // together out of order (its pending-group bookkeeping), where SQS keeps their order.
+    let sent = [
+        ("coldstart-CarefulJobs.fifo", ["a1", "a2 flaky", "b1"]),
+        ("coldstart-NaiveJobs.fifo", ["a1", "a2 flaky", "a3"]),
+    ];
+    for (queue, bodies) in sent {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let url = sqs
+            .create_queue()
+            .queue_name(queue)
+            .attributes(A::VisibilityTimeout, "1")
+            .attributes(A::FifoQueue, "true")
+            .attributes(A::ContentBasedDeduplication, "true")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+            .queue_url
+            .unwrap_or_default();
+        let entries = bodies.iter().enumerate().map(|(i, body)| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(*body)
+                .message_group_id(&body[..1])
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"))
+        });
+        sqs.send_message_batch()
+            .queue_url(&url)
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)));
+    }
+    let stack = Stack::from_template(dir.join("template.yaml"))
+        .bootstrap("Careful", repo("crates/testkit/fixtures/sqs-batch.sh"))
+        .bootstrap("Naive", repo("crates/testkit/fixtures/sqs-batch.sh"))
+        .build(false)
+        .sqs_endpoint(&moto.url)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Every message succeeds once in each (the flaky one on its second receive): at most 30 s.
+    for _ in 0..300 {
+        let done = sent
+            .iter()
+            .zip(["Careful", "Naive"])
+            .all(|((_, bodies), f)| {
+                let ok = succeeded(&stack, f);
+                bodies.iter().all(|b| ok.contains(&b.to_string()))
+            });
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Stopping at the first failure: a1 is deleted, b1 waits with a2 and succeeds after it
+    // (nothing is deleted out of order).
+    assert_eq!(
+        succeeded(&stack, "Careful"),
+        ["a1", "a2 flaky", "b1"],
+        "{:?}",
+        stack.logs()
+    );
+    // Reporting only the failure: a3 is deleted before a2 succeeds, as on AWS, and coldstart
+    // says why.
+    assert_eq!(
+        succeeded(&stack, "Naive"),
+        ["a1", "a3", "a2 flaky"],
+        "{:?}",
+        stack.logs()
+    );
+    assert!(
+        stack.logs().iter().any(|(f, l)| f == "Naive"
+            && l.starts_with("SQS coldstart-NaiveJobs.fifo: message ")
+            && l.contains("of group a succeeded after")),
+        "{:?}",
+        stack.logs()
+    );
+    assert!(
+        !stack
+            .logs()
+            .iter()
+            .any(|(f, l)| f == "Careful" && l.contains("order is lost")),
+        "{:?}",
+        stack.logs()
+    );
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

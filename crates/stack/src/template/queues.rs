@@ -87,11 +87,54 @@ pub(crate) fn read(
                 Some((target, count))
             }
         };
+        // SQS: a FIFO queue's name ends in `.fifo`, and only a FIFO queue's does.
+        let flag = |key: &str| -> Result<bool, Error> {
+            Ok(cx
+                .property(r, key)?
+                .is_some_and(|v| v == Value::Bool(true) || text(&v).as_deref() == Some("true")))
+        };
+        let fifo = flag("FifoQueue")?;
+        if fifo != name.ends_with(".fifo") {
+            return Err(cx.error(
+                r,
+                "QueueName",
+                if fifo {
+                    format!("{name:?}: a FIFO queue's name must end in .fifo")
+                } else {
+                    format!("{name:?}: a name ending in .fifo needs FifoQueue: true")
+                },
+            ));
+        }
+        if let Some((target, _)) = &dead_letter {
+            let target_fifo = cx
+                .resolver
+                .resources
+                .get(target)
+                .and_then(|f| f.attributes.iter().find(|(k, _)| *k == "QueueName"))
+                .and_then(|(_, v)| v.as_str())
+                .is_some_and(|n| n.ends_with(".fifo"));
+            if target_fifo != fifo {
+                return Err(cx.error(
+                    r,
+                    "RedrivePolicy.deadLetterTargetArn",
+                    "a FIFO queue's dead-letter queue is a FIFO queue, and a standard queue's a standard one",
+                ));
+            }
+        }
+        let content_based_deduplication = flag("ContentBasedDeduplication")?;
+        if content_based_deduplication && !fifo {
+            return Err(cx.error(
+                r,
+                "ContentBasedDeduplication",
+                "is for FIFO queues (FifoQueue: true)",
+            ));
+        }
         queues.push(QueueSpec {
             id: r.id.clone(),
             name,
             visibility_timeout,
             dead_letter,
+            content_based_deduplication,
         });
     }
 
@@ -245,6 +288,28 @@ fn mapping(
             r,
             &path("MaximumBatchingWindowInSeconds"),
             "a BatchSize above 10 needs a batching window of at least 1 second",
+        ));
+    }
+    // Lambda: a FIFO queue's batches are at most 10 records, with no batching window.
+    let fifo = cx
+        .resolver
+        .resources
+        .get(&queue)
+        .and_then(|f| f.attributes.iter().find(|(k, _)| *k == "QueueName"))
+        .and_then(|(_, v)| v.as_str())
+        .is_some_and(|n| n.ends_with(".fifo"));
+    if fifo && batch_size > 10 {
+        return Err(cx.error(
+            r,
+            &path("BatchSize"),
+            format!("must be 1 to 10 for a FIFO queue, not {batch_size}"),
+        ));
+    }
+    if fifo && window > 0 {
+        return Err(cx.error(
+            r,
+            &path("MaximumBatchingWindowInSeconds"),
+            "a batching window is not supported for FIFO queues",
         ));
     }
     let report_batch_item_failures = match props.get("FunctionResponseTypes") {
@@ -459,6 +524,75 @@ Resources:
         ] {
             let e = match read(rest) {
                 Ok(s) => panic!("accepted {:?}", s.sqs_mappings),
+                Err(e) => e,
+            };
+            assert!(e.contains(says), "{e}\n  does not contain\n{says}");
+        }
+    }
+
+    /// `Jobs` is a FIFO queue; `{event}` is spliced into its SQS event's properties.
+    fn fifo(event: &str, queue: &str) -> Result<Stack, String> {
+        read(&format!(
+            "      Events:
+        W:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Jobs.Arn
+{event}
+  Jobs:
+    Type: AWS::SQS::Queue
+    Properties:
+{queue}
+"
+        ))
+    }
+
+    #[test]
+    fn a_fifo_queue_has_a_fifo_name_and_batches_of_ten_without_a_window() {
+        let stack = fifo(
+            "            BatchSize: 10",
+            "      FifoQueue: true\n      ContentBasedDeduplication: true",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let jobs = stack.queues.iter().find(|q| q.id == "Jobs");
+        assert_eq!(
+            jobs.map(|q| (q.name.as_str(), q.content_based_deduplication)),
+            Some(("coldstart-Jobs.fifo", true))
+        );
+        for (event, queue, says) in [
+            (
+                "            BatchSize: 11\n            MaximumBatchingWindowInSeconds: 1",
+                "      FifoQueue: true",
+                "Resources.Worker.Properties.Events.W.Properties.BatchSize: must be 1 to 10 for a FIFO queue, not 11",
+            ),
+            (
+                "            MaximumBatchingWindowInSeconds: 1",
+                "      FifoQueue: true",
+                "Resources.Worker.Properties.Events.W.Properties.MaximumBatchingWindowInSeconds: a batching window is not supported for FIFO queues",
+            ),
+            (
+                "            BatchSize: 1",
+                "      FifoQueue: true\n      QueueName: jobs",
+                "Resources.Jobs.Properties.QueueName: \"jobs\": a FIFO queue's name must end in .fifo",
+            ),
+            (
+                "            BatchSize: 1",
+                "      QueueName: jobs.fifo",
+                "Resources.Jobs.Properties.QueueName: \"jobs.fifo\": a name ending in .fifo needs FifoQueue: true",
+            ),
+            (
+                "            BatchSize: 1",
+                "      ContentBasedDeduplication: true",
+                "Resources.Jobs.Properties.ContentBasedDeduplication: is for FIFO queues",
+            ),
+            (
+                "            BatchSize: 1",
+                "      FifoQueue: true\n      RedrivePolicy: {deadLetterTargetArn: !GetAtt Dlq.Arn, maxReceiveCount: 3}",
+                "Resources.Jobs.Properties.RedrivePolicy.deadLetterTargetArn: a FIFO queue's dead-letter queue is a FIFO queue",
+            ),
+        ] {
+            let e = match fifo(event, queue) {
+                Ok(s) => panic!("accepted {:?} {:?}", s.queues, s.sqs_mappings),
                 Err(e) => e,
             };
             assert!(e.contains(says), "{e}\n  does not contain\n{says}");
