@@ -3,7 +3,7 @@
 #
 #   bench/run.sh                      # every scenario, full counts (minutes; keep the machine quiet)
 #   bench/run.sh --quick              # every scenario, counts cut: a smoke test (bench/results/quick/)
-#   bench/run.sh [--quick] url up     # some scenarios: invoke url up stream adapter websocket template harness managed dashboard concurrent
+#   bench/run.sh [--quick] url up     # some scenarios: invoke url up stream adapter websocket template harness managed dashboard concurrent sqs
 #   bench/run.sh --with-peer websocket   # first installs serverless-offline (npm ci) for the peer rows
 #
 # Builds every release binary the scenarios run, once, then runs coldstart-bench (in

@@ -47,13 +47,15 @@ pub enum Scenario {
     Dashboard,
     /// One multi-concurrent environment (8 at once) against eight single ones, echo.
     Concurrent,
+    /// Messages per second through one SQS mapping (echo, moto's server), beside its ceiling.
+    Sqs,
     /// Every scenario above, in that order.
     All,
 }
 
 impl Scenario {
     /// Every scenario `All` stands for.
-    pub const EACH: [Self; 11] = [
+    pub const EACH: [Self; 12] = [
         Self::Invoke,
         Self::Url,
         Self::Up,
@@ -65,6 +67,7 @@ impl Scenario {
         Self::Managed,
         Self::Dashboard,
         Self::Concurrent,
+        Self::Sqs,
     ];
 
     fn run(self, cx: &Context) -> anyhow::Result<core::report::Report> {
@@ -80,6 +83,7 @@ impl Scenario {
             Self::Managed => scenarios::managed::run(cx),
             Self::Dashboard => scenarios::dashboard::run(cx),
             Self::Concurrent => scenarios::concurrent::run(cx),
+            Self::Sqs => scenarios::sqs::run(cx),
             Self::All => anyhow::bail!("`all` is not one scenario"),
         }
     }

@@ -13,6 +13,7 @@
 //! - [`managed`]: a Python function's cold start and warm invokes.
 //! - [`dashboard`]: warm-invoke throughput with the live dashboard open and streaming.
 //! - [`concurrent`]: one multi-concurrent environment (8 at once) against eight single ones.
+//! - [`sqs`]: messages per second through one SQS mapping, beside the queue server's ceiling.
 
 use tokio::runtime::Runtime;
 
@@ -22,6 +23,7 @@ pub mod dashboard;
 pub mod harness;
 pub mod invoke;
 pub mod managed;
+pub mod sqs;
 pub mod stream;
 pub mod template;
 pub mod up;
