@@ -36,6 +36,7 @@
 //! - `tables`: DynamoDB tables created on a local endpoint.
 //! - `report`: the [`Reporter`] that progress lines go through.
 //! - [`schedules`]: fires a running stack's schedules on time, or now ([`Schedules::fire`]).
+//! - [`input_transform`]: a rule target's `InputPath` and `InputTransformer`.
 //! - `sqs`: queues created on `--sqs-endpoint`, and the SQS event source mappings' pollers.
 //! - `start`: binds, wires local endpoints and serves: [`start()`] → [`Running`].
 //! - `async_store`: the SQLite file where a stop keeps queued `Event` invocations for the next
@@ -56,6 +57,7 @@ pub mod discover;
 pub mod error;
 pub mod expression;
 mod filter;
+pub mod input_transform;
 mod layers;
 pub mod managed;
 pub mod model;

@@ -353,6 +353,9 @@ pub struct ScheduleSpec {
     pub aws_name: String,
     /// Its `Description`.
     pub description: Option<String>,
+    /// A rule target's `InputPath` or `InputTransformer`, applied to the `Scheduled Event`.
+    /// Default: none.
+    pub transform: Option<crate::input_transform::RuleInput>,
 }
 
 /// Which service fires a [`ScheduleSpec`].

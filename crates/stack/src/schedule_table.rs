@@ -57,6 +57,7 @@ pub(crate) fn schedule(
         kind: ScheduleKind::Rule,
         aws_name: name,
         description: None,
+        transform: None,
     };
     match toml.get_ref() {
         ScheduleToml::Expression(text) => spec.expression = expression(text)?,

@@ -271,25 +271,31 @@ fn rfc3339(time: DateTime<Utc>) -> String {
 ///
 /// An EventBridge rule without `Input` sends its `Scheduled Event` (EventBridge user guide,
 /// "Creating a rule that runs on a schedule"; Lambda developer guide, "Using Lambda with
-/// EventBridge"); with `Input`, that text. EventBridge Scheduler sends `Input` with its context
+/// EventBridge"), or the part its target's `InputPath` selects, or what its `InputTransformer`
+/// makes of it; with `Input`, that text. EventBridge Scheduler sends `Input` with its context
 /// attributes (`<aws.scheduler.schedule-arn>`, `<aws.scheduler.scheduled-time>`,
 /// `<aws.scheduler.execution-id>`, `<aws.scheduler.attempt-number>`) replaced, and `{}` without
 /// one.
 pub fn payload(spec: &ScheduleSpec, settings: &Settings, time: DateTime<Utc>, id: &str) -> String {
     match (spec.kind, &spec.input) {
         (ScheduleKind::Rule, Some(input)) => input.clone(),
-        (ScheduleKind::Rule, None) => serde_json::json!({
-            "version": "0",
-            "id": id,
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": settings.account_id,
-            "time": rfc3339(time),
-            "region": settings.region,
-            "resources": [arn(spec, settings)],
-            "detail": {},
-        })
-        .to_string(),
+        (ScheduleKind::Rule, None) => {
+            let event = serde_json::json!({
+                "version": "0",
+                "id": id,
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": settings.account_id,
+                "time": rfc3339(time),
+                "region": settings.region,
+                "resources": [arn(spec, settings)],
+                "detail": {},
+            });
+            match &spec.transform {
+                Some(t) => t.apply(&event, &spec.aws_name, &arn(spec, settings), &rfc3339(time)),
+                None => event.to_string(),
+            }
+        }
         (ScheduleKind::Scheduler, Some(input)) => input
             .replace("<aws.scheduler.schedule-arn>", &arn(spec, settings))
             .replace("<aws.scheduler.scheduled-time>", &rfc3339(time))
@@ -318,6 +324,7 @@ mod tests {
             kind,
             aws_name: "nightly".into(),
             description: None,
+            transform: None,
         }
     }
 

@@ -965,3 +965,80 @@ async fn a_fifo_queue_keeps_each_groups_order_when_the_function_stops_at_its_fir
     stack.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rules_input_transformer_shapes_what_the_function_gets() {
+    let dir = std::env::temp_dir().join(format!(
+        "coldstart-schedule-{}-transformer",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(dir.join("job")).unwrap_or_else(|e| panic!("{e}"));
+    let template = dir.join("template.yaml");
+    std::fs::write(
+        &template,
+        r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Job:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: job
+      Runtime: provided.al2023
+      Handler: bootstrap
+  Nightly:
+    Type: AWS::Events::Rule
+    Properties:
+      Name: nightly
+      ScheduleExpression: cron(0 3 * * ? *)
+      Targets:
+        - Id: job
+          Arn: !GetAtt Job.Arn
+          InputTransformer:
+            InputPathsMap:
+              time: $.time
+              rule: $.resources[0]
+            InputTemplate: '{"job": "cleanup", "at": <time>, "note": "fired by <aws.events.rule-name> at <time>", "rule": <rule>}'
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stack = Stack::from_template(&template)
+        .bootstrap("Job", repo("crates/testkit/fixtures/event-log.sh"))
+        .build(false)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deliveries = stack
+        .fire_schedule("Nightly")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let [delivery] = deliveries.as_slice() else {
+        panic!("{deliveries:?}");
+    };
+    stack
+        .wait_for_record(
+            &delivery.request_id,
+            "platform.report",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|| panic!("no report: {:?}", stack.records()));
+    let events = logged_events(&stack);
+    let [event] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    let at = event["at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{event}"))
+        .to_owned();
+    assert!(at.ends_with('Z') && at.len() == 20, "{event}");
+    assert_eq!(
+        event,
+        &serde_json::json!({
+            "job": "cleanup",
+            "at": at,
+            "note": format!("fired by nightly at {at}"),
+            "rule": "arn:aws:events:us-east-1:123456789012:rule/nightly",
+        })
+    );
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::Error;
 use crate::expression::ScheduleExpression;
+use crate::input_transform::RuleInput;
 use crate::model::{FunctionSpec, ScheduleKind, ScheduleSpec};
 use crate::template::Context;
 use crate::template::intrinsics::{describe, text};
@@ -205,9 +206,67 @@ fn events(cx: &Context<'_>, r: &Resource, out: &mut Vec<ScheduleSpec>) -> Result
             enabled: s.enabled(cx, r, kind == ScheduleKind::Rule)?,
             kind,
             description: s.string(cx, r, "Description")?,
+            transform: None,
         });
     }
     Ok(())
+}
+
+/// A rule target's `InputPath` or `InputTransformer` (at most one of them and `Input`, as
+/// EventBridge takes), checked.
+fn rule_input(
+    cx: &Context<'_>,
+    r: &Resource,
+    at: &str,
+    t: &Map<String, Value>,
+) -> Result<Option<RuleInput>, Error> {
+    let given: Vec<&str> = ["Input", "InputPath", "InputTransformer"]
+        .into_iter()
+        .filter(|k| t.get(*k).is_some_and(|v| !v.is_null()))
+        .collect();
+    if given.len() > 1 {
+        return Err(cx.error(
+            r,
+            &format!("{at}.{}", given[1]),
+            format!(
+                "a target takes only one of Input, InputPath and InputTransformer, not {}",
+                given.join(" and ")
+            ),
+        ));
+    }
+    let input = match given.first().copied() {
+        Some("InputPath") => RuleInput::Path(t.get("InputPath").and_then(text).unwrap_or_default()),
+        Some("InputTransformer") => {
+            let here = format!("{at}.InputTransformer");
+            let Some(Value::Object(x)) = t.get("InputTransformer") else {
+                return Err(cx.error(r, &here, "must be a map"));
+            };
+            let Some(template) = x.get("InputTemplate").and_then(text) else {
+                return Err(cx.error(r, &format!("{here}.InputTemplate"), "is required"));
+            };
+            let paths = match x.get("InputPathsMap") {
+                None | Some(Value::Null) => Default::default(),
+                Some(Value::Object(m)) => m
+                    .iter()
+                    .map(|(k, v)| (k.clone(), text(v).unwrap_or_default()))
+                    .collect(),
+                Some(other) => {
+                    return Err(cx.error(
+                        r,
+                        &format!("{here}.InputPathsMap"),
+                        format!("must be a map, not {}", describe(other)),
+                    ));
+                }
+            };
+            RuleInput::Transformer { paths, template }
+        }
+        _ => return Ok(None),
+    };
+    let key = given.first().copied().unwrap_or_default();
+    input
+        .check()
+        .map_err(|why| cx.error(r, &format!("{at}.{key}"), why))?;
+    Ok(Some(input))
 }
 
 /// The function a target's `Arn` names, when it is one of the template's that runs.
@@ -265,12 +324,7 @@ fn rule(
             ));
             continue;
         };
-        if t.contains_key("InputPath") || t.contains_key("InputTransformer") {
-            notices.push(format!(
-                "{}: {at}'s InputPath/InputTransformer is not applied locally; the Scheduled Event is delivered as it is",
-                r.id
-            ));
-        }
+        let transform = rule_input(cx, r, &at, t)?;
         let ts = Settings { at, props: t };
         out.push(ScheduleSpec {
             name: r.id.clone(),
@@ -282,6 +336,7 @@ fn rule(
             kind: ScheduleKind::Rule,
             aws_name: aws_name.clone(),
             description: description.clone(),
+            transform,
         });
     }
     Ok(())
@@ -333,6 +388,7 @@ fn scheduler(
         kind: ScheduleKind::Scheduler,
         aws_name: s.string(cx, r, "Name")?.unwrap_or_else(|| r.id.clone()),
         description: s.string(cx, r, "Description")?,
+        transform: None,
     });
     Ok(true)
 }
@@ -501,6 +557,22 @@ Resources:
             (
                 "  S:\n    Type: AWS::Scheduler::Schedule\n    Properties:\n      ScheduleExpression: rate(5 minutes)\n      State: PAUSED\n      FlexibleTimeWindow: {Mode: \"OFF\"}\n      Target: {Arn: !GetAtt Job.Arn, RoleArn: r}\n",
                 "Resources.S.Properties.State: must be ENABLED or DISABLED, not PAUSED",
+            ),
+            (
+                "  R:\n    Type: AWS::Events::Rule\n    Properties:\n      ScheduleExpression: rate(1 hour)\n      Targets: [{Id: j, Arn: !GetAtt Job.Arn, Input: '{}', InputPath: $.detail}]\n",
+                "Resources.R.Properties.Targets[0].InputPath: a target takes only one of Input, InputPath and InputTransformer",
+            ),
+            (
+                "  R:\n    Type: AWS::Events::Rule\n    Properties:\n      ScheduleExpression: rate(1 hour)\n      Targets: [{Id: j, Arn: !GetAtt Job.Arn, InputPath: \"$['detail']\"}]\n",
+                "Resources.R.Properties.Targets[0].InputPath: \"$['detail']\"",
+            ),
+            (
+                "  R:\n    Type: AWS::Events::Rule\n    Properties:\n      ScheduleExpression: rate(1 hour)\n      Targets: [{Id: j, Arn: !GetAtt Job.Arn, InputTransformer: {InputPathsMap: {t: $.time}}}]\n",
+                "Resources.R.Properties.Targets[0].InputTransformer.InputTemplate: is required",
+            ),
+            (
+                "  R:\n    Type: AWS::Events::Rule\n    Properties:\n      ScheduleExpression: rate(1 hour)\n      Targets: [{Id: j, Arn: !GetAtt Job.Arn, InputTransformer: {InputPathsMap: {t: time}, InputTemplate: '<t>'}}]\n",
+                "Resources.R.Properties.Targets[0].InputTransformer: InputPathsMap.t: \"time\" must start with $",
             ),
         ] {
             let e = err(rest);
