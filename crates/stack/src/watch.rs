@@ -300,9 +300,11 @@ async fn rebuild(affected: &[&FunctionSpec], emulator: &Emulator, report: &Repor
                 Some((_, ok)) => *ok,
                 None => {
                     report.say(format!("{name} changed: {}", build::describe(b)));
+                    build::tell(emulator, name, build::BuildState::Building);
                     let started = Instant::now();
                     let ok = match build::run(b).await {
                         Ok(()) => {
+                            build::tell(emulator, name, build::BuildState::Built);
                             report.say(format!(
                                 "built {name} in {:.1} s",
                                 started.elapsed().as_secs_f64()
@@ -310,7 +312,9 @@ async fn rebuild(affected: &[&FunctionSpec], emulator: &Emulator, report: &Repor
                             true
                         }
                         Err(why) => {
-                            report.say(format!("the build of {name} failed: {why}"));
+                            let why = format!("the build of {name} failed: {why}");
+                            build::tell(emulator, name, build::BuildState::Failed(&why));
+                            report.say(why);
                             false
                         }
                     };
