@@ -340,26 +340,32 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Keeps a coldstart event ([`coldstart_emulator::notes`]); returns the live update.
-    fn note(&self, store: &mut Store, function: &str, kind: &str, event: &Value) -> Option<Update> {
+    /// Keeps a coldstart event ([`coldstart_emulator::notes`]), a preview as `shown`; returns
+    /// the live update.
+    fn note(
+        &self,
+        store: &mut Store,
+        function: &str,
+        kind: &str,
+        event: &Value,
+        shown: Option<String>,
+    ) -> Option<Update> {
         let record = &event["record"];
         let text = |key: &str| record[key].as_str().map(str::to_owned);
         match kind {
             notes::REQUEST_PREVIEW => {
                 let id = record["requestId"].as_str()?;
-                let shown = secrets::redact_json(record["preview"].as_str().unwrap_or_default());
                 // The preview comes just before its `platform.start`; bounded, as an
                 // invocation that fails to start sends no start.
                 if store.payloads.len() >= MAX_INVOCATIONS {
                     store.payloads.clear();
                 }
-                store.payloads.insert(id.to_owned(), shown);
+                store.payloads.insert(id.to_owned(), shown?);
                 None
             }
             notes::RESPONSE_PREVIEW => {
                 let id = record["requestId"].as_str()?;
-                let shown = secrets::redact_json(record["preview"].as_str().unwrap_or_default());
-                store.recent(id)?.answer = Some(shown);
+                store.recent(id)?.answer = shown;
                 None
             }
             notes::BUILD => {
@@ -383,9 +389,7 @@ impl Hub {
                 let request = Arc::new(ApiRequest {
                     api: text("api").unwrap_or_default(),
                     kind: text("kind").unwrap_or_default(),
-                    time: text("time")
-                        .or_else(|| event["time"].as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    time: event["time"].as_str().unwrap_or_default().to_owned(),
                     method: text("method").unwrap_or_default(),
                     path: text("path").unwrap_or_default(),
                     status: record["status"].as_u64().unwrap_or_default() as u16,
@@ -474,13 +478,17 @@ impl LogSink for Hub {
             // Their lines come through `line`.
             return;
         }
-        let mut guard = self.lock();
         if kind.starts_with("coldstart.") {
-            let update = self.note(&mut guard, function, kind, event);
-            drop(guard);
+            // Secrets are hidden before the lock is taken: other sandboxes' events wait on it.
+            let shown =
+                matches!(kind, notes::REQUEST_PREVIEW | notes::RESPONSE_PREVIEW).then(|| {
+                    secrets::redact_json(event["record"]["preview"].as_str().unwrap_or_default())
+                });
+            let update = self.note(&mut self.lock(), function, kind, event, shown);
             self.offer(update);
             return;
         }
+        let mut guard = self.lock();
         let store = &mut *guard;
         let request_id = event["record"]["requestId"].as_str();
         let update = match (kind, request_id) {
