@@ -1,7 +1,9 @@
 //! The dashboard's view of the platform event stream: a [`LogSink`] that passes every line on
 //! to the sink it wraps (the terminal, a test's collector) and keeps, bounded, what the page
-//! shows: recent invocations with their log lines and platform events, recent log lines, and
-//! per-function counts and durations. Every change is also offered to live subscribers
+//! shows: recent invocations with their log lines, platform events and previews of their event
+//! and answer, recent log lines, per-function counts and durations, each function's build
+//! state, and each front door's recent requests (the last three from coldstart's own events on
+//! the same stream, [`coldstart_emulator::notes`]). Every change is also offered to live subscribers
 //! ([`Hub::subscribe`]) through a bounded broadcast channel: a subscriber that falls behind
 //! loses the oldest updates and is told how many, it never slows an invocation down.
 //!

@@ -246,14 +246,15 @@ async fn reread(w: &Watch, app: &Stack) -> Reread {
         built.push(b);
         w.report
             .say(format!("{} changed: {}", f.config.name, build::describe(b)));
+        build::tell(&w.emulator, &f.config.name, build::BuildState::Building);
         if let Err(why) = build::run(b).await {
-            w.report.say(format!(
-                "the build of {} failed: {why}
-still serving the stack as it was",
-                f.config.name
-            ));
+            let why = format!("the build of {} failed: {why}", f.config.name);
+            build::tell(&w.emulator, &f.config.name, build::BuildState::Failed(&why));
+            w.report
+                .say(format!("{why}\nstill serving the stack as it was"));
             return Reread::Keep;
         }
+        build::tell(&w.emulator, &f.config.name, build::BuildState::Built);
     }
     match w.reloader.reload(&new) {
         Ok(Reload::Unchanged) => {

@@ -128,7 +128,7 @@ pub(crate) async fn start() -> Served {
     nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap_or_else(|e| panic!("{e}"));
     let mut stream = FunctionConfig::new(
         "stream",
-        vec![repo("crates/dashboard/tests/fixtures/stream-gate.sh").into()],
+        vec![repo("crates/testkit/fixtures/stream-echo.sh").into()],
     );
     stream
         .environment
