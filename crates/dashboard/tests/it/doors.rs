@@ -33,20 +33,6 @@ fn get(addr: std::net::SocketAddr, path: &str) -> http::Request<Full<Bytes>> {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The invocation `id` once its report is in (a bounded retry: the report follows the answer).
-async fn reported(served: &crate::support::Served, id: &str) -> Value {
-    for _ in 0..300 {
-        let (status, found) = served
-            .call("GET", &format!("/api/invocations/{id}"), &[], "")
-            .await;
-        if status == 200 && found["status"] != "running" {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{id} was never reported");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invocations_through_the_invoke_api_a_url_and_apis_show_previews_without_secrets() {
     let served = start().await;
@@ -61,7 +47,7 @@ async fn invocations_through_the_invoke_api_a_url_and_apis_show_previews_without
         .unwrap_or_else(|e| panic!("{e}"));
     let (status, id) = door(served.invoke_addr, invoke).await;
     assert_eq!(status, 200);
-    let found = reported(&served, &id).await;
+    let found = served.reported(&id).await;
     let payload = found["payload"].as_str().unwrap_or_default();
     assert!(payload.starts_with(r#"{"pad":"xxx"#), "{payload}");
     assert!(payload.ends_with('…'), "cut: {payload}");
@@ -79,7 +65,7 @@ async fn invocations_through_the_invoke_api_a_url_and_apis_show_previews_without
         .unwrap_or_else(|e| panic!("{e}"));
     let (status, url_id) = door(served.url_addr, url).await;
     assert_eq!(status, 200);
-    let found = reported(&served, &url_id).await;
+    let found = served.reported(&url_id).await;
     // The list carries the previews too, as the page's rows show them.
     let (_, list) = served
         .call("GET", "/api/invocations?function=echo", &[], "")
@@ -204,7 +190,7 @@ async fn the_invoke_forms_stream_mode_passes_each_chunk_on_as_it_is_written() {
     let logs = end["logs"].as_str().unwrap_or_default();
     assert!(logs.contains(&format!("REPORT RequestId: {id}")), "{logs}");
     // The streamed answer's preview is on the invocation.
-    let found = reported(&served, &id).await;
+    let found = served.reported(&id).await;
     assert_eq!(found["answer"], "chunk 1\nchunk 2\n", "{found}");
 
     let (status, _) = served
@@ -252,7 +238,7 @@ async fn schedules_are_listed_with_their_next_time_and_fire_from_the_api() {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let ran = reported(&served, &id).await;
+    let ran = served.reported(&id).await;
     assert_eq!(ran["status"], "success", "{ran}");
     assert_eq!(ran["payload"], r#"{"job":"nightly"}"#, "{ran}");
 

@@ -245,6 +245,21 @@ impl Served {
         let _ = std::fs::remove_file(&self.gate);
     }
 
+    /// The invocation `id` once its report is in (a bounded retry: the report follows the
+    /// answer, and an `Event` invocation runs in the background).
+    pub(crate) async fn reported(&self, id: &str) -> serde_json::Value {
+        for _ in 0..300 {
+            let (status, found) = self
+                .call("GET", &format!("/api/invocations/{id}"), &[], "")
+                .await;
+            if status == 200 && found["status"] != "running" {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{id} was never reported");
+    }
+
     /// Lets `stream` write its second chunk: a line into [`Served::gate`] (opening the FIFO
     /// for writing waits for the function to open it for reading).
     pub(crate) async fn open_gate(&self) {
