@@ -33,6 +33,9 @@ const MAX_INVOCATION_LINES: usize = 200;
 const MAX_INVOCATION_EVENTS: usize = 50;
 /// Durations kept per function for its percentiles.
 const MAX_DURATIONS: usize = 1000;
+/// Characters of a preview an invocation's summary (a list row, a live update) carries; the
+/// invocation itself has the whole preview.
+pub const SUMMARY_PREVIEW: usize = 120;
 /// Requests kept per API (Function URL, HTTP API, REST API).
 pub const MAX_API_REQUESTS: usize = 50;
 /// How many of the latest invocations a log line or event is looked for in.
@@ -120,15 +123,17 @@ pub struct Summary {
     pub memory_size_mb: Option<f64>,
     pub max_memory_used_mb: Option<f64>,
     pub init_duration_ms: Option<f64>,
+    /// The start of the payload preview ([`SUMMARY_PREVIEW`] characters, `…` when cut).
     pub payload: Option<String>,
+    /// The start of the answer preview.
     pub answer: Option<String>,
 }
 
 impl Invocation {
     fn summary(&self) -> Summary {
         Summary {
-            payload: self.payload.clone(),
-            answer: self.answer.clone(),
+            payload: self.payload.as_deref().map(summary_preview),
+            answer: self.answer.as_deref().map(summary_preview),
             request_id: self.request_id.clone(),
             function: self.function.clone(),
             started_at: self.started_at.clone(),
@@ -611,6 +616,14 @@ fn platform_line_id(line: &str) -> Option<&str> {
     rest.split_whitespace().next()
 }
 
+/// The first [`SUMMARY_PREVIEW`] characters of `preview`, `…` when cut.
+fn summary_preview(preview: &str) -> String {
+    match preview.char_indices().nth(SUMMARY_PREVIEW) {
+        Some((end, _)) => format!("{}…", &preview[..end]),
+        None => preview.to_owned(),
+    }
+}
+
 /// The nearest-rank percentile `p` of `sorted`.
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -686,6 +699,71 @@ mod tests {
         );
         assert_eq!(hub.lines(Some("f"), Some("between")).len(), 1);
         assert_eq!(hub.lines(Some("f"), None)[4].request_id, None);
+    }
+
+    #[test]
+    fn coldstarts_own_events_bring_previews_builds_and_api_requests() {
+        use coldstart_emulator::notes::{API_REQUEST, BUILD, REQUEST_PREVIEW, RESPONSE_PREVIEW};
+        let hub = Hub::new(Arc::new(TracingSink));
+        let note = |kind: &str, record: Value| json!({"time": "t", "type": kind, "record": record});
+        let event = format!(r#"{{"password":"p","pad":"{}"}}"#, "x".repeat(300));
+        hub.record(
+            "f",
+            &note(
+                REQUEST_PREVIEW,
+                json!({"requestId": "r1", "preview": event}),
+            ),
+        );
+        hub.record(
+            "f",
+            &json!({"time": "t1", "type": "platform.start", "record": {"requestId": "r1"}}),
+        );
+        hub.record(
+            "f",
+            &note(
+                RESPONSE_PREVIEW,
+                json!({"requestId": "r1", "preview": "{}"}),
+            ),
+        );
+        hub.record("f", &report("r1", "success", 1.0));
+        let i = hub.invocation("r1").unwrap_or_else(|| panic!("r1 kept"));
+        let payload = i.payload.clone().unwrap_or_default();
+        assert!(
+            payload.starts_with(r#"{"password":"(hidden)","pad":"xx"#),
+            "{payload}"
+        );
+        assert_eq!(i.answer.as_deref(), Some("{}"));
+        let row = i.summary().payload.unwrap_or_default();
+        assert_eq!(row.chars().count(), SUMMARY_PREVIEW + 1, "{row}");
+        assert!(row.ends_with('…'));
+
+        hub.record(
+            "",
+            &note(
+                API_REQUEST,
+                json!({"api": "shop", "kind": "http-api", "method": "GET", "path": "/items",
+                    "status": 200, "durationMs": 3.5, "requestId": "r1"}),
+            ),
+        );
+        let requests = hub.api_requests("http-api", "shop");
+        assert_eq!(
+            requests[0].function.as_deref(),
+            Some("f"),
+            "found by request id"
+        );
+        assert_eq!(requests[0].status, 200);
+        assert!(hub.api_requests("url", "shop").is_empty());
+
+        assert!(hub.build("f").is_none(), "not built");
+        hub.record(
+            "f",
+            &note(BUILD, json!({"status": "failed", "error": "exit 2"})),
+        );
+        let build = hub.build("f").unwrap_or_else(|| panic!("told"));
+        assert_eq!(
+            (build.status.as_str(), build.error.as_deref()),
+            ("failed", Some("exit 2"))
+        );
     }
 
     #[test]

@@ -393,15 +393,33 @@ fn streamed(request_id: String, response: coldstart_emulator::InvokeResponse) ->
     };
     let first = futures_util::stream::iter(first.iter().map(line).collect::<Vec<_>>());
     // The function's stream, passed on as it comes: one line per chunk, then its end.
-    let rest = futures_util::stream::unfold(rest, move |stream| async move {
-        let mut stream = stream?;
-        match stream.next().await? {
-            StreamItem::Chunk(bytes) => Some((line(&chunk(&bytes)), Some(stream))),
-            StreamItem::End { error, log_tail } => {
-                Some((line(&end(error.map(|e| e.error_type), log_tail)), None))
+    // A character the function wrote across two chunks waits in `carry` for its other part.
+    let rest =
+        futures_util::stream::unfold((rest, Vec::new()), move |(stream, mut carry)| async move {
+            let mut stream = stream?;
+            match stream.next().await? {
+                StreamItem::Chunk(bytes) => {
+                    carry.extend_from_slice(&bytes);
+                    let whole = match std::str::from_utf8(&carry) {
+                        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                        _ => carry.len(),
+                    };
+                    let text = line(&chunk(&carry[..whole]));
+                    carry.drain(..whole);
+                    Some((text, (Some(stream), carry)))
+                }
+                StreamItem::End { error, log_tail } => {
+                    let mut text = String::new();
+                    if !carry.is_empty() {
+                        text.push_str(&chunk(&carry).to_string());
+                        text.push('\n');
+                    }
+                    text.push_str(&end(error.map(|e| e.error_type), log_tail).to_string());
+                    text.push('\n');
+                    Some((Ok(Bytes::from(text)), (None, Vec::new())))
+                }
             }
-        }
-    });
+        });
     (
         [
             (header::CONTENT_TYPE, "application/x-ndjson"),
