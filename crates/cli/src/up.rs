@@ -176,6 +176,7 @@ async fn serve(
             running.functions.clone(),
             running.endpoints.clone(),
         );
+        served.dashboard.attach_schedules(running.schedules.clone());
         endpoints.push(served.endpoint.clone());
     }
     crate::output::schedules(&running.schedules.list(), args.no_schedules);

@@ -1,7 +1,9 @@
 //! The dashboard's view of the platform event stream: a [`LogSink`] that passes every line on
 //! to the sink it wraps (the terminal, a test's collector) and keeps, bounded, what the page
-//! shows: recent invocations with their log lines and platform events, recent log lines, and
-//! per-function counts and durations. Every change is also offered to live subscribers
+//! shows: recent invocations with their log lines, platform events and previews of their event
+//! and answer, recent log lines, per-function counts and durations, each function's build
+//! state, and each front door's recent requests (the last three from coldstart's own events on
+//! the same stream, [`coldstart_emulator::notes`]). Every change is also offered to live subscribers
 //! ([`Hub::subscribe`]) through a bounded broadcast channel: a subscriber that falls behind
 //! loses the oldest updates and is told how many, it never slows an invocation down.
 //!
@@ -17,7 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use coldstart_emulator::LogSink;
+use coldstart_emulator::{LogSink, notes};
+
+use crate::secrets;
 
 /// Invocations kept, newest last.
 pub const MAX_INVOCATIONS: usize = 500;
@@ -29,8 +33,11 @@ const MAX_INVOCATION_LINES: usize = 200;
 const MAX_INVOCATION_EVENTS: usize = 50;
 /// Durations kept per function for its percentiles.
 const MAX_DURATIONS: usize = 1000;
-/// Longest payload or answer preview, in bytes.
-pub const PREVIEW: usize = 4096;
+/// Characters of a preview an invocation's summary (a list row, a live update) carries; the
+/// invocation itself has the whole preview.
+pub const SUMMARY_PREVIEW: usize = 120;
+/// Requests kept per API (Function URL, HTTP API, REST API).
+pub const MAX_API_REQUESTS: usize = 50;
 /// How many of the latest invocations a log line or event is looked for in.
 const RECENT: usize = 64;
 /// Updates a live subscriber may fall behind by before it loses the oldest.
@@ -58,9 +65,10 @@ pub struct Invocation {
     pub max_memory_used_mb: Option<f64>,
     /// `initDurationMs` of its report: set on a cold start.
     pub init_duration_ms: Option<f64>,
-    /// The first [`PREVIEW`] bytes of the event, for invocations made from the dashboard.
+    /// The first bytes of the event ([`coldstart_emulator::notes::PREVIEW_LIMIT`]), secret
+    /// values hidden ([`crate::secrets::redact_json`]).
     pub payload: Option<String>,
-    /// The first [`PREVIEW`] bytes of the answer, for invocations made from the dashboard.
+    /// The first bytes of the answer, secret values hidden.
     pub answer: Option<String>,
     /// Its log lines.
     pub logs: Vec<String>,
@@ -115,11 +123,17 @@ pub struct Summary {
     pub memory_size_mb: Option<f64>,
     pub max_memory_used_mb: Option<f64>,
     pub init_duration_ms: Option<f64>,
+    /// The start of the payload preview ([`SUMMARY_PREVIEW`] characters, `…` when cut).
+    pub payload: Option<String>,
+    /// The start of the answer preview.
+    pub answer: Option<String>,
 }
 
 impl Invocation {
     fn summary(&self) -> Summary {
         Summary {
+            payload: self.payload.as_deref().map(summary_preview),
+            answer: self.answer.as_deref().map(summary_preview),
             request_id: self.request_id.clone(),
             function: self.function.clone(),
             started_at: self.started_at.clone(),
@@ -133,6 +147,39 @@ impl Invocation {
     }
 }
 
+/// A function's build, as `up` told it ([`coldstart_emulator::notes::BUILD`]).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Build {
+    /// The function.
+    pub function: String,
+    /// `building`, `built` or `failed`.
+    pub status: String,
+    /// The first line of why it failed.
+    pub error: Option<String>,
+}
+
+/// One request a Function URL or an API answered ([`coldstart_emulator::notes::API_REQUEST`]).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiRequest {
+    /// The API's name (the function's, for a Function URL).
+    pub api: String,
+    /// `url`, `http-api` or `rest-api`.
+    pub kind: String,
+    /// When it was answered.
+    pub time: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// Until the answer's head.
+    pub duration_ms: f64,
+    /// The invocation it made, when a function ran.
+    pub request_id: Option<String>,
+    /// The function that ran, when the invocation is kept.
+    pub function: Option<String>,
+}
+
 /// A change, as a live subscriber gets it. Cheap to clone: subscribers serialise it in their
 /// own task, off the invocation path.
 #[derive(Debug, Clone)]
@@ -141,6 +188,10 @@ pub enum Update {
     Invocation(Arc<Summary>),
     /// A log line (SSE event `log`).
     Log(Arc<LogLine>),
+    /// A function's build state changed (SSE event `build`).
+    Build(Arc<Build>),
+    /// A front door answered a request (SSE event `apiRequest`).
+    ApiRequest(Arc<ApiRequest>),
 }
 
 impl Update {
@@ -149,6 +200,8 @@ impl Update {
         match self {
             Self::Invocation(_) => "invocation",
             Self::Log(_) => "log",
+            Self::Build(_) => "build",
+            Self::ApiRequest(_) => "apiRequest",
         }
     }
 
@@ -157,6 +210,8 @@ impl Update {
         match self {
             Self::Invocation(summary) => serde_json::to_string(&**summary),
             Self::Log(line) => serde_json::to_string(&**line),
+            Self::Build(build) => serde_json::to_string(&**build),
+            Self::ApiRequest(request) => serde_json::to_string(&**request),
         }
         .unwrap_or_default()
     }
@@ -172,8 +227,12 @@ struct Store {
     /// Per function: init events waiting for the invocation that caused them.
     init_events: HashMap<String, Vec<Value>>,
     stats: HashMap<String, FunctionStats>,
-    /// Payloads of invocations made from the dashboard, by request id, until they start.
+    /// Event previews, by request id, until their invocation starts.
     payloads: HashMap<String, String>,
+    /// Per function: its build's last state.
+    builds: HashMap<String, Build>,
+    /// Per `(kind, api)`: its latest requests, oldest first.
+    api_requests: HashMap<(String, String), VecDeque<Arc<ApiRequest>>>,
 }
 
 impl Store {
@@ -274,36 +333,89 @@ impl Hub {
         stats
     }
 
-    /// Notes the event of an invocation the dashboard is about to make, shown with it.
-    pub(crate) fn expect_payload(&self, request_id: &str, payload: &[u8]) {
-        let mut store = self.lock();
-        // Bounded: `Event` invocations dropped at a stop never start.
-        if store.payloads.len() >= MAX_INVOCATIONS {
-            store.payloads.clear();
-        }
-        store
-            .payloads
-            .insert(request_id.to_owned(), preview(payload));
+    /// `function`'s build state, when `up` told one.
+    pub fn build(&self, function: &str) -> Option<Build> {
+        self.lock().builds.get(function).cloned()
     }
 
-    /// Notes the answer of an invocation the dashboard made (or that it was refused).
-    pub(crate) fn answered(&self, request_id: &str, answer: &[u8]) {
-        let mut store = self.lock();
-        store.payloads.remove(request_id);
-        let Some(invocation) = store
-            .invocations
-            .iter_mut()
-            .rev()
-            .find(|i| i.request_id == request_id)
-        else {
-            return;
-        };
-        invocation.answer = Some(preview(answer));
-        let update = self
-            .wanted()
-            .then(|| Update::Invocation(Arc::new(invocation.summary())));
-        drop(store);
-        self.offer(update);
+    /// The latest requests of the front door `kind` `api`, newest first.
+    pub fn api_requests(&self, kind: &str, api: &str) -> Vec<ApiRequest> {
+        self.lock()
+            .api_requests
+            .get(&(kind.to_owned(), api.to_owned()))
+            .map(|list| list.iter().rev().map(|r| (**r).clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Keeps a coldstart event ([`coldstart_emulator::notes`]), a preview as `shown`; returns
+    /// the live update.
+    fn note(
+        &self,
+        store: &mut Store,
+        function: &str,
+        kind: &str,
+        event: &Value,
+        shown: Option<String>,
+    ) -> Option<Update> {
+        let record = &event["record"];
+        let text = |key: &str| record[key].as_str().map(str::to_owned);
+        match kind {
+            notes::REQUEST_PREVIEW => {
+                let id = record["requestId"].as_str()?;
+                // The preview comes just before its `platform.start`; bounded, as an
+                // invocation that fails to start sends no start.
+                if store.payloads.len() >= MAX_INVOCATIONS {
+                    store.payloads.clear();
+                }
+                store.payloads.insert(id.to_owned(), shown?);
+                None
+            }
+            notes::RESPONSE_PREVIEW => {
+                let id = record["requestId"].as_str()?;
+                store.recent(id)?.answer = shown;
+                None
+            }
+            notes::BUILD => {
+                let build = Build {
+                    function: function.to_owned(),
+                    status: text("status").unwrap_or_default(),
+                    error: text("error"),
+                };
+                let update = self
+                    .wanted()
+                    .then(|| Update::Build(Arc::new(build.clone())));
+                store.builds.insert(function.to_owned(), build);
+                update
+            }
+            notes::API_REQUEST => {
+                let request_id = text("requestId");
+                let ran = request_id
+                    .as_deref()
+                    .and_then(|id| store.recent(id))
+                    .map(|i| i.function.clone());
+                let request = Arc::new(ApiRequest {
+                    api: text("api").unwrap_or_default(),
+                    kind: text("kind").unwrap_or_default(),
+                    time: event["time"].as_str().unwrap_or_default().to_owned(),
+                    method: text("method").unwrap_or_default(),
+                    path: text("path").unwrap_or_default(),
+                    status: record["status"].as_u64().unwrap_or_default() as u16,
+                    duration_ms: record["durationMs"].as_f64().unwrap_or_default(),
+                    request_id,
+                    function: ran.or_else(|| (!function.is_empty()).then(|| function.to_owned())),
+                });
+                let list = store
+                    .api_requests
+                    .entry((request.kind.clone(), request.api.clone()))
+                    .or_default();
+                if list.len() == MAX_API_REQUESTS {
+                    list.pop_front();
+                }
+                list.push_back(request.clone());
+                self.wanted().then_some(Update::ApiRequest(request))
+            }
+            _ => None,
+        }
     }
 
     fn wanted(&self) -> bool {
@@ -373,8 +485,18 @@ impl LogSink for Hub {
             // Their lines come through `line`.
             return;
         }
-        let mut store = self.lock();
-        let store = &mut *store;
+        if kind.starts_with("coldstart.") {
+            // Secrets are hidden before the lock is taken: other sandboxes' events wait on it.
+            let shown =
+                matches!(kind, notes::REQUEST_PREVIEW | notes::RESPONSE_PREVIEW).then(|| {
+                    secrets::redact_json(event["record"]["preview"].as_str().unwrap_or_default())
+                });
+            let update = self.note(&mut self.lock(), function, kind, event, shown);
+            self.offer(update);
+            return;
+        }
+        let mut guard = self.lock();
+        let store = &mut *guard;
         let request_id = event["record"]["requestId"].as_str();
         let update = match (kind, request_id) {
             ("platform.initStart", _) => {
@@ -494,6 +616,14 @@ fn platform_line_id(line: &str) -> Option<&str> {
     rest.split_whitespace().next()
 }
 
+/// The first [`SUMMARY_PREVIEW`] characters of `preview`, `…` when cut.
+fn summary_preview(preview: &str) -> String {
+    match preview.char_indices().nth(SUMMARY_PREVIEW) {
+        Some((end, _)) => format!("{}…", &preview[..end]),
+        None => preview.to_owned(),
+    }
+}
+
 /// The nearest-rank percentile `p` of `sorted`.
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -501,19 +631,6 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
-/// The first [`PREVIEW`] bytes of `bytes` as text, cut at a character boundary.
-fn preview(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    if text.len() <= PREVIEW {
-        return text.into_owned();
-    }
-    let mut end = PREVIEW;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 fn now_ms() -> u64 {
@@ -585,12 +702,68 @@ mod tests {
     }
 
     #[test]
-    fn previews_are_cut_at_a_character_boundary() {
-        let long = "é".repeat(PREVIEW);
-        let cut = preview(long.as_bytes());
-        assert!(cut.ends_with('…'));
-        assert!(cut.len() <= PREVIEW + '…'.len_utf8());
-        assert_eq!(preview(b"{}"), "{}");
+    fn coldstarts_own_events_bring_previews_builds_and_api_requests() {
+        use coldstart_emulator::notes::{API_REQUEST, BUILD, REQUEST_PREVIEW, RESPONSE_PREVIEW};
+        let hub = Hub::new(Arc::new(TracingSink));
+        let note = |kind: &str, record: Value| json!({"time": "t", "type": kind, "record": record});
+        let event = format!(r#"{{"password":"p","pad":"{}"}}"#, "x".repeat(300));
+        hub.record(
+            "f",
+            &note(
+                REQUEST_PREVIEW,
+                json!({"requestId": "r1", "preview": event}),
+            ),
+        );
+        hub.record(
+            "f",
+            &json!({"time": "t1", "type": "platform.start", "record": {"requestId": "r1"}}),
+        );
+        hub.record(
+            "f",
+            &note(
+                RESPONSE_PREVIEW,
+                json!({"requestId": "r1", "preview": "{}"}),
+            ),
+        );
+        hub.record("f", &report("r1", "success", 1.0));
+        let i = hub.invocation("r1").unwrap_or_else(|| panic!("r1 kept"));
+        let payload = i.payload.clone().unwrap_or_default();
+        assert!(
+            payload.starts_with(r#"{"password":"(hidden)","pad":"xx"#),
+            "{payload}"
+        );
+        assert_eq!(i.answer.as_deref(), Some("{}"));
+        let row = i.summary().payload.unwrap_or_default();
+        assert_eq!(row.chars().count(), SUMMARY_PREVIEW + 1, "{row}");
+        assert!(row.ends_with('…'));
+
+        hub.record(
+            "",
+            &note(
+                API_REQUEST,
+                json!({"api": "shop", "kind": "http-api", "method": "GET", "path": "/items",
+                    "status": 200, "durationMs": 3.5, "requestId": "r1"}),
+            ),
+        );
+        let requests = hub.api_requests("http-api", "shop");
+        assert_eq!(
+            requests[0].function.as_deref(),
+            Some("f"),
+            "found by request id"
+        );
+        assert_eq!(requests[0].status, 200);
+        assert!(hub.api_requests("url", "shop").is_empty());
+
+        assert!(hub.build("f").is_none(), "not built");
+        hub.record(
+            "f",
+            &note(BUILD, json!({"status": "failed", "error": "exit 2"})),
+        );
+        let build = hub.build("f").unwrap_or_else(|| panic!("told"));
+        assert_eq!(
+            (build.status.as_str(), build.error.as_deref()),
+            ("failed", Some("exit 2"))
+        );
     }
 
     #[test]

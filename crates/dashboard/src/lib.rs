@@ -31,13 +31,16 @@
 //! - `assets/`: the page (HTML, one JavaScript module, CSS), embedded with `include_str!`.
 //!
 //! # API
-//! `GET /api/functions`, `GET /api/invocations?function=&status=`,
-//! `GET /api/invocations/{requestId}`, `GET /api/logs?function=&q=`, `GET /api/apis`,
+//! `GET /api/functions` (each with its `build` state), `GET /api/invocations?function=&status=`
+//! (each with `payload` and `answer` previews), `GET /api/invocations/{requestId}`,
+//! `GET /api/logs?function=&q=`, `GET /api/apis` (each with its recent `requests`),
 //! `GET /api/samples`, `GET /api/samples/{service}/{event}`,
-//! `POST /api/invoke` (`{"function", "payload", "mode": "RequestResponse"|"Event"}`),
+//! `POST /api/invoke` (`{"function", "payload", "mode": "RequestResponse"|"Event"|"stream"}`;
+//! `stream` answers newline-delimited JSON as the function's stream arrives),
+//! `GET /api/schedules`, `POST /api/schedules/{name}/fire`,
 //! `GET /api/websockets`, `POST|DELETE /api/websockets/{api}/connections/{id}`,
 //! `GET /api/events` (Server-Sent Events named `updates`, each a JSON array of `invocation`,
-//! `log` and `lagged` updates).
+//! `log`, `build`, `apiRequest` and `lagged` updates).
 
 mod client;
 mod guard;
@@ -52,9 +55,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use coldstart_emulator::{Emulator, FunctionConfig, LogSink};
-use coldstart_stack::Endpoint;
+use coldstart_stack::{Endpoint, Schedules};
 
-pub use hub::{Invocation, LogLine, Stats};
+pub use hub::{ApiRequest, Build, Invocation, LogLine, Stats};
 
 /// The dashboard's default port when none is given: one below the stack's `--port-base`
 /// (2999 for the default 3000), so it sits next to the stack's ports.
@@ -70,11 +73,13 @@ pub struct Dashboard {
     target: Arc<RwLock<Option<Arc<Target>>>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Target {
     emulator: Emulator,
     functions: Vec<FunctionConfig>,
     endpoints: Vec<Endpoint>,
+    /// The stack's schedules, when it has them ([`Dashboard::attach_schedules`]).
+    schedules: Option<Schedules>,
 }
 
 impl Dashboard {
@@ -103,7 +108,19 @@ impl Dashboard {
             emulator,
             functions,
             endpoints,
+            schedules: None,
         }));
+    }
+
+    /// Shows `schedules` (the stack's: [`coldstart_stack::Running::schedules`]) beside the
+    /// stack last attached, and lets the page fire them.
+    pub fn attach_schedules(&self, schedules: Schedules) {
+        let mut target = self.target.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shown) = target.as_mut() {
+            let mut with = (**shown).clone();
+            with.schedules = Some(schedules);
+            *shown = Arc::new(with);
+        }
     }
 
     fn target(&self) -> Option<Arc<Target>> {

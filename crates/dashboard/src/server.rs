@@ -15,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt as _};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -84,6 +84,8 @@ pub(crate) fn router(
         .route("/api/samples", get(samples))
         .route("/api/samples/{service}/{event}", get(sample))
         .route("/api/invoke", post(invoke))
+        .route("/api/schedules", get(schedules))
+        .route("/api/schedules/{name}/fire", post(fire_schedule))
         .route("/api/websockets", get(websockets))
         .route(
             "/api/websockets/{api}/connections/{id}",
@@ -174,6 +176,7 @@ async fn functions(State(app): Shared) -> Response {
                 "environment": secrets::redact(&f.environment),
                 "sandboxes": sandboxes,
                 "stats": app.dashboard.hub.stats(&f.name),
+                "build": app.dashboard.hub.build(&f.name),
             })
         })
         .collect();
@@ -223,12 +226,14 @@ async fn apis(State(app): Shared) -> Response {
                 .iter()
                 .map(|(function, route)| json!({"function": function, "route": route}))
                 .collect();
+            let kind = e.kind.as_str();
             json!({
                 "name": e.name,
-                "kind": e.kind.as_str(),
+                "kind": kind,
                 "url": e.url,
                 "streaming": e.streaming,
                 "routes": routes,
+                "requests": app.dashboard.hub.api_requests(kind, &e.name),
             })
         })
         .collect();
@@ -259,28 +264,44 @@ struct InvokeForm {
     /// The event as JSON text. Default: `{}`.
     #[serde(default)]
     payload: Option<String>,
-    /// `RequestResponse` (default) or `Event`.
+    /// `RequestResponse` (default), `Event`, or `stream` (InvokeWithResponseStream).
     #[serde(default)]
     mode: Option<String>,
 }
 
+/// How the invoke form invokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    RequestResponse,
+    Event,
+    /// As InvokeWithResponseStream: the answer is passed on chunk by chunk.
+    Stream,
+}
+
 /// Invokes a function as the Invoke API would, and answers with what a person wants to see:
-/// `{"requestId", "statusCode", "functionError", "answer", "logs"}`.
+/// `{"requestId", "statusCode", "functionError", "answer", "logs"}`; in `stream` mode, the same
+/// as newline-delimited JSON while it arrives ([`streamed`]).
 async fn invoke(State(app): Shared, axum::Json(form): axum::Json<InvokeForm>) -> Response {
     let Some(target) = app.dashboard.target() else {
         return not_attached();
     };
-    let invocation_type = match form.mode.as_deref() {
-        None | Some("RequestResponse") => InvocationType::RequestResponse,
-        Some("Event") => InvocationType::Event,
+    let mode = match form.mode.as_deref() {
+        None | Some("RequestResponse") => Mode::RequestResponse,
+        Some("Event") => Mode::Event,
+        Some("stream") => Mode::Stream,
         Some(_) => {
-            return error(StatusCode::BAD_REQUEST, "mode is RequestResponse or Event");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "mode is RequestResponse, Event or stream",
+            );
         }
+    };
+    let invocation_type = match mode {
+        Mode::Event => InvocationType::Event,
+        Mode::RequestResponse | Mode::Stream => InvocationType::RequestResponse,
     };
     let payload = Bytes::from(form.payload.unwrap_or_else(|| "{}".into()));
     let request_id = uuid::Uuid::new_v4().to_string();
-    let hub = &app.dashboard.hub;
-    hub.expect_payload(&request_id, &payload);
     let request = InvokeRequest {
         payload,
         invocation_type,
@@ -292,7 +313,6 @@ async fn invoke(State(app): Shared, axum::Json(form): axum::Json<InvokeForm>) ->
         Ok(response) => response,
         Err(refused) => {
             let body = serde_json::to_value(refused.body()).unwrap_or_default();
-            hub.answered(&request_id, body.to_string().as_bytes());
             return (
                 refused.status(),
                 axum::Json(json!({
@@ -305,6 +325,9 @@ async fn invoke(State(app): Shared, axum::Json(form): axum::Json<InvokeForm>) ->
                 .into_response();
         }
     };
+    if mode == Mode::Stream {
+        return streamed(request_id, response);
+    }
     let mut tail = response.log_tail;
     let (status, function_error, answer) = match response.outcome {
         Outcome::Response { body, .. } => (200, None, body),
@@ -320,7 +343,7 @@ async fn invoke(State(app): Shared, axum::Json(form): axum::Json<InvokeForm>) ->
                         }
                     }
                     StreamItem::End { error, log_tail } => {
-                        failed = error.map(|e| format!("{e:?}"));
+                        failed = error.map(|e| e.error_type);
                         tail = log_tail;
                         break;
                     }
@@ -331,10 +354,6 @@ async fn invoke(State(app): Shared, axum::Json(form): axum::Json<InvokeForm>) ->
         Outcome::Accepted => (202, None, Bytes::new()),
         Outcome::DryRun => (204, None, Bytes::new()),
     };
-    if status != 202 {
-        // An `Event` invocation has not started yet: its payload waits for it.
-        hub.answered(&request_id, &answer);
-    }
     let logs = tail.map(|t| String::from_utf8_lossy(&t).into_owned());
     axum::Json(json!({
         "requestId": request_id,
@@ -344,6 +363,123 @@ async fn invoke(State(app): Shared, axum::Json(form): axum::Json<InvokeForm>) ->
         "logs": logs,
     }))
     .into_response()
+}
+
+/// The invoke form's `stream` answer, as `application/x-ndjson`, one JSON object a line, each
+/// written as soon as it is known: `{"requestId", "statusCode"}`, then `{"chunk": text}` for
+/// each chunk the function streams (its whole answer as one chunk when it does not stream),
+/// then `{"end": {"functionError", "logs"}}`.
+fn streamed(request_id: String, response: coldstart_emulator::InvokeResponse) -> Response {
+    let head = json!({"requestId": request_id, "statusCode": 200});
+    let chunk = |bytes: &[u8]| json!({"chunk": String::from_utf8_lossy(bytes)});
+    let end = |error: Option<String>, logs: Option<Vec<u8>>| {
+        let logs = logs.map(|t| String::from_utf8_lossy(&t).into_owned());
+        json!({"end": {"functionError": error, "logs": logs}})
+    };
+    let tail = response.log_tail;
+    let (first, rest): (Vec<Value>, Option<coldstart_emulator::ResponseStream>) =
+        match response.outcome {
+            Outcome::Response { body, .. } => (vec![head, chunk(&body), end(None, tail)], None),
+            Outcome::FunctionError { error_type, body } => {
+                (vec![head, chunk(&body), end(Some(error_type), tail)], None)
+            }
+            Outcome::Stream { stream, .. } => (vec![head], Some(stream)),
+            Outcome::Accepted | Outcome::DryRun => (vec![head, end(None, tail)], None),
+        };
+    let line = |value: &Value| {
+        let mut text = value.to_string();
+        text.push('\n');
+        Ok::<_, Infallible>(Bytes::from(text))
+    };
+    let first = futures_util::stream::iter(first.iter().map(line).collect::<Vec<_>>());
+    // The function's stream, passed on as it comes: one line per chunk, then its end.
+    // A character the function wrote across two chunks waits in `carry` for its other part.
+    let rest =
+        futures_util::stream::unfold((rest, Vec::new()), move |(stream, mut carry)| async move {
+            let mut stream = stream?;
+            match stream.next().await? {
+                StreamItem::Chunk(bytes) => {
+                    carry.extend_from_slice(&bytes);
+                    let whole = match std::str::from_utf8(&carry) {
+                        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                        _ => carry.len(),
+                    };
+                    let text = line(&chunk(&carry[..whole]));
+                    carry.drain(..whole);
+                    Some((text, (Some(stream), carry)))
+                }
+                StreamItem::End { error, log_tail } => {
+                    let mut text = String::new();
+                    if !carry.is_empty() {
+                        text.push_str(&chunk(&carry).to_string());
+                        text.push('\n');
+                    }
+                    text.push_str(&end(error.map(|e| e.error_type), log_tail).to_string());
+                    text.push('\n');
+                    Some((Ok(Bytes::from(text)), (None, Vec::new())))
+                }
+            }
+        });
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(first.chain(rest)),
+    )
+        .into_response()
+}
+
+/// The stack's schedules: `{"schedules": [{"name", "function", "expression", "enabled",
+/// "description", "next"}]}` (`next`: when it fires by itself, RFC 3339, or `null`).
+async fn schedules(State(app): Shared) -> Response {
+    let Some(target) = app.dashboard.target() else {
+        return not_attached();
+    };
+    let list: Vec<Value> = target
+        .schedules
+        .as_ref()
+        .map(|s| s.list())
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            json!({
+                "name": l.spec.name,
+                "function": l.spec.function,
+                "expression": l.spec.expression.to_string(),
+                "enabled": l.spec.enabled,
+                "description": l.spec.description,
+                "next": l.next.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "schedules": list })).into_response()
+}
+
+/// Fires the schedule `name` now: `{"deliveries": [{"schedule", "function", "requestId"}]}`,
+/// 404 for a schedule the stack does not have.
+async fn fire_schedule(State(app): Shared, Path(name): Path<String>) -> Response {
+    let Some(target) = app.dashboard.target() else {
+        return not_attached();
+    };
+    let Some(schedules) = &target.schedules else {
+        return error(StatusCode::NOT_FOUND, "the stack has no schedules");
+    };
+    if !schedules.list().iter().any(|l| l.spec.name == name) {
+        return error(StatusCode::NOT_FOUND, "no such schedule");
+    }
+    match schedules.fire(&name).await {
+        Ok(deliveries) => {
+            let list: Vec<Value> = deliveries
+                .iter()
+                .map(|d| {
+                    json!({"schedule": d.schedule, "function": d.function, "requestId": d.request_id})
+                })
+                .collect();
+            axum::Json(json!({ "deliveries": list })).into_response()
+        }
+        Err(why) => error(StatusCode::BAD_GATEWAY, &why.to_string()),
+    }
 }
 
 /// The `@connections` base of each WebSocket API: `(name, ws url, http://addr/stage/@connections)`.

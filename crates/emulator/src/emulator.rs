@@ -138,6 +138,20 @@ impl Emulator {
         &self.inner.settings
     }
 
+    /// Whether the log sink reads records (and so [`Self::note`]'s events).
+    pub fn wants_notes(&self) -> bool {
+        self.inner.sink.wants_records()
+    }
+
+    /// Hands the coldstart event `make` builds ([`crate::notes`]: an API request, a build's
+    /// state) about `function` to the log sink's record hook, if the sink reads records;
+    /// otherwise it is not built.
+    pub fn note(&self, function: &str, make: impl FnOnce() -> serde_json::Value) {
+        if self.inner.sink.wants_records() {
+            self.inner.sink.record(function, &make());
+        }
+    }
+
     /// The function called `name`, if any.
     fn function(&self, name: &str) -> Option<Arc<Function>> {
         self.inner

@@ -43,6 +43,8 @@
 //!   response mapping; a Function URL's SigV4 check (`AuthType: AWS_IAM`, in `gateway::sigv4`)
 //!   and CORS (`gateway::cors`).
 //! - [`logs`]: function log capture, `START`/`END`/`REPORT`, the log tail.
+//! - [`notes`]: coldstart's own events on the platform event stream (previews of what an
+//!   invocation received and answered, front-door requests, builds), for the log sink only.
 //! - `telemetry`: a sandbox's platform event stream (the Telemetry API's event kinds, and the
 //!   older Logs API's shapes for its subscribers) and its subscriptions' bounded queues and
 //!   delivery tasks; `telemetry_api` beside it: the Telemetry API's `PUT /2022-07-01/telemetry`
@@ -75,7 +77,7 @@
 //! 5  extension_api, telemetry_api, pool
 //! 4  sandbox/        spawn, exit, freezer, streaming -> mod -> reports -> state
 //! 3  logs
-//! 2  answers, server, telemetry, config, apigw
+//! 2  answers, server, telemetry, config, apigw, notes
 //! 1  body, extensions, invocation, process, error, clock, eventstream, opt, queued, in_process,
 //!    snapshot
 //! ```
@@ -98,6 +100,7 @@ pub mod in_process;
 mod invocation;
 mod invoke_api;
 pub mod logs;
+pub mod notes;
 mod opt;
 mod pool;
 mod process;

@@ -33,7 +33,9 @@ pub trait LogSink: Send + Sync + 'static {
     /// One event of `function`'s platform event stream in the Telemetry API's shape
     /// (`{"time", "type", "record"}`: `platform.initStart`, `platform.start`,
     /// `platform.runtimeDone`, `platform.report`, `function`, `extension`, ...): the stream
-    /// Telemetry API subscribers read, whatever they subscribed to and whatever the log level.
+    /// Telemetry API subscribers read, whatever they subscribed to and whatever the log level;
+    /// also coldstart's own events, typed `coldstart.*` ([`crate::notes`]: previews of an
+    /// invocation's event and answer, front-door requests, builds), which subscribers never get.
     fn record(&self, function: &str, event: &serde_json::Value) {
         let _ = (function, event);
     }

@@ -261,6 +261,12 @@ async fn stream(
     };
     let mut caller = Some(tx);
     let mut total = 0usize;
+    // The stream's first bytes, for the log sink's preview, kept only when it reads previews:
+    // one byte over the limit, so that the preview knows it was cut.
+    let preview_room = crate::notes::PREVIEW_LIMIT + 1;
+    let mut head = sandbox
+        .wants_previews()
+        .then(|| Vec::with_capacity(preview_room));
     let ended: Result<Option<StreamError>, (StreamError, Response<Body>)> = loop {
         let frame = tokio::select! {
             // The deadline passed or the runtime died: the sandbox ended the invocation.
@@ -280,6 +286,10 @@ async fn stream(
             },
         };
         total += data.len();
+        if let Some(head) = &mut head {
+            let room = preview_room.saturating_sub(head.len());
+            head.extend_from_slice(&data[..room.min(data.len())]);
+        }
         if total > limits::MAX_STREAMED_RESPONSE {
             break Err(oversized(limits::MAX_STREAMED_RESPONSE));
         }
@@ -297,6 +307,10 @@ async fn stream(
         Ok(error) => (error, accepted()),
         Err((error, response)) => (Some(error), response),
     };
+    if let Some(head) = &head {
+        let error_type = error.as_ref().map(|e| e.error_type.as_str());
+        sandbox.publish_stream_preview(id, head, error_type);
+    }
     match sandbox.finish_stream(id, error.as_ref()) {
         Ok(log_tail) => {
             if let Some(tx) = caller {

@@ -380,6 +380,19 @@ impl Telemetry {
         }
     }
 
+    /// Whether the log sink reads this stream (and so coldstart's own events, [`crate::notes`]).
+    pub(crate) fn observed_by_sink(&self) -> bool {
+        self.observer.is_some()
+    }
+
+    /// Hands the coldstart event `make` builds ([`crate::notes`]) to the log sink, if it reads
+    /// this stream; extensions' subscriptions never get it. Without an observer it is not built.
+    pub(crate) fn observe(&self, make: impl FnOnce() -> serde_json::Value) {
+        if let Some(observer) = &self.observer {
+            (observer.deliver)(&observer.function, &make());
+        }
+    }
+
     /// Whether any extension subscribed.
     pub(crate) fn has_subscribers(&self) -> bool {
         !self.lock().subscriptions.is_empty()

@@ -16,6 +16,34 @@ use crate::report::Reporter;
 /// How much of a failed build's output its error keeps (the end, where the error is).
 const OUTPUT_TAIL: usize = 8 * 1024;
 
+/// Where a function's build is, as the log sink (a dashboard) is told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildState<'a> {
+    /// It runs now.
+    Building,
+    /// It passed.
+    Built,
+    /// It failed, for this reason (only its first line is told).
+    Failed(&'a str),
+}
+
+/// Tells the log sink of `emulator` that `function`'s build is in `state`, as a
+/// [`coldstart_emulator::notes::BUILD`] event on its platform event stream.
+pub fn tell(emulator: &coldstart_emulator::Emulator, function: &str, state: BuildState<'_>) {
+    use coldstart_emulator::notes;
+    emulator.note(function, || {
+        let (status, error) = match state {
+            BuildState::Building => ("building", None),
+            BuildState::Built => ("built", None),
+            BuildState::Failed(why) => ("failed", why.lines().find(|l| !l.trim().is_empty())),
+        };
+        notes::event(
+            notes::BUILD,
+            serde_json::json!({ "status": status, "error": error }),
+        )
+    });
+}
+
 /// One build of a stack: what it makes, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {

@@ -782,7 +782,12 @@ pub async fn activate(
     functions: Vec<FunctionConfig>,
     report: Reporter,
 ) {
-    for step in crate::build::function_steps(&stack) {
+    use crate::build::{BuildState, tell};
+    let steps = crate::build::function_steps(&stack);
+    for name in steps.iter().flat_map(|s| &s.names) {
+        tell(&emulator, name, BuildState::Building);
+    }
+    for step in steps {
         // A shared cargo build names each binary as it is linked: its function serves then.
         let started = std::time::Instant::now();
         let mut linked: Vec<PathBuf> = Vec::new();
@@ -797,6 +802,7 @@ pub async fn activate(
                     continue;
                 }
                 emulator.set_state(name, State::Active);
+                tell(&emulator, name, BuildState::Built);
                 report.say(format!(
                     "built {name} in {:.1} s; {name} is ready",
                     started.elapsed().as_secs_f64()
@@ -819,10 +825,12 @@ pub async fn activate(
             match ready {
                 Ok(()) => {
                     emulator.set_state(name, State::Active);
+                    tell(&emulator, name, BuildState::Built);
                     report.say(format!("{name} is ready"));
                 }
                 Err(e) => {
                     emulator.set_state(name, State::Failed);
+                    tell(&emulator, name, BuildState::Failed(&e.to_string()));
                     report.say(format!(
                         "{e}\n{name} is Failed: invocations get 409 ResourceConflictException \
                          until a build passes (`up --watch` rebuilds on change)"

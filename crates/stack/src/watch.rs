@@ -246,14 +246,15 @@ async fn reread(w: &Watch, app: &Stack) -> Reread {
         built.push(b);
         w.report
             .say(format!("{} changed: {}", f.config.name, build::describe(b)));
+        build::tell(&w.emulator, &f.config.name, build::BuildState::Building);
         if let Err(why) = build::run(b).await {
-            w.report.say(format!(
-                "the build of {} failed: {why}
-still serving the stack as it was",
-                f.config.name
-            ));
+            let why = format!("the build of {} failed: {why}", f.config.name);
+            build::tell(&w.emulator, &f.config.name, build::BuildState::Failed(&why));
+            w.report
+                .say(format!("{why}\nstill serving the stack as it was"));
             return Reread::Keep;
         }
+        build::tell(&w.emulator, &f.config.name, build::BuildState::Built);
     }
     match w.reloader.reload(&new) {
         Ok(Reload::Unchanged) => {
@@ -300,9 +301,11 @@ async fn rebuild(affected: &[&FunctionSpec], emulator: &Emulator, report: &Repor
                 Some((_, ok)) => *ok,
                 None => {
                     report.say(format!("{name} changed: {}", build::describe(b)));
+                    build::tell(emulator, name, build::BuildState::Building);
                     let started = Instant::now();
                     let ok = match build::run(b).await {
                         Ok(()) => {
+                            build::tell(emulator, name, build::BuildState::Built);
                             report.say(format!(
                                 "built {name} in {:.1} s",
                                 started.elapsed().as_secs_f64()
@@ -310,7 +313,9 @@ async fn rebuild(affected: &[&FunctionSpec], emulator: &Emulator, report: &Repor
                             true
                         }
                         Err(why) => {
-                            report.say(format!("the build of {name} failed: {why}"));
+                            let why = format!("the build of {name} failed: {why}");
+                            build::tell(emulator, name, build::BuildState::Failed(&why));
+                            report.say(why);
                             false
                         }
                     };

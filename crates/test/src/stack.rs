@@ -291,7 +291,8 @@ impl Stack {
 
     /// The platform events of the invocation `request_id` so far (`platform.start`,
     /// `platform.runtimeDone`, `platform.report`, and JSON log lines that carry its id), in
-    /// order: the same events a Telemetry API subscriber gets.
+    /// order: the same events a Telemetry API subscriber gets, and coldstart's own about it
+    /// (`coldstart.requestPreview`, `coldstart.responsePreview`: [`coldstart_emulator::notes`]).
     pub fn records_of(&self, request_id: &str) -> Vec<serde_json::Value> {
         self.logs
             .records()

@@ -1370,10 +1370,16 @@ routes = { "GET /items/{id}" = "web" }
     }
     let first = &invocations["invocations"][0];
     assert_eq!(first["status"], "success", "{invocations}");
-    assert!(
-        first["payload"].is_null(),
-        "only the page's own invocations have payloads"
-    );
+    // Every invocation has previews, also one the page did not make.
+    let payload = first["payload"].as_str().unwrap_or_default();
+    assert!(payload.contains("/items/7"), "{invocations}");
+    // The API lists the request, with the invocation's request id.
+    let apis: serde_json::Value =
+        serde_json::from_str(&curl(&[&format!("{dashboard}api/apis")])).unwrap_or_default();
+    let request = &apis["apis"][1]["requests"][0];
+    assert_eq!(request["path"], "/items/7", "{apis}");
+    assert_eq!(request["status"], 200, "{apis}");
+    assert_eq!(request["requestId"], first["requestId"], "{apis}");
 }
 
 #[test]

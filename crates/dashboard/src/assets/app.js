@@ -29,9 +29,11 @@ async function api(path, options) {
 }
 
 const ms = (v) => (v === null || v === undefined ? "" : `${Math.round(v * 100) / 100} ms`);
+// A preview shortened for a table cell; the invocation's detail shows all that was kept.
+const short = (text, n = 80) => (text === null || text === undefined ? "" : text.length > n ? `${text.slice(0, n)}…` : text);
 
 // ---- tabs ---------------------------------------------------------------------------------
-const tabs = ["functions", "invocations", "logs", "invoke", "apis", "websockets"];
+const tabs = ["functions", "invocations", "logs", "invoke", "apis", "schedules", "websockets"];
 function showTab(name) {
   if (!tabs.includes(name)) name = "functions";
   for (const t of tabs) {
@@ -42,7 +44,9 @@ function showTab(name) {
   }
   if (name === "websockets") loadWebsockets();
   if (name === "apis") loadApis();
+  if (name === "schedules") loadSchedules();
 }
+const shown = (name) => !$(name).hidden;
 window.addEventListener("hashchange", () => showTab(location.hash.slice(1)));
 document.querySelector('[role="tablist"]').addEventListener("keydown", (e) => {
   const current = tabs.indexOf(location.hash.slice(1) || "functions");
@@ -71,7 +75,7 @@ async function loadFunctions() {
       sandboxes.append(el("span", { class: `sandbox state-${s.state}`, title: `pid ${s.pid}` }, `#${s.id} ${s.state}`));
     }
     const row = el("tr", { tabindex: "0", "data-function": f.name },
-      el("th", { scope: "row" }, f.name), el("td", {}, f.state ?? ""), el("td", {}, `${f.memoryMb} MB`),
+      el("th", { scope: "row" }, f.name), el("td", {}, f.state ?? ""), buildCell(f.build), el("td", {}, `${f.memoryMb} MB`),
       el("td", {}, `${f.timeoutSeconds} s`), sandboxes, el("td", {}, f.stats.invocations),
       el("td", {}, f.stats.coldStarts), el("td", {}, f.stats.errors),
       el("td", {}, `${ms(f.stats.p50Ms) || "–"} / ${ms(f.stats.p99Ms) || "–"}`));
@@ -82,6 +86,13 @@ async function loadFunctions() {
   });
   $("function-rows").replaceChildren(...rows);
   for (const id of ["inv-function", "log-function", "invoke-function"]) fillFunctions($(id), id !== "invoke-function");
+}
+
+// building / built / failed (with the first line of why) / not built.
+function buildCell(build) {
+  if (!build) return el("td", { class: "build-none" }, "not built");
+  const text = build.status === "failed" && build.error ? `failed: ${build.error}` : build.status;
+  return el("td", { class: `build-${build.status}` }, text);
 }
 
 function fillFunctions(select, withAll) {
@@ -125,7 +136,9 @@ function renderInvocations() {
       el("td", { class: `status-${inv.status}` }, inv.status), el("td", {}, ms(inv.durationMs)),
       el("td", {}, ms(inv.billedDurationMs)),
       el("td", {}, inv.maxMemoryUsedMb ? `${inv.maxMemoryUsedMb} / ${inv.memorySizeMb} MB` : ""),
-      el("td", {}, ms(inv.initDurationMs)));
+      el("td", {}, ms(inv.initDurationMs)),
+      el("td", { class: "preview" }, el("code", {}, short(inv.payload))),
+      el("td", { class: "preview" }, el("code", {}, short(inv.answer))));
     const open = () => { state.selected = inv.requestId; openInvocation(inv.requestId); };
     row.addEventListener("click", open);
     row.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
@@ -138,8 +151,8 @@ function showInvocation(inv) {
   $("invocation-detail").replaceChildren(
     el("h3", {}, `${inv.function} ${inv.requestId}`),
     el("p", {}, `${inv.status}, ${ms(inv.durationMs)} (billed ${ms(inv.billedDurationMs)})`),
-    el("h4", {}, "Payload"), el("pre", {}, inv.payload ?? "(not seen: invoked outside the dashboard)"),
-    el("h4", {}, "Answer"), el("pre", {}, inv.answer ?? "(not seen: invoked outside the dashboard)"),
+    el("h4", {}, "Payload (first KiB, secrets hidden)"), el("pre", {}, inv.payload ?? "(none yet)"),
+    el("h4", {}, "Answer (first KiB, secrets hidden)"), el("pre", {}, inv.answer ?? "(none yet)"),
     el("h4", {}, "Log"), el("pre", {}, inv.logs.join("\n")),
     el("h4", {}, "Platform events"), el("pre", {}, inv.events.map((e) => JSON.stringify(e)).join("\n")));
 }
@@ -183,11 +196,13 @@ $("invoke-form").addEventListener("submit", async (e) => {
   $("invoke-answer").textContent = "";
   $("invoke-logs").textContent = "";
   $("invoke-button").disabled = true;
+  const request = {
+    method: "POST", headers: { "content-type": "application/json" }, allowError: true,
+    body: JSON.stringify({ function: form.get("function"), payload: form.get("payload"), mode: form.get("mode") }),
+  };
   try {
-    const { status, body } = await api("/api/invoke", {
-      method: "POST", headers: { "content-type": "application/json" }, allowError: true,
-      body: JSON.stringify({ function: form.get("function"), payload: form.get("payload"), mode: form.get("mode") }),
-    });
+    if (form.get("mode") === "stream") { await invokeStreaming(request); return; }
+    const { status, body } = await api("/api/invoke", request);
     const outcome = body.functionError ? `function error ${body.functionError}` : body.errorType ?? (status === 202 ? "queued" : "ok");
     $("invoke-status").textContent = `${body.statusCode} ${outcome} — request ${body.requestId}`;
     $("invoke-answer").textContent = body.answer ?? "";
@@ -199,12 +214,98 @@ $("invoke-form").addEventListener("submit", async (e) => {
   }
 });
 
+// Stream mode: the answer is newline-delimited JSON ({requestId}, {chunk}…, {end}); each chunk
+// is shown as it arrives.
+async function invokeStreaming(request) {
+  const response = await fetch("/api/invoke", request);
+  if (!response.ok || !response.body) {
+    const text = await response.text();
+    let body = {};
+    try { body = JSON.parse(text); } catch { body = { answer: text }; }
+    $("invoke-status").textContent = `${response.status} ${body.errorType ?? body.message ?? "refused"}`;
+    $("invoke-answer").textContent = body.answer ?? "";
+    return;
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "";
+  let id = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    pending += value;
+    let newline;
+    while ((newline = pending.indexOf("\n")) >= 0) {
+      const item = JSON.parse(pending.slice(0, newline));
+      pending = pending.slice(newline + 1);
+      if (item.requestId) {
+        id = item.requestId;
+        $("invoke-status").textContent = `streaming — request ${id}`;
+      } else if (item.chunk !== undefined) {
+        $("invoke-answer").append(item.chunk);
+      } else if (item.end) {
+        const outcome = item.end.functionError ? `function error ${item.end.functionError}` : "ok";
+        $("invoke-status").textContent = `200 ${outcome} — request ${id}`;
+        $("invoke-logs").textContent = item.end.logs ?? "";
+      }
+    }
+  }
+}
+
 // ---- APIs ---------------------------------------------------------------------------------
+let apisQueued = false;
+function refreshApis() {
+  if (apisQueued || !shown("apis")) return;
+  apisQueued = true;
+  setTimeout(() => { apisQueued = false; loadApis(); }, 100);
+}
+
 async function loadApis() {
   const { body } = await api("/api/apis");
-  $("api-list").replaceChildren(...body.apis.map((a) => el("section", {},
+  $("api-list").replaceChildren(...body.apis.map((a) => el("section", { "data-api": `${a.kind}/${a.name}` },
     el("h3", {}, `${a.kind} ${a.name}`), el("p", {}, el("a", { href: a.url }, a.url)),
-    el("ul", {}, ...a.routes.map((r) => el("li", {}, r.function ? `${r.function}: ${r.route}` : r.route))))));
+    el("ul", {}, ...a.routes.map((r) => el("li", {}, r.function ? `${r.function}: ${r.route}` : r.route))),
+    a.kind === "url" || a.kind === "http-api" || a.kind === "rest-api" ? apiRequests(a) : null)));
+}
+
+// The API's latest requests, newest first; a request id opens its invocation.
+function apiRequests(a) {
+  if (!a.requests.length) return el("p", {}, "No requests yet.");
+  const rows = a.requests.map((r) => {
+    const id = r.requestId
+      ? el("a", { href: "#invocations", class: "request-link", onclick: () => {
+        state.selected = r.requestId;
+        openInvocation(r.requestId);
+      } }, r.requestId)
+      : "–";
+    return el("tr", {}, el("td", {}, r.time), el("td", {}, r.method), el("td", {}, r.path),
+      el("td", { class: r.status >= 500 ? "status-error" : "" }, r.status), el("td", {}, ms(r.durationMs)),
+      el("td", {}, r.function ?? ""), el("td", {}, id));
+  });
+  return el("table", { "aria-label": `Recent requests of ${a.name}` },
+    el("thead", {}, el("tr", {}, ...["Time", "Method", "Path", "Status", "Duration", "Function", "Request id"]
+      .map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...rows));
+}
+
+// ---- schedules ----------------------------------------------------------------------------
+async function loadSchedules() {
+  const { body } = await api("/api/schedules");
+  if (!body.schedules.length) {
+    $("schedule-rows").replaceChildren(el("tr", {}, el("td", { colspan: "5" }, "No schedules.")));
+    return;
+  }
+  $("schedule-rows").replaceChildren(...body.schedules.map((s) => {
+    const fire = el("button", { type: "button", "aria-label": `Fire ${s.name} now`, onclick: async () => {
+      fire.disabled = true;
+      const { status, body: fired } = await api(`/api/schedules/${encodeURIComponent(s.name)}/fire`, { method: "POST", allowError: true });
+      fire.disabled = false;
+      $("schedule-status").textContent = status === 200
+        ? `${s.name} fired: ${fired.deliveries.map((d) => `${d.function} request ${d.requestId}`).join(", ")}`
+        : `${s.name} could not fire (${status}): ${fired?.message ?? ""}`;
+    } }, "Fire now");
+    return el("tr", { "data-schedule": s.name }, el("th", { scope: "row" }, s.name), el("td", {}, s.function),
+      el("td", {}, s.expression), el("td", {}, s.next ?? (s.enabled ? "–" : "disabled")), el("td", {}, fire));
+  }));
 }
 
 // ---- WebSocket ----------------------------------------------------------------------------
@@ -249,6 +350,8 @@ function connect() {
     for (const { kind, data } of JSON.parse(e.data)) {
       if (kind === "invocation") { upsertInvocation(data); refreshFunctions(); }
       else if (kind === "log") appendLine(data);
+      else if (kind === "build") refreshFunctions();
+      else if (kind === "apiRequest") refreshApis();
       else if (kind === "lagged") {
         $("live").textContent = `fell behind: ${data.missed} updates missed; reloaded`;
         lagged = true;

@@ -105,18 +105,9 @@ async fn an_invocation_from_the_api_is_listed_with_its_report_and_secrets_stay_h
     assert_eq!(status, 200, "{queued}");
     assert_eq!(queued["statusCode"], 202, "{queued}");
     let id = queued["requestId"].as_str().unwrap_or_default().to_owned();
-    let mut ran = serde_json::Value::Null;
-    for _ in 0..300 {
-        // A bounded retry: the event runs in the background.
-        let (_, found) = served
-            .call("GET", &format!("/api/invocations/{id}"), &[], "")
-            .await;
-        if found["status"] == "success" {
-            ran = found;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // It runs in the background.
+    let ran = served.reported(&id).await;
+    assert_eq!(ran["status"], "success", "{ran}");
     assert_eq!(ran["payload"], r#"{"later":true}"#, "{ran}");
     served.stop().await;
 }

@@ -117,6 +117,46 @@ async fn tab(client: &Client, name: &str) {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Clicks the element `css` names.
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+}
+
+/// A request to a front door, as a client outside the page makes it: returns the request id.
+async fn outside(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> String {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let request = request
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = tokio::time::timeout(PATIENCE, crate::support::send(addr, request))
+        .await
+        .unwrap_or_else(|_| panic!("{addr}{path} took too long"));
+    assert_eq!(response.status(), 200, "{path}");
+    response
+        .headers()
+        .get("x-amzn-requestid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The text of `css`, once `pred` holds for it (fantoccini's bounded wait).
 async fn text_when(client: &Client, css: &str, pred: impl Fn(&str) -> bool) -> String {
     let mut last = String::new();
@@ -151,6 +191,7 @@ async fn the_page_invokes_a_function_and_shows_it_live_and_sends_to_a_websocket_
     })
     .await;
     assert!(row.contains("128 MB"), "{row}");
+    assert!(row.contains("not built"), "no build: {row}");
     text_when(&client, "body[data-ready] #live", |t| t == "live").await;
 
     // A sample event fills the payload editor.
@@ -220,6 +261,75 @@ async fn the_page_invokes_a_function_and_shows_it_live_and_sends_to_a_websocket_
     tab(&client, "logs").await;
     text_when(&client, "#log-lines", |t| {
         t.contains(&format!("[echo] END RequestId: {id}"))
+    })
+    .await;
+
+    // A Function URL request made outside the page: its row shows the event's preview, with
+    // the Authorization header's value hidden.
+    let url_id = outside(
+        served.url_addr,
+        "POST",
+        "/orders",
+        Some("Bearer s3cr3t-value"),
+    )
+    .await;
+    tab(&client, "invocations").await;
+    let row = text_when(
+        &client,
+        &format!(r#"tr[data-request-id="{url_id}"]"#),
+        |t| t.contains(r#""authorization":"(hidden)""#) && t.contains("success"),
+    )
+    .await;
+    assert!(!row.contains("s3cr3t"), "{row}");
+
+    // An HTTP API request: listed on the APIs page, its request id opens the invocation.
+    let api_id = outside(served.http_addr, "GET", "/items", None).await;
+    tab(&client, "apis").await;
+    let listed = text_when(&client, r#"section[data-api="http-api/shop"]"#, |t| {
+        t.contains(&api_id)
+    })
+    .await;
+    assert!(
+        listed.contains("GET") && listed.contains("/items"),
+        "{listed}"
+    );
+    click(
+        &client,
+        r#"section[data-api="http-api/shop"] a.request-link"#,
+    )
+    .await;
+    text_when(&client, "#invocation-detail", |t| {
+        t.contains(&api_id) && t.contains(r#""routeKey":"GET /items""#)
+    })
+    .await;
+
+    // Stream mode: the first chunk shows while the function waits to write the second.
+    tab(&client, "invoke").await;
+    client
+        .find(Locator::Id("invoke-function"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .select_by_value("stream")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    click(&client, r#"input[name="mode"][value="stream"]"#).await;
+    click(&client, "#invoke-button").await;
+    let first = text_when(&client, "#invoke-answer", |t| t.contains("chunk 1")).await;
+    assert!(!first.contains("chunk 2"), "{first}");
+    served.open_gate().await;
+    text_when(&client, "#invoke-answer", |t| t.contains("chunk 2")).await;
+    text_when(&client, "#invoke-status", |t| t.starts_with("200 ok")).await;
+
+    // A schedule, fired from its page.
+    tab(&client, "schedules").await;
+    let row = text_when(&client, r#"tr[data-schedule="nightly"]"#, |t| {
+        t.contains("rate(1 day)")
+    })
+    .await;
+    assert!(row.contains("echo"), "{row}");
+    click(&client, r#"tr[data-schedule="nightly"] button"#).await;
+    text_when(&client, "#schedule-status", |t| {
+        t.contains("nightly fired: echo request")
     })
     .await;
 

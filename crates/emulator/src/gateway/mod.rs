@@ -6,8 +6,10 @@
 //! Layout: `route` matches route keys; `event` builds events from requests; `answer` reads
 //! function answers back into HTTP responses; `sigv4` checks the signatures of Function URLs
 //! with `AWS_IAM` auth; `cors` applies a Function URL's `Cors` settings; `api_cors` answers an
-//! API's preflights and adds its CORS headers; `throttle` limits requests per route.
+//! API's preflights and adds its CORS headers; `throttle` limits requests per route; `access`
+//! tells the log sink each request answered.
 
+mod access;
 mod answer;
 mod api_cors;
 pub mod cors;
@@ -187,13 +189,26 @@ pub async fn serve_function_url(
         let function = function.clone();
         let settings = settings.clone();
         async move {
-            let captured = match capture(req, peer, Door::FunctionUrl).await {
-                Ok(c) => c,
-                Err(response) => return response,
-            };
-            let mut response = url_response(&emulator, &function, &settings, &captured).await;
-            if let Some(cors) = &settings.cors {
-                cors::decorate(cors, &captured.headers, response.headers_mut());
+            let access = access::Access::begin(&emulator, &req);
+            let response = async {
+                let captured = match capture(req, peer, Door::FunctionUrl).await {
+                    Ok(c) => c,
+                    Err(response) => return response,
+                };
+                let mut response = url_response(&emulator, &function, &settings, &captured).await;
+                if let Some(cors) = &settings.cors {
+                    cors::decorate(cors, &captured.headers, response.headers_mut());
+                }
+                response
+            }
+            .await;
+            if let Some(access) = access {
+                let door = access::Door {
+                    name: &function,
+                    kind: "url",
+                    function: &function,
+                };
+                access.end(&emulator, &door, &response);
             }
             response
         }
@@ -272,6 +287,7 @@ pub async fn serve_http_api(
     });
     let api = Arc::new((api, authorizers));
     let cors_api = api.clone();
+    let access_emulator = emulator.clone();
     // Shared by every request to this API; dropped with the server.
     let buckets = Arc::new(throttle::Buckets::new(api.0.throttle.clone()));
     let inner = move |req: Request<Incoming>, peer: SocketAddr| {
@@ -406,8 +422,21 @@ pub async fn serve_http_api(
     let handler = move |req: Request<Incoming>, peer: SocketAddr| {
         let origin = req.headers().get(http::header::ORIGIN).cloned();
         let api = cors_api.clone();
+        let access = access::Access::begin(&access_emulator, &req);
+        let emulator = access_emulator.clone();
         let response = inner(req, peer);
-        async move { api_cors::finish(api.0.cors.as_ref(), origin.as_ref(), response.await) }
+        async move {
+            let response = api_cors::finish(api.0.cors.as_ref(), origin.as_ref(), response.await);
+            if let Some(access) = access {
+                let door = access::Door {
+                    name: &api.0.name,
+                    kind: if api.0.rest { "rest-api" } else { "http-api" },
+                    function: "",
+                };
+                access.end(&emulator, &door, &response);
+            }
+            response
+        }
     };
     server::serve(listener, handler, shutdown, drain).await;
 }

@@ -14,6 +14,7 @@ use super::state::{Answer, InitDone, Running};
 use crate::clock::{iso_millis, ms2};
 use crate::invocation::{Invocation, InvokeResponse, Outcome, StreamError, StreamItem};
 use crate::logs::LogCapture;
+use crate::notes;
 use crate::telemetry::Telemetry;
 
 /// The `END` and `REPORT` lines of an answered invocation, still to be written: the Runtime API
@@ -153,8 +154,19 @@ impl Sandbox {
         self.telemetry.end_init();
     }
 
-    /// Publishes `platform.start` of `invocation`.
+    /// Publishes `platform.start` of `invocation`, after the preview of its event for the log
+    /// sink ([`crate::notes::REQUEST_PREVIEW`]).
     pub(super) fn publish_start(&self, invocation: &Invocation) {
+        self.telemetry.observe(|| {
+            let payload = &invocation.payload;
+            notes::preview(
+                notes::REQUEST_PREVIEW,
+                &invocation.request_id,
+                payload,
+                Some(payload.len()),
+                None,
+            )
+        });
         self.platform_record(|| {
             Record::Start(tm::Start {
                 request_id: invocation.request_id.clone(),
@@ -193,6 +205,44 @@ impl Sandbox {
         self.platform_record(make);
     }
 
+    /// Hands the log sink the first bytes of the answer `outcome` of `request_id`
+    /// ([`crate::notes::RESPONSE_PREVIEW`]).
+    pub(super) fn publish_answer_preview(&self, request_id: &str, outcome: &Outcome) {
+        self.telemetry.observe(|| {
+            let (body, error_type) = match outcome {
+                Outcome::Response { body, .. } => (&body[..], None),
+                Outcome::FunctionError { error_type, body } => (&body[..], Some(&**error_type)),
+                Outcome::Stream { .. } | Outcome::Accepted | Outcome::DryRun => (&[][..], None),
+            };
+            notes::preview(
+                notes::RESPONSE_PREVIEW,
+                request_id,
+                body,
+                Some(body.len()),
+                error_type,
+            )
+        });
+    }
+
+    /// Hands the log sink the first bytes of a streamed answer, gathered by the Runtime API
+    /// while it forwarded the stream (see [`Self::wants_previews`]).
+    pub(crate) fn publish_stream_preview(
+        &self,
+        request_id: &str,
+        head: &[u8],
+        error_type: Option<&str>,
+    ) {
+        self.telemetry.observe(|| {
+            notes::preview(notes::RESPONSE_PREVIEW, request_id, head, None, error_type)
+        });
+    }
+
+    /// Whether the log sink reads previews: the Runtime API keeps a streamed answer's first
+    /// [`notes::PREVIEW_LIMIT`] bytes only then.
+    pub(crate) fn wants_previews(&self) -> bool {
+        self.telemetry.observed_by_sink()
+    }
+
     /// Answers an invocation whose sandbox never became ready, with the platform's log lines.
     pub(crate) fn fail_start(
         &self,
@@ -208,6 +258,7 @@ impl Sandbox {
         } else {
             ReportStatus::Error(outcome.error_type().unwrap_or("Runtime.Unknown").to_owned())
         };
+        self.publish_answer_preview(request_id, &outcome);
         self.logs.drain();
         self.write_end_report(request_id, Duration::ZERO, None, Some(status));
         InvokeResponse {
@@ -229,6 +280,9 @@ impl Sandbox {
     ) -> Option<Report> {
         let duration = running.started.elapsed();
         let request_id = running.invocation.request_id.clone();
+        if matches!(running.answer, Answer::Pending(_)) {
+            self.publish_answer_preview(&request_id, &outcome);
+        }
         let reply = match running.answer {
             Answer::Pending(reply) => reply,
             Answer::Streaming { abort, .. } => {
