@@ -101,6 +101,7 @@ fn nightly(emulator: &Emulator, sink: Arc<dyn coldstart_emulator::LogSink>) -> S
         kind: ScheduleKind::Scheduler,
         aws_name: "nightly".into(),
         description: Some("the nightly report".into()),
+        transform: None,
     };
     Schedules::new(vec![spec], emulator.clone(), sink, chrono::Utc::now(), true)
 }
