@@ -19,7 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use coldstart_emulator::{LogSink, notes};
+use coldstart_emulator::LogSink;
+use coldstart_emulator::notes::{self, StreamEvent};
+use coldstart_protocol::telemetry::Record;
 
 use crate::secrets;
 
@@ -66,15 +68,15 @@ pub struct Invocation {
     /// `initDurationMs` of its report: set on a cold start.
     pub init_duration_ms: Option<f64>,
     /// The first bytes of the event ([`coldstart_emulator::notes::PREVIEW_LIMIT`]), secret
-    /// values hidden ([`crate::secrets::redact_json`]).
+    /// values hidden ([`crate::secrets::redact_json`]) when read from the hub.
     pub payload: Option<String>,
-    /// The first bytes of the answer, secret values hidden.
+    /// The first bytes of the answer, secret values hidden when read from the hub.
     pub answer: Option<String>,
     /// Its log lines.
-    pub logs: Vec<String>,
+    pub logs: Vec<Arc<str>>,
     /// Its platform events (`platform.initStart` … of the cold start it caused, then
     /// `platform.start`, `platform.runtimeDone`, `platform.report`).
-    pub events: Vec<Value>,
+    pub events: Vec<StreamEvent>,
 }
 
 /// One log line.
@@ -90,7 +92,7 @@ pub struct LogLine {
     /// The invocation it belongs to, when one was running.
     pub request_id: Option<String>,
     /// The line.
-    pub line: String,
+    pub line: Arc<str>,
 }
 
 /// A function's counts and durations so far.
@@ -130,10 +132,17 @@ pub struct Summary {
 }
 
 impl Invocation {
+    /// Its summary, secrets hidden.
     fn summary(&self) -> Summary {
         Summary {
-            payload: self.payload.as_deref().map(summary_preview),
-            answer: self.answer.as_deref().map(summary_preview),
+            payload: self
+                .payload
+                .as_deref()
+                .map(|p| summary_preview(&secrets::redact_json(p))),
+            answer: self
+                .answer
+                .as_deref()
+                .map(|a| summary_preview(&secrets::redact_json(a))),
             request_id: self.request_id.clone(),
             function: self.function.clone(),
             started_at: self.started_at.clone(),
@@ -225,9 +234,9 @@ struct Store {
     /// Per function: request ids started and not yet done, oldest first.
     running: HashMap<String, Vec<String>>,
     /// Per function: init events waiting for the invocation that caused them.
-    init_events: HashMap<String, Vec<Value>>,
+    init_events: HashMap<String, Vec<StreamEvent>>,
     stats: HashMap<String, FunctionStats>,
-    /// Event previews, by request id, until their invocation starts.
+    /// Event previews (secrets not hidden yet), by request id, until their invocation starts.
     payloads: HashMap<String, String>,
     /// Per function: its build's last state.
     builds: HashMap<String, Build>,
@@ -285,26 +294,32 @@ impl Hub {
         self.live.subscribe()
     }
 
-    /// The invocations kept, newest first, those of `function` and of `status` if given.
+    /// The invocations kept, newest first, those of `function` and of `status` if given,
+    /// secrets hidden.
     pub fn invocations(&self, function: Option<&str>, status: Option<&str>) -> Vec<Invocation> {
-        self.lock()
+        let kept: Vec<Invocation> = self
+            .lock()
             .invocations
             .iter()
             .rev()
             .filter(|i| function.is_none_or(|f| i.function == f))
             .filter(|i| status.is_none_or(|s| i.status == s))
             .cloned()
-            .collect()
+            .collect();
+        // Hidden out of the lock: invocations wait on it.
+        kept.into_iter().map(shown).collect()
     }
 
-    /// The invocation `request_id`, if it is kept.
+    /// The invocation `request_id`, if it is kept, secrets hidden.
     pub fn invocation(&self, request_id: &str) -> Option<Invocation> {
-        self.lock()
+        let kept = self
+            .lock()
             .invocations
             .iter()
             .rev()
             .find(|i| i.request_id == request_id)
-            .cloned()
+            .cloned();
+        kept.map(shown)
     }
 
     /// The log lines kept, oldest first, of `function` and containing `search` if given.
@@ -347,34 +362,32 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Keeps a coldstart event ([`coldstart_emulator::notes`]), a preview as `shown`; returns
-    /// the live update.
-    fn note(
-        &self,
-        store: &mut Store,
-        function: &str,
-        kind: &str,
-        event: &Value,
-        shown: Option<String>,
-    ) -> Option<Update> {
+    /// Keeps a preview of an invocation's event or answer.
+    fn preview(&self, preview: &notes::Preview) {
+        let mut store = self.lock();
+        if preview.answer {
+            if let Some(invocation) = store.recent(&preview.request_id) {
+                invocation.answer = Some(preview.preview.clone());
+            }
+            return;
+        }
+        // The preview comes just before its `platform.start`; bounded, as an invocation that
+        // fails to start sends no start.
+        if store.payloads.len() >= MAX_INVOCATIONS {
+            store.payloads.clear();
+        }
+        store
+            .payloads
+            .insert(preview.request_id.clone(), preview.preview.clone());
+    }
+
+    /// Keeps a coldstart event in JSON ([`coldstart_emulator::notes`]); returns the live
+    /// update.
+    fn note(&self, store: &mut Store, function: &str, event: &Value) -> Option<Update> {
+        let kind = event["type"].as_str().unwrap_or_default();
         let record = &event["record"];
         let text = |key: &str| record[key].as_str().map(str::to_owned);
         match kind {
-            notes::REQUEST_PREVIEW => {
-                let id = record["requestId"].as_str()?;
-                // The preview comes just before its `platform.start`; bounded, as an
-                // invocation that fails to start sends no start.
-                if store.payloads.len() >= MAX_INVOCATIONS {
-                    store.payloads.clear();
-                }
-                store.payloads.insert(id.to_owned(), shown?);
-                None
-            }
-            notes::RESPONSE_PREVIEW => {
-                let id = record["requestId"].as_str()?;
-                store.recent(id)?.answer = shown;
-                None
-            }
             notes::BUILD => {
                 let build = Build {
                     function: function.to_owned(),
@@ -437,11 +450,13 @@ impl Hub {
 impl LogSink for Hub {
     fn line(&self, function: &str, line: &str) {
         self.inner.line(function, line);
+        let text: Arc<str> = Arc::from(line);
         let mut store = self.lock();
         // The platform's own lines name their invocation; the function's are given to the one
         // running (see the module's doc).
-        let request_id = match platform_line_id(line) {
-            Some(id) => Some(id.to_owned()),
+        let named = platform_line_id(line);
+        let request_id = match named {
+            Some((_, id)) => Some(id.to_owned()),
             None => store
                 .running
                 .get(function)
@@ -452,17 +467,21 @@ impl LogSink for Hub {
             && let Some(invocation) = store.recent(id)
             && invocation.logs.len() < MAX_INVOCATION_LINES
         {
-            invocation.logs.push(line.to_owned());
+            invocation.logs.push(text.clone());
+        }
+        // `END` follows every line the function printed before it answered (the capture is
+        // drained before it is written): from here on, its lines are not this invocation's.
+        if let Some((PlatformLine::End, id)) = named {
+            done(&mut store, function, id);
         }
         store.next_seq += 1;
-        let entry = LogLine {
+        let entry = Arc::new(LogLine {
             seq: store.next_seq,
             time: now_ms(),
             function: function.to_owned(),
             request_id,
-            line: line.to_owned(),
-        };
-        let entry = Arc::new(entry);
+            line: text,
+        });
         let update = self.wanted().then(|| Update::Log(entry.clone()));
         if store.lines.len() == MAX_LINES {
             store.lines.pop_front();
@@ -476,30 +495,29 @@ impl LogSink for Hub {
         true
     }
 
-    fn record(&self, function: &str, event: &Value) {
+    fn wants_log_records(&self) -> bool {
+        // Lines come through `line`; as records they would come twice.
+        self.inner.wants_records() && self.inner.wants_log_records()
+    }
+
+    fn record(&self, function: &str, event: &StreamEvent) {
         if self.inner.wants_records() {
             self.inner.record(function, event);
         }
-        let kind = event["type"].as_str().unwrap_or_default();
-        if matches!(kind, "function" | "extension") {
-            // Their lines come through `line`.
-            return;
-        }
-        if kind.starts_with("coldstart.") {
-            // Secrets are hidden before the lock is taken: other sandboxes' events wait on it.
-            let shown =
-                matches!(kind, notes::REQUEST_PREVIEW | notes::RESPONSE_PREVIEW).then(|| {
-                    secrets::redact_json(event["record"]["preview"].as_str().unwrap_or_default())
-                });
-            let update = self.note(&mut self.lock(), function, kind, event, shown);
-            self.offer(update);
-            return;
-        }
+        let record = match event {
+            StreamEvent::Telemetry(telemetry) => &telemetry.record,
+            StreamEvent::Preview(preview) => return self.preview(preview),
+            StreamEvent::Note(note) => {
+                let update = self.note(&mut self.lock(), function, note);
+                return self.offer(update);
+            }
+        };
         let mut guard = self.lock();
         let store = &mut *guard;
-        let request_id = event["record"]["requestId"].as_str();
-        let update = match (kind, request_id) {
-            ("platform.initStart", _) => {
+        let update = match record {
+            // Their lines come through `line`.
+            Record::Function(_) | Record::ExtensionLog(_) => None,
+            Record::InitStart(_) => {
                 store
                     .stats
                     .entry(function.to_owned())
@@ -511,13 +529,14 @@ impl LogSink for Hub {
                 events.push(event.clone());
                 None
             }
-            ("platform.start", Some(id)) => {
+            Record::Start(start) => {
+                let id = &start.request_id;
                 let mut events = store.init_events.remove(function).unwrap_or_default();
                 events.push(event.clone());
                 let invocation = Invocation {
-                    request_id: id.to_owned(),
+                    request_id: id.clone(),
                     function: function.to_owned(),
-                    started_at: event["time"].as_str().unwrap_or_default().to_owned(),
+                    started_at: event.time().to_owned(),
                     status: "running".into(),
                     duration_ms: None,
                     billed_duration_ms: None,
@@ -532,7 +551,7 @@ impl LogSink for Hub {
                         .iter()
                         .rev()
                         .take(4)
-                        .filter(|l| l.function == function && l.request_id.as_deref() == Some(id))
+                        .filter(|l| l.function == function && l.request_id.as_ref() == Some(id))
                         .map(|l| l.line.clone())
                         .collect(),
                     events,
@@ -541,7 +560,7 @@ impl LogSink for Hub {
                     .running
                     .entry(function.to_owned())
                     .or_default()
-                    .push(id.to_owned());
+                    .push(id.clone());
                 let update = self
                     .wanted()
                     .then(|| Update::Invocation(Arc::new(invocation.summary())));
@@ -551,69 +570,92 @@ impl LogSink for Hub {
                 store.invocations.push_back(invocation);
                 update
             }
-            (_, Some(id)) => {
-                if kind == "platform.runtimeDone"
-                    && let Some(ids) = store.running.get_mut(function)
-                {
-                    ids.retain(|r| r != id);
-                }
-                let Some(invocation) = store.recent(id) else {
+            Record::Report(report) => {
+                // Without an `END` line (a JSON log), the report ends the invocation's lines.
+                done(store, function, &report.request_id);
+                let Some(invocation) = store.recent(&report.request_id) else {
                     return;
                 };
                 if invocation.events.len() < MAX_INVOCATION_EVENTS {
                     invocation.events.push(event.clone());
                 }
-                if kind != "platform.report" {
-                    return;
-                }
-                let record = &event["record"];
-                let metrics = &record["metrics"];
-                invocation.status = record["status"].as_str().unwrap_or("success").to_owned();
-                invocation.duration_ms = metrics["durationMs"].as_f64();
-                invocation.billed_duration_ms = metrics["billedDurationMs"].as_f64();
-                invocation.memory_size_mb = metrics["memorySizeMB"].as_f64();
-                invocation.max_memory_used_mb = metrics["maxMemoryUsedMB"].as_f64();
-                invocation.init_duration_ms = metrics["initDurationMs"].as_f64();
+                let metrics = &report.metrics;
+                invocation.status = report.status.as_str().to_owned();
+                invocation.duration_ms = Some(metrics.duration_ms);
+                invocation.billed_duration_ms = Some(metrics.billed_duration_ms as f64);
+                invocation.memory_size_mb = Some(metrics.memory_size_mb as f64);
+                invocation.max_memory_used_mb = Some(metrics.max_memory_used_mb as f64);
+                invocation.init_duration_ms = metrics.init_duration_ms;
                 let update = self
                     .wanted()
                     .then(|| Update::Invocation(Arc::new(invocation.summary())));
                 let failed = invocation.status != "success";
-                let duration = invocation.duration_ms;
                 let stats = store.stats.entry(function.to_owned()).or_default();
                 stats.counts.invocations += 1;
                 if failed {
                     stats.counts.errors += 1;
                 }
-                if let Some(d) = duration {
-                    // Percentiles are worked out when asked for, off the invocation path.
-                    if stats.durations.len() == MAX_DURATIONS {
-                        stats.durations.pop_front();
-                    }
-                    stats.durations.push_back(d);
+                // Percentiles are worked out when asked for, off the invocation path.
+                if stats.durations.len() == MAX_DURATIONS {
+                    stats.durations.pop_front();
                 }
+                stats.durations.push_back(metrics.duration_ms);
                 update
             }
-            (_, None) => {
-                // Init's other events (initRuntimeDone, initReport) go with the cold start.
-                if kind.starts_with("platform.init")
+            other => {
+                if let Some(id) = other.request_id() {
+                    if let Some(invocation) = store.recent(id)
+                        && invocation.events.len() < MAX_INVOCATION_EVENTS
+                    {
+                        invocation.events.push(event.clone());
+                    }
+                } else if event.kind().starts_with("platform.init")
                     && let Some(events) = store.init_events.get_mut(function)
                     && events.len() < MAX_INVOCATION_EVENTS
                 {
+                    // Init's other events (initRuntimeDone, initReport) go with the cold start.
                     events.push(event.clone());
                 }
                 None
             }
         };
+        drop(guard);
         self.offer(update);
     }
 }
 
-/// The request id a `START`, `END` or `REPORT` line names.
-fn platform_line_id(line: &str) -> Option<&str> {
-    let rest = ["START RequestId: ", "END RequestId: ", "REPORT RequestId: "]
-        .iter()
-        .find_map(|prefix| line.strip_prefix(prefix))?;
-    rest.split_whitespace().next()
+/// `request_id` of `function` has ended: lines that follow are not its.
+fn done(store: &mut Store, function: &str, request_id: &str) {
+    if let Some(ids) = store.running.get_mut(function) {
+        ids.retain(|r| r != request_id);
+    }
+}
+
+/// An invocation as the dashboard shows it: previews with secrets hidden.
+fn shown(mut invocation: Invocation) -> Invocation {
+    invocation.payload = invocation.payload.as_deref().map(secrets::redact_json);
+    invocation.answer = invocation.answer.as_deref().map(secrets::redact_json);
+    invocation
+}
+
+/// Which of the platform's lines a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlatformLine {
+    Start,
+    End,
+    Report,
+}
+
+/// The platform line `line` is (`START`, `END`, `REPORT`) and the request id it names.
+fn platform_line_id(line: &str) -> Option<(PlatformLine, &str)> {
+    let (kind, rest) = [
+        (PlatformLine::Start, "START RequestId: "),
+        (PlatformLine::End, "END RequestId: "),
+        (PlatformLine::Report, "REPORT RequestId: "),
+    ]
+    .iter()
+    .find_map(|(kind, prefix)| Some((*kind, line.strip_prefix(prefix)?)))?;
+    Some((kind, rest.split_whitespace().next()?))
 }
 
 /// The first [`SUMMARY_PREVIEW`] characters of `preview`, `…` when cut.
@@ -648,32 +690,67 @@ mod tests {
 
     fn report(id: &str, status: &str, duration: f64) -> Value {
         json!({"time": "t", "type": "platform.report", "record": {"requestId": id, "status": status,
-            "metrics": {"durationMs": duration, "billedDurationMs": duration.ceil(), "memorySizeMB": 128,
-            "maxMemoryUsedMB": 20}}})
+            "metrics": {"durationMs": duration, "billedDurationMs": duration.ceil() as u64,
+            "memorySizeMB": 128, "maxMemoryUsedMB": 20}}})
+    }
+
+    /// Hands `hub` the event `json` as the emulator would: typed.
+    fn record(hub: &Hub, function: &str, json: Value) {
+        let kind = json["type"].as_str().unwrap_or_default();
+        let event = if kind.starts_with("platform.") || kind == "function" {
+            StreamEvent::Telemetry(Arc::new(
+                serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}")),
+            ))
+        } else if let Some(answer) = match kind {
+            notes::REQUEST_PREVIEW => Some(false),
+            notes::RESPONSE_PREVIEW => Some(true),
+            _ => None,
+        } {
+            let record = &json["record"];
+            StreamEvent::Preview(Arc::new(notes::Preview {
+                time: json["time"].as_str().unwrap_or_default().to_owned(),
+                answer,
+                request_id: record["requestId"].as_str().unwrap_or_default().to_owned(),
+                preview: record["preview"].as_str().unwrap_or_default().to_owned(),
+                size: None,
+                error_type: None,
+            }))
+        } else {
+            StreamEvent::note(json)
+        };
+        hub.record(function, &event);
     }
 
     #[test]
     fn an_invocation_gathers_its_cold_start_lines_and_report() {
         let hub = Hub::new(Arc::new(TracingSink));
-        hub.record(
+        record(
+            &hub,
             "f",
-            &json!({"time": "t0", "type": "platform.initStart", "record": {}}),
+            json!({"time": "t0", "type": "platform.initStart", "record": {
+                "initializationType": "on-demand", "phase": "init", "functionName": "f",
+                "functionVersion": "$LATEST"}}),
         );
         hub.line("f", "START RequestId: r1 Version: $LATEST");
-        hub.record(
+        record(
+            &hub,
             "f",
-            &json!({"time": "t1", "type": "platform.start", "record": {"requestId": "r1"}}),
+            json!({"time": "t1", "type": "platform.start", "record": {"requestId": "r1"}}),
         );
         hub.line("f", "hello");
-        hub.record("f", &json!({"time": "t2", "type": "platform.runtimeDone", "record": {"requestId": "r1", "status": "success"}}));
+        record(
+            &hub,
+            "f",
+            json!({"time": "t2", "type": "platform.runtimeDone", "record": {"requestId": "r1", "status": "success"}}),
+        );
         hub.line("f", "END RequestId: r1");
-        hub.record("f", &report("r1", "success", 2.5));
+        record(&hub, "f", report("r1", "success", 2.5));
         hub.line("f", "REPORT RequestId: r1\tDuration: 2.50 ms");
         hub.line("f", "between invocations");
         let i = hub.invocation("r1").unwrap_or_else(|| panic!("r1 kept"));
         assert_eq!(i.status, "success");
         assert_eq!(
-            i.logs,
+            i.logs.iter().map(|l| &**l).collect::<Vec<_>>(),
             [
                 "START RequestId: r1 Version: $LATEST",
                 "hello",
@@ -682,7 +759,11 @@ mod tests {
             ]
         );
         assert_eq!(i.billed_duration_ms, Some(3.0));
-        let kinds: Vec<_> = i.events.iter().map(|e| e["type"].clone()).collect();
+        let kinds: Vec<_> = i
+            .events
+            .iter()
+            .map(|e| e.to_value()["type"].clone())
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -707,25 +788,28 @@ mod tests {
         let hub = Hub::new(Arc::new(TracingSink));
         let note = |kind: &str, record: Value| json!({"time": "t", "type": kind, "record": record});
         let event = format!(r#"{{"password":"p","pad":"{}"}}"#, "x".repeat(300));
-        hub.record(
+        record(
+            &hub,
             "f",
-            &note(
+            note(
                 REQUEST_PREVIEW,
                 json!({"requestId": "r1", "preview": event}),
             ),
         );
-        hub.record(
+        record(
+            &hub,
             "f",
-            &json!({"time": "t1", "type": "platform.start", "record": {"requestId": "r1"}}),
+            json!({"time": "t1", "type": "platform.start", "record": {"requestId": "r1"}}),
         );
-        hub.record(
+        record(
+            &hub,
             "f",
-            &note(
+            note(
                 RESPONSE_PREVIEW,
                 json!({"requestId": "r1", "preview": "{}"}),
             ),
         );
-        hub.record("f", &report("r1", "success", 1.0));
+        record(&hub, "f", report("r1", "success", 1.0));
         let i = hub.invocation("r1").unwrap_or_else(|| panic!("r1 kept"));
         let payload = i.payload.clone().unwrap_or_default();
         assert!(
@@ -737,9 +821,10 @@ mod tests {
         assert_eq!(row.chars().count(), SUMMARY_PREVIEW + 1, "{row}");
         assert!(row.ends_with('…'));
 
-        hub.record(
+        record(
+            &hub,
             "",
-            &note(
+            note(
                 API_REQUEST,
                 json!({"api": "shop", "kind": "http-api", "method": "GET", "path": "/items",
                     "status": 200, "durationMs": 3.5, "requestId": "r1"}),
@@ -755,9 +840,10 @@ mod tests {
         assert!(hub.api_requests("url", "shop").is_empty());
 
         assert!(hub.build("f").is_none(), "not built");
-        hub.record(
+        record(
+            &hub,
             "f",
-            &note(BUILD, json!({"status": "failed", "error": "exit 2"})),
+            note(BUILD, json!({"status": "failed", "error": "exit 2"})),
         );
         let build = hub.build("f").unwrap_or_else(|| panic!("told"));
         assert_eq!(

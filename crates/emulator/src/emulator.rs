@@ -148,7 +148,9 @@ impl Emulator {
     /// otherwise it is not built.
     pub fn note(&self, function: &str, make: impl FnOnce() -> serde_json::Value) {
         if self.inner.sink.wants_records() {
-            self.inner.sink.record(function, &make());
+            self.inner
+                .sink
+                .record(function, &crate::notes::StreamEvent::note(make()));
         }
     }
 

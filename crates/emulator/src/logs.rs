@@ -17,6 +17,7 @@ use coldstart_protocol::level::LogLevel;
 use coldstart_protocol::limits::LOG_TAIL;
 use coldstart_protocol::telemetry::{Category, Record};
 
+use crate::notes::StreamEvent;
 use crate::telemetry::Telemetry;
 
 /// Where function log lines go. The CLI prints them; tests collect them.
@@ -30,13 +31,22 @@ pub trait LogSink: Send + Sync + 'static {
         false
     }
 
-    /// One event of `function`'s platform event stream in the Telemetry API's shape
-    /// (`{"time", "type", "record"}`: `platform.initStart`, `platform.start`,
+    /// Whether the sink also wants the `function` and `extension` events of the stream (each
+    /// log line again, as a record). Default: yes, when it wants records at all; a sink that
+    /// reads lines through [`LogSink::line`] alone says no, and they are not built for it.
+    fn wants_log_records(&self) -> bool {
+        true
+    }
+
+    /// One event of `function`'s platform event stream ([`StreamEvent`], in JSON the Telemetry
+    /// API's shape `{"time", "type", "record"}`: `platform.initStart`, `platform.start`,
     /// `platform.runtimeDone`, `platform.report`, `function`, `extension`, ...): the stream
     /// Telemetry API subscribers read, whatever they subscribed to and whatever the log level;
     /// also coldstart's own events, typed `coldstart.*` ([`crate::notes`]: previews of an
     /// invocation's event and answer, front-door requests, builds), which subscribers never get.
-    fn record(&self, function: &str, event: &serde_json::Value) {
+    /// Called on the invocation's path: keep what is needed (a clone is cheap) and render it
+    /// later.
+    fn record(&self, function: &str, event: &StreamEvent) {
         let _ = (function, event);
     }
 }

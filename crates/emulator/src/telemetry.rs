@@ -39,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::iso_millis;
 use crate::error::SubscribeError;
+use crate::notes::StreamEvent;
 
 /// Most events kept from an init phase for extensions that subscribe during it.
 const BACKLOG_LIMIT: usize = 1_000;
@@ -80,13 +81,23 @@ pub(crate) struct Telemetry {
 }
 
 /// Takes one event of a function's stream, as `(function, event)`.
-pub(crate) type Deliver = Arc<dyn Fn(&str, &serde_json::Value) + Send + Sync>;
+pub(crate) type Deliver = Arc<dyn Fn(&str, &StreamEvent) + Send + Sync>;
 
 /// A function's name and where every record of its sandboxes goes.
 #[derive(Clone)]
 pub(crate) struct Observer {
     pub(crate) function: Arc<str>,
     pub(crate) deliver: Deliver,
+    /// Whether it wants `function` and `extension` records too
+    /// ([`crate::LogSink::wants_log_records`]).
+    pub(crate) log_records: bool,
+}
+
+impl Observer {
+    /// Whether it wants records of `category`.
+    fn wants(&self, category: Category) -> bool {
+        self.log_records || category == Category::Platform
+    }
 }
 
 impl std::fmt::Debug for Observer {
@@ -387,7 +398,7 @@ impl Telemetry {
 
     /// Hands the coldstart event `make` builds ([`crate::notes`]) to the log sink, if it reads
     /// this stream; extensions' subscriptions never get it. Without an observer it is not built.
-    pub(crate) fn observe(&self, make: impl FnOnce() -> serde_json::Value) {
+    pub(crate) fn observe(&self, make: impl FnOnce() -> StreamEvent) {
         if let Some(observer) = &self.observer {
             (observer.deliver)(&observer.function, &make());
         }
@@ -422,50 +433,46 @@ impl Telemetry {
 
     /// Whether anyone may want a record of `category` now.
     pub(crate) fn wants(&self, category: Category) -> bool {
-        self.observer.is_some() || self.wanted.load(Ordering::Acquire) & bit(category) != 0
+        self.observer.as_ref().is_some_and(|o| o.wants(category))
+            || self.wanted.load(Ordering::Acquire) & bit(category) != 0
     }
 
     /// Publishes the record `make` builds, if anyone wants records of `category` (which must be
     /// the record's own).
     pub(crate) fn publish(&self, category: Category, make: impl FnOnce() -> Record) {
         let wanted = self.wanted.load(Ordering::Acquire);
-        if wanted & bit(category) == 0 && self.observer.is_none() {
+        let observer = self.observer.as_ref().filter(|o| o.wants(category));
+        if wanted & bit(category) == 0 && observer.is_none() {
             return;
         }
         let record = make();
         debug_assert_eq!(record.category(), category);
-        let time = iso_millis(SystemTime::now());
-        if let Some(observer) = &self.observer
-            && in_telemetry(&record)
+        // Built once: the observer keeps it as it is, subscribers get it serialised.
+        let event = Arc::new(Event {
+            time: iso_millis(SystemTime::now()),
+            record,
+        });
+        if let Some(observer) = observer
+            && in_telemetry(&event.record)
         {
-            let event = Event {
-                time: time.clone(),
-                record: record.clone(),
-            };
-            if let Ok(value) = serde_json::to_value(&event) {
-                (observer.deliver)(&observer.function, &value);
-            }
+            (observer.deliver)(&observer.function, &StreamEvent::Telemetry(event.clone()));
         }
         if wanted & bit(category) == 0 {
             return;
         }
         let older = (wanted & LOGS_SHAPES != 0)
-            .then(|| logs_record(&record))
+            .then(|| logs_record(&event.record))
             .flatten();
         let logs_2021 = matches!(older, Some(logs::Record::RuntimeDone(_)));
         let logs = older.and_then(|record| {
             let event = logs::Event {
-                time: time.clone(),
+                time: event.time.clone(),
                 record,
             };
             serde_json::to_vec(&event).ok().map(Bytes::from)
         });
-        let telemetry = (wanted & TELEMETRY_SHAPES != 0 && in_telemetry(&record))
-            .then(|| {
-                serde_json::to_vec(&Event { time, record })
-                    .ok()
-                    .map(Bytes::from)
-            })
+        let telemetry = (wanted & TELEMETRY_SHAPES != 0 && in_telemetry(&event.record))
+            .then(|| serde_json::to_vec(&*event).ok().map(Bytes::from))
             .flatten();
         self.offer(Item {
             category,

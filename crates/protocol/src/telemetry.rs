@@ -195,6 +195,34 @@ pub enum Record {
 }
 
 impl Record {
+    /// The event's `type`: `platform.start`, `function`, ...
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Record::InitStart(_) => "platform.initStart",
+            Record::InitRuntimeDone(_) => "platform.initRuntimeDone",
+            Record::InitReport(_) => "platform.initReport",
+            Record::Start(_) => "platform.start",
+            Record::RuntimeDone(_) => "platform.runtimeDone",
+            Record::Report(_) => "platform.report",
+            Record::Extension(_) => "platform.extension",
+            Record::TelemetrySubscription(_) => "platform.telemetrySubscription",
+            Record::LogsDropped(_) => "platform.logsDropped",
+            Record::Function(_) => "function",
+            Record::ExtensionLog(_) => "extension",
+        }
+    }
+
+    /// The invocation it is about: `platform.start`, `platform.runtimeDone` and
+    /// `platform.report` name one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Record::Start(r) => Some(&r.request_id),
+            Record::RuntimeDone(r) => Some(&r.request_id),
+            Record::Report(r) => Some(&r.request_id),
+            _ => None,
+        }
+    }
+
     /// The stream this record belongs to.
     pub fn category(&self) -> Category {
         match self {
@@ -254,6 +282,18 @@ pub enum Status {
     Error,
     /// It ran out of time.
     Timeout,
+}
+
+impl Status {
+    /// Its name on the wire: `success`, `failure`, `error`, `timeout`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Failure => "failure",
+            Status::Error => "error",
+            Status::Timeout => "timeout",
+        }
+    }
 }
 
 /// `platform.initStart`.
@@ -529,6 +569,21 @@ mod tests {
             })
         ));
         assert_eq!(parsed.record.category(), Category::Platform);
+        // The typed names match the wire's, so readers of typed events see what subscribers see.
+        for event in [&report, &line, &parsed] {
+            let json = serde_json::to_value(event).unwrap_or_default();
+            assert_eq!(json["type"], event.record.type_name());
+            assert_eq!(
+                json["record"]["requestId"].as_str(),
+                event.record.request_id()
+            );
+            if let Some(status) = json["record"]["status"].as_str() {
+                assert!(
+                    matches!(&event.record, Record::Report(Report { status: s, .. })
+                    | Record::RuntimeDone(RuntimeDone { status: s, .. }) if s.as_str() == status)
+                );
+            }
+        }
     }
 
     #[test]

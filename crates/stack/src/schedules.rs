@@ -184,7 +184,7 @@ impl Schedules {
         if sink.wants_records() {
             sink.record(
                 &spec.function,
-                &serde_json::json!({
+                &coldstart_emulator::notes::StreamEvent::note(serde_json::json!({
                     "time": Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
                     "type": SCHEDULE_EVENT,
                     "record": {
@@ -195,7 +195,7 @@ impl Schedules {
                         "requestId": request_id,
                         "outcome": outcome,
                     },
-                }),
+                })),
             );
         }
         let response = answer.map_err(|e| Error::Schedule {

@@ -382,7 +382,7 @@ impl Mapping {
         if self.sink.wants_records() {
             self.sink.record(
                 &self.spec.function,
-                &json!({
+                &coldstart_emulator::notes::StreamEvent::note(json!({
                     "time": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
                     "type": SQS_EVENT,
                     "record": {
@@ -392,7 +392,7 @@ impl Mapping {
                         "failed": failed,
                         "outcome": outcome,
                     },
-                }),
+                })),
             );
         }
         if self.queue.arn.ends_with(".fifo") && !failed.is_empty() {

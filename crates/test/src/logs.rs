@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use coldstart_emulator::LogSink;
+use coldstart_emulator::notes::StreamEvent;
 
 /// The log lines of every function, in order, as `(function, line)`, and their platform event
 /// streams' events.
@@ -29,9 +30,9 @@ impl LogSink for Logs {
         true
     }
 
-    fn record(&self, function: &str, event: &serde_json::Value) {
+    fn record(&self, function: &str, event: &StreamEvent) {
         if let Ok(mut records) = self.records.lock() {
-            records.push((function.to_owned(), event.clone()));
+            records.push((function.to_owned(), event.to_value()));
         }
         self.added.notify_waiters();
     }

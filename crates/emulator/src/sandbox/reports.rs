@@ -160,7 +160,7 @@ impl Sandbox {
         self.telemetry.observe(|| {
             let payload = &invocation.payload;
             notes::preview(
-                notes::REQUEST_PREVIEW,
+                false,
                 &invocation.request_id,
                 payload,
                 Some(payload.len()),
@@ -214,13 +214,7 @@ impl Sandbox {
                 Outcome::FunctionError { error_type, body } => (&body[..], Some(&**error_type)),
                 Outcome::Stream { .. } | Outcome::Accepted | Outcome::DryRun => (&[][..], None),
             };
-            notes::preview(
-                notes::RESPONSE_PREVIEW,
-                request_id,
-                body,
-                Some(body.len()),
-                error_type,
-            )
+            notes::preview(true, request_id, body, Some(body.len()), error_type)
         });
     }
 
@@ -232,9 +226,8 @@ impl Sandbox {
         head: &[u8],
         error_type: Option<&str>,
     ) {
-        self.telemetry.observe(|| {
-            notes::preview(notes::RESPONSE_PREVIEW, request_id, head, None, error_type)
-        });
+        self.telemetry
+            .observe(|| notes::preview(true, request_id, head, None, error_type));
     }
 
     /// Whether the log sink reads previews: the Runtime API keeps a streamed answer's first

@@ -107,6 +107,7 @@ impl Sandbox {
                 gone.clone(),
                 crate::telemetry::Observer {
                     function: Arc::from(&*spec.name),
+                    log_records: spec.sink.wants_log_records(),
                     deliver: Arc::new(move |function, event| sink.record(function, event)),
                 },
             )
