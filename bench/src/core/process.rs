@@ -25,6 +25,8 @@ use nix::unistd::{Pid, getpgrp};
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long to wait for the last output lines once a process has exited.
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+/// How long the groups a stopped server made may take to end by themselves.
+const GROUPS_GRACE: Duration = Duration::from_secs(1);
 /// How many output lines a server keeps for the report; the rest are counted.
 const KEPT_LINES: usize = 200;
 
@@ -163,7 +165,7 @@ impl Server {
         let status = waiter
             .join()
             .map_err(|_| anyhow!("the waiter panicked"))??;
-        let left = kill_groups(&groups);
+        let left = end_groups(&groups, GROUPS_GRACE);
         let _ = self.drained.recv_timeout(DRAIN_LIMIT);
         let mut lines = self.kept.lock().map(|l| l.clone()).unwrap_or_default();
         let name = &self.name;
@@ -314,6 +316,43 @@ pub fn groups_below(root: u32) -> Vec<u32> {
     groups.sort_unstable();
     groups.dedup();
     groups
+}
+
+/// Waits up to `limit` for each of `groups` to end by itself (a server's own helpers, such as
+/// coldstart's watchdog, exit just after it), then SIGKILLs those with a live process left;
+/// returns how many had one. A zombie (whose new parent never reaps it) is not alive.
+pub fn end_groups(groups: &[u32], limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    // Bounded by `limit`: 10 ms between looks at /proc.
+    while groups.iter().any(|&g| group_alive(g)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    groups
+        .iter()
+        .filter(|&&g| group_alive(g))
+        .filter(|&&g| killpg(Pid::from_raw(g as i32), Signal::SIGKILL).is_ok())
+        .count()
+}
+
+/// Whether a process of `group` runs (is not a zombie).
+fn group_alive(group: u32) -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let pgid = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+            pgid == Some(group) && state != Some("Z")
+        })
 }
 
 /// SIGKILLs each of `groups` that still exists; returns how many did.
@@ -504,6 +543,26 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         }
         assert_ne!(state(), Some(false), "the group below still runs");
+    }
+
+    #[test]
+    fn a_group_that_ends_just_after_its_server_is_not_reported_and_one_that_stays_is_killed() {
+        // The first sleeps in a group of its own past the server's end, as coldstart's
+        // watchdog does for a moment; the second would outlive it for good.
+        for (inner, expected) in [("0.3", 0), ("30", 1)] {
+            let command = shell(&format!(
+                "setsid sh -c 'echo ready; exec sleep {inner}' & exec sleep 30"
+            ));
+            let (server, (), _) =
+                Server::start("the shell", command, Ready, Duration::from_secs(10))
+                    .expect("sh starts");
+            let groups = groups_below(server.pid().expect("alive"));
+            assert_eq!(groups.len(), 1, "{groups:?}");
+            let lines = server.stop(STOP_GRACE).expect("stopped");
+            let reported = lines.iter().filter(|l| l.contains("outlived")).count();
+            assert_eq!(reported, expected, "sleep {inner}: {lines:?}");
+            assert!(!group_alive(groups[0]), "sleep {inner} still runs");
+        }
     }
 
     #[test]
