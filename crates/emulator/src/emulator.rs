@@ -368,7 +368,8 @@ impl Emulator {
         let payload = if request.payload.is_empty() {
             Bytes::from_static(b"{}")
         } else {
-            if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&request.payload) {
+            if !request.serialized
+                && let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&request.payload) {
                 return Err(InvokeError::InvalidContent(format!(
                     "Could not parse request body into json: Could not parse payload into json: {err}"
                 )));

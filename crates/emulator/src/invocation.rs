@@ -29,6 +29,9 @@ pub struct InvokeRequest {
     /// The request id to use, when the front door already gave one to its caller (Function URLs
     /// put it in the event). Default: a fresh one.
     pub request_id: Option<String>,
+    /// The payload is JSON coldstart serialised itself (a front door's or an event source's
+    /// event): it is not parsed again to check it. Default: false, it is checked.
+    pub serialized: bool,
     /// For an `Event` invocation caused by the stop itself (a WebSocket API's `$disconnect` as
     /// its connections close): a graceful stop runs it if it is still queued, rather than keep
     /// it for the next start. Default: false.

@@ -252,6 +252,8 @@ async fn parse(req: Request<Incoming>) -> Result<InvokeRequest, InvokeError> {
         qualifier,
         request_id: None,
         run_before_stop: false,
+        // The caller's bytes: checked.
+        serialized: false,
     })
 }
 

@@ -329,6 +329,7 @@ impl Mapping {
         let request = InvokeRequest {
             payload: bytes::Bytes::from(payload),
             invocation_type: InvocationType::RequestResponse,
+            serialized: true,
             ..InvokeRequest::default()
         };
         let answer = self.emulator.invoke(&self.spec.function, request).await;

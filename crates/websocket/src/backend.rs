@@ -45,6 +45,7 @@ impl Backend for Emulator {
     async fn invoke(&self, function: &str, event: Vec<u8>) -> Answer {
         let request = InvokeRequest {
             payload: Bytes::from(event),
+            serialized: true,
             ..InvokeRequest::default()
         };
         match Emulator::invoke(self, function, request).await {
@@ -72,6 +73,7 @@ impl Backend for Emulator {
             payload: Bytes::from(event),
             invocation_type: InvocationType::Event,
             run_before_stop: true,
+            serialized: true,
             ..InvokeRequest::default()
         };
         match Emulator::invoke(self, function, request).await {

@@ -197,6 +197,7 @@ impl Invoker for Emulator {
     async fn run(&self, function: &str, payload: Bytes) -> Invoked {
         let request = InvokeRequest {
             payload,
+            serialized: true,
             ..InvokeRequest::default()
         };
         match self.invoke(function, request).await {

@@ -166,18 +166,33 @@ fn failed(door: Door) -> Response<Body> {
     }
 }
 
+/// What decides how a payload 2.0 answer is read, found in one pass without building it.
+#[derive(serde::Deserialize)]
+struct Probe {
+    #[serde(rename = "statusCode", default)]
+    status_code: Option<serde_json::Number>,
+    #[serde(default)]
+    cookies: Option<serde::de::IgnoredAny>,
+}
+
 fn read_v2(body: &Bytes) -> Option<Response<Body>> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    if !value.get("statusCode").is_some_and(Value::is_number) {
+    let parsed: ApiGatewayV2httpResponse = match serde_json::from_slice::<Probe>(body) {
         // Not a response object: the JSON itself is the body.
-        let mut response = Response::new(Body::full(body.clone()));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return Some(response);
-    }
-    let parsed: ApiGatewayV2httpResponse = serde_json::from_value(with_cookies(value)).ok()?;
+        Ok(Probe {
+            status_code: None, ..
+        }) => return Some(json_as_body(body)),
+        Ok(Probe {
+            cookies: Some(_), ..
+        }) => serde_json::from_slice(body).ok()?,
+        // Without `cookies`, or not an object with a numeric `statusCode` (or not JSON).
+        _ => {
+            let value: Value = serde_json::from_slice(body).ok()?;
+            if !value.get("statusCode").is_some_and(Value::is_number) {
+                return Some(json_as_body(body));
+            }
+            serde_json::from_value(with_cookies(value)).ok()?
+        }
+    };
     build(
         parsed.status_code,
         &parsed.headers,
@@ -186,6 +201,16 @@ fn read_v2(body: &Bytes) -> Option<Response<Body>> {
         parsed.body,
         parsed.is_base64_encoded,
     )
+}
+
+/// Any JSON that is not a response object, as a 200 `application/json` body.
+fn json_as_body(body: &Bytes) -> Response<Body> {
+    let mut response = Response::new(Body::full(body.clone()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn read_v1(body: &Bytes) -> Option<Response<Body>> {
@@ -307,6 +332,17 @@ mod tests {
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
         assert_eq!(body_of(r).await, Bytes::from_static(br#""Hello, world!""#));
+        // An object without a numeric `statusCode` is a body too, whatever else it holds.
+        for json in [
+            r#"{"hello":"world","cookies":["a=1"]}"#,
+            r#"{"statusCode":"201","body":"x"}"#,
+            r#"[{"statusCode":201}]"#,
+        ] {
+            let r = answer(Door::FunctionUrl, json);
+            assert_eq!(r.status(), 200, "{json}");
+            assert!(r.headers().get(header::SET_COOKIE).is_none(), "{json}");
+            assert_eq!(body_of(r).await, json.as_bytes(), "{json}");
+        }
     }
 
     #[tokio::test]
@@ -322,6 +358,12 @@ mod tests {
         assert_eq!(body_of(r).await, Bytes::from_static(&[0, 1, 2]));
         let no_cookies = answer(Door::HttpApi(PayloadVersion::V2), r#"{"statusCode":204}"#);
         assert_eq!(no_cookies.status(), 204);
+        let null_cookies = answer(
+            Door::FunctionUrl,
+            r#"{"statusCode":202,"cookies":null,"body":"b"}"#,
+        );
+        assert_eq!(null_cookies.status(), 202);
+        assert_eq!(body_of(null_cookies).await, Bytes::from_static(b"b"));
     }
 
     #[tokio::test]

@@ -10,14 +10,16 @@ use aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyRequestContext, ApiGatewayV2httpRequest,
     ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
 };
+#[cfg(any(doc, test))]
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::lambda_function_urls::{
-    LambdaFunctionUrlRequest, LambdaFunctionUrlRequestContext,
-    LambdaFunctionUrlRequestContextAuthorizerDescription,
+    LambdaFunctionUrlRequestContext, LambdaFunctionUrlRequestContextAuthorizerDescription,
     LambdaFunctionUrlRequestContextHttpDescription,
 };
 use aws_lambda_events::query_map::QueryMap;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, header};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::clock::{clf, epoch_ms};
@@ -55,42 +57,65 @@ pub(crate) fn function_url(
     context.authorizer = authorizer;
     context.other.insert("routeKey".into(), "$default".into());
     context.other.insert("stage".into(), "$default".into());
-    let mut event = LambdaFunctionUrlRequest::default();
-    event.version = Some("2.0".into());
-    event.raw_path = Some(c.path.clone());
-    event.raw_query_string = Some(c.raw_query.clone());
-    event.cookies = cookies(&c.headers);
-    event.headers = joined_headers(&c.headers);
-    event.query_string_parameters = query_pairs(&c.raw_query).into_iter().fold(
-        HashMap::new(),
-        |mut map: HashMap<String, String>, (k, v)| {
-            map.entry(k)
-                .and_modify(|joined| {
-                    joined.push(',');
-                    joined.push_str(&v);
-                })
-                .or_insert(v);
-            map
-        },
-    );
-    event.request_context = context;
-    event.body = body;
-    event.is_base64_encoded = is_base64_encoded;
-    event.other.insert("routeKey".into(), "$default".into());
-    let mut json = serde_json::to_value(&event).unwrap_or(Value::Null);
-    if let Some(map) = json.as_object_mut() {
-        // Function URLs omit what is empty rather than sending it empty.
-        if event.query_string_parameters.is_empty() {
-            map.remove("queryStringParameters");
+    let event = UrlEvent {
+        version: "2.0",
+        route_key: "$default",
+        raw_path: &c.path,
+        raw_query_string: &c.raw_query,
+        cookies: cookies(&c.headers),
+        headers: Headers(joined_headers(&c.headers)),
+        query_string_parameters: query_pairs(&c.raw_query).into_iter().fold(
+            HashMap::new(),
+            |mut map: HashMap<String, String>, (k, v)| {
+                map.entry(k)
+                    .and_modify(|joined| {
+                        joined.push(',');
+                        joined.push_str(&v);
+                    })
+                    .or_insert(v);
+                map
+            },
+        ),
+        request_context: context,
+        body,
+        is_base64_encoded,
+    };
+    serde_json::to_vec(&event).unwrap_or_default()
+}
+
+/// A Function URL's event ([`LambdaFunctionUrlRequest`]'s fields), written in one pass: what
+/// is empty (`cookies`, `queryStringParameters`, `body`) is left out rather than sent empty, as
+/// Function URLs do.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UrlEvent<'a> {
+    version: &'static str,
+    route_key: &'static str,
+    raw_path: &'a str,
+    raw_query_string: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cookies: Option<Vec<String>>,
+    headers: Headers,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    query_string_parameters: HashMap<String, String>,
+    request_context: LambdaFunctionUrlRequestContext,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    is_base64_encoded: bool,
+}
+
+/// Headers as a JSON object of name to value (each name once: [`joined_headers`]).
+struct Headers(HeaderMap);
+
+impl Serialize for Headers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name.as_str(), &String::from_utf8_lossy(value.as_bytes()))?;
         }
-        if event.body.is_none() {
-            map.remove("body");
-        }
-        if event.cookies.is_none() {
-            map.remove("cookies");
-        }
+        map.end()
     }
-    serde_json::to_vec(&json).unwrap_or_default()
 }
 
 /// The event of an HTTP API route in payload `version` (the API's own, or an authorizer's).

@@ -571,6 +571,7 @@ async fn invoke(
     let request = InvokeRequest {
         payload: Bytes::from(event),
         request_id: Some(request_id.clone()),
+        serialized: true,
         ..InvokeRequest::default()
     };
     let mut response = match emulator.invoke(function, request).await {
@@ -607,6 +608,7 @@ async fn invoke_within(
     let request = InvokeRequest {
         payload: Bytes::from(event),
         request_id: Some(request_id.clone()),
+        serialized: true,
         ..InvokeRequest::default()
     };
     // Polled here; only an invocation that outlives `limit` is handed to a task of its own.
