@@ -369,7 +369,8 @@ impl Emulator {
             Bytes::from_static(b"{}")
         } else {
             if !request.serialized
-                && let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&request.payload) {
+                && let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&request.payload)
+            {
                 return Err(InvokeError::InvalidContent(format!(
                     "Could not parse request body into json: Could not parse payload into json: {err}"
                 )));
