@@ -9,6 +9,7 @@
 //!   release binaries.
 //! - [`report`]: the one results format.
 
+pub mod alternate;
 pub mod http;
 pub mod process;
 pub mod report;

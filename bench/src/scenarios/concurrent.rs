@@ -5,12 +5,11 @@
 //! invocation each); closed-loop throughput runs alternate between them and the median run of
 //! each is compared; then sequential warm invokes interleaved.
 
-use std::time::Duration;
-
 use coldstart_protocol::invoke;
 
-use crate::core::http::{self, Load, Target};
-use crate::core::report::{Report, Table, failures};
+use crate::core::alternate::{self, Plan};
+use crate::core::http::{self, Target};
+use crate::core::report::{Report, Table};
 use crate::core::stack::{Coldstart, binary};
 use crate::scenarios::{Context, invoke as invoke_scenario};
 
@@ -18,9 +17,6 @@ const FUNCTION: &str = "function";
 /// Invocations at once: per environment on one side, environments on the other.
 const N: usize = 8;
 const CLIENTS: usize = 8;
-const LOAD_LIMIT: Duration = Duration::from_secs(30);
-/// Alternations of the throughput runs (each side runs this many times).
-const ALTERNATIONS: usize = 5;
 
 pub fn run(cx: &Context) -> anyhow::Result<Report> {
     let mut report = Report::new("concurrent", cx.quick);
@@ -54,25 +50,8 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     ];
 
     eprintln!("concurrent: throughput, alternating runs");
-    let run = |target: &Target, total| {
-        cx.rt.block_on(http::load(
-            std::slice::from_ref(target),
-            &payload,
-            CLIENTS,
-            total,
-            LOAD_LIMIT,
-        ))
-    };
-    for target in &targets {
-        // Warm-up: every environment started.
-        run(target, cx.cut(2_000));
-    }
-    let mut runs: [Vec<Load>; 2] = [Vec::new(), Vec::new()];
-    for _ in 0..ALTERNATIONS {
-        for (i, target) in targets.iter().enumerate() {
-            runs[i].push(run(target, cx.cut(20_000)));
-        }
-    }
+    let plan = Plan::standard(cx, CLIENTS);
+    let runs = alternate::runs(&cx.rt, &targets, &payload, &plan, |_, run| run());
 
     eprintln!("concurrent: sequential warm invokes, interleaved");
     let rounds = invoke_scenario::rounds(cx);
@@ -81,10 +60,8 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     report.note("coldstart run", eight.stop()?);
 
     let title = format!(
-        "Throughput: {CLIENTS} clients back to back, {ALTERNATIONS} alternating runs of {} \
-         requests (or {} s) each; median run",
-        cx.cut(20_000),
-        LOAD_LIMIT.as_secs()
+        "Throughput: {CLIENTS} clients back to back, {}",
+        plan.about()
     );
     let mut table = Table::new(
         title,
@@ -92,24 +69,9 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     );
     let mut medians = [0.0f64; 2];
     for (i, target) in targets.iter().enumerate() {
-        let mut rates: Vec<f64> = runs[i].iter().map(Load::rate).collect();
-        rates.sort_by(f64::total_cmp);
-        medians[i] = rates[rates.len() / 2];
-        let all: Vec<String> = runs[i].iter().map(|l| format!("{:.0}", l.rate())).collect();
-        let throttled: usize = runs[i].iter().map(|l| l.throttled).sum();
-        let failed: usize = runs[i].iter().map(|l| l.failures).sum();
-        let status = runs[i].iter().find_map(|l| l.failure_status);
-        let broken: usize = runs[i].iter().map(|l| l.broken).sum();
-        table.row(
-            target.label.clone(),
-            vec![
-                format!("{:.0}", medians[i]),
-                all.join(" "),
-                throttled.to_string(),
-                failures(failed, status),
-                broken.to_string(),
-            ],
-        );
+        let (median, cells) = alternate::cells(&runs[i]);
+        medians[i] = median;
+        table.row(target.label.clone(), cells);
     }
     table.line(format!(
         "one multi-concurrent environment: {:.2}x the throughput of {N} single ones",

@@ -13,18 +13,16 @@ use std::time::Duration;
 use anyhow::Context as _;
 use coldstart_protocol::invoke;
 
-use crate::core::http::{self, Load, Target};
+use crate::core::alternate::{self, Plan};
+use crate::core::http::{self, Target};
 use crate::core::process::Usage;
-use crate::core::report::{Report, Table, failures};
+use crate::core::report::{Report, Table};
 use crate::core::stack::{Coldstart, binary};
 use crate::scenarios::{Context, invoke as invoke_scenario};
 
 const FUNCTION: &str = "function";
 const CLIENTS: usize = 8;
 const CONCURRENCY: usize = 2;
-const LOAD_LIMIT: Duration = Duration::from_secs(30);
-/// Alternations of the throughput runs (each side runs this many times).
-const ALTERNATIONS: usize = 5;
 /// Most throughput the open dashboard may cost (issue 15).
 const GOAL_DROP: f64 = 0.05;
 
@@ -130,32 +128,18 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     ];
 
     eprintln!("dashboard: throughput, alternating runs");
-    let run = |target: &Target, total| {
-        cx.rt.block_on(http::load(
-            std::slice::from_ref(target),
-            &payload,
-            CLIENTS,
-            total,
-            LOAD_LIMIT,
-        ))
-    };
-    for target in &targets {
-        run(target, cx.cut(2_000));
-    }
-    let mut runs: [Vec<Load>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let plan = Plan::standard(cx, CLIENTS);
     // coldstart's own CPU time (not its sandboxes'), which the dashboard adds to: steadier than
     // throughput on a shared machine.
     let pids = [plain.pid()?, unwatched.pid()?, dash.pid()?];
     let (mut cpu_ns, mut answered) = ([0u64; 3], [0usize; 3]);
-    for _ in 0..ALTERNATIONS {
-        for (i, target) in targets.iter().enumerate() {
-            let before = Usage::of(pids[i]);
-            let load = run(target, cx.cut(20_000));
-            cpu_ns[i] += Usage::of(pids[i]).since(before).cpu_ns;
-            answered[i] += load.right;
-            runs[i].push(load);
-        }
-    }
+    let runs = alternate::runs(&cx.rt, &targets, &payload, &plan, |i, run| {
+        let before = Usage::of(pids[i]);
+        let load = run();
+        cpu_ns[i] += Usage::of(pids[i]).since(before).cpu_ns;
+        answered[i] += load.right;
+        load
+    });
     let streamed = watcher.read();
 
     eprintln!("dashboard: sequential warm invokes, interleaved");
@@ -168,10 +152,8 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     closed?;
 
     let title = format!(
-        "Throughput: {CLIENTS} clients back to back, concurrency {CONCURRENCY}, {ALTERNATIONS} \
-         alternating runs of {} requests (or {} s) each; median run",
-        cx.cut(20_000),
-        LOAD_LIMIT.as_secs()
+        "Throughput: {CLIENTS} clients back to back, concurrency {CONCURRENCY}, {}",
+        plan.about()
     );
     let mut table = Table::new(
         title,
@@ -190,25 +172,10 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     let mut medians = [0.0f64; 3];
     let cpu_per_invoke = |i: usize| cpu_ns[i] as f64 / answered[i].max(1) as f64 / 1000.0;
     for (i, target) in targets.iter().enumerate() {
-        let mut rates: Vec<f64> = runs[i].iter().map(Load::rate).collect();
-        rates.sort_by(f64::total_cmp);
-        medians[i] = rates[rates.len() / 2];
-        let all: Vec<String> = runs[i].iter().map(|l| format!("{:.0}", l.rate())).collect();
-        let throttled: usize = runs[i].iter().map(|l| l.throttled).sum();
-        let failed: usize = runs[i].iter().map(|l| l.failures).sum();
-        let status = runs[i].iter().find_map(|l| l.failure_status);
-        let broken: usize = runs[i].iter().map(|l| l.broken).sum();
-        table.row(
-            target.label.clone(),
-            vec![
-                format!("{:.0}", medians[i]),
-                all.join(" "),
-                format!("{:.1}", cpu_per_invoke(i)),
-                throttled.to_string(),
-                failures(failed, status),
-                broken.to_string(),
-            ],
-        );
+        let (median, mut cells) = alternate::cells(&runs[i]);
+        medians[i] = median;
+        cells.insert(2, format!("{:.1}", cpu_per_invoke(i)));
+        table.row(target.label.clone(), cells);
     }
     table.line(format!(
         "--dashboard with no page open: {:.1} % less",

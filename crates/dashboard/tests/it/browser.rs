@@ -264,8 +264,8 @@ async fn the_page_invokes_a_function_and_shows_it_live_and_sends_to_a_websocket_
     })
     .await;
 
-    // A Function URL request made outside the page: its row shows the event's preview, with
-    // the Authorization header's value hidden.
+    // A Function URL request made outside the page: its row shows the start of the event's
+    // preview, the opened invocation all of it, with the Authorization header's value hidden.
     let url_id = outside(
         served.url_addr,
         "POST",
@@ -274,13 +274,18 @@ async fn the_page_invokes_a_function_and_shows_it_live_and_sends_to_a_websocket_
     )
     .await;
     tab(&client, "invocations").await;
-    let row = text_when(
-        &client,
-        &format!(r#"tr[data-request-id="{url_id}"]"#),
-        |t| t.contains(r#""authorization":"(hidden)""#) && t.contains("success"),
-    )
+    let row_css = format!(r#"tr[data-request-id="{url_id}"]"#);
+    let row = text_when(&client, &row_css, |t| {
+        t.contains(r#"{"version":"2.0""#) && t.contains("success")
+    })
     .await;
     assert!(!row.contains("s3cr3t"), "{row}");
+    click(&client, &row_css).await;
+    let detail = text_when(&client, "#invocation-detail", |t| {
+        t.contains(&url_id) && t.contains(r#""authorization":"(hidden)""#)
+    })
+    .await;
+    assert!(!detail.contains("s3cr3t"), "{detail}");
 
     // An HTTP API request: listed on the APIs page, its request id opens the invocation.
     let api_id = outside(served.http_addr, "GET", "/items", None).await;
