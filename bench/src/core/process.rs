@@ -561,6 +561,11 @@ mod tests {
             let lines = server.stop(STOP_GRACE).expect("stopped");
             let reported = lines.iter().filter(|l| l.contains("outlived")).count();
             assert_eq!(reported, expected, "sleep {inner}: {lines:?}");
+            // A SIGKILL takes effect soon, not at once: a bounded wait.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while group_alive(groups[0]) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
             assert!(!group_alive(groups[0]), "sleep {inner} still runs");
         }
     }

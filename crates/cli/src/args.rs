@@ -144,7 +144,7 @@ pub(crate) struct UpArgs {
     #[arg(long, default_value = "coldstart")]
     pub(crate) stack_name: String,
     /// The first port of a template's APIs and Function URLs (counted up in the order of
-    /// their logical ids); 0 gives each a free port.
+    /// their logical ids); 0 gives each a free port, a coldstart.toml's fixed ones too.
     #[arg(long, default_value_t = 3000)]
     pub(crate) port_base: u16,
     /// A DynamoDB-compatible endpoint: a template's tables are created there if missing and

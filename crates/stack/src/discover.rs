@@ -61,7 +61,14 @@ impl Source {
     /// Reads the stack.
     pub fn load(&self, options: &TemplateOptions) -> Result<Stack, Error> {
         match self {
-            Self::Config(path) => crate::config::load(path),
+            Self::Config(path) => {
+                let mut stack = crate::config::load(path)?;
+                // `--port-base 0` means free ports for a configuration's fixed ones too.
+                if options.port_base == 0 {
+                    stack.free_every_port();
+                }
+                Ok(stack)
+            }
             Self::Template(path) => template::load(path, options),
         }
     }
@@ -99,6 +106,33 @@ mod tests {
             Source::find(&dir).ok(),
             Some(Source::Config(dir.join("coldstart.toml")))
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn port_base_zero_frees_a_configurations_fixed_ports() {
+        let dir = std::env::temp_dir().join(format!("coldstart-ports-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join("coldstart.toml");
+        std::fs::write(
+            &path,
+            "[functions.items]\nbootstrap = \"b\"\nurl = { port = 9101 }\n\
+             [http_apis.api]\nport = 9100\nroutes = { \"GET /items\" = \"items\" }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let source = Source::Config(path);
+        let load = |port_base| {
+            source
+                .load(&TemplateOptions {
+                    port_base,
+                    ..TemplateOptions::default()
+                })
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let fixed: Vec<u16> = load(3000).ports().iter().map(|(p, _)| *p).collect();
+        assert_eq!(fixed, [9101, 9100]);
+        assert!(load(0).ports().is_empty(), "every port free");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -381,6 +381,19 @@ impl Stack {
         std::fs::canonicalize(&folder).unwrap_or(folder)
     }
 
+    /// Gives every Function URL and API a free port (0), whatever its configuration fixed.
+    pub fn free_every_port(&mut self) {
+        for url in self.functions.iter_mut().filter_map(|f| f.url.as_mut()) {
+            url.port = 0;
+        }
+        for api in &mut self.http_apis {
+            api.port = 0;
+        }
+        for api in &mut self.websocket_apis {
+            api.port = 0;
+        }
+    }
+
     /// Every port the stack claims (0 excepted), with its owner.
     pub fn ports(&self) -> Vec<(u16, String)> {
         let urls = self.functions.iter().filter_map(|f| {
