@@ -19,10 +19,11 @@ use crate::model::{HttpApiSpec, WebSocketApiSpec};
 use crate::template::Context;
 use crate::template::api_settings;
 use crate::template::auth;
-use crate::template::functions::{HttpEvent, integration_timeout};
+use crate::template::functions::HttpEvent;
 use crate::template::intrinsics::text;
 use crate::template::resources::{IMPLICIT_REST_API, Resource, api_host, function_of};
 use crate::template::rest_api;
+use crate::template::rest_api::integration_timeout;
 
 /// The APIs of a template, without ports yet.
 #[derive(Debug, Default)]

@@ -984,17 +984,6 @@ fn events(
     Ok(out)
 }
 
-/// An HTTP API integration's `TimeoutInMillis`: 50 to 30,000.
-pub(crate) fn integration_timeout(v: &Value) -> Result<std::time::Duration, String> {
-    match text(v).and_then(|t| t.parse::<u64>().ok()) {
-        Some(ms) if (50..=30_000).contains(&ms) => Ok(std::time::Duration::from_millis(ms)),
-        _ => Err(format!(
-            "must be 50 to 30000 milliseconds, not {}",
-            text(v).unwrap_or_else(|| describe(v).to_owned())
-        )),
-    }
-}
-
 /// The logical id of the API whose id (what `Ref` gives) is `api_id`.
 fn api_by_id(cx: &Context<'_>, api_id: &str, rest: bool) -> Option<String> {
     let kinds: &[&str] = if rest {

@@ -18,8 +18,7 @@ use crate::config::DEFAULT_STAGE;
 use crate::error::Error;
 use crate::model::HttpApiSpec;
 use crate::template::Context;
-use crate::template::functions::integration_timeout;
-use crate::template::intrinsics::text;
+use crate::template::intrinsics::{describe, text};
 use crate::template::resources::{Resource, api_host, function_of};
 
 /// The longest integration timeout of a streamed route: 15 minutes (API Gateway's "Stream the
@@ -34,6 +33,17 @@ pub(crate) fn streams(v: &Value) -> Result<bool, String> {
         other => Err(format!(
             "must be BUFFERED or STREAM, not {}",
             other.map_or_else(|| v.to_string(), |t| format!("{t:?}"))
+        )),
+    }
+}
+
+/// An API integration's `TimeoutInMillis`: 50 to 30,000.
+pub(crate) fn integration_timeout(v: &Value) -> Result<Duration, String> {
+    match text(v).and_then(|t| t.parse::<u64>().ok()) {
+        Some(ms) if (50..=30_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "must be 50 to 30000 milliseconds, not {}",
+            text(v).unwrap_or_else(|| describe(v).to_owned())
         )),
     }
 }
