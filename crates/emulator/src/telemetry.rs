@@ -160,15 +160,44 @@ struct Subscription {
 }
 
 /// What the publisher and a delivery task share about one queue.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     /// Bytes in the queue (added by the publisher, removed by the task).
     queued_bytes: AtomicU64,
+    /// While the task gathers a batch: how many more events, or bytes, fill it. The publisher
+    /// wakes the task ([`Counters::full`]) only once the queue holds that much, so that events
+    /// trickling in one by one cost no wake-up each; `u64::MAX` when the task is not gathering.
+    wanted_items: AtomicU64,
+    wanted_bytes: AtomicU64,
+    /// Wakes the gathering task: its batch can be filled.
+    full: Notify,
     /// Events queued or being delivered; zero when the subscription is quiet.
     pending: AtomicU64,
     /// Events dropped since the last `platform.logsDropped`.
     dropped_records: AtomicU64,
     dropped_bytes: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            queued_bytes: AtomicU64::new(0),
+            wanted_items: AtomicU64::new(u64::MAX),
+            wanted_bytes: AtomicU64::new(u64::MAX),
+            full: Notify::new(),
+            pending: AtomicU64::new(0),
+            dropped_records: AtomicU64::new(0),
+            dropped_bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Counters {
+    /// The task gathers a batch that `items` more events or `bytes` more bytes fill.
+    fn want(&self, items: u64, bytes: u64) {
+        self.wanted_items.store(items, Ordering::Release);
+        self.wanted_bytes.store(bytes, Ordering::Release);
+    }
 }
 
 /// A validated subscription: where to deliver, what, and how to batch.
@@ -657,6 +686,12 @@ impl Subscription {
         if room {
             self.counters.pending.fetch_add(1, Ordering::AcqRel);
             if self.queue.try_send(json.clone()).is_ok() {
+                let queued = (self.queue.max_capacity() - self.queue.capacity()) as u64;
+                if queued >= self.counters.wanted_items.load(Ordering::Acquire)
+                    || before + len >= self.counters.wanted_bytes.load(Ordering::Acquire)
+                {
+                    self.counters.full.notify_one();
+                }
                 return;
             }
             self.counters.pending.fetch_sub(1, Ordering::AcqRel);
@@ -684,6 +719,19 @@ impl Batch {
         counters.queued_bytes.fetch_sub(len, Ordering::AcqRel);
         self.bytes += len;
         self.items.push(item);
+    }
+
+    /// Takes queued events until the batch is full or the queue empty; returns whether the
+    /// queue is closed.
+    fn take(&mut self, rx: &mut mpsc::Receiver<Bytes>, counters: &Counters, plan: &Plan) -> bool {
+        while !self.full(plan) {
+            match rx.try_recv() {
+                Ok(item) => self.push(counters, item),
+                Err(mpsc::error::TryRecvError::Empty) => return false,
+                Err(mpsc::error::TryRecvError::Disconnected) => return true,
+            }
+        }
+        false
     }
 
     fn full(&self, plan: &Plan) -> bool {
@@ -771,16 +819,30 @@ async fn deliver(
             None => closed = true,
         }
         let deadline = Instant::now() + plan.timeout;
-        while !closed && !batch.full(&plan) {
+        // The rest of the batch is taken from the queue when it can fill the batch or at the
+        // deadline, not event by event: publishing wakes this task once per batch.
+        loop {
+            closed |= batch.take(&mut rx, &counters, &plan);
+            if closed || batch.full(&plan) {
+                break;
+            }
+            let items = (plan.max_items - batch.items.len()) as u64;
+            let bytes = plan.max_bytes.saturating_sub(batch.bytes);
+            counters.want(items, bytes);
+            // Published between the take and the `want`: nobody was woken for it.
+            if rx.len() as u64 >= items || counters.queued_bytes.load(Ordering::Acquire) >= bytes {
+                continue;
+            }
             tokio::select! {
                 () = gone.cancelled() => return,
-                () = tokio::time::sleep_until(deadline) => break,
-                item = rx.recv() => match item {
-                    Some(item) => batch.push(&counters, item),
-                    None => closed = true,
-                },
+                () = tokio::time::sleep_until(deadline) => {
+                    closed |= batch.take(&mut rx, &counters, &plan);
+                    break;
+                }
+                () = counters.full.notified() => {}
             }
         }
+        counters.want(u64::MAX, u64::MAX);
         if let Some(body) = batch.body(&counters, plan.protocol)
             && !client.send(body).await
         {
@@ -1139,6 +1201,29 @@ mod tests {
         assert_eq!(records(&next_batch(&mut batches).await), ["b"]);
         line(&telemetry, "after");
         assert!(!telemetry.wants(Category::Function));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_goes_once_its_bytes_fill_it_not_at_the_deadline() {
+        let (addr, mut batches) = listener(Arc::new(Notify::new()), false).await;
+        let telemetry = Telemetry::new(CancellationToken::new());
+        telemetry.end_init();
+        let mut small = plan(addr, 1000, 30_000);
+        small.types = vec![Category::Function];
+        // Each line's event is some 140 bytes: two fill the batch.
+        small.max_bytes = 200;
+        telemetry.subscribe("id", "ext", small);
+        let text = |n: usize| format!("{n}{}", "x".repeat(80));
+        line(&telemetry, &text(1));
+        // The delivery task takes the first line and waits for the batch to fill.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        line(&telemetry, &text(2));
+        let batch = next_batch(&mut batches).await;
+        let lines: Vec<&str> = batch.iter().filter_map(|e| e["record"].as_str()).collect();
+        assert_eq!(lines, [text(1), text(2)]);
+        telemetry.shutdown(Duration::from_secs(5)).await;
     }
 
     #[tokio::test(flavor = "current_thread")]
