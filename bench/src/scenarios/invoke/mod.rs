@@ -16,6 +16,7 @@ use coldstart_protocol::invoke;
 
 use self::cargo_lambda::Watch;
 use crate::core::http::{self, Floor, Latency, Load, PAYLOAD_LEN, Rounds, Target};
+use crate::core::process::{Usage, descendants, exe};
 use crate::core::report::{self, Report, Table, failures, ratio};
 use crate::core::stack::{Coldstart, binary, repository};
 use crate::core::stats::{Summary, millis};
@@ -108,7 +109,25 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     ];
     targets.extend(watch.as_ref().map(Watch::target));
     let rounds = rounds(cx);
+    // The CPU a subscriber costs, steadier than its latency: coldstart's own with and without
+    // it, and the subscriber's (since it started, at the warm-up's first invocation).
+    let pids = [servers[0].pid()?, servers[2].pid()?];
+    let before = pids.map(Usage::of);
     let measured = cx.rt.block_on(http::sequential(&targets, &payload, rounds));
+    let used = [0, 1].map(|i| Usage::of(pids[i]).since(before[i]).cpu_ns);
+    let subscriber = descendants(pids[1])
+        .into_iter()
+        .find(|&pid| exe(pid).is_some_and(|e| e.ends_with("fx-telemetry")))
+        .map(|pid| Usage::of(pid).cpu_ns);
+    let per_invoke = |ns: u64| {
+        let sent = rounds.warmup + rounds.rounds * (rounds.block + 1);
+        ns as f64 / sent.max(1) as f64 / 1000.0
+    };
+    let cpu = SubscriberCpu {
+        coldstart: per_invoke(used[0]),
+        coldstart_subscribed: per_invoke(used[1]),
+        subscriber: subscriber.map(per_invoke),
+    };
     for (server, label) in servers.into_iter().zip([ours, lr, SUBSCRIBED]) {
         report.note(label, server.stop()?);
     }
@@ -119,7 +138,7 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
         );
     }
     let rows = measured.with_context(|| format!("sequential warm invokes: {:?}", report.notes))?;
-    report.tables.push(sequential_table(&rows, rounds));
+    report.tables.push(sequential_table(&rows, rounds, &cpu));
 
     eprintln!("invoke: throughput, {CLIENTS} clients");
     let mut loads = vec![load(
@@ -195,7 +214,17 @@ fn start_peer(
         .ok()
 }
 
-fn sequential_table(rows: &[Latency], rounds: Rounds) -> Table {
+/// CPU per invoke (us) over the sequential runs, warm-up included.
+struct SubscriberCpu {
+    /// coldstart's, without a subscriber.
+    coldstart: f64,
+    /// coldstart's, with one.
+    coldstart_subscribed: f64,
+    /// The subscriber's own (the fixture extension, quiet), when found.
+    subscriber: Option<f64>,
+}
+
+fn sequential_table(rows: &[Latency], rounds: Rounds, cpu: &SubscriberCpu) -> Table {
     let refs: Vec<&Latency> = rows.iter().collect();
     let title =
         "Sequential warm invokes: every target up at once, one keep-alive connection each (us)";
@@ -222,6 +251,14 @@ fn sequential_table(rows: &[Latency], rounds: Rounds) -> Table {
         &format!("<= {} us", SUBSCRIBER_GOAL.as_micros()),
         added <= SUBSCRIBER_GOAL,
     );
+    table.line(format!(
+        "  CPU per invoke: coldstart {:.1} us without a subscriber, {:.1} us with one; the \
+         subscriber itself {}",
+        cpu.coldstart,
+        cpu.coldstart_subscribed,
+        cpu.subscriber
+            .map_or_else(|| "not found".to_owned(), |us| format!("{us:.1} us"))
+    ));
     if rows.len() > 4 {
         table.line(format!(
             "coldstart-runtime p50 / cargo-lambda p50  {:.2}x",

@@ -10,7 +10,7 @@
 //! `TELEMETRY_PROTOCOL=TCP` subscribes a TCP listener (`tcp://sandbox.localdomain:PORT`), which
 //! reads newline-delimited JSON. With `TELEMETRY_READY_FIFO=PATH`
 //! it opens that FIFO for writing once subscribed and closes it, which wakes a reader waiting to
-//! fail on cue. `TELEMETRY_QUIET=1` prints nothing it receives, and `TELEMETRY_EVENTS=SHUTDOWN`
+//! fail on cue. `TELEMETRY_QUIET=1` prints (and parses) nothing it receives, and `TELEMETRY_EVENTS=SHUTDOWN`
 //! registers for `SHUTDOWN` only, so that it costs an invocation nothing but its subscription
 //! (the benchmark's subscriber).
 
@@ -42,12 +42,14 @@ async fn call(
     Ok((parts.status.as_u16(), parts.headers, body))
 }
 
-/// Prints `event`, unless it is the echo of its own printing (or the extension is quiet).
-fn print(event: &Value) {
+/// `TELEMETRY_QUIET=1`: what arrives is read and not even parsed.
+fn quiet() -> bool {
     static QUIET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *QUIET.get_or_init(|| std::env::var("TELEMETRY_QUIET").is_ok_and(|v| v == "1")) {
-        return;
-    }
+    *QUIET.get_or_init(|| std::env::var("TELEMETRY_QUIET").is_ok_and(|v| v == "1"))
+}
+
+/// Prints `event`, unless it is the echo of its own printing.
+fn print(event: &Value) {
     let echo = event["type"] == "extension"
         && event["record"]
             .as_str()
@@ -65,8 +67,10 @@ async fn receive(req: http::Request<Incoming>) -> Result<http::Response<Full<Byt
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let events: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
-    events.iter().for_each(print);
+    if !quiet() {
+        let events: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
+        events.iter().for_each(print);
+    }
     Ok(http::Response::new(Full::new(Bytes::new())))
 }
 
@@ -75,6 +79,9 @@ async fn receive_lines(stream: tokio::net::TcpStream) {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        if quiet() {
+            continue;
+        }
         match serde_json::from_str::<Value>(&line) {
             Ok(event) => print(&event),
             Err(err) => println!("TELEMETRY-BAD-LINE {err}: {line}"),
