@@ -829,8 +829,12 @@ pub async fn activate(
                     report.say(format!("{name} is ready"));
                 }
                 Err(e) => {
+                    let e = match elsewhere(config, &linked) {
+                        Some(hint) => format!("{e}\n{hint}"),
+                        None => e.to_string(),
+                    };
                     emulator.set_state(name, State::Failed);
-                    tell(&emulator, name, BuildState::Failed(&e.to_string()));
+                    tell(&emulator, name, BuildState::Failed(&e));
                     report.say(format!(
                         "{e}\n{name} is Failed: invocations get 409 ResourceConflictException \
                          until a build passes (`up --watch` rebuilds on change)"
@@ -839,6 +843,22 @@ pub async fn activate(
             }
         }
     }
+}
+
+/// When `config`'s bootstrap is missing but the build linked an executable of that name
+/// elsewhere (`CARGO_TARGET_DIR` or cargo's `build.target-dir` moves cargo's output), says where.
+fn elsewhere(config: &FunctionConfig, linked: &[PathBuf]) -> Option<String> {
+    let bootstrap = Path::new(config.command.first()?);
+    if bootstrap.exists() {
+        return None;
+    }
+    let name = bootstrap.file_name()?;
+    let found = linked.iter().find(|l| l.file_name() == Some(name))?;
+    Some(format!(
+        "cargo linked it at {} instead: CARGO_TARGET_DIR (or cargo's build.target-dir) moves \
+         cargo's output; unset it for `up`, or point bootstrap there",
+        found.display()
+    ))
 }
 
 /// No two endpoints on one port, and none on the Invoke API's.
@@ -987,6 +1007,27 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bootstrap_cargo_linked_elsewhere_is_named() {
+        let linked = [PathBuf::from("/elsewhere/local/echo")];
+        let missing = FunctionConfig::new("echo", vec!["/app/target/local/echo".into()]);
+        let hint = elsewhere(&missing, &linked).unwrap_or_default();
+        assert!(hint.contains("/elsewhere/local/echo"), "{hint}");
+        assert!(hint.contains("CARGO_TARGET_DIR"), "{hint}");
+        let other = FunctionConfig::new("web", vec!["/app/target/local/web".into()]);
+        assert_eq!(
+            elsewhere(&other, &linked),
+            None,
+            "no executable of that name"
+        );
+        let present = FunctionConfig::new("sh", vec!["/bin/sh".into()]);
+        assert_eq!(
+            elsewhere(&present, &[PathBuf::from("/x/sh")]),
+            None,
+            "it is there"
+        );
+    }
 
     #[test]
     fn aws_addresses_of_local_endpoints_become_local_urls() {
