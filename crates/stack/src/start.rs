@@ -822,19 +822,33 @@ pub async fn activate(
                     reason: e.to_string(),
                 }),
             };
-            match ready {
-                Ok(()) => {
+            // Cargo linked the bootstrap under another target dir (`CARGO_TARGET_DIR`, cargo's
+            // `build.target-dir`): that is the executable the build made, served from there.
+            let moved = match &ready {
+                Err(_) if built.is_ok() => relocated(config, &linked)
+                    .filter(|moved| check_executable(&stack, moved).is_ok())
+                    .filter(|moved| emulator.reconfigure(moved.clone()).is_ok()),
+                _ => None,
+            };
+            match (ready, moved) {
+                (_, Some(moved)) => {
+                    emulator.set_state(name, State::Active);
+                    tell(&emulator, name, BuildState::Built);
+                    report.say(format!(
+                        "{name} is ready: cargo linked it under another target dir \
+                         (CARGO_TARGET_DIR or cargo's build.target-dir): {} is served",
+                        Path::new(moved.command.first().map_or("".as_ref(), |c| c.as_os_str()))
+                            .display()
+                    ));
+                }
+                (Ok(()), None) => {
                     emulator.set_state(name, State::Active);
                     tell(&emulator, name, BuildState::Built);
                     report.say(format!("{name} is ready"));
                 }
-                Err(e) => {
-                    let e = match elsewhere(config, &linked) {
-                        Some(hint) => format!("{e}\n{hint}"),
-                        None => e.to_string(),
-                    };
+                (Err(e), None) => {
                     emulator.set_state(name, State::Failed);
-                    tell(&emulator, name, BuildState::Failed(&e));
+                    tell(&emulator, name, BuildState::Failed(&e.to_string()));
                     report.say(format!(
                         "{e}\n{name} is Failed: invocations get 409 ResourceConflictException \
                          until a build passes (`up --watch` rebuilds on change)"
@@ -845,20 +859,32 @@ pub async fn activate(
     }
 }
 
-/// When `config`'s bootstrap is missing but the build linked an executable of that name
-/// elsewhere (`CARGO_TARGET_DIR` or cargo's `build.target-dir` moves cargo's output), says where.
-fn elsewhere(config: &FunctionConfig, linked: &[PathBuf]) -> Option<String> {
-    let bootstrap = Path::new(config.command.first()?);
-    if bootstrap.exists() {
-        return None;
+/// When `config`'s bootstrap or extensions are missing but the build linked executables of
+/// their names elsewhere (`CARGO_TARGET_DIR` or cargo's `build.target-dir` moves cargo's
+/// output): `config` with those executables in their place.
+fn relocated(config: &FunctionConfig, linked: &[PathBuf]) -> Option<FunctionConfig> {
+    let found = |path: &Path| -> Option<PathBuf> {
+        if path.exists() {
+            return None;
+        }
+        let name = path.file_name()?;
+        linked.iter().find(|l| l.file_name() == Some(name)).cloned()
+    };
+    let mut moved = config.clone();
+    let mut any = false;
+    if let Some(bootstrap) = moved.command.first_mut()
+        && let Some(path) = found(Path::new(bootstrap))
+    {
+        *bootstrap = path.into_os_string();
+        any = true;
     }
-    let name = bootstrap.file_name()?;
-    let found = linked.iter().find(|l| l.file_name() == Some(name))?;
-    Some(format!(
-        "cargo linked it at {} instead: CARGO_TARGET_DIR (or cargo's build.target-dir) moves \
-         cargo's output; unset it for `up`, or point bootstrap there",
-        found.display()
-    ))
+    for extension in &mut moved.extensions {
+        if let Some(path) = found(extension) {
+            *extension = path;
+            any = true;
+        }
+    }
+    any.then_some(moved)
 }
 
 /// No two endpoints on one port, and none on the Invoke API's.
@@ -1009,23 +1035,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bootstrap_cargo_linked_elsewhere_is_named() {
+    fn a_bootstrap_cargo_linked_elsewhere_is_served_from_there() {
         let linked = [PathBuf::from("/elsewhere/local/echo")];
         let missing = FunctionConfig::new("echo", vec!["/app/target/local/echo".into()]);
-        let hint = elsewhere(&missing, &linked).unwrap_or_default();
-        assert!(hint.contains("/elsewhere/local/echo"), "{hint}");
-        assert!(hint.contains("CARGO_TARGET_DIR"), "{hint}");
+        let moved = relocated(&missing, &linked).map(|c| c.command);
+        assert_eq!(moved, Some(vec!["/elsewhere/local/echo".into()]));
         let other = FunctionConfig::new("web", vec!["/app/target/local/web".into()]);
-        assert_eq!(
-            elsewhere(&other, &linked),
-            None,
+        assert!(
+            relocated(&other, &linked).is_none(),
             "no executable of that name"
         );
         let present = FunctionConfig::new("sh", vec!["/bin/sh".into()]);
-        assert_eq!(
-            elsewhere(&present, &[PathBuf::from("/x/sh")]),
-            None,
+        assert!(
+            relocated(&present, &[PathBuf::from("/x/sh")]).is_none(),
             "it is there"
+        );
+        // An extension built beside it moves too.
+        let mut adapted = FunctionConfig::new("web", vec!["/bin/sh".into()]);
+        adapted.extensions = vec!["/app/target/local/coldstart-adapter".into()];
+        let linked = [PathBuf::from("/elsewhere/local/coldstart-adapter")];
+        let moved = relocated(&adapted, &linked).map(|c| (c.command, c.extensions));
+        assert_eq!(
+            moved,
+            Some((
+                vec!["/bin/sh".into()],
+                vec![PathBuf::from("/elsewhere/local/coldstart-adapter")]
+            ))
         );
     }
 
