@@ -12,7 +12,7 @@ use bytes::Bytes;
 use coldstart_runtime::{ClientContext, CognitoIdentity, Context, Diagnostic, ResponseStream};
 use http::{HeaderName, HeaderValue, Request, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::Mutex;
@@ -102,13 +102,35 @@ impl Forwarder {
                 stream.set_content_type(content_type)?;
             }
         } else {
-            stream
-                .http(response::prelude(parts.status, &parts.headers))
-                .await?;
+            let prelude = response::prelude(parts.status, &parts.headers);
+            // The body's first bytes, when the app sent them with its head, go with the prelude:
+            // one write, not two. Otherwise the prelude goes now, as the stream's start.
+            let ready = {
+                // Polled once, without waiting: a pending frame is polled again below.
+                let mut next = std::pin::pin!(body.frame());
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                next.as_mut().poll(&mut cx)
+            };
+            match ready {
+                std::task::Poll::Ready(Some(frame)) => {
+                    let frame = frame.map_err(|e| unreachable_app(&e))?;
+                    let first = frame.into_data().unwrap_or_default();
+                    if body.is_end_stream() {
+                        stream.http(prelude).await?;
+                        return Ok(stream.finish(first).await?);
+                    }
+                    stream.http_with(prelude, first).await?;
+                }
+                _ => stream.http(prelude).await?,
+            }
         }
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| unreachable_app(&e))?;
             if let Ok(data) = frame.into_data() {
+                // The last bytes and the stream's end leave together.
+                if body.is_end_stream() {
+                    return Ok(stream.finish(data).await?);
+                }
                 stream.write(data).await?;
             }
         }

@@ -1053,6 +1053,39 @@ mod tests {
         assert_eq!(posts[0].body, expected);
     }
 
+    #[tokio::test]
+    async fn a_prelude_with_the_first_bytes_and_a_finishing_chunk_make_the_same_stream() {
+        let script = Arc::new(Script::default().next(invocation("h2", &[]), "{}"));
+        let addr = script.clone().serve(true).await;
+        let runtime = connect(addr).await;
+        let result = bounded(runtime.run_streaming(
+            |_event: serde_json::Value, _ctx: Context, mut stream: ResponseStream| async move {
+                let prelude = HttpPrelude::new(202).header("content-type", "text/plain");
+                stream.http_with(prelude, &b"bo"[..]).await?;
+                stream.write(&b"d"[..]).await?;
+                stream.finish(&b"y"[..]).await?;
+                Ok::<_, BoxError>(())
+            },
+        ))
+        .await;
+
+        assert!(
+            matches!(result, Err(Error::RuntimeApi { .. })),
+            "{result:?}"
+        );
+        let posts = script.posts();
+        assert_eq!(posts.len(), 1, "{posts:?}");
+        assert_eq!(
+            header(&posts[0], &CONTENT_TYPE),
+            Some("application/vnd.awslambda.http-integration-response")
+        );
+        let mut expected =
+            br#"{"statusCode":202,"headers":{"content-type":"text/plain"},"cookies":[]}"#.to_vec();
+        expected.extend_from_slice(&[0; 8]);
+        expected.extend_from_slice(b"body");
+        assert_eq!(posts[0].body, expected);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn streaming_failures_end_in_trailers_or_go_to_error() {
         let script = Arc::new(

@@ -132,6 +132,46 @@ impl ResponseStream {
         self.write(prelude.to_bytes()).await
     }
 
+    /// [`http`](Self::http) with the body's first bytes in the same chunk: when they are at
+    /// hand already, the prelude and they leave in one write instead of two (the platform reads
+    /// the prelude up to its delimiter, not by chunks).
+    pub async fn http_with(
+        &mut self,
+        prelude: HttpPrelude,
+        first: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        if self.head.is_none() {
+            return Err(Error::StreamStarted);
+        }
+        self.content_type = HTTP_INTEGRATION_CONTENT_TYPE;
+        let first = first.into();
+        let prelude = prelude.to_bytes();
+        let mut chunk = BytesMut::with_capacity(prelude.len() + first.len());
+        chunk.extend_from_slice(&prelude);
+        chunk.extend_from_slice(&first);
+        self.write(chunk.freeze()).await
+    }
+
+    /// Sends the last chunk and ends the stream, without waiting for hyper to take the chunk:
+    /// it and the stream's end can leave in one write. Fails as [`write`](Self::write) does.
+    pub async fn finish(mut self, last: impl Into<Bytes>) -> Result<(), Error> {
+        let last = last.into();
+        if let Some(head) = self.head.take() {
+            head.send(Head {
+                content_type: self.content_type.clone(),
+                written: true,
+            })
+            .map_err(|_| Error::StreamClosed)?;
+        }
+        if last.is_empty() {
+            return Ok(());
+        }
+        self.frames
+            .send(Frame::data(last))
+            .await
+            .map_err(|_| Error::StreamClosed)
+    }
+
     /// Sends one chunk now: when this returns, hyper has taken it and is writing it to the
     /// socket. Fails with [`Error::StreamClosed`] when the Runtime API stopped reading the
     /// response (or the invocation is over).
