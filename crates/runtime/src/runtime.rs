@@ -1011,12 +1011,36 @@ mod tests {
         assert_eq!(header(streamed, &runtime::INVOCATION_ID), Some("inv-s1"));
     }
 
-    #[tokio::test]
-    async fn http_integration_stream_starts_with_the_prelude() {
-        let script = Arc::new(Script::default().next(invocation("h1", &[]), "{}"));
+    /// The one POST a streaming `handler` makes for the invocation `id` (the script has no
+    /// other, so the loop then ends with a Runtime API error).
+    async fn one_streamed_post<F, Fut>(id: &str, handler: F) -> Posted
+    where
+        F: FnMut(serde_json::Value, Context, ResponseStream) -> Fut,
+        Fut: Future<Output = Result<(), BoxError>>,
+    {
+        let script = Arc::new(Script::default().next(invocation(id, &[]), "{}"));
         let addr = script.clone().serve(true).await;
         let runtime = connect(addr).await;
-        let result = bounded(runtime.run_streaming(
+        let result = bounded(runtime.run_streaming(handler)).await;
+        assert!(
+            matches!(result, Err(Error::RuntimeApi { .. })),
+            "{result:?}"
+        );
+        let mut posts = script.posts();
+        assert_eq!(posts.len(), 1, "{posts:?}");
+        let post = posts.remove(0);
+        assert_eq!(post.path, runtime::response_path(id));
+        assert_eq!(
+            header(&post, &CONTENT_TYPE),
+            Some("application/vnd.awslambda.http-integration-response")
+        );
+        post
+    }
+
+    #[tokio::test]
+    async fn http_integration_stream_starts_with_the_prelude() {
+        let post = one_streamed_post(
+            "h1",
             |_event: serde_json::Value, _ctx: Context, mut stream: ResponseStream| async move {
                 let prelude = HttpPrelude::new(201)
                     .header("content-type", "text/plain")
@@ -1031,34 +1055,20 @@ mod tests {
                 stream.write(&b"body"[..]).await?;
                 Ok::<_, BoxError>(())
             },
-        ))
+        )
         .await;
-
-        assert!(
-            matches!(result, Err(Error::RuntimeApi { .. })),
-            "{result:?}"
-        );
-        let posts = script.posts();
-        assert_eq!(posts.len(), 1, "{posts:?}");
-        assert_eq!(posts[0].path, runtime::response_path("h1"));
-        assert_eq!(
-            header(&posts[0], &CONTENT_TYPE),
-            Some("application/vnd.awslambda.http-integration-response")
-        );
         let mut expected =
             br#"{"statusCode":201,"headers":{"content-type":"text/plain"},"cookies":["a=b; Path=/"]}"#
                 .to_vec();
         expected.extend_from_slice(&[0; 8]);
         expected.extend_from_slice(b"body");
-        assert_eq!(posts[0].body, expected);
+        assert_eq!(post.body, expected);
     }
 
     #[tokio::test]
     async fn a_prelude_with_the_first_bytes_and_a_finishing_chunk_make_the_same_stream() {
-        let script = Arc::new(Script::default().next(invocation("h2", &[]), "{}"));
-        let addr = script.clone().serve(true).await;
-        let runtime = connect(addr).await;
-        let result = bounded(runtime.run_streaming(
+        let post = one_streamed_post(
+            "h2",
             |_event: serde_json::Value, _ctx: Context, mut stream: ResponseStream| async move {
                 let prelude = HttpPrelude::new(202).header("content-type", "text/plain");
                 stream.http_with(prelude, &b"bo"[..]).await?;
@@ -1066,24 +1076,13 @@ mod tests {
                 stream.finish(&b"y"[..]).await?;
                 Ok::<_, BoxError>(())
             },
-        ))
+        )
         .await;
-
-        assert!(
-            matches!(result, Err(Error::RuntimeApi { .. })),
-            "{result:?}"
-        );
-        let posts = script.posts();
-        assert_eq!(posts.len(), 1, "{posts:?}");
-        assert_eq!(
-            header(&posts[0], &CONTENT_TYPE),
-            Some("application/vnd.awslambda.http-integration-response")
-        );
         let mut expected =
             br#"{"statusCode":202,"headers":{"content-type":"text/plain"},"cookies":[]}"#.to_vec();
         expected.extend_from_slice(&[0; 8]);
         expected.extend_from_slice(b"body");
-        assert_eq!(posts[0].body, expected);
+        assert_eq!(post.body, expected);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
