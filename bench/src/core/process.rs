@@ -276,10 +276,20 @@ pub fn reset_peak_resident(pid: u32) -> anyhow::Result<()> {
 
 /// A process's parent and group (`PID (COMM) STATE PPID PGRP ...`, counted from the last `)`).
 fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
+    stat(pid).map(|(_, parent, group)| (parent, group))
+}
+
+/// `pid`'s state letter (`R`, `S`, `Z`, ...), parent and process group, from /proc/PID/stat.
+fn stat(pid: u32) -> Option<(String, u32, u32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace().skip(1);
-    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.to_owned();
+    Some((
+        state,
+        fields.next()?.parse().ok()?,
+        fields.next()?.parse().ok()?,
+    ))
 }
 
 /// The processes that descend from `root` (not `root` itself).
@@ -341,18 +351,7 @@ fn group_alive(group: u32) -> bool {
         .flatten()
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .any(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                return false;
-            };
-            let mut fields = rest.split_whitespace();
-            let state = fields.next();
-            let pgid = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
-            pgid == Some(group) && state != Some("Z")
-        })
+        .any(|pid| stat(pid).is_some_and(|(state, _, pgid)| pgid == group && state != "Z"))
 }
 
 /// SIGKILLs each of `groups` that still exists; returns how many did.

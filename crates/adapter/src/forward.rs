@@ -115,10 +115,6 @@ impl Forwarder {
                 std::task::Poll::Ready(Some(frame)) => {
                     let frame = frame.map_err(|e| unreachable_app(&e))?;
                     let first = frame.into_data().unwrap_or_default();
-                    if body.is_end_stream() {
-                        stream.http(prelude).await?;
-                        return Ok(stream.finish(first).await?);
-                    }
                     stream.http_with(prelude, first).await?;
                 }
                 _ => stream.http(prelude).await?,

@@ -132,17 +132,12 @@ pub struct Summary {
 }
 
 impl Invocation {
-    /// Its summary, secrets hidden.
+    /// Its summary with the previews as kept (whole, secrets not hidden yet): what a live
+    /// update carries, made into a row by [`Summary::shown`] in the subscriber's task.
     fn summary(&self) -> Summary {
         Summary {
-            payload: self
-                .payload
-                .as_deref()
-                .map(|p| summary_preview(&secrets::redact_json(p))),
-            answer: self
-                .answer
-                .as_deref()
-                .map(|a| summary_preview(&secrets::redact_json(a))),
+            payload: self.payload.clone(),
+            answer: self.answer.clone(),
             request_id: self.request_id.clone(),
             function: self.function.clone(),
             started_at: self.started_at.clone(),
@@ -152,6 +147,22 @@ impl Invocation {
             memory_size_mb: self.memory_size_mb,
             max_memory_used_mb: self.max_memory_used_mb,
             init_duration_ms: self.init_duration_ms,
+        }
+    }
+}
+
+impl Summary {
+    /// As a row shows it: the previews' secrets hidden, then cut to [`SUMMARY_PREVIEW`].
+    fn shown(&self) -> Summary {
+        let row = |preview: &Option<String>| {
+            preview
+                .as_deref()
+                .map(|p| summary_preview(&secrets::redact_json(p)))
+        };
+        Summary {
+            payload: row(&self.payload),
+            answer: row(&self.answer),
+            ..self.clone()
         }
     }
 }
@@ -193,7 +204,8 @@ pub struct ApiRequest {
 /// own task, off the invocation path.
 #[derive(Debug, Clone)]
 pub enum Update {
-    /// An invocation started or ended (SSE event `invocation`).
+    /// An invocation started or ended (SSE event `invocation`): its summary with the previews
+    /// whole and secrets not hidden yet; [`Update::json`] hides them and cuts the previews.
     Invocation(Arc<Summary>),
     /// A log line (SSE event `log`).
     Log(Arc<LogLine>),
@@ -217,7 +229,7 @@ impl Update {
     /// The JSON data.
     pub fn json(&self) -> String {
         match self {
-            Self::Invocation(summary) => serde_json::to_string(&**summary),
+            Self::Invocation(summary) => serde_json::to_string(&summary.shown()),
             Self::Log(line) => serde_json::to_string(&**line),
             Self::Build(build) => serde_json::to_string(&**build),
             Self::ApiRequest(request) => serde_json::to_string(&**request),
@@ -817,7 +829,7 @@ mod tests {
             "{payload}"
         );
         assert_eq!(i.answer.as_deref(), Some("{}"));
-        let row = i.summary().payload.unwrap_or_default();
+        let row = i.summary().shown().payload.unwrap_or_default();
         assert_eq!(row.chars().count(), SUMMARY_PREVIEW + 1, "{row}");
         assert!(row.ends_with('…'));
 

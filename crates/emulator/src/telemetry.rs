@@ -1215,10 +1215,22 @@ mod tests {
         telemetry.subscribe("id", "ext", small);
         let text = |n: usize| format!("{n}{}", "x".repeat(80));
         line(&telemetry, &text(1));
-        // The delivery task takes the first line and waits for the batch to fill.
-        for _ in 0..10 {
+        // The delivery task takes the first line and waits for the batch to fill: it says how
+        // much more it wants (bounded: the task runs whenever this one yields).
+        let gathering = || {
+            telemetry.lock().subscriptions[0]
+                .counters
+                .wanted_bytes
+                .load(Ordering::Acquire)
+                != u64::MAX
+        };
+        for _ in 0..1000 {
+            if gathering() {
+                break;
+            }
             tokio::task::yield_now().await;
         }
+        assert!(gathering(), "the delivery task never waited for more");
         line(&telemetry, &text(2));
         let batch = next_batch(&mut batches).await;
         let lines: Vec<&str> = batch.iter().filter_map(|e| e["record"].as_str()).collect();
