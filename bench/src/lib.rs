@@ -49,13 +49,15 @@ pub enum Scenario {
     Concurrent,
     /// Messages per second through one SQS mapping (echo, moto's server), beside its ceiling.
     Sqs,
+    /// A fresh clone of this repository's HEAD, from `git clone` until every example serves
+    Fresh,
     /// Every scenario above, in that order.
     All,
 }
 
 impl Scenario {
     /// Every scenario `All` stands for.
-    pub const EACH: [Self; 12] = [
+    pub const EACH: [Self; 13] = [
         Self::Invoke,
         Self::Url,
         Self::Up,
@@ -68,6 +70,7 @@ impl Scenario {
         Self::Dashboard,
         Self::Concurrent,
         Self::Sqs,
+        Self::Fresh,
     ];
 
     fn run(self, cx: &Context) -> anyhow::Result<core::report::Report> {
@@ -84,6 +87,7 @@ impl Scenario {
             Self::Dashboard => scenarios::dashboard::run(cx),
             Self::Concurrent => scenarios::concurrent::run(cx),
             Self::Sqs => scenarios::sqs::run(cx),
+            Self::Fresh => scenarios::fresh::run(cx),
             Self::All => anyhow::bail!("`all` is not one scenario"),
         }
     }

@@ -61,9 +61,11 @@ impl Output for ReadyJson {
         line.starts_with("{\"").then(|| parse_ready(line)).flatten()
     }
     fn keep(&self, line: &str) -> bool {
-        ["WARN", "ERROR", "panicked", READY_IN]
-            .iter()
-            .any(|word| line.contains(word))
+        // `error` opens cargo's messages when coldstart is run through `cargo run`.
+        line.starts_with("error")
+            || ["WARN", "ERROR", "panicked", READY_IN]
+                .iter()
+                .any(|word| line.contains(word))
     }
 }
 
@@ -129,7 +131,13 @@ impl Coldstart {
     }
 
     fn start(name: &str, command: Command) -> anyhow::Result<Self> {
-        let (server, endpoints, ready_at) = Server::start(name, command, ReadyJson, READY_LIMIT)?;
+        Self::start_with(name, command, READY_LIMIT)
+    }
+
+    /// `command`, which runs coldstart with `--ready-json` (`cargo run -- up ...`), given `limit`
+    /// to print its ready line (a build included).
+    pub fn start_with(name: &str, command: Command, limit: Duration) -> anyhow::Result<Self> {
+        let (server, endpoints, ready_at) = Server::start(name, command, ReadyJson, limit)?;
         Ok(Self {
             server,
             endpoints,

@@ -14,12 +14,14 @@
 //! - [`dashboard`]: warm-invoke throughput with the live dashboard open and streaming.
 //! - [`concurrent`]: one multi-concurrent environment (8 at once) against eight single ones.
 //! - [`sqs`]: messages per second through one SQS mapping, beside the queue server's ceiling.
+//! - [`fresh`]: a fresh clone of this repository to every example function serving.
 
 use tokio::runtime::Runtime;
 
 pub mod adapter;
 pub mod concurrent;
 pub mod dashboard;
+pub mod fresh;
 pub mod harness;
 pub mod invoke;
 pub mod managed;

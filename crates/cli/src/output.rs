@@ -11,20 +11,31 @@ const GATHER: Duration = Duration::from_millis(2);
 
 use coldstart_emulator::LogSink;
 
-/// Installs the `tracing` subscriber: `COLDSTART_LOG` sets the filter (default: `info` for
-/// coldstart, `warn` for the rest).
+/// Installs the `tracing` subscriber: `COLDSTART_LOG` sets the filter (`LEVEL` and
+/// `TARGET=LEVEL` directives, comma-separated; default: `info` for coldstart, `warn` for the
+/// rest; a value that does not parse keeps the default).
 pub(crate) fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("COLDSTART_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(
-                "warn,coldstart=info,coldstart_emulator=info,coldstart_websocket=info",
-            )
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = std::env::var("COLDSTART_LOG")
+        .ok()
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(|| {
+            ["coldstart", "coldstart_emulator", "coldstart_websocket"]
+                .into_iter()
+                .fold(
+                    Targets::new().with_default(LevelFilter::WARN),
+                    |t, crate_name| t.with_target(crate_name, LevelFilter::INFO),
+                )
         });
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
+        .finish()
+        .with(filter)
         .init();
 }
 
