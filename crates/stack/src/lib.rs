@@ -68,6 +68,7 @@ mod report;
 pub mod samples;
 mod schedule_table;
 pub mod schedules;
+mod sdk_http;
 mod sqs;
 mod start;
 mod tables;

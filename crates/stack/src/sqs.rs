@@ -83,7 +83,7 @@ pub(crate) fn client(endpoint: &str, region: &str) -> Client {
         .region(Region::new(region.to_owned()))
         .credentials_provider(credentials)
         .endpoint_url(endpoint.trim_end_matches('/'))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .http_client(crate::sdk_http::LocalHttp::default())
         .build();
     Client::from_conf(config)
 }
