@@ -112,7 +112,8 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
         &["s"],
     )
     .about("a function answers once its build is done: 409 (Pending) before; the Invoke API is asked every 100 ms")
-    .about("`bash` (a shell script) needs no build: it answers as soon as coldstart serves");
+    .about("`bash` (a shell script) needs no build: it answers as soon as coldstart serves")
+    .about("cargo fetch downloads nothing when the machine's cargo cache has every crate");
     let secs = |d: Duration| format!("{:.1}", d.as_secs_f64());
     table.row("git clone done", vec![secs(cloned)]);
     table.row(
