@@ -116,14 +116,8 @@ pub fn run(cx: &Context) -> anyhow::Result<Report> {
     .about("cargo fetch downloads nothing when the machine's cargo cache has every crate");
     let secs = |d: Duration| format!("{:.1}", d.as_secs_f64());
     table.row("git clone done", vec![secs(cloned)]);
-    table.row(
-        "cargo fetch done (crates cached: nothing to download)",
-        vec![secs(fetched)],
-    );
-    table.row(
-        "coldstart built and serving (--ready-json line)",
-        vec![secs(serving)],
-    );
+    table.row("cargo fetch done", vec![secs(fetched)]);
+    table.row("coldstart built, serving (ready line)", vec![secs(serving)]);
     for (name, at) in &answered {
         table.row(format!("{name} answers"), vec![secs(*at)]);
     }
