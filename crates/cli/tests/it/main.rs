@@ -1703,3 +1703,45 @@ fn run_with_max_concurrency_8_answers_8_parallel_callers_from_one_environment() 
         "the eight ran one after another: {begins:?} {ends:?}"
     );
 }
+
+/// `run --ready-json` under `COLDSTART_LOG=filter` (unset with `None`), stopped with SIGTERM once
+/// ready: what it said on standard error.
+fn stderr_under(filter: Option<&str>) -> String {
+    let echo = repo("crates/testkit/fixtures/event-echo.sh");
+    let mut command = coldstart();
+    command
+        .args(["run", "--ready-json", "--listen", "127.0.0.1:0", "--"])
+        .arg(&echo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    match filter {
+        Some(filter) => command.env("COLDSTART_LOG", filter),
+        None => command.env_remove("COLDSTART_LOG"),
+    };
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("{e}"));
+    let stdout = lines(child.stdout.take());
+    let stderr = lines(child.stderr.take());
+    stdout
+        .recv_timeout(PATIENCE)
+        .unwrap_or_else(|e| panic!("no ready line: {e}"));
+    let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(0));
+    stderr.iter().collect::<Vec<_>>().join("\n")
+}
+
+/// `COLDSTART_LOG` sets what coldstart says: its own `info` lines by default, none under `warn`,
+/// back under a `TARGET=LEVEL` pair for coldstart's crate, and the default for a value that does
+/// not parse.
+#[test]
+fn coldstart_log_filters_what_coldstart_says_on_stderr() {
+    let said = |filter| stderr_under(filter).contains("shutting down");
+    assert!(said(None), "the default shows coldstart's info lines");
+    assert!(!said(Some("warn")), "warn hides them");
+    assert!(said(Some("warn,coldstart=info")), "a target's own level");
+    assert!(
+        said(Some("=nonsense=")),
+        "a filter that does not parse keeps the default"
+    );
+}
