@@ -38,6 +38,7 @@
 //! - [`schedules`]: fires a running stack's schedules on time, or now ([`Schedules::fire`]).
 //! - [`input_transform`]: a rule target's `InputPath` and `InputTransformer`.
 //! - `sqs`: queues created on `--sqs-endpoint`, and the SQS event source mappings' pollers.
+//! - [`sdk_http`]: the AWS SDK clients' HTTP/1.1 connector for local, plain-HTTP services.
 //! - `start`: binds, wires local endpoints and serves: [`start()`] → [`Running`].
 //! - `async_store`: the SQLite file where a stop keeps queued `Event` invocations for the next
 //!   start ([`StartOptions::async_store`]).
@@ -68,7 +69,7 @@ mod report;
 pub mod samples;
 mod schedule_table;
 pub mod schedules;
-mod sdk_http;
+pub mod sdk_http;
 mod sqs;
 mod start;
 mod tables;

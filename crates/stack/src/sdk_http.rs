@@ -1,7 +1,8 @@
 //! The AWS SDK's HTTP client for the local services coldstart talks to (the queue server of
-//! `--sqs-endpoint`): plain HTTP/1.1 over hyper's client connections, kept alive and reused,
-//! with the SDK's connect timeout. The SDK's own client brings TLS, HTTP/2 and a connection
-//! pool coldstart does not use for a loopback server, and about a tenth of a fresh build's time.
+//! `--sqs-endpoint`; coldstart itself, for `coldstart-test`'s Lambda client): plain HTTP/1.1
+//! over hyper's client connections, kept alive and reused, with the SDK's connect timeout. The
+//! SDK's own client brings TLS, HTTP/2 and a connection pool that a loopback server does not
+//! need, and about a tenth of a fresh build's time.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,9 +26,10 @@ const IDLE: usize = 16;
 /// Senders of open connections that have no request in flight, by the server's authority.
 type Idle = Mutex<Vec<(Authority, SendRequest<SdkBody>)>>;
 
-/// The client: give it to a service's config (`.http_client(LocalHttp::default())`).
+/// The client: give it to a service's config (`.http_client(LocalHttp::default())`). Plain
+/// `http://` endpoints only: an `https://` one is an error of the SDK's `user` kind.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct LocalHttp {
+pub struct LocalHttp {
     idle: Arc<Idle>,
 }
 

@@ -589,7 +589,7 @@ pub fn sdk_client(addr: std::net::SocketAddr) -> aws_sdk_lambda::Client {
             "coldstart-test",
         ))
         .endpoint_url(format!("http://{addr}"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .http_client(coldstart_stack::sdk_http::LocalHttp::default())
         .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_lambda::Client::from_conf(config)
