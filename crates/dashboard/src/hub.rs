@@ -621,7 +621,7 @@ impl LogSink for Hub {
                     {
                         invocation.events.push(event.clone());
                     }
-                } else if event.kind().starts_with("platform.init")
+                } else if matches!(other, Record::InitRuntimeDone(_) | Record::InitReport(_))
                     && let Some(events) = store.init_events.get_mut(function)
                     && events.len() < MAX_INVOCATION_EVENTS
                 {

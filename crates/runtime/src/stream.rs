@@ -125,11 +125,7 @@ impl ResponseStream {
     /// The body follows with [`write`](Self::write). Must come before any write
     /// ([`Error::StreamStarted`] otherwise).
     pub async fn http(&mut self, prelude: HttpPrelude) -> Result<(), Error> {
-        if self.head.is_none() {
-            return Err(Error::StreamStarted);
-        }
-        self.content_type = HTTP_INTEGRATION_CONTENT_TYPE;
-        self.write(prelude.to_bytes()).await
+        self.http_with(prelude, Bytes::new()).await
     }
 
     /// [`http`](Self::http) with the body's first bytes in the same chunk: when they are at
@@ -146,6 +142,9 @@ impl ResponseStream {
         self.content_type = HTTP_INTEGRATION_CONTENT_TYPE;
         let first = first.into();
         let prelude = prelude.to_bytes();
+        if first.is_empty() {
+            return self.write(prelude).await;
+        }
         let mut chunk = BytesMut::with_capacity(prelude.len() + first.len());
         chunk.extend_from_slice(&prelude);
         chunk.extend_from_slice(&first);
@@ -156,13 +155,7 @@ impl ResponseStream {
     /// it and the stream's end can leave in one write. Fails as [`write`](Self::write) does.
     pub async fn finish(mut self, last: impl Into<Bytes>) -> Result<(), Error> {
         let last = last.into();
-        if let Some(head) = self.head.take() {
-            head.send(Head {
-                content_type: self.content_type.clone(),
-                written: true,
-            })
-            .map_err(|_| Error::StreamClosed)?;
-        }
+        self.start()?;
         if last.is_empty() {
             return Ok(());
         }
@@ -177,13 +170,7 @@ impl ResponseStream {
     /// response (or the invocation is over).
     pub async fn write(&mut self, chunk: impl Into<Bytes>) -> Result<(), Error> {
         let chunk = chunk.into();
-        if let Some(head) = self.head.take() {
-            let head_sent = head.send(Head {
-                content_type: self.content_type.clone(),
-                written: true,
-            });
-            head_sent.map_err(|_| Error::StreamClosed)?;
-        }
+        self.start()?;
         if chunk.is_empty() {
             // hyper would discard it; an empty first write still starts the stream.
             return Ok(());
@@ -196,6 +183,19 @@ impl ResponseStream {
         // dropped at once, it is only the signal.
         let permit = self.frames.reserve().await;
         permit.map(drop).map_err(|_| Error::StreamClosed)
+    }
+
+    /// Tells the loop, once, that the stream was written and its content type.
+    fn start(&mut self) -> Result<(), Error> {
+        match self.head.take() {
+            Some(head) => head
+                .send(Head {
+                    content_type: self.content_type.clone(),
+                    written: true,
+                })
+                .map_err(|_| Error::StreamClosed),
+            None => Ok(()),
+        }
     }
 }
 

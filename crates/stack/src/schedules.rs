@@ -184,18 +184,17 @@ impl Schedules {
         if sink.wants_records() {
             sink.record(
                 &spec.function,
-                &coldstart_emulator::notes::StreamEvent::note(serde_json::json!({
-                    "time": Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                    "type": SCHEDULE_EVENT,
-                    "record": {
+                &coldstart_emulator::notes::StreamEvent::note(coldstart_emulator::notes::event(
+                    SCHEDULE_EVENT,
+                    serde_json::json!({
                         "schedule": spec.name,
                         "arn": arn(spec, settings),
                         "expression": spec.expression.to_string(),
                         "scheduledTime": rfc3339(time),
                         "requestId": request_id,
                         "outcome": outcome,
-                    },
-                })),
+                    }),
+                )),
             );
         }
         let response = answer.map_err(|e| Error::Schedule {

@@ -383,17 +383,16 @@ impl Mapping {
         if self.sink.wants_records() {
             self.sink.record(
                 &self.spec.function,
-                &coldstart_emulator::notes::StreamEvent::note(json!({
-                    "time": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                    "type": SQS_EVENT,
-                    "record": {
+                &coldstart_emulator::notes::StreamEvent::note(coldstart_emulator::notes::event(
+                    SQS_EVENT,
+                    json!({
                         "queue": self.queue.arn,
                         "messageIds": ids,
                         "requestId": request_id,
                         "failed": failed,
                         "outcome": outcome,
-                    },
-                })),
+                    }),
+                )),
             );
         }
         if self.queue.arn.ends_with(".fifo") && !failed.is_empty() {
